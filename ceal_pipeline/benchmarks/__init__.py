@@ -1,0 +1,1 @@
+"""Benchmarks behind `ceal bench`: each returns one dict of measured figures."""

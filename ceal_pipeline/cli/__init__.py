@@ -1,0 +1,49 @@
+"""The `ceal` command line.
+
+Each subcommand lives in its own module exposing ``add_arguments(parser)`` and
+``run(args) -> int``; modules are imported lazily so that `ceal --help` and the
+light subcommands never pay for torch or mmdet3d imports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (command, module, help). `bench` and `benchmark` take a positional target.
+_SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("bench", "ceal_pipeline.cli.bench", "performance benchmarks that print one JSON line (sampling, mc, round)"),
+    ("inspect", "ceal_pipeline.cli.inspect", "summarise a frame source (aimotive, mmdet3d, synthetic) before wiring it in"),
+    ("benchmark", "ceal_pipeline.cli.benchmark", "MNIST / CIFAR-10 validation of CEAL against full-pool acquisition"),
+    ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ceal", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, module_name, help_text in _SUBCOMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:  # a subcommand still being built
+            if exc.name != module_name:
+                raise
+            p.set_defaults(_missing=module_name)
+            continue
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if getattr(args, "_missing", None):
+        print(f"ceal {args.command}: not available in this build ({args._missing} missing)", file=sys.stderr)
+        return 2
+    return int(args._run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

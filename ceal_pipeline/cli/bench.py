@@ -1,0 +1,41 @@
+"""`ceal bench {sampling,mc,round}`: performance benchmarks printing one JSON line.
+
+Each target lives in ``ceal_pipeline.benchmarks.<module>`` exposing
+``add_arguments(parser)`` and ``run(args) -> dict``; the dict is printed as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+_TARGETS: dict[str, tuple[str, str]] = {
+    "sampling": ("ceal_pipeline.benchmarks.sampling", "candidate-pool step at N frames vs numpy.random.choice"),
+    "mc": ("ceal_pipeline.benchmarks.mc_dropout", "MC-Dropout head-only vs full-network scoring"),
+    "round": ("ceal_pipeline.benchmarks.acquisition_round", "one CEAL round vs one full-pool rescoring round"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    targets = parser.add_subparsers(dest="target", required=True)
+    for name, (module_name, help_text) in _TARGETS.items():
+        p = targets.add_parser(name, help=help_text)
+        p.add_argument("--json", action="store_true", help="print only the JSON line (no progress bar)")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            p.set_defaults(_bench=None, _module=module_name)
+            continue
+        module.add_arguments(p)
+        p.set_defaults(_bench=module.run, _module=module_name)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args._bench is None:
+        raise SystemExit(f"ceal bench {args.target}: not available in this build ({args._module} missing)")
+    result = args._bench(args)
+    print(json.dumps(result, sort_keys=False))
+    return 0

@@ -1,0 +1,115 @@
+"""The frame record every source yields and every consumer reads.
+
+Boxes are always in the LiDAR (body) frame as ``x, y, z, l, w, h, yaw``:
+``(x, y, z)`` the centre of the box's *bottom face* in metres (mmdet3d's
+``LiDARInstance3DBoxes`` origin ``(0.5, 0.5, 0)``), ``l`` along the heading, ``w``
+across it, ``h`` up, ``yaw`` in radians about +z measured from +x. Sources convert
+their own conventions into this one, once; the detector uses it unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: What a frame id may look like: it becomes part of file names and export rows.
+FRAME_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+\-]{0,199}$")
+
+#: Detector classes, in label order, for every source (sources map onto these).
+DETECTION_CLASSES: tuple[str, ...] = ("car", "truck", "pedestrian", "cyclist")
+
+
+class InvalidFrameId(ValueError):
+    """A frame id that is not safe to use as data, file name or export row."""
+
+
+def validate_frame_id(frame_id: str) -> str:
+    """Return ``frame_id`` if it is a safe id, else raise :class:`InvalidFrameId`.
+
+    Ids are 1-200 characters of letters, digits and ``. _ : + -``, starting with a
+    letter or digit, so they can never escape a folder when used in a file name.
+    """
+    if not isinstance(frame_id, str) or not FRAME_ID_PATTERN.match(frame_id):
+        raise InvalidFrameId(
+            f"frame id {frame_id!r} is not valid: use 1-200 characters of letters, digits and '._:+-', "
+            "starting with a letter or digit (rename the frame in its source)"
+        )
+    return frame_id
+
+
+@dataclass(frozen=True)
+class LidarFormat:
+    """How to read a LiDAR file: ``kind`` is ``"bin"`` (float32 rows of
+    ``num_features`` values, mmdet3d style) or ``"laz"`` (laspy + lazrs)."""
+
+    kind: str = "bin"
+    num_features: int = 4
+    #: Columns kept for the detector: x, y, z, intensity.
+    use_dims: tuple[int, ...] = (0, 1, 2, 3)
+
+
+@dataclass(frozen=True)
+class CameraRecord:
+    """One camera image with its calibration.
+
+    ``cam2img`` is the 3x3 pinhole intrinsic matrix (pixels); ``lidar2cam`` the
+    4x4 rigid transform taking LiDAR-frame points into the camera frame
+    (x right, y down, z forward, metres).
+    """
+
+    name: str
+    path: str
+    cam2img: np.ndarray
+    lidar2cam: np.ndarray
+    width: int = 0
+    height: int = 0
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One driving frame as the pipeline knows it.
+
+    ``boxes`` is ``(n, 7)`` float32 in the LiDAR frame (see module docstring) and
+    ``labels`` ``(n,)`` int64 indices into ``class_names``; both are ``None`` for
+    an unlabeled frame. ``timestamp`` is in seconds.
+    """
+
+    frame_id: str
+    sequence_id: str
+    timestamp: float
+    lidar_path: str
+    lidar_format: LidarFormat = field(default_factory=LidarFormat)
+    cameras: tuple[CameraRecord, ...] = ()
+    boxes: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    class_names: tuple[str, ...] = DETECTION_CLASSES
+    source: str = "synthetic"
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        validate_frame_id(self.frame_id)
+        if (self.boxes is None) != (self.labels is None):
+            raise ValueError(f"frame {self.frame_id}: boxes and labels must both be given or both be None")
+        if self.boxes is not None:
+            if self.boxes.ndim != 2 or self.boxes.shape[1] != 7:
+                raise ValueError(
+                    f"frame {self.frame_id}: boxes must be (n, 7) x, y, z, l, w, h, yaw; got {self.boxes.shape}"
+                )
+            if len(self.labels) != len(self.boxes):
+                raise ValueError(f"frame {self.frame_id}: {len(self.boxes)} boxes but {len(self.labels)} labels")
+
+    @property
+    def is_labeled(self) -> bool:
+        return self.boxes is not None
+
+
+@dataclass(frozen=True)
+class QuarantinedFrame:
+    """A frame a source could not read, with the reason and the offending file."""
+
+    frame_id: str
+    reason: str
+    path: str = ""
+    source: str = ""
