@@ -56,7 +56,11 @@ class CameraRecord:
 
     ``cam2img`` is the 3x3 pinhole intrinsic matrix (pixels); ``lidar2cam`` the
     4x4 rigid transform taking LiDAR-frame points into the camera frame
-    (x right, y down, z forward, metres).
+    (x right, y down, z forward, metres). ``model`` names the lens model the
+    intrinsics belong to (``"pinhole"``, ``"opencv_pinhole"`` with
+    ``distortion = (k1, k2, p1, p2, k3)``, ``"mei"`` fisheye with
+    ``distortion = (xi, k1, k2, p1, p2)``): a consumer that projects with
+    ``cam2img`` alone is exact only for ``"pinhole"``.
     """
 
     name: str
@@ -65,6 +69,8 @@ class CameraRecord:
     lidar2cam: np.ndarray
     width: int = 0
     height: int = 0
+    model: str = "pinhole"
+    distortion: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)

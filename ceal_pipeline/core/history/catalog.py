@@ -1,0 +1,319 @@
+"""The frame catalog in the history: registration, labels and quarantine.
+
+Registration is idempotent: a frame already registered with the same attributes
+is skipped, so the ``frame_catalog`` asset can hand over the whole source every
+night and only new frames are added. The same id with different attributes is
+an error (two sources disagreeing about a frame is a data bug to look at, not to
+paper over). Labeling and quarantining take a frame out of the unlabeled pool;
+both are recorded as events with their round, and repeating them is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ceal_pipeline.core.history.connection import HistoryConnection, utc_now
+from ceal_pipeline.core.history.errors import FrameConflict, describe_frames
+from ceal_pipeline.core.history.staging import (
+    as_frame_id_array,
+    require_index,
+    require_present,
+    require_unique,
+    stage,
+    stage_known_frames,
+)
+from ceal_pipeline.frames.records import FRAME_ID_PATTERN, FrameRecord, InvalidFrameId, QuarantinedFrame
+
+_ATTRIBUTES = ("sequence_id", "timestamp_s", "lidar_path", "split", "source")
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """What :meth:`CatalogStore.register_frames` did: frames added and frames
+    that were already registered with identical attributes (skipped)."""
+
+    added: int
+    already_registered: int
+
+
+def _column(values: str | Sequence[str] | np.ndarray, n: int, name: str) -> np.ndarray:
+    """A per-frame string column from one shared value or one value per frame."""
+    if isinstance(values, str):
+        column = np.empty(n, dtype=object)
+        column[:] = values
+        return column
+    column = np.asarray(values, dtype=object)
+    if column.shape != (n,):
+        raise ValueError(f"registering frames: {name} must be one string or {n} strings, got shape {column.shape}")
+    return column
+
+
+class CatalogStore(HistoryConnection):
+    """Frames, labels and quarantine (mixed into :class:`AcquisitionHistory`)."""
+
+    def register_frames(self, records: Sequence[FrameRecord], *, label_round: int = 0) -> RegistrationResult:
+        """Register :class:`FrameRecord` s; frames that carry labels are also
+        recorded as labeled in ``label_round`` (source ``"catalog"``).
+
+        See :meth:`register_frame_arrays` for the rules.
+        """
+        records = list(records)
+        cameras: dict[str, np.ndarray] = {}
+        for i, record in enumerate(records):
+            for camera in record.cameras:
+                paths = cameras.setdefault(camera.name, np.full(len(records), None, dtype=object))
+                paths[i] = camera.path
+        result = self.register_frame_arrays(
+            frame_ids=[r.frame_id for r in records],
+            sequence_ids=[r.sequence_id for r in records],
+            timestamps=np.array([r.timestamp for r in records], dtype=np.float64),
+            lidar_paths=[r.lidar_path for r in records],
+            split=[r.split for r in records],
+            source=[r.source for r in records],
+            camera_paths=cameras,
+        )
+        labeled = [r.frame_id for r in records if r.is_labeled]
+        if labeled:
+            self.add_labels(labeled, round=label_round, source="catalog")
+        return result
+
+    def register_frame_arrays(
+        self,
+        frame_ids: Sequence[str] | np.ndarray,
+        sequence_ids: Sequence[str] | np.ndarray,
+        timestamps: Sequence[float] | np.ndarray,
+        lidar_paths: Sequence[str] | np.ndarray,
+        *,
+        split: str | Sequence[str] | np.ndarray = "train",
+        source: str | Sequence[str] | np.ndarray = "synthetic",
+        camera_paths: dict[str, Sequence[str | None] | np.ndarray] | None = None,
+    ) -> RegistrationResult:
+        """Register frames given as parallel arrays (the fast path for 10^7 frames).
+
+        Args:
+            frame_ids: unique ids, valid per ``frames.records.validate_frame_id``.
+            sequence_ids: the driving sequence of each frame.
+            timestamps: seconds, one per frame.
+            lidar_paths: the LiDAR file of each frame.
+            split, source: one string for all frames or one per frame.
+            camera_paths: camera name -> one path per frame (``None`` where a
+                frame lacks that camera).
+
+        Returns:
+            How many frames were added and how many were already registered
+            identically (those are skipped: registering twice is a no-op).
+
+        Raises:
+            InvalidFrameId, DuplicateFrames, FrameConflict: nothing is written.
+        """
+        ids = as_frame_id_array(frame_ids, "registering frames")
+        n = len(ids)
+        columns = {
+            "frame_id": ids,
+            "sequence_id": _column(sequence_ids, n, "sequence_ids"),
+            "timestamp_s": np.asarray(timestamps, dtype=np.float64),
+            "lidar_path": _column(lidar_paths, n, "lidar_paths"),
+            "split": _column(split, n, "split"),
+            "source": _column(source, n, "source"),
+        }
+        if columns["timestamp_s"].shape != (n,):
+            raise ValueError(f"registering frames: expected {n} timestamps, got shape {columns['timestamp_s'].shape}")
+        cameras = {name: _column(paths, n, f"camera_paths[{name!r}]") for name, paths in (camera_paths or {}).items()}
+        if n == 0:
+            return RegistrationResult(added=0, already_registered=0)
+        with self._transaction() as con:
+            stage(con, "staged_frames", columns)
+            self._check_staged_frames(con)
+            known = self._check_against_catalog(con)
+            base = con.execute("SELECT coalesce(max(frame_key) + 1, 0) FROM frames").fetchone()[0]
+            # Keys are base + input position: unique and increasing without a sort
+            # over 10^7 rows; skipped (known) frames just leave gaps.
+            con.execute(
+                f"""
+                INSERT INTO frames
+                SELECT ? + s.pos, s.frame_id, s.sequence_id, s.timestamp_s, s.lidar_path, s.split, s.source, ?
+                FROM staged_frames s {"ANTI JOIN frames f USING (frame_id)" if known else ""}
+                ORDER BY s.pos
+                """,
+                [base, utc_now()],
+            )
+            con.execute("INSERT INTO frame_state (frame_key) SELECT frame_key FROM frames WHERE frame_key >= ?", [base])
+            for name, paths in cameras.items():
+                stage(con, "staged_cameras", {"path": paths})
+                con.execute(
+                    "INSERT INTO frame_cameras SELECT ? + c.pos, ?, c.path FROM staged_cameras c "
+                    "WHERE c.path IS NOT NULL AND ? + c.pos IN (SELECT frame_key FROM frames WHERE frame_key >= ?)",
+                    [base, name, base, base],
+                )
+            return RegistrationResult(added=n - known, already_registered=known)
+
+    @staticmethod
+    def _check_staged_frames(con) -> None:
+        what = "registering frames"
+        require_present(con, "staged_frames", what)
+        bad = con.execute(
+            "SELECT frame_id FROM staged_frames WHERE NOT regexp_full_match(frame_id, ?) ORDER BY pos LIMIT 5",
+            [FRAME_ID_PATTERN.pattern],
+        ).fetchall()
+        if bad:
+            total = con.execute(
+                "SELECT count(*) FROM staged_frames WHERE NOT regexp_full_match(frame_id, ?)",
+                [FRAME_ID_PATTERN.pattern],
+            ).fetchone()[0]
+            raise InvalidFrameId(
+                f"{what}: invalid ids for {describe_frames([repr(b[0]) for b in bad], total)}: use 1-200 "
+                "characters of letters, digits and '._:+-', starting with a letter or digit (rename the frames "
+                "in their source; nothing was written)"
+            )
+        for column in _ATTRIBUTES:
+            missing = con.execute(
+                f"SELECT frame_id FROM staged_frames WHERE {column} IS NULL ORDER BY pos LIMIT 5"
+            ).fetchall()
+            if missing:
+                raise ValueError(
+                    f"{what}: no {column} for {describe_frames([m[0] for m in missing])}; "
+                    "fix the frame source (nothing was written)"
+                )
+        require_unique(con, "staged_frames", what)
+
+    @staticmethod
+    def _check_against_catalog(con) -> int:
+        """Count staged frames already registered identically; raise if any differ."""
+        changed = " OR ".join(f"s.{c} IS DISTINCT FROM f.{c}" for c in _ATTRIBUTES)
+        conflicts = con.execute(
+            f"""
+            SELECT s.frame_id FROM staged_frames s JOIN frames f USING (frame_id)
+            WHERE {changed} ORDER BY s.pos LIMIT 5
+            """
+        ).fetchall()
+        if conflicts:
+            raise FrameConflict(
+                "registering frames: already registered with a different sequence, timestamp, LiDAR path, split "
+                f"or source: {describe_frames([c[0] for c in conflicts])}; a frame id must name one frame: "
+                "rename the new frames or fix the source that disagrees (nothing was written)"
+            )
+        return con.execute("SELECT count(*) FROM staged_frames s SEMI JOIN frames f USING (frame_id)").fetchone()[0]
+
+    def add_labels(self, frame_ids: Sequence[str] | np.ndarray, *, round: int, source: str = "vendor") -> int:
+        """Record that ``frame_ids`` are labeled (delivered by ``source`` in ``round``).
+
+        Labeled frames leave the unlabeled pool. Frames that already have a label
+        are skipped (a re-delivered batch is a no-op).
+
+        Returns:
+            The number of frames newly labeled.
+
+        Raises:
+            UnknownFrames, DuplicateFrames: nothing is written.
+        """
+        what = f"labels for round {round}"
+        round = require_index(round, "round", what)
+        ids = as_frame_id_array(frame_ids, what)
+        with self._transaction() as con:
+            keyed = stage_known_frames(con, "staged_labels", what, ids)
+            con.execute(
+                f"""
+                CREATE OR REPLACE TEMP TABLE new_labels AS
+                SELECT k.frame_key FROM {keyed} k JOIN frame_state s USING (frame_key) WHERE NOT s.is_labeled
+                """
+            )
+            con.execute(
+                "INSERT INTO labels SELECT frame_key, ?, ?, ? FROM new_labels", [round, source, utc_now()]
+            )
+            con.execute(
+                "UPDATE frame_state SET is_labeled = true FROM new_labels n WHERE frame_state.frame_key = n.frame_key"
+            )
+            return con.execute("SELECT count(*) FROM new_labels").fetchone()[0]
+
+    def labeled_frames(self) -> np.ndarray:
+        """Ids of every labeled frame, in registration order (``object`` array)."""
+        with self._connect() as con:
+            return con.execute(
+                "SELECT f.frame_id FROM frame_state s JOIN frames f USING (frame_key) "
+                "WHERE s.is_labeled ORDER BY s.frame_key"
+            ).fetchnumpy()["frame_id"]
+
+    def label_rounds(self) -> dict[str, int]:
+        """Frame id -> the round of its first label event, for every labeled frame."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT f.frame_id, min(l.round) FROM labels l JOIN frames f USING (frame_key) GROUP BY f.frame_id"
+            ).fetchall()
+        return dict(rows)
+
+    def quarantine(self, frames: Sequence[QuarantinedFrame], *, round: int | None = None) -> int:
+        """Record frames that could not be read, with their reason and file.
+
+        The id is stored as given (a source may quarantine a frame precisely
+        because its id or file is malformed). A registered frame that is
+        quarantined leaves the unlabeled pool. Recording the same
+        ``(frame_id, reason, path)`` again is a no-op.
+
+        Returns:
+            The number of new quarantine records.
+        """
+        frames = list(frames)
+        if not frames:
+            return 0
+        columns = {
+            "frame_id": np.array([q.frame_id for q in frames], dtype=object),
+            "reason": np.array([q.reason for q in frames], dtype=object),
+            "path": np.array([q.path for q in frames], dtype=object),
+            "source": np.array([q.source for q in frames], dtype=object),
+        }
+        with self._transaction() as con:
+            stage(con, "staged_quarantine", columns)
+            require_present(con, "staged_quarantine", "quarantining frames")
+            con.execute(
+                """
+                CREATE OR REPLACE TEMP TABLE new_quarantine AS
+                SELECT frame_id, reason, path, any_value(source) AS source FROM staged_quarantine s
+                ANTI JOIN quarantined_frames q USING (frame_id, reason, path)
+                GROUP BY frame_id, reason, path ORDER BY min(pos)
+                """
+            )
+            con.execute(
+                "INSERT INTO quarantined_frames SELECT frame_id, reason, path, source, ?, ? FROM new_quarantine",
+                [round, utc_now()],
+            )
+            con.execute(
+                """
+                UPDATE frame_state SET is_quarantined = true
+                FROM (SELECT f.frame_key FROM frames f SEMI JOIN staged_quarantine q USING (frame_id)) AS hit
+                WHERE frame_state.frame_key = hit.frame_key
+                """
+            )
+            return con.execute("SELECT count(*) FROM new_quarantine").fetchone()[0]
+
+    def release_from_quarantine(self, frame_ids: Sequence[str] | np.ndarray) -> int:
+        """Return quarantined frames to the pool (after their files were fixed).
+
+        The quarantine records stay as history. Returns how many registered
+        frames were released; ids never quarantined are ignored.
+        """
+        ids = as_frame_id_array(frame_ids, "releasing frames from quarantine")
+        with self._transaction() as con:
+            stage(con, "staged_release", {"frame_id": ids})
+            return con.execute(
+                """
+                UPDATE frame_state SET is_quarantined = false
+                FROM (SELECT f.frame_key FROM frames f SEMI JOIN staged_release r USING (frame_id)) AS hit
+                WHERE frame_state.frame_key = hit.frame_key AND frame_state.is_quarantined
+                """
+            ).fetchone()[0]
+
+    def quarantined_frames(self) -> list[QuarantinedFrame]:
+        """Every quarantine record, in the order recorded (the table is append-only)."""
+        with self._connect() as con:
+            rows = con.execute(
+                "SELECT frame_id, reason, path, source FROM quarantined_frames ORDER BY quarantined_at, rowid"
+            ).fetchall()
+        return [QuarantinedFrame(frame_id=r[0], reason=r[1], path=r[2], source=r[3]) for r in rows]
+
+    def frame_count(self) -> int:
+        """How many frames are registered."""
+        with self._connect() as con:
+            return con.execute("SELECT count(*) FROM frames").fetchone()[0]

@@ -1,0 +1,212 @@
+"""Rounds: their seed and parameters, compute ledger, vendor export and summary.
+
+A round is started once with its seed and parameters; starting it again with
+the same ones is a no-op (a re-run), with different ones it is refused, because
+the pool and selection recorded for the round were drawn from them. The export
+is recorded exactly once per round: recording the same frames again returns
+False (the vendor already has them), different frames are refused, so nothing
+is ever sent twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ceal_pipeline.core.history.connection import HistoryConnection, utc_now
+from ceal_pipeline.core.history.errors import HistoryError, RoundConflict, describe_frames
+from ceal_pipeline.core.history.staging import as_frame_id_array, require_index
+
+
+def _to_json(value: Mapping[str, Any], what: str) -> str:
+    try:
+        return json.dumps(dict(value), sort_keys=True, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{what} must be JSON-serialisable (numbers, strings, lists, dicts): {exc}") from exc
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars and arrays come out of every core function; store them as
+    # plain JSON numbers and lists rather than failing.
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} {value!r} is not JSON-serialisable")
+
+
+def export_digest(frame_ids: Sequence[str] | np.ndarray) -> str:
+    """sha256 of the sorted frame ids, one per line: the identity of an export."""
+    ids = sorted(str(f) for f in frame_ids)
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+class RoundStore(HistoryConnection):
+    """Rounds, ledgers and exports (mixed into :class:`AcquisitionHistory`)."""
+
+    def start_round(self, round: int, *, seed: int, parameters: Mapping[str, Any]) -> bool:
+        """Record that ``round`` runs with ``seed`` (63-bit, from
+        ``seeding.derive_seed``) and ``parameters`` (JSON-serialisable).
+
+        Returns:
+            True if recorded now, False if the round was started identically before.
+
+        Raises:
+            RoundConflict: the round was started with another seed or parameters.
+        """
+        round = require_index(round, "round", f"starting round {round}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2**63:
+            raise ValueError(f"round {round}: seed must be in [0, 2**63) (use seeding.derive_seed), got {seed}")
+        params = _to_json(parameters, f"round {round} parameters")
+        with self._transaction() as con:
+            existing = con.execute("SELECT seed, parameters FROM rounds WHERE round = ?", [round]).fetchone()
+            if existing is not None:
+                if existing == (seed, params):
+                    return False
+                raise RoundConflict(
+                    f"round {round} was started with seed {existing[0]} and parameters {existing[1]}, not seed "
+                    f"{seed} and {params}; a round's pool and selection come from its recorded configuration: "
+                    "re-run with that one, or change the configuration for the next round"
+                )
+            con.execute("INSERT INTO rounds VALUES (?, ?, ?, ?, NULL, NULL)", [round, seed, params, utc_now()])
+            return True
+
+    def rounds(self) -> list[int]:
+        """Every started round, ascending."""
+        with self._connect() as con:
+            return [r[0] for r in con.execute("SELECT round FROM rounds ORDER BY round").fetchall()]
+
+    def record_ledger(self, round: int, ledger: Mapping[str, Any]) -> None:
+        """Store ``round``'s compute ledger (``ComputeLedger.to_dict()``: frames
+        scored, forward passes, seconds of training, scoring and selection).
+
+        The ledger measures the latest run of the round, so a re-run replaces it.
+        """
+        text = _to_json(ledger, f"round {round} ledger")
+        with self._transaction() as con:
+            updated = con.execute(
+                "UPDATE rounds SET ledger = ?, ledger_at = ? WHERE round = ?", [text, utc_now(), round]
+            ).fetchone()[0]
+            if not updated:
+                raise HistoryError(f"round {round} was never started; call start_round({round}, ...) first")
+
+    def record_export(
+        self,
+        round: int,
+        path: str | os.PathLike[str],
+        frame_ids: Sequence[str] | np.ndarray,
+        manifest: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Record that ``round``'s selection was exported to ``path``.
+
+        Args:
+            round: the round; it must have a saved selection.
+            path: where the export file for the vendor was written.
+            frame_ids: the exported frames: exactly the round's selection.
+            manifest: extra JSON-serialisable facts (vendor, format, ...).
+
+        Returns:
+            True if recorded now; False if this round was already exported with
+            the same frames (nothing is sent twice).
+
+        Raises:
+            RoundConflict: the round was exported with other frames, or the
+                frames are not the round's selection.
+        """
+        round = require_index(round, "round", f"export of round {round}")
+        ids = as_frame_id_array(frame_ids, f"export of round {round}")
+        digest = export_digest(ids)
+        manifest_text = _to_json(manifest or {}, f"round {round} export manifest")
+        with self._transaction() as con:
+            previous = con.execute(
+                "SELECT path, n_frames, digest FROM exports WHERE round = ?", [round]
+            ).fetchone()
+            if previous is not None:
+                if previous[2] == digest:
+                    return False
+                raise RoundConflict(
+                    f"round {round} was already exported to {previous[0]} ({previous[1]} frames) with different "
+                    "frames; exports are sent to the vendor exactly once per round: export the next round instead"
+                )
+            selected = con.execute(
+                "SELECT f.frame_id FROM selections s JOIN frames f USING (frame_key) WHERE s.round = ?", [round]
+            ).fetchnumpy()["frame_id"]
+            if len(selected) == 0:
+                raise RoundConflict(
+                    f"round {round} has no saved selection; materialize selected_batch for round {round} "
+                    "before exporting it"
+                )
+            chosen, exported = set(selected.tolist()), set(ids.tolist())
+            if chosen != exported or len(exported) != len(ids):
+                extra, missing = sorted(exported - chosen), sorted(chosen - exported)
+                raise RoundConflict(
+                    f"export of round {round}: the frames differ from the round's selection "
+                    f"(not selected: {describe_frames(extra)}; selected but missing: {describe_frames(missing)}"
+                    f"{'; duplicates given' if len(exported) != len(ids) else ''}); export exactly selection({round})"
+                )
+            con.execute(
+                "INSERT INTO exports VALUES (?, ?, ?, ?, ?, ?)",
+                [round, os.fspath(path), len(ids), digest, manifest_text, utc_now()],
+            )
+            return True
+
+    def export(self, round: int) -> dict[str, Any] | None:
+        """The recorded export of ``round`` (path, n_frames, digest, manifest,
+        exported_at), or None."""
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT path, n_frames, digest, manifest, exported_at FROM exports WHERE round = ?", [round]
+            ).fetchone()
+        if row is None:
+            return None
+        return {
+            "path": row[0], "n_frames": row[1], "digest": row[2], "manifest": json.loads(row[3]), "exported_at": row[4]
+        }
+
+    def round_summary(self, round: int) -> dict[str, Any]:
+        """Everything recorded about ``round``, for Dagster metadata and `ceal inspect`.
+
+        Keys: round, seed, parameters, started_at, ledger, candidate_pool_frames,
+        n_shards, shards_ingested, score_events, selected, exported_to, pruned,
+        labeled.
+        """
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT seed, parameters, started_at, ledger FROM rounds WHERE round = ?", [round]
+            ).fetchone()
+            pool = con.execute(
+                "SELECT n_frames, n_shards FROM candidate_pool_rounds WHERE round = ?", [round]
+            ).fetchone()
+            counts = con.execute(
+                """
+                SELECT (SELECT count(*) FROM score_batches WHERE round = $r AND shard IS NOT NULL),
+                       (SELECT coalesce(sum(n_events), 0) FROM score_batches WHERE round = $r),
+                       (SELECT count(*) FROM selections WHERE round = $r),
+                       (SELECT path FROM exports WHERE round = $r),
+                       (SELECT count(*) FROM prune_events WHERE round = $r AND action = 'prune'),
+                       (SELECT count(*) FROM labels WHERE round = $r)
+                """,
+                {"r": round},
+            ).fetchone()
+        return {
+            "round": round,
+            "seed": None if row is None else row[0],
+            "parameters": None if row is None else json.loads(row[1]),
+            "started_at": None if row is None else row[2],
+            "ledger": None if row is None or row[3] is None else json.loads(row[3]),
+            "candidate_pool_frames": 0 if pool is None else pool[0],
+            "n_shards": 0 if pool is None else pool[1],
+            "shards_ingested": counts[0],
+            "score_events": int(counts[1]),
+            "selected": counts[2],
+            "exported_to": counts[3],
+            "pruned": counts[4],
+            "labeled": counts[5],
+        }

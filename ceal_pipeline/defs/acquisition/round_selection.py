@@ -1,0 +1,206 @@
+"""Assets that close a round: pruned_frames, selected_batch, vendor_export.
+
+They run in the ``round_selection`` job once every shard of the round is scored
+and merged. Re-running them for a round gives the same selection (it is a pure
+function of the round's fresh scores) and never a second export.
+"""
+
+
+import time
+
+import dagster as dg
+import numpy as np
+
+from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
+from ceal_pipeline.defs.acquisition.config import PruningConfig, SelectionConfig
+from ceal_pipeline.defs.acquisition.history_queries import fresh_scores, label_rounds
+from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown, top_frames_markdown
+from ceal_pipeline.defs.acquisition.rounds import current_round
+from ceal_pipeline.defs.acquisition.shard_scoring import round_model, round_scores
+from ceal_pipeline.defs.resources import (
+    AcquisitionHistoryResource,
+    FrameSourceResource,
+    ModelStoreResource,
+    VendorExporterResource,
+)
+from ceal_pipeline.export import CorruptExport, ExportedFrame
+
+GROUP = "acquisition"
+
+
+@dg.asset(
+    deps=[round_scores],
+    group_name=GROUP,
+    kinds={"duckdb"},
+    pool="duckdb",
+    description="Frames whose last m scores were each in the bottom q quantile of their round leave the "
+    "unlabeled pool (recorded as prune events: reversible, history kept).",
+)
+def pruned_frames(
+    context: dg.AssetExecutionContext, config: PruningConfig, history: AcquisitionHistoryResource
+) -> dg.MaterializeResult:
+    from ceal_pipeline.core.pruning import persistently_low
+
+    round_index = current_round(history.shards(), context.run.tags)
+    store = history.open()
+    newly = []
+    if config.enabled:
+        events = store.recent_scores(config.last_m, unlabeled_only=True)
+        low = persistently_low(
+            events.frame_ids, events.rounds, events.scores,
+            last_m=config.last_m, quantile=config.quantile, floor=config.floor,
+        )
+        already = {str(f) for f in store.pruned_frames().frame_ids}
+        newly = sorted(str(f) for f in low if str(f) not in already)
+        if newly:
+            store.prune(
+                newly, round=round_index,
+                reason=f"persistently low: last {config.last_m} scores in the bottom {config.quantile:.0%} of their rounds",
+            )
+    return dg.MaterializeResult(
+        metadata={
+            "round": round_index,
+            "enabled": config.enabled,
+            "pruned_this_round": len(newly),
+            "pruned_total": len(store.pruned_frames()),
+            "examples": dg.MetadataValue.json(newly[:20]),
+        }
+    )
+
+
+def selection_candidates(history: AcquisitionHistoryResource, model_store: ModelStoreResource, round_index: int):
+    """(frame ids, fresh scores) of the round's candidates that may be bought: scored this round by
+    the round's detector, not labeled before the round and not pruned."""
+    frame_ids, scores = fresh_scores(history.path, round_index, round_model(model_store, round_index).version)
+    labeled = label_rounds(history.path)
+    pruned = {str(f) for f in history.open().pruned_frames().frame_ids}
+    keep = [i for i, f in enumerate(frame_ids) if f not in pruned and labeled.get(f, round_index + 1) > round_index]
+    return [frame_ids[i] for i in keep], scores[keep]
+
+
+@dg.asset(
+    deps=[round_scores, pruned_frames],
+    check_specs=[SELECTION_CHECK],
+    group_name=GROUP,
+    kinds={"duckdb"},
+    pool="duckdb",
+    description="Top-K of the round's freshly scored candidates (score desc, frame id asc), at most "
+    "per_sequence_cap frames per sequence; records the round's compute ledger.",
+)
+def selected_batch(
+    context: dg.AssetExecutionContext,
+    config: SelectionConfig,
+    history: AcquisitionHistoryResource,
+    model_store: ModelStoreResource,
+    frame_source: FrameSourceResource,
+) -> dg.MaterializeResult:
+    from ceal_pipeline.core.ledger import ComputeLedger
+    from ceal_pipeline.core.selection import select_top_k
+
+    shards = history.shards()
+    round_index = current_round(shards, context.run.tags)
+    store = history.open()
+    started = time.perf_counter()
+    frame_ids, scores = selection_candidates(history, model_store, round_index)
+    sequences = [f.sequence_id for f in frame_source.frames_by_id(frame_ids)]
+    if config.k > len(frame_ids):
+        raise dg.Failure(
+            f"round {round_index}: K={config.k} but only {len(frame_ids)} freshly scored candidates are "
+            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)"
+        )
+    chosen = select_top_k(
+        np.asarray(frame_ids, dtype=object),
+        scores,
+        config.k,
+        sequence_ids=np.asarray(sequences, dtype=object),
+        per_sequence_cap=config.per_sequence_cap or None,
+    )
+    chosen = [str(f) for f in chosen]
+    score_of = dict(zip(frame_ids, scores))
+    chosen_scores = [float(score_of[f]) for f in chosen]
+    store.save_selection(round_index, chosen, chosen_scores)
+    selection_s = time.perf_counter() - started
+
+    published = round_model(model_store, round_index)
+    stats = shards.round_stats(round_index)
+    manifest = shards.require_pool(round_index)
+    ledger = ComputeLedger(
+        round_index=round_index,
+        pool_frames=int(manifest["frames"]),
+        frames_scored=sum(s.frames for s in stats),
+        forward_passes=sum(s.forward_passes for s in stats),
+        training_s=float(published.training_s),
+        scoring_s=float(sum(s.scoring_s for s in stats)),
+        selection_s=float(selection_s + manifest.get("sampling_s", 0.0)),
+    ).to_dict()
+    store.record_ledger(round_index, ledger)
+    sequence_of = dict(zip(frame_ids, sequences))
+    return dg.MaterializeResult(
+        check_results=[check_selection(history, round_index, published.version, config.k)],
+        metadata={
+            "round": round_index,
+            "k": len(chosen),
+            "candidates": len(frame_ids),
+            "sequences": len({sequence_of[f] for f in chosen}),
+            "model_version": published.version,
+            "top_frames": top_frames_markdown(chosen, chosen_scores, [sequence_of[f] for f in chosen], limit=20),
+            "compute_ledger": ledger_markdown(ledger),
+            "ledger": dg.MetadataValue.json(ledger),
+            "scores_vs_selected": histogram_markdown(
+                scores, highlight=chosen_scores, title=f"round {round_index}: candidates and selection",
+                xlabel="localization entropy (nats)", labels=("candidates", "selected"),
+            ),
+        }
+    )
+
+
+@dg.asset(
+    deps=[selected_batch],
+    check_specs=[EXPORT_CHECK],
+    group_name=GROUP,
+    kinds={"csv", "json"},
+    pool="duckdb",
+    description="The selected frame ids as CSV and JSONL plus a manifest (round, model version, count, "
+    "sha256 of each file), written atomically into the outbox; exactly one export per round.",
+)
+def vendor_export(
+    context: dg.AssetExecutionContext,
+    history: AcquisitionHistoryResource,
+    model_store: ModelStoreResource,
+    frame_source: FrameSourceResource,
+    exporter: VendorExporterResource,
+) -> dg.MaterializeResult:
+    round_index = current_round(history.shards(), context.run.tags)
+    store = history.open()
+    stored = store.selection(round_index)
+    frame_ids, scores = [str(f) for f in stored.frame_ids], stored.scores
+    if not frame_ids:
+        raise dg.Failure(f"round {round_index} has no selection; materialize selected_batch first")
+    sequences = [f.sequence_id for f in frame_source.frames_by_id(frame_ids)]
+    rows = [ExportedFrame(str(f), s, float(v)) for f, s, v in zip(frame_ids, sequences, scores)]
+    version = round_model(model_store, round_index).version
+    export = exporter.export(round_index, version, rows, run_id=context.run.run_id)
+    store.record_export(
+        round_index, export.folder, list(export.frame_ids),
+        manifest={"model_version": export.model_version, "sha256": export.sha256},
+    )
+    if not export.created:
+        context.log.info(f"round {round_index} was already exported to {export.folder}; nothing sent again")
+    try:
+        check = check_export(exporter.exported(round_index), [str(f) for f in frame_ids], round_index, version)
+    except (CorruptExport, FileNotFoundError) as exc:
+        check = dg.AssetCheckResult(
+            check_name=EXPORT_CHECK.name, asset_key=EXPORT_CHECK.asset_key, passed=False,
+            metadata={"problems": dg.MetadataValue.json([str(exc)])},
+        )
+    return dg.MaterializeResult(
+        check_results=[check],
+        metadata={
+            "round": round_index,
+            "frames": export.count,
+            "new_export": export.created,
+            "folder": dg.MetadataValue.path(str(export.folder)),
+            "model_version": export.model_version,
+            "sha256": dg.MetadataValue.json(export.sha256),
+        }
+    )

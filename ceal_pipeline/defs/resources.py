@@ -1,0 +1,234 @@
+"""Dagster resources: the acquisition history, the model store, the frame source, the exporter.
+
+Each is a ``ConfigurableResource`` whose fields all have defaults (paths from
+:mod:`ceal_pipeline.defs.paths`), so the UI's launchpad works unchanged and a
+deployment moves storage with environment variables. Heavy imports (torch,
+mmdet3d, duckdb) happen inside methods: loading the code location must stay fast
+and must never touch CUDA.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from pydantic import Field
+
+from ceal_pipeline.defs import paths
+from ceal_pipeline.defs.acquisition.shard_store import ShardStore
+from ceal_pipeline.export import (
+    ExportedFrame,
+    VendorExport,
+    export_folder,
+    read_label_deliveries,
+    read_vendor_export,
+    write_vendor_export,
+)
+
+LABEL_MODES = ("source", "simulated_vendor")
+
+
+class AcquisitionHistoryResource(dg.ConfigurableResource):
+    """The DuckDB acquisition history and the shard folder its single writer ingests from."""
+
+    path: str = Field(default=paths.history_path(), description="DuckDB file of the acquisition history")
+    shard_dir: str = Field(
+        default=paths.shard_dir(), description="folder of candidate pools and Parquet score shards"
+    )
+
+    def open(self):
+        """A :class:`ceal_pipeline.core.history.AcquisitionHistory` on ``path`` (schema migrated)."""
+        from ceal_pipeline.core.history import AcquisitionHistory
+
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        return AcquisitionHistory(self.path)
+
+    def shards(self) -> ShardStore:
+        return ShardStore(self.shard_dir)
+
+
+@dataclass(frozen=True)
+class PublishedModel:
+    """The detector checkpoint currently used for scoring."""
+
+    round_index: int
+    path: str
+    version: str
+    training_s: float
+    metrics: dict
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+class ModelStoreResource(dg.ConfigurableResource):
+    """Detector checkpoints per round plus a pointer to the one in use (``current.json``)."""
+
+    model_dir: str = Field(default=paths.model_dir(), description="folder of detector checkpoints")
+    detector_config: str = Field(
+        default="models/bevfusion_lite.py",
+        description="mmengine config of the detector (models/bevfusion_tiny.py for quick runs)",
+    )
+    device: str = Field(default="auto", description="'auto' (cuda when available), 'cpu' or 'cuda[:n]'")
+
+    def round_checkpoint_dir(self, round_index: int) -> Path:
+        return Path(self.model_dir) / f"round-{round_index:04d}"
+
+    def _pointer(self) -> Path:
+        return Path(self.model_dir) / "current.json"
+
+    def current(self) -> PublishedModel | None:
+        """The model in use, or None before the first training."""
+        pointer = self._pointer()
+        return PublishedModel(**json.loads(pointer.read_text())) if pointer.is_file() else None
+
+    def require_current(self) -> PublishedModel:
+        model = self.current()
+        if model is None:
+            raise FileNotFoundError(
+                f"{self._pointer()}: no trained detector yet; materialize the detector asset (job nightly_acquisition)"
+            )
+        return model
+
+    def published_for_round(self, round_index: int) -> PublishedModel | None:
+        path = self.round_checkpoint_dir(round_index) / "published.json"
+        return PublishedModel(**json.loads(path.read_text())) if path.is_file() else None
+
+    def publish(self, model: PublishedModel) -> None:
+        """Make ``model`` the one in use (written atomically: scoring never sees half a pointer)."""
+        payload = (json.dumps(model.to_dict(), indent=2) + "\n").encode()
+        for target in (self.round_checkpoint_dir(model.round_index) / "published.json", self._pointer()):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(payload)
+            os.replace(tmp, target)
+
+    def train(self, frames: list, round_index: int, *, epochs: int, seed: int, init_checkpoint=None, log=None):
+        """Train (resuming a killed training of the same round) -> ``Checkpoint(path, version, metrics)``.
+
+        ``init_checkpoint`` warm-starts from earlier weights; ``log`` receives each epoch's losses."""
+        from ceal_pipeline.detector.training import train_detector
+
+        return train_detector(
+            frames,
+            self.detector_config,
+            str(self.round_checkpoint_dir(round_index)),
+            epochs=epochs,
+            seed=seed,
+            resume=True,
+            device=self.device,
+            init_checkpoint=init_checkpoint,
+            log=log,
+        )
+
+    def load(self, path: str):
+        """``(model, version)`` from a checkpoint file."""
+        from ceal_pipeline.detector.checkpoints import load_detector
+
+        return load_detector(path, device=self.device)
+
+    def score(self, model, frames: list, *, mc_passes: int, mode: str, seed: int, aggregate: str, batch_size: int):
+        """MC-Dropout localization entropy per frame -> ``FrameScores``."""
+        from ceal_pipeline.detector.scoring import score_frames
+
+        return score_frames(
+            model,
+            frames,
+            T=mc_passes,
+            mode=mode,
+            seed=seed,
+            aggregate=aggregate,
+            device=self.device,
+            batch_size=batch_size,
+        )
+
+    def evaluate(self, model, frames: list) -> dict:
+        """BEV centre-distance mAP and per-class AP on labeled ``frames``."""
+        from ceal_pipeline.detector.evaluation import evaluate_detector
+
+        return evaluate_detector(model, frames, device=self.device)
+
+
+# Reading a source (and unpickling an info file of 10^5 frames) is the slow part of
+# every shard step; runs executed in one process (the demo, tests, the benchmark)
+# share one read per (source, root, info, mtime).
+_SOURCE_CACHE: dict[tuple, Any] = {}
+_SOURCE_LOCK = threading.Lock()
+
+
+class FrameSourceResource(dg.ConfigurableResource):
+    """Where frames come from and which of their annotations count as labels."""
+
+    kind: str = Field(default="synthetic", description="'synthetic' (built-in generator), 'mmdet3d' or 'aimotive'")
+    root: str = Field(default=paths.data_root(), description="dataset root (synthetic: where it is generated)")
+    info: str = Field(default="", description="mmdet3d info .pkl file, relative to root (mmdet3d sources)")
+    synthetic_frames: int = Field(default=2000, description="frames the synthetic generator writes")
+    synthetic_seed: int = Field(default=0, description="seed of the synthetic generator")
+    label_mode: str = Field(
+        default="simulated_vendor",
+        description="'source': every annotated frame is labeled; 'simulated_vendor': only the seed set and "
+        "frames the vendor delivered (inbox) are, although the source holds ground truth for all",
+    )
+    seed_labeled: int = Field(default=100, description="simulated_vendor: size of the initial labeled seed set")
+
+    def _read_indexed(self):
+        from ceal_pipeline.frames.sources import read_source
+
+        if self.label_mode not in LABEL_MODES:
+            raise ValueError(f"frame source label_mode {self.label_mode!r}: use one of {LABEL_MODES}")
+        if self.kind == "synthetic":
+            options = {"n_frames": self.synthetic_frames, "seed": self.synthetic_seed}
+        else:
+            options = {"info": self.info or None}
+        # Keyed on the root's modification time too, so a re-generated or re-delivered
+        # dataset is read again rather than served stale.
+        root = Path(self.root)
+        stamp = root.stat().st_mtime_ns if root.exists() else None
+        key = (self.kind, str(root), tuple(sorted(options.items())), stamp)
+        with _SOURCE_LOCK:
+            if key not in _SOURCE_CACHE:
+                _SOURCE_CACHE.clear()  # one source per process is the norm; don't hoard memory
+                result = read_source(self.kind, self.root, **options)
+                _SOURCE_CACHE[key] = (result, {frame.frame_id: frame for frame in result.frames})
+            return _SOURCE_CACHE[key]
+
+    def read(self):
+        """``FrameSourceResult(frames, quarantined)``, generating the synthetic dataset first when needed."""
+        return self._read_indexed()[0]
+
+    def frames_by_id(self, frame_ids: Iterable[str]) -> list:
+        """The records of ``frame_ids`` in that order; an error names ids the source lacks."""
+        index = self._read_indexed()[1]
+        frame_ids = list(frame_ids)
+        unknown = [f for f in frame_ids if f not in index]
+        if unknown:
+            raise KeyError(
+                f"{len(unknown)} frames ({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}) are not in "
+                f"the {self.kind} source at {self.root}: the source changed since the pool was drawn; "
+                "re-materialize frame_catalog and start a new round"
+            )
+        return [index[f] for f in frame_ids]
+
+
+class VendorExporterResource(dg.ConfigurableResource):
+    """The file drop the labeling vendor polls, and the inbox it answers into."""
+
+    outbox: str = Field(default=paths.outbox_dir(), description="folder of per-round export drops")
+    inbox: str = Field(default=paths.inbox_dir(), description="folder of label deliveries from the vendor")
+
+    def export(self, round_index: int, model_version: str, rows: Iterable[ExportedFrame], run_id: str) -> VendorExport:
+        return write_vendor_export(self.outbox, round_index, model_version, list(rows), extra={"run_id": run_id})
+
+    def exported(self, round_index: int) -> VendorExport | None:
+        folder = export_folder(self.outbox, round_index)
+        return read_vendor_export(folder) if folder.exists() else None
+
+    def delivered_frame_ids(self) -> dict[str, int]:
+        """frame id -> round of the export it was delivered for."""
+        return {f: d.round_index for d in read_label_deliveries(self.inbox) for f in d.frame_ids}

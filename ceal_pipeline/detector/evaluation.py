@@ -1,0 +1,94 @@
+"""Detector evaluation: BEV centre-distance mAP per class (nuScenes thresholds 0.5, 1, 2, 4 m).
+
+The metric itself lives in :mod:`ceal_pipeline.core.detection_metrics` (numpy);
+this module only runs the detector and lines its outputs up with the frames'
+ground truth.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ceal_pipeline.core.detection_metrics import NUSCENES_DISTANCE_THRESHOLDS_M, detection_map
+from ceal_pipeline.detector.bevfusion import Detections
+from ceal_pipeline.detector.builder import resolve_device
+from ceal_pipeline.detector.inputs import ground_truth, load_batch
+from ceal_pipeline.frames.records import FrameRecord
+
+
+def evaluate_predictions(
+    detections: Sequence[Detections],
+    frames: Sequence[FrameRecord],
+    class_names: Sequence[str],
+    distance_thresholds_m: Sequence[float] = NUSCENES_DISTANCE_THRESHOLDS_M,
+    bev_range: Sequence[float] | None = None,
+) -> dict:
+    """mAP of per-frame detections against the frames' labels.
+
+    ``bev_range`` ``(x0, y0, x1, y1)`` metres, if given, keeps only ground truth and
+    predictions whose centre lies inside it: like nuScenes' per-class evaluation
+    ranges, objects the detector cannot see (outside its grid) are not counted
+    as misses.
+
+    Returns ``{"mAP", "per_class", "per_threshold", "num_ground_truth", "frames", "detections"}``
+    (APs in [0, 1]; NaN for a class without ground truth in these frames).
+    """
+    if len(detections) != len(frames):
+        raise ValueError(f"{len(detections)} detection sets for {len(frames)} frames: pass one per frame")
+    truths = [ground_truth(frame, class_names) for frame in frames]
+    preds = [(d.boxes.detach().cpu().numpy(), d.scores.detach().cpu().numpy(), d.labels.detach().cpu().numpy())
+             for d in detections]
+    if bev_range is not None:
+        x0, y0, x1, y1 = (float(v) for v in bev_range)
+
+        def inside(boxes):
+            return (boxes[:, 0] >= x0) & (boxes[:, 0] < x1) & (boxes[:, 1] >= y0) & (boxes[:, 1] < y1)
+
+        truths = [(boxes[inside(boxes)], labels[inside(boxes)]) for boxes, labels in truths]
+        preds = [(b[inside(b)], s[inside(b)], l[inside(b)]) for b, s, l in preds]
+    result = detection_map(
+        [b for b, _, _ in preds],
+        [s for _, s, _ in preds],
+        [l for _, _, l in preds],
+        [boxes for boxes, _ in truths],
+        [labels for _, labels in truths],
+        class_names=class_names,
+        distance_thresholds_m=distance_thresholds_m,
+    ).to_dict()
+    result["frames"] = len(frames)
+    result["detections"] = int(sum(len(d.scores) for d in detections))
+    return result
+
+
+@torch.no_grad()
+def evaluate_detector(
+    model,
+    frames: Sequence[FrameRecord],
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+) -> dict:
+    """Run the detector deterministically (dropout off) on labeled frames and return its mAP dict.
+
+    Objects outside the detector's BEV grid are left out; see
+    :func:`evaluate_predictions` for the keys. ``device="auto"`` uses CUDA if available.
+    """
+    if not frames:
+        raise ValueError("evaluate_detector got no frames: pass held-out labeled frames")
+    device = resolve_device(device)
+    model.to(device).eval()
+    config = model.ceal_config
+    batch_size = int(batch_size or config["data"].get("batch_size", 4))
+    detections: list[Detections] = []
+    for first in range(0, len(frames), batch_size):
+        batch = load_batch(
+            frames[first : first + batch_size],
+            class_names=model.class_names,
+            point_cloud_range=model.point_cloud_range,
+            image_size=config["data"].get("image_size"),
+        ).to(device)
+        detections.extend(model.predict(batch))
+    x0, y0, _, x1, y1, _ = model.point_cloud_range
+    return evaluate_predictions(detections, frames, model.class_names, bev_range=(x0, y0, x1, y1))

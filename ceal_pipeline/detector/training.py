@@ -1,0 +1,178 @@
+"""Resumable training of the detector on labeled frames.
+
+A plain loop rather than mmengine's ``Runner``: our frames are
+:class:`FrameRecord` lists rather than an mmdet3d dataset, and the loop has to
+make one promise the Runner does not: *a run killed after epoch e and resumed
+gives bit-for-bit the weights of an uninterrupted run* (on the same device).
+That holds because everything random in epoch ``e`` (frame order, training
+dropout) is seeded from ``derive_seed(seed, e, "detector_training")``, the
+learning rate is a pure function of the global step, and each epoch ends with
+an atomically written checkpoint of weights + optimiser state.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from ceal_pipeline.core.seeding import derive_seed
+from ceal_pipeline.detector.builder import build_detector, load_config, resolve_device
+from ceal_pipeline.detector.checkpoints import (
+    Checkpoint,
+    epoch_checkpoint_path,
+    latest_checkpoint_path,
+    read_checkpoint,
+    save_checkpoint,
+)
+from ceal_pipeline.detector.inputs import load_batch
+from ceal_pipeline.frames.records import FrameRecord
+
+
+def learning_rate(step: int, total_steps: int, base_lr: float, warmup_iters: int) -> float:
+    """Linear warm-up for ``warmup_iters`` steps, then cosine decay to 1% of ``base_lr`` at ``total_steps``."""
+    if warmup_iters > 0 and step < warmup_iters:
+        return base_lr * (step + 1) / warmup_iters
+    progress = min(1.0, (step - warmup_iters) / max(1, total_steps - warmup_iters))
+    return base_lr * (0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def _frames_digest(frames: Sequence[FrameRecord]) -> str:
+    digest = hashlib.sha256()
+    for frame in frames:
+        digest.update(frame.frame_id.encode() + b"\n")
+    return digest.hexdigest()[:16]
+
+
+def _check_labeled(frames: Sequence[FrameRecord]) -> None:
+    if not frames:
+        raise ValueError("train_detector got no frames: the labeled set is empty")
+    unlabeled = [f.frame_id for f in frames if not f.is_labeled]
+    if unlabeled:
+        raise ValueError(
+            f"{len(unlabeled)} training frames have no labels (first: {unlabeled[:3]}); "
+            "train only on the labeled set"
+        )
+
+
+def train_detector(
+    frames: Sequence[FrameRecord],
+    config: str | Path | dict = "bevfusion_tiny",
+    checkpoint_dir: str | Path = ".ceal/detector",
+    epochs: int = 10,
+    seed: int = 0,
+    resume: bool = True,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+    init_checkpoint: str | Path | None = None,
+    log: Callable[[dict[str, Any]], None] | None = None,
+) -> Checkpoint:
+    """Train (or resume training) the detector; one checkpoint per epoch.
+
+    Args:
+        frames: labeled frames to train on.
+        config: detector config name/path/dict (see :func:`build_detector`).
+        checkpoint_dir: where ``epoch_NNNN.pt`` files go; one training run per folder.
+        epochs: total epochs of the run (a resumed run continues up to this).
+        seed: seeds initialisation, frame order and training dropout.
+        resume: continue from the latest checkpoint in ``checkpoint_dir`` if it is
+            the same run (same config name, seed, epochs and frames); ``False``
+            starts over.
+        device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``.
+        batch_size: frames per step; default the config's ``data.batch_size``.
+        init_checkpoint: warm-start weights (e.g. last round's detector) for a new run.
+        log: called after every epoch with ``{"epoch", "loss", "loss_heatmap", "loss_bbox", "seconds"}``.
+
+    Returns:
+        the :class:`Checkpoint` of the last epoch (``metrics``: mean losses of that epoch).
+    """
+    _check_labeled(frames)
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    config_dict = load_config(config)
+    device = resolve_device(device)
+    batch_size = int(batch_size or config_dict["data"].get("batch_size", 4))
+    run = {
+        "config_name": config_dict["name"],
+        "seed": int(seed),
+        "epochs": int(epochs),
+        "batch_size": batch_size,
+        "frames": len(frames),
+        "frames_sha256": _frames_digest(frames),
+    }
+
+    model = build_detector(config_dict, seed=seed)
+    if init_checkpoint is not None:
+        model.load_state_dict(read_checkpoint(init_checkpoint)["state_dict"], strict=True)
+    model.to(device)
+    train_cfg = config_dict["train"]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
+    steps_per_epoch = math.ceil(len(frames) / batch_size)
+    total_steps = epochs * steps_per_epoch
+
+    start_epoch, global_step = 0, 0
+    latest = latest_checkpoint_path(checkpoint_dir) if resume else None
+    if latest is not None:
+        state = read_checkpoint(latest)
+        if state["run"] != run:
+            raise ValueError(
+                f"{checkpoint_dir} holds checkpoints of a different training run ({state['run']}), not {run}: "
+                "use a new checkpoint_dir per run, or resume=False to start over"
+            )
+        model.load_state_dict(state["state_dict"], strict=True)
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
+        if start_epoch >= epochs:
+            return Checkpoint(path=latest, version=state["version"], metrics=state["metrics"])
+
+    data_cfg = config_dict["data"]
+    checkpoint = None
+    for epoch in range(start_epoch, epochs):
+        epoch_seed = derive_seed(seed, epoch, "detector_training")
+        order = np.random.default_rng(epoch_seed).permutation(len(frames))
+        torch.manual_seed(epoch_seed)  # training-time dropout of this epoch
+        model.train()
+        started = time.perf_counter()
+        totals = {"loss": 0.0, "loss_heatmap": 0.0, "loss_bbox": 0.0}
+        for first in range(0, len(frames), batch_size):
+            chunk = [frames[i] for i in order[first : first + batch_size]]
+            batch = load_batch(
+                chunk,
+                class_names=model.class_names,
+                point_cloud_range=model.point_cloud_range,
+                image_size=data_cfg.get("image_size"),
+                with_labels=True,
+            ).to(device)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(global_step, total_steps, train_cfg["lr"], train_cfg.get("warmup_iters", 0))
+            losses = model.loss(batch)
+            loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite training loss {loss.item()} at epoch {epoch}, step {global_step} "
+                    f"(frames {batch.frame_ids}); lower train.lr in the config or check these frames' boxes"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if train_cfg.get("grad_clip"):
+                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg["grad_clip"])
+            optimizer.step()
+            global_step += 1
+            totals["loss"] += float(loss.item()) * len(chunk)
+            for key in ("loss_heatmap", "loss_bbox"):
+                totals[key] += float(losses[key].item()) * len(chunk)
+        metrics = {key: value / len(frames) for key, value in totals.items()}
+        metrics["seconds"] = time.perf_counter() - started
+        model.eval()
+        checkpoint = save_checkpoint(
+            epoch_checkpoint_path(checkpoint_dir, epoch + 1),
+            model=model, optimizer=optimizer, epoch=epoch + 1, global_step=global_step, run=run, metrics=metrics,
+        )
+        if log is not None:
+            log({"epoch": epoch + 1, **metrics})
+    return checkpoint

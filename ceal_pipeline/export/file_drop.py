@@ -1,0 +1,263 @@
+"""The vendor file drop: one folder per acquisition round in an outbox.
+
+A round's export is the folder ``<outbox>/round-NNNN/`` holding
+
+- ``selected_frames.csv``: header ``frame_id,sequence_id,score,rank`` then one row per frame;
+- ``selected_frames.jsonl``: the same rows as JSON objects, one a line;
+- ``manifest.json``: round, model version, count, created time and the sha256
+  of each data file.
+
+Atomicity: everything is written into a hidden staging folder inside the outbox
+(same filesystem), fsynced, then the folder is renamed into place. A vendor
+polling the outbox either sees no ``round-NNNN`` folder or a complete one; a
+process killed mid-write leaves only a ``.staging-*`` folder that the next
+export removes.
+
+Exactly one export per round: if ``round-NNNN`` already exists with the same
+frames it is returned unchanged (``created=False``); if it exists with
+different frames the export refuses, because a drop may already have been
+picked up and paid for.
+
+This module is plain Python (no Dagster, no DuckDB) so it is testable alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ceal_pipeline.frames.records import validate_frame_id
+
+CSV_NAME = "selected_frames.csv"
+JSONL_NAME = "selected_frames.jsonl"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "ceal-vendor-export/1"
+_CSV_HEADER = ("frame_id", "sequence_id", "score", "rank")
+
+
+class ExportConflict(RuntimeError):
+    """A round already has an export with different frames."""
+
+
+class CorruptExport(RuntimeError):
+    """An export folder whose files do not match their manifest."""
+
+
+@dataclass(frozen=True)
+class ExportedFrame:
+    """One exported row: the frame, its sequence and its acquisition score (nats)."""
+
+    frame_id: str
+    sequence_id: str = ""
+    score: float = float("nan")
+
+
+@dataclass(frozen=True)
+class VendorExport:
+    """A round's drop as written (or found) in the outbox."""
+
+    round_index: int
+    model_version: str
+    folder: Path
+    frame_ids: tuple[str, ...]
+    sha256: dict[str, str] = field(default_factory=dict)
+    created: bool = True
+
+    @property
+    def count(self) -> int:
+        return len(self.frame_ids)
+
+    @property
+    def csv_path(self) -> Path:
+        return self.folder / CSV_NAME
+
+    @property
+    def jsonl_path(self) -> Path:
+        return self.folder / JSONL_NAME
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / MANIFEST_NAME
+
+
+def round_folder_name(round_index: int) -> str:
+    """``round-0003`` for round 3: zero-padded so folders sort by round."""
+    if round_index < 0:
+        raise ValueError(f"round index must be >= 0, got {round_index}")
+    return f"round-{round_index:04d}"
+
+
+def export_folder(outbox: str | os.PathLike, round_index: int) -> Path:
+    """Where round ``round_index``'s drop lives (whether or not it exists yet)."""
+    return Path(outbox) / round_folder_name(round_index)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _render(rows: Sequence[ExportedFrame]) -> tuple[bytes, bytes]:
+    """CSV and JSONL bytes for ``rows``; rank is 1-based selection order."""
+    csv_buffer = io.StringIO()
+    writer = csv.writer(csv_buffer, lineterminator="\n")
+    writer.writerow(_CSV_HEADER)
+    jsonl_lines = []
+    for rank, row in enumerate(rows, start=1):
+        # repr-exact floats so the CSV and JSONL agree to the bit; NaN becomes empty/null.
+        score = None if row.score != row.score else float(row.score)
+        writer.writerow((row.frame_id, row.sequence_id, "" if score is None else repr(score), rank))
+        jsonl_lines.append(
+            json.dumps({"frame_id": row.frame_id, "sequence_id": row.sequence_id, "score": score, "rank": rank})
+        )
+    jsonl = "".join(line + "\n" for line in jsonl_lines)
+    return csv_buffer.getvalue().encode("utf-8"), jsonl.encode("utf-8")
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    # The rename is only durable once the parent directory entry is on disk.
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _clear_stale_staging(outbox: Path, round_index: int) -> None:
+    prefix = f".staging-{round_folder_name(round_index)}-"
+    for stale in outbox.glob(prefix + "*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def read_vendor_export(folder: str | os.PathLike) -> VendorExport:
+    """Read and verify a drop: every file's sha256 must match the manifest.
+
+    Raises :class:`CorruptExport` naming the file when a checksum or the row
+    count differs, and ``FileNotFoundError`` when the folder has no manifest.
+    """
+    folder = Path(folder)
+    manifest_path = folder / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{manifest_path}: no export manifest (is {folder} a vendor export folder?)")
+    manifest = json.loads(manifest_path.read_text())
+    checksums: dict[str, str] = manifest.get("files", {})
+    for name in (CSV_NAME, JSONL_NAME):
+        path = folder / name
+        if name not in checksums:
+            raise CorruptExport(f"{manifest_path}: no checksum for {name}; re-export the round")
+        actual = _sha256(path.read_bytes()) if path.is_file() else "<missing>"
+        if actual != checksums[name]:
+            raise CorruptExport(
+                f"{path}: sha256 {actual} does not match the manifest's {checksums[name]}; "
+                "the drop was modified after export: restore it or delete the folder and re-export"
+            )
+    with open(folder / CSV_NAME, newline="") as handle:
+        frame_ids = tuple(row["frame_id"] for row in csv.DictReader(handle))
+    if len(frame_ids) != manifest.get("count"):
+        raise CorruptExport(f"{folder / CSV_NAME}: {len(frame_ids)} rows but the manifest says {manifest.get('count')}")
+    return VendorExport(
+        round_index=int(manifest["round"]),
+        model_version=str(manifest["model_version"]),
+        folder=folder,
+        frame_ids=frame_ids,
+        sha256=dict(checksums),
+        created=False,
+    )
+
+
+def write_vendor_export(
+    outbox: str | os.PathLike,
+    round_index: int,
+    model_version: str,
+    rows: Sequence[ExportedFrame],
+    *,
+    extra: dict | None = None,
+) -> VendorExport:
+    """Write round ``round_index``'s drop into ``outbox`` atomically, once.
+
+    ``rows`` are in selection order (best first). ``extra`` is merged into the
+    manifest (e.g. the run id). Returns the export; ``created`` is False when
+    an identical drop for the round was already there. Raises
+    :class:`ExportConflict` when the round was exported with other frames, and
+    ``InvalidFrameId`` / ``ValueError`` for unsafe ids or duplicates.
+    """
+    if not rows:
+        raise ValueError(f"round {round_index}: refusing to export an empty selection")
+    frame_ids = tuple(validate_frame_id(row.frame_id) for row in rows)
+    if len(set(frame_ids)) != len(frame_ids):
+        seen: set[str] = set()
+        duplicates = sorted({f for f in frame_ids if f in seen or seen.add(f)})
+        raise ValueError(f"round {round_index}: duplicate frame ids in the export: {duplicates[:10]}")
+
+    outbox = Path(outbox)
+    outbox.mkdir(parents=True, exist_ok=True)
+    final = export_folder(outbox, round_index)
+    if final.exists():
+        existing = read_vendor_export(final)
+        if existing.frame_ids != frame_ids:
+            raise ExportConflict(
+                f"{final}: round {round_index} was already exported with {existing.count} other frames; "
+                "an export is never replaced (the vendor may have picked it up). Start a new round instead."
+            )
+        return existing
+
+    csv_bytes, jsonl_bytes = _render(rows)
+    checksums = {CSV_NAME: _sha256(csv_bytes), JSONL_NAME: _sha256(jsonl_bytes)}
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "round": round_index,
+        "model_version": model_version,
+        "count": len(frame_ids),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "files": checksums,
+        **(extra or {}),
+    }
+
+    _clear_stale_staging(outbox, round_index)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{round_folder_name(round_index)}-", dir=outbox))
+    try:
+        _write_synced(staging / CSV_NAME, csv_bytes)
+        _write_synced(staging / JSONL_NAME, jsonl_bytes)
+        _write_synced(staging / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+        _fsync_dir(staging)
+        os.rename(staging, final)  # atomic on one filesystem; fails if a concurrent writer won
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if final.exists():  # lost a race with an identical writer: same contract as above
+            return write_vendor_export(outbox, round_index, model_version, rows, extra=extra)
+        raise
+    _fsync_dir(outbox)
+    return VendorExport(
+        round_index=round_index,
+        model_version=model_version,
+        folder=final,
+        frame_ids=frame_ids,
+        sha256=checksums,
+        created=True,
+    )
+
+
+def list_exports(outbox: str | os.PathLike) -> list[Path]:
+    """Every complete round folder in ``outbox``, oldest round first."""
+    outbox = Path(outbox)
+    if not outbox.is_dir():
+        return []
+    return sorted(p for p in outbox.glob("round-[0-9]*") if (p / MANIFEST_NAME).is_file())

@@ -1,0 +1,83 @@
+"""Label deliveries coming back from the vendor, and a simulated vendor for demos.
+
+A delivery is ``<inbox>/delivery-round-NNNN.json``: ``{"round": r, "frame_ids": [...]}``,
+the frames of round ``r``'s export whose annotations have arrived. The
+``labeled_set`` asset reads the inbox and records those frames as labeled.
+
+With a real vendor the annotations land in the frame source and the delivery
+file says which ones are new. In simulations (the demo, the round benchmark,
+tests) the source already holds ground truth for every frame but the pipeline
+is only allowed to use it for frames that were delivered:
+:func:`simulate_vendor` answers every export in the outbox at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ceal_pipeline.export.file_drop import list_exports, read_vendor_export
+from ceal_pipeline.frames.records import validate_frame_id
+
+_DELIVERY_GLOB = "delivery-round-[0-9]*.json"
+
+
+@dataclass(frozen=True)
+class LabelDelivery:
+    """The frames of one round's export whose labels the vendor delivered."""
+
+    round_index: int
+    frame_ids: tuple[str, ...]
+    path: Path
+
+
+def delivery_path(inbox: str | os.PathLike, round_index: int) -> Path:
+    return Path(inbox) / f"delivery-round-{round_index:04d}.json"
+
+
+def write_label_delivery(inbox: str | os.PathLike, round_index: int, frame_ids: list[str]) -> LabelDelivery:
+    """Record (atomically) that the labels of ``frame_ids`` from round ``round_index`` arrived."""
+    ids = tuple(validate_frame_id(f) for f in frame_ids)
+    path = delivery_path(inbox, round_index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"round": round_index, "frame_ids": list(ids)}) + "\n")
+    os.replace(tmp, path)
+    return LabelDelivery(round_index, ids, path)
+
+
+def read_label_deliveries(inbox: str | os.PathLike) -> list[LabelDelivery]:
+    """Every delivery in ``inbox``, oldest round first; a malformed file is an error naming it."""
+    inbox = Path(inbox)
+    if not inbox.is_dir():
+        return []
+    deliveries = []
+    for path in sorted(inbox.glob(_DELIVERY_GLOB)):
+        try:
+            payload = json.loads(path.read_text())
+            deliveries.append(
+                LabelDelivery(
+                    round_index=int(payload["round"]),
+                    frame_ids=tuple(validate_frame_id(f) for f in payload["frame_ids"]),
+                    path=path,
+                )
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(
+                f"{path}: not a label delivery ({exc}); expected {{'round': int, 'frame_ids': [...]}}: "
+                "fix or remove the file"
+            ) from exc
+    return deliveries
+
+
+def simulate_vendor(outbox: str | os.PathLike, inbox: str | os.PathLike) -> list[LabelDelivery]:
+    """Answer every verified export in ``outbox`` that has no delivery yet; return the new deliveries."""
+    delivered = {d.round_index for d in read_label_deliveries(inbox)}
+    new = []
+    for folder in list_exports(outbox):
+        export = read_vendor_export(folder)  # verifies the checksums, as a vendor would
+        if export.round_index not in delivered:
+            new.append(write_label_delivery(inbox, export.round_index, list(export.frame_ids)))
+    return new

@@ -1,0 +1,252 @@
+"""Frames from the aiMotive Multimodal Dataset layout.
+
+One sequence folder looks like::
+
+    <sequence>/dynamic/raw-revolutions/frame_<id>.laz   LiDAR, body frame (x fwd, y left, z up)
+    <sequence>/dynamic/box/3d_body/frame_<id>.json      boxes, body frame (optional: unlabeled)
+    <sequence>/sensor/camera/<CAM>/<CAM>_<id>.jpg       images
+    <sequence>/sensor/calibration/calibration.json      per sensor RT_body_from_sensor, intrinsics
+
+and the dataset nests sequences as ``data/<split>/<condition>/<sequence>``.
+``root`` may be the dataset root, any folder above sequences, or one sequence.
+
+Conventions handled here: the LAZ points and the boxes are both in the body
+frame, so the body frame *is* the record's LiDAR frame and each camera's
+``lidar2cam`` is its ``RT_sensor_from_body``. Box ``Origin`` is the box centre,
+``Extent`` the full length, width, height, and the orientation a W, X, Y, Z
+quaternion of which the yaw is kept. Object types go through
+:data:`ceal_pipeline.frames.classes.CLASS_MAPPING`; unmapped ones are dropped
+and counted. The frame timestamp is the GPS time (ns, stored in seconds) of the
+first point of the revolution.
+
+A camera folder that is absent from a sequence is left out of its records; a
+camera whose folder exists but lacks the frame's image quarantines the frame.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ceal_pipeline.frames.box_conventions import quaternion_wxyz_to_yaw, to_bottom_origin
+from ceal_pipeline.frames.classes import detection_label
+from ceal_pipeline.frames.points import LidarReadError, read_laz_points, read_laz_start_time
+from ceal_pipeline.frames.records import CameraRecord, FrameRecord, LidarFormat
+from ceal_pipeline.frames.result import FrameSourceResult
+
+SOURCE = "aimotive"
+CHECK_LEVELS = ("exists", "header", "points")
+_SPLITS = {"train", "val", "test"}
+_FRAME_FILE = re.compile(r"^frame_(\d+)\.(laz|json)$")
+_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._:+\-]")
+
+
+def find_sequences(root: str | Path, max_depth: int = 5) -> list[Path]:
+    """Sequence folders (those holding ``dynamic/``) at or below ``root``, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"aiMotive root {root} is not a folder: pass the dataset root or a sequence folder")
+    found: list[Path] = []
+    frontier = [root]
+    for _ in range(max_depth + 1):
+        next_frontier = []
+        for folder in frontier:
+            if (folder / "dynamic").is_dir():
+                found.append(folder)  # do not descend into a sequence's thousands of files
+            else:
+                next_frontier.extend(sorted(p for p in folder.iterdir() if p.is_dir()))
+        frontier = next_frontier
+    return sorted(found)
+
+
+def frame_id_for(sequence_name: str, frame_number: str) -> str:
+    """``<sequence>:<frame>`` with characters unsafe in ids (``@``) replaced by ``_``."""
+    return _UNSAFE_ID_CHARS.sub("_", f"{sequence_name}:{frame_number}")
+
+
+def read_cameras(sequence_dir: Path) -> list[dict]:
+    """Camera calibrations of a sequence whose image folders exist.
+
+    Each entry: ``name``, ``lidar2cam`` (4x4, body -> camera), ``cam2img`` (3x3),
+    ``width``, ``height``, ``model``, ``distortion``. Raises ``ValueError`` naming
+    the file when ``calibration.json`` is missing or malformed.
+    """
+    path = sequence_dir / "sensor" / "calibration" / "calibration.json"
+    try:
+        calibration = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"calibration file {path} is unreadable ({exc}); restore it from the dataset") from exc
+    if not isinstance(calibration, dict):
+        raise ValueError(f"calibration file {path} is not a sensor-name -> calibration mapping; restore it")
+    cameras = []
+    for name, sensor in sorted(calibration.items()):
+        if not isinstance(sensor, dict) or sensor.get("sensor_type") != "camera":
+            continue
+        if not (sequence_dir / "sensor" / "camera" / name).is_dir():
+            continue
+        try:
+            if "RT_sensor_from_body" in sensor:
+                lidar2cam = np.asarray(sensor["RT_sensor_from_body"], dtype=np.float64)
+            else:
+                lidar2cam = np.linalg.inv(np.asarray(sensor["RT_body_from_sensor"], dtype=np.float64))
+            fx, fy = (float(v) for v in sensor["focal_length_px"])
+            cx, cy = (float(v) for v in sensor["principal_point_px"])
+            width, height = (int(v) for v in sensor.get("image_resolution_px", (0, 0)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"calibration file {path}: camera {name} lacks a valid {exc} entry") from exc
+        if lidar2cam.shape != (4, 4):
+            raise ValueError(f"calibration file {path}: camera {name} extrinsic is {lidar2cam.shape}, expected 4x4")
+        model = str(sensor.get("model", "pinhole"))
+        coeffs = tuple(float(c) for c in sensor.get("distortion_coeffs", ()))
+        # The Mei (unified omnidirectional) model adds the mirror parameter xi.
+        distortion = ((float(sensor["xi"]),) + coeffs) if model == "mei" and "xi" in sensor else coeffs
+        cameras.append(
+            dict(
+                name=name,
+                lidar2cam=lidar2cam,
+                cam2img=np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]]),
+                width=width,
+                height=height,
+                model=model,
+                distortion=distortion,
+            )
+        )
+    return cameras
+
+
+def parse_boxes(path: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(boxes (n, 7) float32, labels (n,) int64)`` from a ``3d_body`` JSON file.
+
+    Raises ``ValueError`` naming the file and object when it is malformed.
+    """
+    objects = json.loads(path.read_text())["CapturedObjects"]
+    boxes, labels = [], []
+    for i, obj in enumerate(objects):
+        type_name = str(obj.get("ObjectType", ""))
+        label = detection_label(type_name)
+        if label is None:
+            dropped[type_name] = dropped.get(type_name, 0) + 1
+            continue
+        try:
+            centre = [float(obj[f"BoundingBox3D Origin {a}"]) for a in "XYZ"]
+            extent = [float(obj[f"BoundingBox3D Extent {a}"]) for a in "XYZ"]
+            quat = [float(obj[f"BoundingBox3D Orientation Quat {a}"]) for a in "WXYZ"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: object {i} ({type_name}) lacks {exc}") from exc
+        values = np.array(centre + extent + quat)
+        if not np.isfinite(values).all() or min(extent) <= 0:
+            raise ValueError(f"{path}: object {i} ({type_name}) has a non-finite value or a non-positive extent")
+        yaw = float(quaternion_wxyz_to_yaw(np.array(quat))[0])
+        boxes.append([*centre, *extent, yaw])
+        labels.append(label)
+    # Origin is the box centre; the record wants the centre of the bottom face.
+    return to_bottom_origin(np.asarray(boxes).reshape(-1, 7)).astype(np.float32), np.asarray(labels, dtype=np.int64)
+
+
+def _image_reason(path: Path, check: str) -> str | None:
+    if not path.is_file():
+        return f"camera image {path} is missing"
+    if check != "exists":
+        try:
+            from PIL import Image
+
+            with Image.open(path) as image:
+                image.size  # noqa: B018 - decoding the header is the check
+        except Exception as exc:
+            return f"camera image {path} is unreadable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def read_sequence(sequence_dir: Path, check: str = "header") -> FrameSourceResult:
+    """Frames of one sequence folder (see the module docstring)."""
+    result = FrameSourceResult()
+    name = sequence_dir.name
+    split = sequence_dir.parent.parent.name if sequence_dir.parent.parent.name in _SPLITS else "train"
+    lidar_dir = sequence_dir / "dynamic" / "raw-revolutions"
+    box_dir = sequence_dir / "dynamic" / "box" / "3d_body"
+    names = [f.name for d in (lidar_dir, box_dir) if d.is_dir() for f in d.iterdir()]
+    numbers = sorted({m.group(1) for name in names if (m := _FRAME_FILE.match(name))})
+    try:
+        cameras = read_cameras(sequence_dir)
+        calibration_error = None
+    except ValueError as exc:
+        cameras, calibration_error = [], str(exc)
+    for number in numbers:
+        frame_id = frame_id_for(name, number)
+        lidar_path = lidar_dir / f"frame_{number}.laz"
+        if calibration_error:
+            result.quarantine(frame_id, calibration_error, sequence_dir / "sensor" / "calibration", SOURCE)
+            continue
+        if not lidar_path.is_file():
+            result.quarantine(frame_id, f"LiDAR file {lidar_path} is missing", lidar_path, SOURCE)
+            continue
+        timestamp = float("nan")
+        try:
+            if check in ("header", "points"):
+                _, gps_time_ns = read_laz_start_time(lidar_path)
+                timestamp = gps_time_ns * 1e-9
+            if check == "points":
+                read_laz_points(lidar_path)
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, LidarReadError) else f"LAZ file {lidar_path} is unreadable ({exc})"
+            result.quarantine(frame_id, reason, lidar_path, SOURCE)
+            continue
+        boxes = labels = None
+        box_path = box_dir / f"frame_{number}.json"
+        if box_path.is_file():
+            dropped: dict[str, int] = {}
+            try:
+                boxes, labels = parse_boxes(box_path, dropped)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                result.quarantine(frame_id, f"malformed annotation {box_path}: {exc}", box_path, SOURCE)
+                continue
+            result.dropped_objects.update(dropped)
+        camera_records, camera_problem = [], None
+        for camera in cameras:
+            image_path = sequence_dir / "sensor" / "camera" / camera["name"] / f"{camera['name']}_{number}.jpg"
+            camera_problem = _image_reason(image_path, check)
+            if camera_problem:
+                break
+            camera_records.append(CameraRecord(path=str(image_path), **camera))
+        if camera_problem:
+            result.quarantine(frame_id, camera_problem, image_path, SOURCE)
+            continue
+        result.frames.append(
+            FrameRecord(
+                frame_id=frame_id,
+                sequence_id=name,
+                timestamp=timestamp,
+                lidar_path=str(lidar_path),
+                lidar_format=LidarFormat(kind="laz", num_features=4, use_dims=(0, 1, 2, 3)),
+                cameras=tuple(camera_records),
+                boxes=boxes,
+                labels=labels,
+                source=SOURCE,
+                split=split,
+            )
+        )
+    return result
+
+
+def read_frames(root: str | Path, check: str = "header") -> FrameSourceResult:
+    """All frames under an aiMotive ``root`` (dataset root, split folder or one sequence).
+
+    ``check``: ``"exists"`` only stats files (timestamps are NaN), ``"header"``
+    (default) also decodes each LAZ header and first point (the timestamp) and
+    each image header, ``"points"`` decodes every point cloud fully.
+    """
+    if check not in CHECK_LEVELS:
+        raise ValueError(f"check={check!r}: use one of {CHECK_LEVELS}")
+    sequences = find_sequences(root)
+    if not sequences:
+        raise FileNotFoundError(
+            f"no aiMotive sequence under {root}: expected folders holding dynamic/raw-revolutions "
+            "(data/<split>/<condition>/<sequence>/...)"
+        )
+    result = FrameSourceResult()
+    for sequence_dir in sequences:
+        result.extend(read_sequence(sequence_dir, check=check))
+    return result

@@ -1,0 +1,34 @@
+"""What every frame source returns: the frames it could read and the ones it could not."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ceal_pipeline.frames.records import FrameRecord, QuarantinedFrame
+
+
+@dataclass
+class FrameSourceResult:
+    """Frames read from one source.
+
+    ``frames`` are the readable frames in source order; ``quarantined`` the frames
+    skipped with their reason (reading goes on past a bad file);
+    ``dropped_objects`` counts annotated objects whose type maps to no detector
+    class (see :mod:`ceal_pipeline.frames.classes`) or that the source marks as
+    ignored (mmdet3d label ``-1``), by source type name.
+    """
+
+    frames: list[FrameRecord] = field(default_factory=list)
+    quarantined: list[QuarantinedFrame] = field(default_factory=list)
+    dropped_objects: Counter = field(default_factory=Counter)
+
+    def extend(self, other: "FrameSourceResult") -> None:
+        """Append another result (e.g. another sequence or info file) to this one."""
+        self.frames.extend(other.frames)
+        self.quarantined.extend(other.quarantined)
+        self.dropped_objects.update(other.dropped_objects)
+
+    def quarantine(self, frame_id: str, reason: str, path: str = "", source: str = "") -> None:
+        """Record a frame that could not be read, with the reason and the offending file."""
+        self.quarantined.append(QuarantinedFrame(frame_id=frame_id, reason=reason, path=str(path), source=source))

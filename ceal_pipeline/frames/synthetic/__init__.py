@@ -1,0 +1,46 @@
+"""The synthetic driving-scene generator, the pipeline's embedded default source.
+
+:func:`generate_dataset` writes an mmdet3d v1.x info dataset (LiDAR ``.bin`` +
+JPEG cameras + ``ceal_synthetic_infos.pkl``) deterministically from a seed;
+:func:`read_frames` generates it if needed and reads it back through the same
+mmdet3d-info reader as real data. Parameters: :class:`SyntheticConfig`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ceal_pipeline.frames.result import FrameSourceResult
+from ceal_pipeline.frames.synthetic.config import GENERATOR_VERSION, SyntheticConfig
+from ceal_pipeline.frames.synthetic.writer import (
+    INFO_FILE,
+    SyntheticDatasetMismatch,
+    generate_dataset,
+    read_manifest,
+)
+
+__all__ = ["GENERATOR_VERSION", "INFO_FILE", "SyntheticConfig", "SyntheticDatasetMismatch", "generate_dataset",
+           "read_frames", "read_manifest"]
+
+
+def read_frames(root: str | Path, n_frames: int | None = None, seed: int | None = None, *, check: str = "header",
+                overwrite: bool = False, progress=None, **options) -> FrameSourceResult:
+    """Frames of the synthetic dataset in ``root``, generating it first when needed.
+
+    With ``n_frames`` and ``seed`` left ``None`` an existing dataset is read as
+    it is (whatever it was generated with) and a missing one is generated with
+    the defaults; given values must match an existing dataset (or ``overwrite``).
+    """
+    from ceal_pipeline.frames import mmdet3d_info
+
+    manifest = read_manifest(root)
+    if n_frames is None and seed is None and not options and manifest is not None:
+        # Read what is there; regenerates with the recorded parameters only if
+        # its files were removed after a completed generation.
+        generate_dataset(root, progress=progress, **manifest["params"])
+    else:
+        defaults = SyntheticConfig()
+        generate_dataset(root, n_frames=defaults.n_frames if n_frames is None else n_frames,
+                         seed=defaults.seed if seed is None else seed, overwrite=overwrite, progress=progress,
+                         **options)
+    return mmdet3d_info.read_frames(root, info=INFO_FILE, check=check)

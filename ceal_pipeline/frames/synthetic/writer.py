@@ -1,0 +1,182 @@
+"""Writing a synthetic dataset in the mmdet3d v1.x info layout.
+
+``root/`` receives ``lidar/<frame>.bin`` (float32 x, y, z, intensity),
+``camera/<CAM>/<frame>.jpg``, the info file ``ceal_synthetic_infos.pkl``
+(``{'metainfo', 'data_list'}``, paths relative to ``root``) and
+``manifest.json`` with the parameters. The manifest is written last and
+atomically, so an interrupted generation is redone, and a completed one with
+the same parameters is reused as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ceal_pipeline.frames.points_in_boxes import count_points_in_boxes
+from ceal_pipeline.frames.records import DETECTION_CLASSES
+from ceal_pipeline.frames.synthetic.camera import background, make_cameras, render
+from ceal_pipeline.frames.synthetic.config import GENERATOR_VERSION, SyntheticConfig
+from ceal_pipeline.frames.synthetic.lidar import LidarModel, simulate_sweep
+from ceal_pipeline.frames.synthetic.scenes import LANE_WIDTH_M, draw_sequence, frame_at
+
+INFO_FILE = "ceal_synthetic_infos.pkl"
+MANIFEST_FILE = "manifest.json"
+DATASET_NAME = "ceal-synthetic"
+_OWN_FOLDERS = ("lidar", "camera")
+
+
+class SyntheticDatasetMismatch(RuntimeError):
+    """``root`` already holds a synthetic dataset generated with other parameters."""
+
+
+def frame_id(seed: int, sequence: int, frame: int) -> str:
+    return f"syn{seed}-{sequence:05d}-{frame:03d}"
+
+
+def read_manifest(root: str | Path) -> dict | None:
+    """The manifest of a completed generation in ``root``, or ``None``."""
+    path = Path(root) / MANIFEST_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _manifest_for(config: SyntheticConfig) -> dict:
+    return {"generator": DATASET_NAME, "version": GENERATOR_VERSION, "info_file": INFO_FILE,
+            "params": config.to_dict()}
+
+
+def _ground_reflectance(lane_lines_y, pose):
+    """Road 0.12, lane markings 0.7 (dashed between lanes, solid at the road edges)."""
+    road_half = float(np.max(np.abs(lane_lines_y)))
+
+    def reflectance(xy: np.ndarray) -> np.ndarray:
+        world = xy @ pose[:2, :2].T + pose[:2, 3]
+        # lane lines are evenly spaced: the nearest one is a rounding away
+        nearest = np.round(world[:, 1] / LANE_WIDTH_M) * LANE_WIDTH_M
+        on_line = (np.abs(world[:, 1] - nearest) < 0.08) & (np.abs(nearest) <= road_half + 1e-6)
+        edge = np.abs(np.abs(nearest) - road_half) < 1e-6
+        marking = on_line & (edge | ((world[:, 0] % 9.0) < 3.0))
+        return np.where(marking, 0.7, 0.12)
+
+    return reflectance
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def generate_dataset(root: str | Path, n_frames: int = 2000, seed: int = 0, *, overwrite: bool = False,
+                     progress=None, **options) -> Path:
+    """Generate (or reuse) the synthetic dataset in ``root``; returns the info file path.
+
+    ``options`` are further :class:`SyntheticConfig` fields. If ``root`` already
+    holds a completed dataset with the same parameters it is reused untouched;
+    with different parameters :class:`SyntheticDatasetMismatch` is raised unless
+    ``overwrite`` (then the generator's own files are replaced). ``progress``, if
+    given, is called as ``progress(frames_done, n_frames)``.
+    """
+    config = SyntheticConfig.from_options(n_frames=n_frames, seed=seed, **options)
+    root = Path(root)
+    wanted = _manifest_for(config)
+    existing = read_manifest(root)
+    if existing is not None and (root / INFO_FILE).is_file():
+        if existing == wanted:
+            return root / INFO_FILE
+        if not overwrite:
+            raise SyntheticDatasetMismatch(
+                f"{root} holds a synthetic dataset generated with {existing.get('params')}, not {wanted['params']}: "
+                "pick another root, or pass overwrite=True (CLI: --overwrite) to regenerate it"
+            )
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MANIFEST_FILE).unlink(missing_ok=True)
+    for folder in _OWN_FOLDERS:
+        shutil.rmtree(root / folder, ignore_errors=True)
+    cameras = make_cameras(config)
+    for camera in cameras:
+        (root / "camera" / camera.name).mkdir(parents=True, exist_ok=True)
+    (root / "lidar").mkdir(exist_ok=True)
+    lidar = LidarModel(config)
+    backgrounds = {(c.name, night): background(c, night) for c in cameras for night in (False, True)}
+    data_list = []
+    done = 0
+    for sequence in range(config.n_sequences):
+        scene = draw_sequence(config, sequence)
+        # frame-level randomness has its own stream so scene drawing stays stable
+        rng = np.random.default_rng([config.seed, sequence, 1])
+        n_in_sequence = min(config.frames_per_sequence, config.n_frames - done)
+        for k in range(n_in_sequence):
+            data_list.append(_write_frame(root, config, scene, k, lidar, cameras, backgrounds, rng, len(data_list)))
+            done += 1
+            if progress is not None:
+                progress(done, config.n_frames)
+    metainfo = {
+        "categories": {name: i for i, name in enumerate(DETECTION_CLASSES)},
+        "dataset": DATASET_NAME,
+        "info_version": "1.1",
+        "version": GENERATOR_VERSION,
+        "box_frame": "lidar",
+        "box_origin_z": 0.0,
+        "lidar_height_m": config.lidar_height_m,
+        "params": config.to_dict(),
+    }
+    _atomic_write(root / INFO_FILE, pickle.dumps({"metainfo": metainfo, "data_list": data_list}, protocol=4))
+    _atomic_write(root / MANIFEST_FILE, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode())
+    return root / INFO_FILE
+
+
+def _write_frame(root, config, scene, k, lidar, cameras, backgrounds, rng, sample_idx) -> dict:
+    view = frame_at(scene, k, config)
+    fid = frame_id(config.seed, scene.index, k)
+    points, _ = simulate_sweep(lidar, view.parts, view.part_reflectance,
+                               _ground_reflectance(scene.lane_lines_y, view.ego_pose), rng, rain=scene.rain)
+    counts = count_points_in_boxes(points, view.label_boxes)
+    lidar_rel = f"lidar/{fid}.bin"
+    points.tofile(root / lidar_rel)
+    timestamp = round(scene.index * 1000.0 + view.t, 6)  # sequences 1000 s apart on one clock
+    images = {}
+    noise = (16.0 if scene.night else 3.0) + (4.0 if scene.rain else 0.0)
+    for camera in cameras:
+        pixels = render(camera, backgrounds[(camera.name, scene.night)], view.parts, view.part_colors,
+                        scene.night, noise, rng)
+        rel = f"camera/{camera.name}/{fid}.jpg"
+        Image.fromarray(pixels).save(root / rel, format="JPEG", quality=90)
+        images[camera.name] = {
+            "img_path": rel, "cam2img": camera.cam2img.tolist(), "lidar2cam": camera.lidar2cam.tolist(),
+            "cam2ego": camera.cam2ego.tolist(), "height": camera.height, "width": camera.width,
+            "timestamp": timestamp,
+        }
+    seen = counts >= config.min_points_per_box
+    instances = [
+        {"bbox_3d": [round(float(v), 5) for v in box], "bbox_label": int(label), "bbox_label_3d": int(label),
+         "bbox_3d_isvalid": True, "num_lidar_pts": int(n), "velocity": [round(float(v), 4) for v in velocity],
+         "track_id": f"{scene.index}-{int(track)}"}
+        for box, label, n, velocity, track in zip(view.label_boxes[seen], view.labels[seen], counts[seen],
+                                                  view.velocities[seen], view.track_ids[seen])
+    ]
+    return {
+        "sample_idx": sample_idx, "token": fid, "timestamp": timestamp,
+        "scene_token": f"syn{config.seed}-{scene.index:05d}",
+        "split": scene.split, "conditions": scene.conditions, "ego2global": view.ego_pose.tolist(),
+        "lidar_points": {"lidar_path": lidar_rel, "num_pts_feats": 4, "lidar2ego": np.eye(4).tolist()},
+        "images": images, "instances": instances, "lane_width_m": LANE_WIDTH_M,
+    }
+
+
+def time_generation(root: str | Path, n_frames: int = 2000, seed: int = 0, **options) -> dict:
+    """Generate from scratch and return ``{"frames", "seconds", "frames_per_s"}`` (for reports)."""
+    start = time.perf_counter()
+    generate_dataset(root, n_frames=n_frames, seed=seed, overwrite=True, **options)
+    seconds = time.perf_counter() - start
+    return {"frames": n_frames, "seconds": round(seconds, 2), "frames_per_s": round(n_frames / seconds, 1)}

@@ -1,0 +1,27 @@
+"""MNIST and CIFAR-10 validation of CEAL against full-pool acquisition.
+
+Reproduces the protocol of Németh & Matuszka ("Compute-Efficient Active
+Learning"): a class-balanced initial pool, a fixed number of acquisition rounds,
+MC-Dropout acquisition (predictive entropy, variation ratios, BALD) over the
+whole unlabeled pool or over a softmax-sampled candidate pool, test accuracy
+after every round and a compute ledger per round.
+
+Modules, one concept each:
+
+- :mod:`.datasets`: read MNIST (IDX) and CIFAR-10 (python batches, JPEG
+  ImageFolder, or its tarball) from a data folder, optional download.
+- :mod:`.augmentation`: random brightness / contrast / horizontal flip in torch.
+- :mod:`.networks`: the paper's MNIST CNN and VGG-11-BN, split into the part run
+  once and the dropout-bearing part run ``T`` times.
+- :mod:`.training`: training with early stopping, test accuracy, MC-Dropout
+  class probabilities.
+- :mod:`.strategies`: random, full-pool and CEAL acquisition over the core
+  sampling / selection code.
+- :mod:`.protocol`: the round loop, seeds and ledger.
+- :mod:`.presets`: the paper's protocols and the cheap presets.
+- :mod:`.results`: the results store (reruns add seeds) and the summary.
+- :mod:`.report`: the accuracy-per-round plot and the markdown table.
+- :mod:`.benchmark`: run a preset for new seeds into the store (CLI and assets).
+
+Torch is imported only by the modules that train or run networks.
+"""

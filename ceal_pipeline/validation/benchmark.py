@@ -1,0 +1,56 @@
+"""Run a preset for new seeds, persist every run, and summarise the store.
+
+The one entry point shared by ``ceal benchmark`` and the Dagster assets, so a
+click in the UI and a command line give the same numbers into the same store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ceal_pipeline.validation.datasets import ImageClassificationData
+from ceal_pipeline.validation.presets import Preset
+from ceal_pipeline.validation.protocol import run_seed_protocol
+from ceal_pipeline.validation.results import BenchmarkResults, StrategySummary, summarise
+
+
+@dataclass(frozen=True)
+class BenchmarkOutcome:
+    """The seeds this invocation ran and the summary over every stored seed."""
+
+    dataset: str
+    protocol_key: str
+    new_seeds: list[int]
+    summaries: dict[str, StrategySummary]
+
+
+def run_benchmark(
+    preset: Preset,
+    data: ImageClassificationData,
+    results: BenchmarkResults,
+    *,
+    seeds: list[int] | None = None,
+    base_seed: int = 0,
+    log: Callable[[str], None] | None = None,
+    device: str = "cpu",
+) -> BenchmarkOutcome:
+    """Run ``preset.repeats`` seeds not yet in ``results`` (or exactly ``seeds``).
+
+    Each finished (strategy, seed) run is appended at once; a (strategy, seed)
+    already stored is not rerun, so an interrupted benchmark resumes where it
+    stopped and a rerun adds seeds. ``device`` is the torch device to train on.
+    """
+    protocol = preset.protocol
+    key = protocol.key()
+    strategies = list(preset.strategies)
+    if seeds is None:
+        seeds = results.next_seeds(protocol.dataset, key, strategies, preset.repeats, base_seed)
+    for seed in seeds:
+        missing = [s for s in strategies if seed not in results.completed_seeds(protocol.dataset, key, s)]
+        if missing:
+            run_seed_protocol(data, protocol, missing, seed, log=log, device=device,
+                              on_run=lambda run: results.append(run.to_dict()))
+    stored = [r for r in results.runs(protocol.dataset, key) if r["strategy"] in strategies]
+    summaries = summarise(sorted(stored, key=lambda r: strategies.index(r["strategy"])))
+    return BenchmarkOutcome(protocol.dataset, key, list(seeds), summaries)

@@ -1,0 +1,174 @@
+"""Acquisition strategies of the benchmark: random, full-pool, and CEAL.
+
+A strategy decides which unlabeled images to label next, given a way to score
+images and the acquisition history (each image's latest score, NaN if never
+scored). It is the benchmark's version of one pipeline round and reuses the
+functional core for every decision: :func:`ceal_pipeline.core.sampling.sample_candidate_pool`
+draws the CEAL candidate pool (rank-normalised tempered softmax, Gumbel-top-k),
+:func:`ceal_pipeline.core.selection.select_top_k` takes the top ``k`` fresh
+scores, and :mod:`ceal_pipeline.core.acquisition` supplies the functions.
+
+- ``random``: ``k`` images uniformly without replacement; nothing scored.
+- full pool (``entropy``, ``variation_ratios``, ``bald``): score every unlabeled
+  image, take the top ``k``.
+- CEAL (``ceal_<fn>_<m>``): score only a candidate pool of ``m`` images sampled
+  from the history; the first acquisition scores the whole pool when
+  ``backfill_first_round`` (the paper's round 0), since there is no history yet.
+  With ``m`` at least the unlabeled count the candidate pool is the whole pool
+  and CEAL *is* full-pool acquisition.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from ceal_pipeline.core.acquisition import ACQUISITION_FUNCTIONS
+from ceal_pipeline.core.sampling import sample_candidate_pool
+from ceal_pipeline.core.seeding import derive_seed
+from ceal_pipeline.core.selection import select_top_k
+
+#: Short strategy names -> acquisition function names of the core.
+SHORT_NAMES: dict[str, str] = {
+    "entropy": "predictive_entropy",
+    "variation_ratios": "variation_ratios",
+    "bald": "bald",
+    "margin": "margin",
+    "least_confidence": "least_confidence",
+}
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """One acquisition strategy.
+
+    ``kind`` is ``"random"``, ``"full_pool"`` or ``"ceal"``; ``acquisition_fn``
+    a key of ``ACQUISITION_FUNCTIONS`` (None for random);
+    ``candidate_pool_size`` the CEAL ``m`` (None otherwise).
+    """
+
+    name: str
+    kind: str
+    acquisition_fn: str | None = None
+    candidate_pool_size: int | None = None
+
+    @classmethod
+    def parse(cls, name: str) -> "Strategy":
+        """``random``, ``entropy``, ``variation_ratios``, ``bald`` (any short name),
+        or ``ceal_<short name>_<m>`` such as ``ceal_entropy_2500``."""
+        if name == "random":
+            return cls(name, "random")
+        if name in SHORT_NAMES:
+            return cls(name, "full_pool", SHORT_NAMES[name])
+        if name.startswith("ceal_"):
+            short, _, size = name[len("ceal_"):].rpartition("_")
+            if short in SHORT_NAMES and size.isdigit() and int(size) > 0:
+                return cls(name, "ceal", SHORT_NAMES[short], int(size))
+        raise ValueError(
+            f"unknown strategy {name!r}: use 'random', one of {sorted(SHORT_NAMES)} for full-pool acquisition, "
+            "or 'ceal_<function>_<candidate pool size>' such as 'ceal_entropy_2500'"
+        )
+
+
+def paper_strategies(candidate_pool_sizes: tuple[int, ...] = (2500, 5000, 10000), bald: bool = True) -> list[str]:
+    """The paper's strategy list: random, full-pool entropy and variation ratios,
+    CEAL with each at every candidate pool size, and BALD (full pool) as an extra."""
+    names = ["random", "entropy", "variation_ratios"]
+    for short in ("entropy", "variation_ratios"):
+        names += [f"ceal_{short}_{m}" for m in candidate_pool_sizes]
+    if bald:
+        names.append("bald")
+    return names
+
+
+@dataclass(frozen=True)
+class Acquisition:
+    """What one acquisition step chose and what it cost.
+
+    ``selected`` and ``scored`` are indices into the pool; ``scores`` aligns with
+    ``scored``; ``candidate_seed`` is the seed of the random draw (the candidate
+    pool or the random batch), None when nothing random was drawn.
+    ``scoring_s`` covers the MC-Dropout passes, ``selection_s`` the sampling
+    and top-k (seconds).
+    """
+
+    selected: np.ndarray
+    scored: np.ndarray
+    scores: np.ndarray
+    candidate_seed: int | None
+    scoring_s: float
+    selection_s: float
+
+
+#: ``(pool indices sorted ascending) -> acquisition scores`` for the current model.
+ScoreFunction = Callable[[np.ndarray], np.ndarray]
+
+
+def acquire(
+    strategy: Strategy,
+    *,
+    unlabeled: np.ndarray,
+    latest_scores: np.ndarray,
+    k: int,
+    score: ScoreFunction,
+    run_seed: int,
+    round_index: int,
+    temperature: float,
+    normalisation: str = "rank",
+    prior: str = "optimistic",
+    backfill_first_round: bool = True,
+) -> Acquisition:
+    """Choose ``k`` images to label from ``unlabeled`` (pool indices).
+
+    ``latest_scores`` is the acquisition history over the whole pool (NaN =
+    never scored); this function only reads it, the caller writes the fresh
+    ``scores`` back. Random draws are seeded from
+    ``derive_seed(run_seed, round_index, ...)``; ``temperature``,
+    ``normalisation`` and ``prior`` shape the CEAL candidate-pool softmax (see
+    :func:`ceal_pipeline.core.sampling.sample_candidate_pool`).
+    """
+    unlabeled = np.sort(np.asarray(unlabeled, dtype=np.int64))
+    if not 0 < k <= len(unlabeled):
+        raise ValueError(f"round {round_index}: cannot acquire {k} images from {len(unlabeled)} unlabeled ones; "
+                         "lower acquire_per_round or the number of rounds")
+    if strategy.kind == "random":
+        seed = derive_seed(run_seed, round_index, "random_acquisition")
+        start = time.perf_counter()
+        chosen = np.random.default_rng(seed).choice(len(unlabeled), size=k, replace=False)
+        empty = np.zeros(0, dtype=np.int64)
+        return Acquisition(np.sort(unlabeled[chosen]), empty, np.zeros(0), seed, 0.0, time.perf_counter() - start)
+
+    if strategy.acquisition_fn not in ACQUISITION_FUNCTIONS:
+        raise ValueError(f"strategy {strategy.name!r}: unknown acquisition function {strategy.acquisition_fn!r}")
+    start = time.perf_counter()
+    seed = None
+    history = latest_scores[unlabeled]
+    first_round = np.isnan(history).all()
+    if strategy.kind == "ceal" and not (first_round and backfill_first_round):
+        seed = derive_seed(run_seed, round_index, "candidate_pool")
+        count = min(strategy.candidate_pool_size, len(unlabeled))
+        pool = sample_candidate_pool(unlabeled, history, temperature=temperature, count=count,
+                                     normalisation=normalisation, prior=prior, seed=seed)
+        candidates = np.sort(np.asarray(pool.frame_ids, dtype=np.int64))
+    elif strategy.kind in ("ceal", "full_pool"):
+        candidates = unlabeled
+    else:
+        raise ValueError(f"strategy {strategy.name!r} has unknown kind {strategy.kind!r}")
+    sampling_s = time.perf_counter() - start
+
+    # Scoring in ascending index order makes the MC-Dropout masks of an image
+    # independent of how the candidates were drawn, so CEAL with m >= N scores
+    # exactly like the full pool.
+    start = time.perf_counter()
+    scores = np.asarray(score(candidates), dtype=np.float64)
+    scoring_s = time.perf_counter() - start
+    if scores.shape != candidates.shape or not np.isfinite(scores).all():
+        raise ValueError(f"strategy {strategy.name!r}, round {round_index}: the score function returned "
+                         f"{scores.shape} values (finite: {np.isfinite(scores).all()}) for {len(candidates)} images")
+    start = time.perf_counter()
+    selected = np.asarray(select_top_k(candidates, scores, k), dtype=np.int64)
+    selection_s = sampling_s + time.perf_counter() - start
+    return Acquisition(np.sort(selected), candidates, scores, seed, scoring_s, selection_s)

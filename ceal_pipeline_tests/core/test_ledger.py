@@ -1,0 +1,38 @@
+"""Spec: each round's compute is recorded as plain numbers."""
+
+import json
+import time
+
+import pytest
+
+from ceal_pipeline.core.ledger import ComputeLedger, Stopwatch, stopwatch
+
+
+def test_ledger_serialises_to_plain_json_numbers():
+    ledger = ComputeLedger(round_index=3, pool_frames=1000, frames_scored=50, forward_passes=500,
+                           training_s=12.5, scoring_s=3.0, selection_s=0.25)
+    record = ledger.to_dict()
+    assert record == {
+        "round_index": 3, "pool_frames": 1000, "frames_scored": 50, "forward_passes": 500,
+        "training_s": 12.5, "scoring_s": 3.0, "selection_s": 0.25,
+    }
+    assert json.loads(json.dumps(record)) == record
+    assert ledger.scored_fraction == pytest.approx(0.05)
+    assert ledger.total_s == pytest.approx(15.75)
+
+
+@pytest.mark.parametrize("field, value", [("frames_scored", -1), ("scoring_s", float("nan")), ("round_index", 1.5)])
+def test_ledger_rejects_negative_or_non_numeric_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        ComputeLedger(round_index=0, **{field: value}) if field != "round_index" else ComputeLedger(round_index=value)
+
+
+def test_stopwatch_measures_the_block_in_seconds():
+    with stopwatch() as watch:
+        time.sleep(0.05)
+        running = watch.seconds
+    assert 0.04 <= running <= watch.seconds < 2.0
+    finished = watch.seconds
+    time.sleep(0.01)
+    assert watch.seconds == finished  # frozen after the block
+    assert Stopwatch().seconds == 0.0

@@ -1,0 +1,110 @@
+"""Specification of detector training and checkpoints: resumable to the bit, loadable with
+``weights_only=True``, versioned by content."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ceal_pipeline.detector.checkpoints import (
+    latest_checkpoint_path,
+    load_detector,
+    read_checkpoint,
+    weights_version,
+)
+from ceal_pipeline.detector.training import learning_rate, train_detector
+
+#: Small and fast: LiDAR-only tiny detector, 2 frames per step.
+TINY_LIDAR = {"model.camera_branch": None, "model.fuser": None, "data.image_size": None}
+
+
+def _tiny_lidar_config():
+    from ceal_pipeline.detector.builder import load_config
+
+    return load_config("bevfusion_tiny", **TINY_LIDAR)
+
+
+def test_resumed_training_gives_the_weights_of_an_uninterrupted_run(frames, tmp_path):
+    config = _tiny_lidar_config()
+    straight = train_detector(frames[:4], config, tmp_path / "straight", epochs=2, seed=5, device="cpu",
+                              batch_size=2)
+    train_detector(frames[:4], config, tmp_path / "killed", epochs=2, seed=5, device="cpu", batch_size=2)
+    (tmp_path / "killed" / "epoch_0002.pt").unlink()  # the run "died" during epoch 2
+    resumed = train_detector(frames[:4], config, tmp_path / "killed", epochs=2, seed=5, device="cpu", batch_size=2)
+
+    a, b = read_checkpoint(straight.path), read_checkpoint(resumed.path)
+    assert a["epoch"] == b["epoch"] == 2 and a["global_step"] == b["global_step"] == 4
+    for key, tensor in a["state_dict"].items():
+        assert torch.equal(tensor, b["state_dict"][key]), key
+    assert straight.version == resumed.version
+
+
+def test_finished_run_is_not_retrained_on_resume(frames, tmp_path):
+    config = _tiny_lidar_config()
+    first = train_detector(frames[:2], config, tmp_path, epochs=1, seed=0, device="cpu", batch_size=2)
+    mtime = first.path.stat().st_mtime_ns
+    again = train_detector(frames[:2], config, tmp_path, epochs=1, seed=0, device="cpu", batch_size=2)
+    assert again.version == first.version and again.path == first.path
+    assert first.path.stat().st_mtime_ns == mtime
+
+
+def test_resume_refuses_checkpoints_of_a_different_run(frames, tmp_path):
+    config = _tiny_lidar_config()
+    train_detector(frames[:2], config, tmp_path, epochs=1, seed=0, device="cpu", batch_size=2)
+    with pytest.raises(ValueError, match="different training run"):
+        train_detector(frames[2:4], config, tmp_path, epochs=1, seed=0, device="cpu", batch_size=2)
+    restarted = train_detector(frames[2:4], config, tmp_path, epochs=1, seed=0, device="cpu", batch_size=2,
+                               resume=False)
+    assert read_checkpoint(restarted.path)["run"]["frames"] == 2
+
+
+def test_checkpoint_round_trips_under_weights_only_and_rebuilds_without_the_config_file(frames, tmp_path):
+    checkpoint = train_detector(frames[:2], "bevfusion_tiny", tmp_path, epochs=1, seed=0, device="cpu",
+                                batch_size=2)
+    payload = torch.load(checkpoint.path, map_location="cpu", weights_only=True)  # must not raise
+    assert payload["version"] == checkpoint.version
+    assert set(checkpoint.metrics) >= {"loss", "loss_heatmap", "loss_bbox"}
+    model, version = load_detector(checkpoint.path, device="cpu")
+    assert version == checkpoint.version
+    assert weights_version("bevfusion_tiny", model.state_dict()) == version
+    for key, tensor in payload["state_dict"].items():
+        assert torch.equal(model.state_dict()[key], tensor), key
+    assert model.uses_cameras and not model.training
+    assert latest_checkpoint_path(tmp_path) == checkpoint.path
+
+
+def test_version_id_changes_with_the_weights_and_only_with_them(tiny_detector):
+    state = {k: v.clone() for k, v in tiny_detector.state_dict().items()}
+    version = weights_version("bevfusion_tiny", state)
+    assert version == weights_version("bevfusion_tiny", {k: v.clone() for k, v in state.items()})
+    state["bbox_head.regression_out.bias"][0] += 1e-6
+    assert weights_version("bevfusion_tiny", state) != version
+    assert version.startswith("bevfusion_tiny-") and len(version.split("-")[-1]) == 12
+
+
+def test_reading_a_foreign_or_corrupt_file_names_it_and_the_fix(tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(1)}, foreign)
+    with pytest.raises(ValueError, match="foreign.pt is not a ceal detector checkpoint"):
+        read_checkpoint(foreign)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="corrupt.pt cannot be read.*retrain"):
+        read_checkpoint(corrupt)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        read_checkpoint(tmp_path / "missing.pt")
+
+
+def test_training_refuses_unlabeled_frames_naming_them(tmp_path):
+    from ceal_pipeline_tests.detector.conftest import make_frames
+
+    unlabeled = make_frames(tmp_path, 2, labeled=False, cameras=False)
+    with pytest.raises(ValueError, match="test-0000"):
+        train_detector(unlabeled, _tiny_lidar_config(), tmp_path / "ckpt", epochs=1, device="cpu")
+
+
+def test_learning_rate_warms_up_then_decays_to_one_percent():
+    lrs = [learning_rate(s, 100, 1.0, 10) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert learning_rate(100, 100, 1.0, 10) == pytest.approx(0.01)

@@ -1,0 +1,121 @@
+"""Specifications of the frame catalog in the history: registration, labels, quarantine."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ceal_pipeline.core.history import AcquisitionHistory, DuplicateFrames, FrameConflict, UnknownFrames
+from ceal_pipeline.frames.records import CameraRecord, FrameRecord, InvalidFrameId, QuarantinedFrame
+from ceal_pipeline_tests.history.conftest import N_FRAMES, frame_ids, provenance, register, table_counts
+
+IDS = frame_ids()
+
+
+def _record(frame_id: str, labeled: bool = False) -> FrameRecord:
+    camera = CameraRecord("front", f"/cam/{frame_id}.jpg", np.eye(3), np.eye(4))
+    boxes = np.zeros((1, 7), np.float32) if labeled else None
+    labels = np.zeros(1, np.int64) if labeled else None
+    return FrameRecord(frame_id, "seq-a", 1.5, f"/lidar/{frame_id}.bin", cameras=(camera,), boxes=boxes,
+                       labels=labels)
+
+
+def test_registering_the_same_frames_again_is_a_no_op(history):
+    before = table_counts(history)
+    result = history.register_frame_arrays(
+        IDS[:5], [i.split("-")[0] for i in IDS[:5]], np.arange(5.0) * 0.1, [f"/data/lidar/{i}.bin" for i in IDS[:5]]
+    )
+    assert (result.added, result.already_registered) == (0, 5)
+    assert table_counts(history) == before
+
+
+def test_new_frames_are_added_beside_known_ones(history):
+    result = history.register_frame_arrays(
+        [IDS[0], "late-frame"], ["seq0", "late"], [0.0, 9.0], [f"/data/lidar/{IDS[0]}.bin", "/l/late.bin"]
+    )
+    assert (result.added, result.already_registered) == (1, 1)
+    assert history.frame_count() == N_FRAMES + 1
+    assert len(history.unlabeled_pool()) == N_FRAMES + 1
+
+
+def test_a_known_frame_with_different_attributes_is_refused(history):
+    before = table_counts(history)
+    with pytest.raises(FrameConflict, match=f"already registered with a different.*1 frame \\({IDS[3]}\\)"):
+        history.register_frame_arrays([IDS[3]], ["another-sequence"], [0.3], [f"/data/lidar/{IDS[3]}.bin"])
+    assert table_counts(history) == before
+
+
+def test_duplicate_ids_in_one_registration_are_refused(tmp_path):
+    history = AcquisitionHistory(tmp_path / "h.duckdb")
+    with pytest.raises(DuplicateFrames, match="given more than once: 1 frame \\(twice\\)"):
+        history.register_frame_arrays(["once", "twice", "twice"], ["s"] * 3, [0.0, 1.0, 2.0], ["a", "b", "c"])
+    assert history.frame_count() == 0
+
+
+@pytest.mark.parametrize(
+    "hostile", ["x'; DROP TABLE frames; --", 'a"b', "../../etc/passwd", "frame\n2", "", "ünïcode"]
+)
+def test_ids_with_sql_or_path_metacharacters_are_rejected_before_any_write(history, hostile):
+    before = table_counts(history)
+    with pytest.raises(InvalidFrameId, match="invalid ids"):
+        history.register_frame_arrays(["fine-id", hostile], ["s", "s"], [0.0, 1.0], ["a", "b"])
+    assert table_counts(history) == before
+
+
+@settings(max_examples=10, deadline=None)
+@given(hostile=st.text(alphabet="'\";-/\\%_()*=x ", min_size=1, max_size=20))
+def test_ids_are_data_everywhere_they_are_looked_up(tmp_path_factory, hostile):
+    """Any string is a bound parameter, never SQL: lookups fail cleanly as unknown frames."""
+    history = AcquisitionHistory(tmp_path_factory.mktemp("h") / "h.duckdb", threads=1)
+    register(history, IDS[:3])
+    before = table_counts(history)
+    for write in (
+        lambda: history.record_scores([hostile], [1.0], round=0, **provenance()),
+        lambda: history.add_labels([hostile], round=0),
+        lambda: history.prune([hostile], round=0, reason="low"),
+        lambda: history.latest_scores([hostile]),
+    ):
+        with pytest.raises(UnknownFrames):
+            write()
+    assert table_counts(history) == before
+    history.quarantine([QuarantinedFrame(hostile, "unreadable", "/x'.laz")])
+    assert history.quarantined_frames()[-1].frame_id == hostile
+    con = duckdb.connect(str(history.path))
+    assert con.execute("SELECT count(*) FROM frames").fetchone()[0] == 3
+    con.close()
+
+
+def test_frame_records_register_with_sensor_paths_and_their_labels(tmp_path):
+    history = AcquisitionHistory(tmp_path / "h.duckdb")
+    result = history.register_frames([_record("a1"), _record("a2", labeled=True)], label_round=0)
+    assert result.added == 2
+    assert list(history.labeled_frames()) == ["a2"]
+    con = duckdb.connect(str(history.path))
+    cameras = con.execute(
+        "SELECT f.frame_id, c.camera, c.path FROM frame_cameras c JOIN frames f USING (frame_key) ORDER BY 1"
+    ).fetchall()
+    con.close()
+    assert cameras == [("a1", "front", "/cam/a1.jpg"), ("a2", "front", "/cam/a2.jpg")]
+
+
+def test_labeled_frames_leave_the_pool_and_relabeling_is_a_no_op(history):
+    assert history.add_labels(IDS[:4], round=1, source="vendor") == 4
+    assert history.add_labels(IDS[2:6], round=2, source="vendor") == 2
+    assert list(history.labeled_frames()) == IDS[:6]
+    pool = history.unlabeled_pool(with_frame_ids=True)
+    assert list(pool.frame_ids) == IDS[6:]
+
+
+def test_quarantined_frames_keep_their_reason_and_leave_the_pool(history):
+    bad = [QuarantinedFrame(IDS[0], "LAZ file truncated", "/data/lidar/x.laz", "aimotive"),
+           QuarantinedFrame("never-registered", "no camera", "/data/cam", "aimotive")]
+    assert history.quarantine(bad, round=0) == 2
+    assert history.quarantine(bad, round=1) == 0  # recording the same problem again is a no-op
+    assert history.quarantined_frames() == bad
+    assert IDS[0] not in set(history.unlabeled_pool(with_frame_ids=True).frame_ids)
+    assert history.release_from_quarantine([IDS[0]]) == 1
+    assert IDS[0] in set(history.unlabeled_pool(with_frame_ids=True).frame_ids)
+    assert history.quarantined_frames() == bad  # the record stays as history

@@ -1,0 +1,75 @@
+"""Specifications of the versioned schema and its migrations."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from ceal_pipeline.core.history import LATEST_VERSION, MIGRATIONS, AcquisitionHistory, SchemaTooNew, apply_migrations
+from ceal_pipeline.core.history.schema import Migration, schema_version
+
+
+def test_a_fresh_database_reaches_the_latest_version(tmp_path):
+    history = AcquisitionHistory(tmp_path / "h.duckdb")
+    con = duckdb.connect(str(history.path))
+    assert schema_version(con) == LATEST_VERSION == MIGRATIONS[-1].version
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    views = {r[0] for r in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
+    con.close()
+    assert {"frames", "labels", "score_batches", "score_events", "rounds", "candidate_pools", "selections",
+            "prune_events", "exports", "quarantined_frames", "frame_state"} <= tables
+    assert {"score_event_log", "latest_scores", "latest_scores_from_events", "unlabeled_pool"} <= views
+
+
+def test_migrations_are_idempotent(tmp_path):
+    path = tmp_path / "h.duckdb"
+    AcquisitionHistory(path)
+    AcquisitionHistory(path)  # opening again migrates nothing
+    con = duckdb.connect(str(path))
+    assert apply_migrations(con) == []
+    assert con.execute("SELECT count(*) FROM schema_version").fetchone()[0] == len(MIGRATIONS)
+    con.close()
+
+
+def test_an_older_database_is_upgraded_in_order_and_keeps_its_data(tmp_path):
+    path = tmp_path / "h.duckdb"
+    history = AcquisitionHistory(path)
+    history.register_frame_arrays(["f1"], ["s"], [0.0], ["/l/f1.bin"])
+    later = MIGRATIONS + (
+        Migration(LATEST_VERSION + 1, "add a note column", ("ALTER TABLE frames ADD COLUMN note VARCHAR",)),
+        Migration(LATEST_VERSION + 2, "fill it", ("UPDATE frames SET note = 'kept'",)),
+    )
+    con = duckdb.connect(str(path))
+    assert apply_migrations(con, later) == [LATEST_VERSION + 1, LATEST_VERSION + 2]
+    assert con.execute("SELECT frame_id, note FROM frames").fetchall() == [("f1", "kept")]
+    con.close()
+
+
+def test_a_failing_migration_leaves_the_previous_version_intact(tmp_path):
+    path = tmp_path / "h.duckdb"
+    AcquisitionHistory(path)
+    broken = MIGRATIONS + (
+        Migration(LATEST_VERSION + 1, "half done", ("CREATE TABLE extra (x INTEGER)", "SELECT * FROM missing_table")),
+    )
+    con = duckdb.connect(str(path))
+    with pytest.raises(duckdb.CatalogException):
+        apply_migrations(con, broken)
+    assert schema_version(con) == LATEST_VERSION
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'extra'").fetchone()[0] == 0
+    con.close()
+
+
+def test_a_database_newer_than_the_code_is_refused(tmp_path):
+    path = tmp_path / "h.duckdb"
+    AcquisitionHistory(path)
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO schema_version VALUES (?, 'from the future', now()::TIMESTAMP)", [LATEST_VERSION + 1])
+    con.close()
+    with pytest.raises(SchemaTooNew, match="upgrade ceal-pipeline"):
+        AcquisitionHistory(path)
+
+
+def test_migrations_must_be_numbered_consecutively():
+    con = duckdb.connect()
+    with pytest.raises(ValueError, match="numbered 1, 2, 3"):
+        apply_migrations(con, (Migration(2, "skips 1", ()),))

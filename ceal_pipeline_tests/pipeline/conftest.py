@@ -1,0 +1,122 @@
+"""Fixtures for the Dagster pipeline tests.
+
+The pipeline tests are about orchestration: rounds, shards, resumption,
+idempotent export, sensors. They run the real assets, history, sampling,
+selection and synthetic frame source, with the detector replaced by
+:class:`DeterministicModelStore`, a stand-in whose "training" and "scoring" take
+milliseconds, so a whole round fits in seconds on two CPU cores. The real
+detector runs in ``ceal demo`` and ``ceal bench round``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from ceal_pipeline.defs import build_defs
+from ceal_pipeline.defs.resources import (
+    AcquisitionHistoryResource,
+    FrameSourceResource,
+    ModelStoreResource,
+    VendorExporterResource,
+)
+
+#: Small synthetic dataset: 5 sequences of 20 frames, one of them in the val split.
+N_FRAMES = 100
+SEED_LABELED = 16
+
+
+@dataclass
+class _Checkpoint:
+    path: Path
+    version: str
+    metrics: dict
+
+
+@dataclass
+class _Scores:
+    frame_ids: list
+    scores: np.ndarray
+    forward_passes: int
+
+
+class DeterministicModelStore(ModelStoreResource):
+    """A model store whose detector is a hash: scores depend only on (frame id, model version).
+
+    ``fail_on_shard_call`` makes the n-th scoring call (1-based) raise, like a GPU
+    worker killed in the middle of a round; ``scoring_log`` (a file) records every
+    scored frame so tests can tell which shards were really scored.
+    """
+
+    fail_on_shard_call: int = 0
+    scoring_log: str = ""
+
+    def train(self, frames, round_index, *, epochs, seed, init_checkpoint=None, log=None):
+        ids = sorted(f.frame_id for f in frames)
+        assert all(f.is_labeled for f in frames), "trained on a frame without labels"
+        version = "stub-" + hashlib.sha256(("|".join(ids) + f"|{seed}").encode()).hexdigest()[:12]
+        folder = self.round_checkpoint_dir(round_index)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "weights.json"
+        path.write_text(json.dumps({"version": version, "frames": len(ids)}))
+        return _Checkpoint(path, version, {"loss": 1.0 / (1 + len(ids))})
+
+    def load(self, path):
+        version = json.loads(Path(path).read_text())["version"]
+        return version, version  # the "model" is its version: all a hash needs
+
+    def score(self, model, frames, *, mc_passes, mode, seed, aggregate, batch_size):
+        log = Path(self.scoring_log) if self.scoring_log else None
+        calls = 1 + (len(log.read_text().splitlines()) if log and log.exists() else 0)
+        if log:
+            with open(log, "a") as handle:
+                handle.write(json.dumps([f.frame_id for f in frames]) + "\n")
+        if self.fail_on_shard_call and calls == self.fail_on_shard_call:
+            raise RuntimeError(f"injected fault: scoring call {calls} killed")
+        scores = np.array(
+            [int(hashlib.sha256(f"{f.frame_id}|{model}".encode()).hexdigest()[:8], 16) / 2**32 for f in frames]
+        )
+        return _Scores([f.frame_id for f in frames], scores, len(frames) * mc_passes)
+
+    def evaluate(self, model, frames):
+        return {"mAP": 0.5, "per_class": {"car": 0.5}}
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> str:
+    """One small synthetic dataset shared by every pipeline test (read-only for them)."""
+    from ceal_pipeline.frames.synthetic import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(root, n_frames=N_FRAMES, seed=3)
+    return str(root)
+
+
+@pytest.fixture
+def resources(tmp_path, synthetic_root) -> dict:
+    home = tmp_path / "ceal"
+    return {
+        "history": AcquisitionHistoryResource(path=str(home / "history.duckdb"), shard_dir=str(home / "shards")),
+        "model_store": DeterministicModelStore(model_dir=str(home / "models"), scoring_log=str(tmp_path / "scored.jsonl")),
+        "frame_source": FrameSourceResource(
+            root=synthetic_root, synthetic_frames=N_FRAMES, synthetic_seed=3, seed_labeled=SEED_LABELED
+        ),
+        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
+    }
+
+
+@pytest.fixture
+def defs(resources) -> dg.Definitions:
+    return build_defs(resources, with_validation=False)
+
+
+@pytest.fixture
+def instance():
+    with dg.instance_for_test() as test_instance:
+        yield test_instance

@@ -1,0 +1,58 @@
+"""A whole acquisition round through Dagster: open, score every shard, select, export."""
+
+from __future__ import annotations
+
+import json
+
+from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
+from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
+from ceal_pipeline.export import read_vendor_export, simulate_vendor
+
+K = 6
+
+
+def configs(**pool):
+    return {
+        "candidate_pool": CandidatePoolConfig(shard_size=24, **pool),
+        "selected_batch": SelectionConfig(k=K, per_sequence_cap=3),
+    }
+
+
+def test_round_zero_scores_every_unlabeled_frame_and_exports_k_fresh_frames(defs, instance, resources):
+    report = run_acquisition_round(defs, instance, configs())
+
+    history = resources["history"].open()
+    assert report.round_index == 0
+    assert report.pool_frames == report.unlabeled_frames == len(history.unlabeled_pool())
+    assert report.frames_scored == report.pool_frames
+    assert len(report.shards_scored) == report.shards == -(-report.pool_frames // 24)
+    export = read_vendor_export(report.export_folder)
+    assert export.count == K and report.new_export
+    assert list(export.frame_ids) == [str(f) for f in history.selection(0).frame_ids]
+    # the selection is the top-K of the round's fresh scores under the sequence cap
+    fresh = history.round_scores(0)
+    best = sorted(zip(fresh.scores, fresh.frame_ids), key=lambda p: (-p[0], p[1]))
+    assert history.selection(0).scores[0] == best[0][0]
+    # every blocking check ran and passed
+    checks = {
+        key.name: instance.get_latest_asset_check_evaluation_record(key).event.asset_check_evaluation.passed
+        for key in defs.resolve_asset_graph().asset_check_keys
+    }
+    assert checks == dict.fromkeys(checks, True) and len(checks) == 3
+
+
+def test_round_one_rescores_only_the_candidate_pool_and_trains_on_delivered_labels(defs, instance, resources):
+    first = run_acquisition_round(defs, instance, configs())
+    simulate_vendor(resources["exporter"].outbox, resources["exporter"].inbox)
+
+    second = run_acquisition_round(defs, instance, configs(pool_count=20))
+
+    assert second.round_index == 1
+    assert second.labeled_frames == first.labeled_frames + K
+    assert second.unlabeled_frames == first.unlabeled_frames - K
+    assert second.pool_frames == second.frames_scored == 20
+    exported = set(read_vendor_export(first.export_folder).frame_ids)
+    assert not exported & set(read_vendor_export(second.export_folder).frame_ids)
+    ledger = resources["history"].open().round_summary(1)["ledger"]
+    ledger = json.loads(ledger) if isinstance(ledger, str) else ledger
+    assert ledger["frames_scored"] == 20 and ledger["pool_frames"] == 20

@@ -1,0 +1,89 @@
+"""Re-running and resuming rounds: same selection, one export, only missing shards rescored."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import pytest
+
+from ceal_pipeline.defs import build_defs
+from ceal_pipeline.defs.acquisition.config import ROUND_TAG, CandidatePoolConfig, SelectionConfig
+from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
+from ceal_pipeline.export import list_exports
+
+K = 5
+CONFIGS = {
+    "candidate_pool": CandidatePoolConfig(shard_size=16),
+    "selected_batch": SelectionConfig(k=K, per_sequence_cap=3),
+}
+
+
+def _scored_batches(resources) -> list[list[str]]:
+    """Frame ids of every scoring call the stand-in detector received, in order."""
+    log = resources["model_store"].scoring_log
+    with open(log) as handle:
+        return [json.loads(line) for line in handle]
+
+
+def test_rerunning_a_closed_round_gives_the_same_selection_and_no_second_export(defs, instance, resources):
+    report = run_acquisition_round(defs, instance, CONFIGS)
+    history = resources["history"].open()
+    selection = list(history.selection(0).frame_ids)
+    drop = list_exports(resources["exporter"].outbox)
+    stamps = {p.name: p.stat().st_mtime_ns for p in drop[0].iterdir()}
+
+    opening = defs.resolve_job_def("nightly_acquisition").execute_in_process(
+        instance=instance, tags={ROUND_TAG: "0"}, run_config=dg.RunConfig(ops={"candidate_pool": CONFIGS["candidate_pool"]})
+    )
+    closing = defs.resolve_job_def("round_selection").execute_in_process(
+        instance=instance, tags={ROUND_TAG: "0"}, run_config=dg.RunConfig(ops={"selected_batch": CONFIGS["selected_batch"]})
+    )
+
+    pool = opening.asset_materializations_for_node("candidate_pool")[0].metadata
+    assert pool["reused_pool"].value is True and pool["round"].value == 0
+    assert opening.asset_materializations_for_node("detector")[0].metadata["reused_checkpoint"].value is True
+    export = closing.asset_materializations_for_node("vendor_export")[0].metadata
+    assert export["new_export"].value is False
+    assert list(history.selection(0).frame_ids) == selection
+    assert list_exports(resources["exporter"].outbox) == drop
+    assert {p.name: p.stat().st_mtime_ns for p in drop[0].iterdir()} == stamps
+    assert history.export(0)["n_frames"] == K
+    assert sum(len(batch) for batch in _scored_batches(resources)) == report.pool_frames  # nothing rescored
+
+
+def test_a_round_killed_during_scoring_resumes_with_only_the_missing_shards(instance, resources):
+    killed = {**resources, "model_store": resources["model_store"].model_copy(update={"fail_on_shard_call": 2})}
+    with pytest.raises(dg.DagsterExecutionStepExecutionError, match="injected fault"):
+        run_acquisition_round(build_defs(killed, with_validation=False), instance, CONFIGS)
+    shards = resources["history"].shards()
+    pool = shards.require_pool(0)
+    assert shards.missing_shards(0) == list(range(1, pool["shards"]))
+    assert list_exports(resources["exporter"].outbox) == []
+    first_shard = set(shards.shard_frames(0, 0))
+
+    report = run_acquisition_round(build_defs(resources, with_validation=False), instance, CONFIGS)
+
+    assert report.shards_scored == [f"r0000-s{s:03d}" for s in range(1, pool["shards"])]
+    scored = [frame for batch in _scored_batches(resources) for frame in batch]
+    # shard 0 was scored once, before the kill; the killed shard again; the rest once
+    assert sum(frame in first_shard for frame in scored) == len(first_shard)
+    history = resources["history"].open()
+    assert len(history.round_scores(0).frame_ids) == pool["frames"]  # no score lost
+    assert history.shards_ingested(0) == list(range(pool["shards"]))
+    assert report.new_export and len(list_exports(resources["exporter"].outbox)) == 1
+
+
+def test_selection_refuses_to_start_while_a_shard_is_unscored(defs, instance, resources):
+    defs.resolve_job_def("nightly_acquisition").execute_in_process(
+        instance=instance, run_config=dg.RunConfig(ops={"candidate_pool": CONFIGS["candidate_pool"]})
+    )
+    defs.resolve_job_def("score_candidate_shards").execute_in_process(instance=instance, partition_key="r0000-s000")
+
+    result = defs.resolve_job_def("round_selection").execute_in_process(instance=instance, raise_on_error=False)
+
+    assert not result.success
+    failure = result.failure_data_for_node("round_scores").error.message
+    assert "r0000-s001" in failure and "not scored" in failure
+    assert len(resources["history"].open().selection(0)) == 0
+    assert list_exports(resources["exporter"].outbox) == []

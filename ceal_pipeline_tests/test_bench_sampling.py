@@ -1,0 +1,49 @@
+"""Specifications of `ceal bench sampling` at a size that runs in seconds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ceal_pipeline.cli import main
+
+FRAMES = 20_000
+
+
+def _bench(capsys, *extra: str) -> tuple[dict, str]:
+    assert main(["bench", "sampling", "--frames", str(FRAMES), "--repeats", "2", *extra]) == 0
+    out, err = capsys.readouterr()
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"expected one JSON line on stdout, got {out!r}"
+    return json.loads(lines[0]), err
+
+
+def test_bench_sampling_prints_one_json_line_with_the_measured_figures(capsys, tmp_path):
+    result, err = _bench(capsys, "--json", "--shard-rows", "2000", "--workdir", str(tmp_path))
+    assert err == ""  # --json: no progress bar, nothing from DuckDB either
+    assert result["frames"] == FRAMES
+    assert result["pool_size"] == FRAMES // 20
+    for key in ("candidate_pool_s", "sample_s", "reference_choice_s", "read_s", "write_s", "ingest_shard_s"):
+        assert result[key] > 0, key
+    assert len(result["candidate_pool_runs_s"]) == 2
+    assert result["read_s"] + result["sample_in_step_s"] + result["write_s"] <= result["candidate_pool_s"] + 1e-3
+    assert 0 < result["peak_rss_mb"] < 2000
+    # One full scoring of the pool to build it, then the timed shard on top.
+    assert result["score_events"] == FRAMES
+    assert result["score_events_after_ingest"] == FRAMES + 2000
+    assert (tmp_path / "history.duckdb").is_file()  # an explicit --workdir is kept for inspection
+
+
+def test_bench_sampling_grows_the_history_to_the_requested_events(capsys):
+    result, err = _bench(capsys, "--shard-rows", "0", "--events", str(3 * FRAMES))
+    assert result["score_events"] == 3 * FRAMES
+    assert result["rebuild_latest_scores_s"] > 0
+    assert "ingest_shard_s" not in result
+    assert "candidate-pool step" in err  # the progress bar goes to stderr, not into the JSON
+
+
+def test_bench_sampling_refuses_a_used_workdir(capsys, tmp_path):
+    (tmp_path / "history.duckdb").write_bytes(b"")
+    with pytest.raises(SystemExit, match="give an empty --workdir"):
+        main(["bench", "sampling", "--frames", "100", "--json", "--workdir", str(tmp_path)])

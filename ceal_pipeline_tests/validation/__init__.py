@@ -1,0 +1,1 @@
+"""Tests of the MNIST / CIFAR-10 validation benchmarks."""
