@@ -17,7 +17,7 @@ model = dict(
         neck_channels=32,
         out_channels=16,
         depth_bins=(2.0, 42.0, 2.0)),
-    fuser=dict(in_channels=[32, 16], out_channels=32),
+    fuser=dict(in_channels=[32, 16], out_channels=32, kernel_size=1),
     pts_backbone=dict(in_channels=32, out_channels=[32, 64], layer_nums=[1, 2], layer_strides=[2, 2]),
     pts_neck=dict(in_channels=[32, 64], out_channels=[32, 32], upsample_strides=[1, 2]),
     bbox_head=dict(in_channels=64, share_conv_channel=32, head_conv=32, max_detections=100))

@@ -18,6 +18,9 @@ What is measured (all wall-clock seconds, ``time.perf_counter``):
   history is built in a child process (``build_s``, ``build_peak_rss_mb``), so
   the figure is what the asset's process needs, not what building 10^7 frames
   through the registration API costs.
+- ``merge_pool_shards_s``: the merge step of the last timed round: its pool's
+  16 shards written as Parquet (random scores) and ingested with
+  ``ingest_score_shards`` in one transaction.
 - ``ingest_shard_s`` / ``reingest_shard_s`` (``--shard-rows``, 0 skips): ingest
   of one Parquet score shard, and the no-op second ingest of the same shard.
 - ``events`` (``--events``, 0 skips): the history is first grown to this many
@@ -173,7 +176,7 @@ def run(args: argparse.Namespace) -> dict:
     build_s = time.perf_counter() - started
     build_rss = _mb(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
-    progress = _Progress(3 * args.repeats + 2, quiet)
+    progress = _Progress(3 * args.repeats + 3, quiet)
     first_round = _build_rounds(args.frames, args.events)
     runs = []
     for repeat in range(args.repeats):
@@ -222,7 +225,11 @@ def run(args: argparse.Namespace) -> dict:
         "build_peak_rss_mb": build_rss,
         "score_events": history.score_event_count(),
         "threads": args.threads or os.cpu_count(),
+        # Timings on a shared machine mean little without the load they ran under.
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
+    result["merge_pool_shards_s"] = _time_pool_merge(history, workdir, first_round + args.repeats - 1, args.seed)
+    progress.step("merging the pool's shards")
     if args.shard_rows:
         result.update(_time_shard_ingest(history, workdir, args, pool, first_round + args.repeats))
         progress.step("shard ingest")
@@ -238,6 +245,26 @@ def run(args: argparse.Namespace) -> dict:
             leftover.unlink()
         workdir.rmdir()
     return result
+
+
+def _time_pool_merge(history, workdir: Path, round_index: int, seed: int) -> float:
+    """Score the saved pool of ``round_index`` shard by shard (random scores,
+    one Parquet file each), then time merging all shards in one transaction."""
+    import numpy as np
+
+    from ceal_pipeline.core.history import write_score_shard
+
+    rng = np.random.default_rng(seed + 2)
+    pool = history.candidate_pool(round_index)
+    paths = {}
+    for shard in range(pool.n_shards):
+        ids = pool.shard(shard)
+        paths[shard] = write_score_shard(workdir / f"pool-r{round_index}-s{shard}.parquet", ids,
+                                         _random_scores(rng, len(ids)), round=round_index, shard=shard,
+                                         model_version="bench", acquisition_fn="random", run_id="bench-merge")
+    started = time.perf_counter()
+    history.ingest_score_shards(paths, round=round_index)
+    return round(time.perf_counter() - started, 3)
 
 
 def _time_shard_ingest(history, workdir: Path, args: argparse.Namespace, pool, round_index: int) -> dict:

@@ -42,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--detector-config", default="models/bevfusion_tiny.py", help="detector config (models/)")
     parser.add_argument("--seed", type=int, default=0, help="run seed")
+    parser.add_argument("--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)")
 
 
 def _reset_state(home: Path) -> None:
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for _ in range(args.rounds):
         round_started = time.perf_counter()
-        report = run_acquisition_round(defs, instance, configs)
+        report = run_acquisition_round(defs, instance, configs, log_level=args.log_level)
         delivered = simulate_vendor(resources["exporter"].outbox, resources["exporter"].inbox)
         seconds = time.perf_counter() - round_started
         share = report.frames_scored / max(1, report.unlabeled_frames)

@@ -2,9 +2,11 @@
 
 Reads every frame of the source, loads its point cloud and counts the LiDAR
 points inside each labeled box: a dataset whose calibration or box convention
-is wrong shows up as boxes with no points. Prints one JSON summary line with
-``--json`` (and, with ``--frames``, one JSON line per frame before it), or a
-human-readable table with a progress bar.
+is wrong shows up as boxes with no points, a broken camera extrinsic as a camera
+that sees no points. Prints one JSON summary line with ``--json`` (with
+``--frames``, preceded by one JSON line per frame and one per quarantined frame
+``{"id", "quarantined": reason, "path"}``), or a human-readable table with a
+progress bar on stderr.
 
 Examples::
 

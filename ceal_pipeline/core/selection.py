@@ -20,26 +20,19 @@ def _as_sortable_ids(frame_ids: np.ndarray) -> np.ndarray:
     ids = np.asarray(frame_ids)
     if ids.dtype == object:
         # lexsort cannot order Python objects; frame ids are strings (see
-        # frames.records.validate_frame_id), which numpy sorts as unicode.
-        if not all(isinstance(i, str) for i in ids.tolist()):
-            raise TypeError("frame_ids must be all strings or all integers")
-        ids = ids.astype(str)
+        # frames.records.validate_frame_id) or integer keys, which numpy sorts natively.
+        values = ids.tolist()
+        if all(isinstance(i, str) for i in values):
+            return ids.astype(str)
+        if all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in values):
+            return ids.astype(np.int64)
+        raise TypeError("frame ids must be all strings or all integers")
     return ids
 
 
 def _listed(ids: np.ndarray) -> str:
     shown = ", ".join(repr(i) for i in ids[:_MAX_IDS_IN_ERROR].tolist())
     return shown + (f" and {ids.size - _MAX_IDS_IN_ERROR} more" if ids.size > _MAX_IDS_IN_ERROR else "")
-
-
-def selection_order(frame_ids: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Positions ordering candidates by score descending, then frame id ascending.
-
-    The id tie-break makes the batch a function of the set of pairs alone, not
-    of the order the shards finished in.
-    """
-    ids = _as_sortable_ids(frame_ids)
-    return np.lexsort((ids, -np.asarray(scores, dtype=np.float64)))
 
 
 def select_top_k(
@@ -91,7 +84,8 @@ def select_top_k(
         )
     order = np.lexsort((sortable, -scores))
     if per_sequence_cap is not None:
-        if isinstance(per_sequence_cap, bool) or not isinstance(per_sequence_cap, (int, np.integer)) or per_sequence_cap < 1:
+        cap_is_int = isinstance(per_sequence_cap, (int, np.integer)) and not isinstance(per_sequence_cap, bool)
+        if not cap_is_int or per_sequence_cap < 1:
             raise ValueError(f"per_sequence_cap must be an int >= 1 or None, got {per_sequence_cap!r}")
         if sequence_ids is None:
             raise ValueError("per_sequence_cap needs sequence_ids (the sequence of each frame)")

@@ -35,11 +35,18 @@ class Detections:
 
 @MODELS.register_module()
 class ConvFuser(BaseModule):
-    """Concatenate BEV maps of the same grid and mix them with one 3x3 conv."""
+    """Concatenate BEV maps of the same grid and mix them with one conv (+BN, ReLU).
 
-    def __init__(self, in_channels: list[int], out_channels: int, init_cfg: dict | None = None) -> None:
+    ``kernel_size`` 3 (BEVFusion's fuser) also aligns features across
+    neighbouring cells; 1 mixes channels only, at a ninth of the cost on the
+    full-resolution grid (the tiny config's choice).
+    """
+
+    def __init__(self, in_channels: list[int], out_channels: int, kernel_size: int = 3,
+                 init_cfg: dict | None = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.conv = ConvModule(sum(in_channels), out_channels, 3, padding=1, norm_cfg=dict(type="BN2d"))
+        self.conv = ConvModule(sum(in_channels), out_channels, kernel_size, padding=kernel_size // 2,
+                               norm_cfg=dict(type="BN2d"))
 
     def forward(self, bev_maps: list[Tensor]) -> Tensor:
         return self.conv(torch.cat(bev_maps, dim=1))

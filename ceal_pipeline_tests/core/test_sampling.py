@@ -10,16 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy import stats
 
-from ceal_pipeline.core.sampling import (
-    average_ranks,
-    gumbel_noise,
-    gumbel_top_k,
-    normalise_scores,
-    pool_size,
-    rank_gumbel_top_k,
-    sample_candidate_pool,
-    tempered_softmax,
-)
+from ceal_pipeline.core.gumbel_top_k import gumbel_noise, gumbel_top_k, rank_gumbel_top_k
+from ceal_pipeline.core.ranks import average_ranks
+from ceal_pipeline.core.sampling import normalise_scores, pool_size, sample_candidate_pool, tempered_softmax
 from ceal_pipeline.core.seeding import derive_seed
 
 
@@ -47,6 +40,12 @@ def test_gumbel_topk_matches_sequential_softmax_sampling():
     result = stats.chisquare(observed, draws * np.array(list(expected.values())))
     # Ordered draws, 20 categories: the draw order is the sequential order too.
     assert result.pvalue > 1e-3, (observed, result)
+
+
+def test_gumbel_noise_is_standard_gumbel():
+    noise = gumbel_noise(200_000, np.random.default_rng(11)).astype(np.float64)
+    assert np.isfinite(noise).all()
+    assert stats.kstest(noise, "gumbel_r").pvalue > 1e-3
 
 
 def test_candidate_pool_inclusion_frequencies_match_softmax_of_normalised_scores():
@@ -108,7 +107,8 @@ def test_pool_has_no_duplicates_and_exactly_m_members(scores, temperature, data)
     n = scores.size
     m = data.draw(st.integers(1, n))
     ids = np.array([f"frame-{i:05d}" for i in range(n)])
-    pool = sample_candidate_pool(ids, scores, temperature=temperature, count=m, seed=data.draw(st.integers(0, 2**63 - 1)))
+    seed = data.draw(st.integers(0, 2**63 - 1))
+    pool = sample_candidate_pool(ids, scores, temperature=temperature, count=m, seed=seed)
     assert len(pool) == m
     assert np.unique(pool.indices).size == m
     np.testing.assert_array_equal(pool.frame_ids, ids[pool.indices])
@@ -209,14 +209,17 @@ def _sorted_rank_gumbel_top_k(scores, prior_value, temperature, k, seed):
     noise = gumbel_noise(scores.size, np.random.default_rng(seed)).astype(np.float64)
     scored = ~np.isnan(scores)
     logits = np.full(scores.size, prior_value / temperature)
-    logits[scored] = average_ranks(scores[scored]) * (1.0 / ((scored.sum() - 1) * temperature))
+    if np.nanmin(scores) == np.nanmax(scores):
+        logits[scored] = 0.5 / temperature  # one distinct score normalises to 0.5
+    else:
+        logits[scored] = average_ranks(scores[scored]) * (1.0 / ((scored.sum() - 1) * temperature))
     keys = logits + noise
     return np.sort(np.lexsort((np.arange(scores.size), -keys))[:k])
 
 
 @pytest.mark.parametrize(
     "case",
-    ["distinct", "rounded_ties", "one_big_tie", "far_outliers", "never_scored"],
+    ["distinct", "rounded_ties", "one_big_tie", "far_outliers", "never_scored", "all_equal"],
 )
 @pytest.mark.parametrize("temperature", [1e-4, 0.05, 1.0, 20.0])
 def test_bucketed_rank_sampling_picks_exactly_what_sorting_all_ranks_picks(case, temperature):
@@ -229,6 +232,7 @@ def test_bucketed_rank_sampling_picks_exactly_what_sorting_all_ranks_picks(case,
         "one_big_tie": np.where(rng.random(n) < 0.3, -5.0, rng.gamma(2.0, 1.0, n)),  # empty frames
         "far_outliers": np.r_[rng.random(n - 2), 1e300, -1e300],
         "never_scored": np.where(rng.random(n) < 0.2, np.nan, rng.random(n)),
+        "all_equal": np.where(rng.random(n) < 0.2, np.nan, 3.0),
     }[case]
     for k in (1, 700, n // 20):
         fast = rank_gumbel_top_k(scores, 1.0, temperature, k, np.random.default_rng(k))

@@ -175,3 +175,16 @@ def test_documented_parameter_table_matches_the_generator_defaults():
     documented = dict(re.findall(r"^\| `(\w+)` \| ([^|]+?) \|", table, flags=re.MULTILINE))
     defaults = {f.name: str(f.default) for f in dataclasses.fields(SyntheticConfig)}
     assert documented == defaults
+
+
+def test_dataset_of_another_generator_version_is_regenerated_not_refused(tmp_path):
+    root = tmp_path / "syn"
+    synthetic.generate_dataset(root, n_frames=2, seed=6, frames_per_sequence=2)
+    manifest_path = root / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["version"] = "0"
+    manifest["params"]["retired_option"] = 1
+    manifest_path.write_text(json.dumps(manifest))
+    result = synthetic.read_frames(root)
+    assert len(result.frames) == 2
+    assert json.loads(manifest_path.read_text())["version"] == synthetic.GENERATOR_VERSION

@@ -27,13 +27,14 @@ def _brute_force_cast(model: LidarModel, parts: np.ndarray, offset: float) -> tu
     for b, elevation in enumerate(model.elevation):
         for a in range(model.n_azimuth):
             azimuth = offset + a * model.azimuth_step
-            ray = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
+            ray = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth),
+                            np.sin(elevation)])
             for k, (x, y, z, length, width, height, yaw) in enumerate(parts):
                 rot = np.array([[np.cos(yaw), np.sin(yaw), 0], [-np.sin(yaw), np.cos(yaw), 0], [0, 0, 1]])
                 origin = rot @ -np.array([x, y, z + height / 2])
                 direction = rot @ ray
                 half = np.array([length, width, height]) / 2
-                with np.errstate(divide="ignore"):
+                with np.errstate(divide="ignore", invalid="ignore"):  # grazing rays: no hit
                     t1, t2 = (-half - origin) / direction, (half - origin) / direction
                 near, far = np.minimum(t1, t2).max(), np.maximum(t1, t2).min()
                 if near <= far and near > 0 and near < depth[b, a]:

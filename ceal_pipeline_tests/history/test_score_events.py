@@ -236,3 +236,23 @@ def test_round_scores_are_the_fresh_scores_of_one_round(history):
     assert list(fresh.frame_ids) == IDS[1:3] and list(fresh.scores) == [5.0, 6.0]
     assert len(history.round_scores(7).frame_ids) == 0
     assert history.score_event_count() == 5 and N_FRAMES == history.frame_count()
+
+
+def test_a_rounds_shards_merge_in_one_transaction_all_or_nothing(history, tmp_path):
+    history.save_candidate_pool(1, frame_ids=IDS[:12], n_shards=3)
+    pool = history.candidate_pool(1)
+    paths = {k: _shard(tmp_path, pool.shard(k), np.arange(4.0) + k, round=1, shard=k) for k in range(3)}
+    broken = dict(paths)
+    broken[2] = write_score_shard(tmp_path / "stale.parquet", list(pool.shard(2)[:3]) + [IDS[30]], np.ones(4),
+                                  round=1, shard=2, **provenance())
+    before = table_counts(history)
+    with pytest.raises(ShardConflict, match="shard 2"):
+        history.ingest_score_shards(broken, round=1)
+    assert table_counts(history) == before  # shards 0 and 1 were valid, yet nothing was written
+    history.ingest_score_shard(paths[0], round=1, shard=0)  # a partial earlier merge
+    results = history.ingest_score_shards(paths, round=1)
+    assert [(r.shard, r.ingested, r.n_events) for r in results] == [(0, False, 4), (1, True, 4), (2, True, 4)]
+    assert history.missing_shards(1) == []
+    np.testing.assert_array_equal(history.latest_scores(pool.frame_ids), np.repeat([0.0, 1.0, 2.0], 4)
+                                  + np.tile(np.arange(4.0), 3))
+    assert history.stale_latest_scores() == 0

@@ -55,4 +55,4 @@ def test_round_one_rescores_only_the_candidate_pool_and_trains_on_delivered_labe
     assert not exported & set(read_vendor_export(second.export_folder).frame_ids)
     ledger = resources["history"].open().round_summary(1)["ledger"]
     ledger = json.loads(ledger) if isinstance(ledger, str) else ledger
-    assert ledger["frames_scored"] == 20 and ledger["pool_frames"] == 20
+    assert ledger["frames_scored"] == 20 and ledger["pool_frames"] == second.unlabeled_frames

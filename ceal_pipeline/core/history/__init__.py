@@ -25,7 +25,8 @@ from ceal_pipeline.core.history.pools import StoredCandidatePool, StoredSelectio
 from ceal_pipeline.core.history.pruned import PrunedFrames
 from ceal_pipeline.core.history.rounds import export_digest
 from ceal_pipeline.core.history.schema import LATEST_VERSION, MIGRATIONS, apply_migrations, schema_version
-from ceal_pipeline.core.history.scores import IngestResult, PoolScores, ScoreHistory
+from ceal_pipeline.core.history.ingest import IngestResult
+from ceal_pipeline.core.history.scores import PoolScores, ScoreHistory
 from ceal_pipeline.core.history.shards import SHARD_COLUMNS, write_score_shard
 from ceal_pipeline.core.history.store import AcquisitionHistory
 

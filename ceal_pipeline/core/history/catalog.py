@@ -66,7 +66,7 @@ class CatalogStore(HistoryConnection):
             for camera in record.cameras:
                 paths = cameras.setdefault(camera.name, np.full(len(records), None, dtype=object))
                 paths[i] = camera.path
-        result = self.register_frame_arrays(
+        return self.register_frame_arrays(
             frame_ids=[r.frame_id for r in records],
             sequence_ids=[r.sequence_id for r in records],
             timestamps=np.array([r.timestamp for r in records], dtype=np.float64),
@@ -74,11 +74,9 @@ class CatalogStore(HistoryConnection):
             split=[r.split for r in records],
             source=[r.source for r in records],
             camera_paths=cameras,
+            labeled=np.array([r.is_labeled for r in records], dtype=bool),
+            label_round=label_round,
         )
-        labeled = [r.frame_id for r in records if r.is_labeled]
-        if labeled:
-            self.add_labels(labeled, round=label_round, source="catalog")
-        return result
 
     def register_frame_arrays(
         self,
@@ -90,6 +88,8 @@ class CatalogStore(HistoryConnection):
         split: str | Sequence[str] | np.ndarray = "train",
         source: str | Sequence[str] | np.ndarray = "synthetic",
         camera_paths: dict[str, Sequence[str | None] | np.ndarray] | None = None,
+        labeled: Sequence[bool] | np.ndarray | None = None,
+        label_round: int = 0,
     ) -> RegistrationResult:
         """Register frames given as parallel arrays (the fast path for 10^7 frames).
 
@@ -101,6 +101,9 @@ class CatalogStore(HistoryConnection):
             split, source: one string for all frames or one per frame.
             camera_paths: camera name -> one path per frame (``None`` where a
                 frame lacks that camera).
+            labeled, label_round: frames that arrive with labels (seed set,
+                annotated datasets) are recorded as labeled in ``label_round``
+                with source ``"catalog"``, in the same transaction.
 
         Returns:
             How many frames were added and how many were already registered
@@ -122,6 +125,10 @@ class CatalogStore(HistoryConnection):
         if columns["timestamp_s"].shape != (n,):
             raise ValueError(f"registering frames: expected {n} timestamps, got shape {columns['timestamp_s'].shape}")
         cameras = {name: _column(paths, n, f"camera_paths[{name!r}]") for name, paths in (camera_paths or {}).items()}
+        label_mask = np.zeros(n, dtype=bool) if labeled is None else np.asarray(labeled, dtype=bool)
+        if label_mask.shape != (n,):
+            raise ValueError(f"registering frames: labeled must hold {n} booleans, got shape {label_mask.shape}")
+        label_round = require_index(label_round, "label_round", "registering frames")
         if n == 0:
             return RegistrationResult(added=0, already_registered=0)
         with self._transaction() as con:
@@ -148,6 +155,8 @@ class CatalogStore(HistoryConnection):
                     "WHERE c.path IS NOT NULL AND ? + c.pos IN (SELECT frame_key FROM frames WHERE frame_key >= ?)",
                     [base, name, base, base],
                 )
+            if label_mask.any():
+                self._add_labels(con, ids[label_mask], label_round, "catalog")
             return RegistrationResult(added=n - known, already_registered=known)
 
     @staticmethod
@@ -209,24 +218,27 @@ class CatalogStore(HistoryConnection):
         Raises:
             UnknownFrames, DuplicateFrames: nothing is written.
         """
-        what = f"labels for round {round}"
-        round = require_index(round, "round", what)
-        ids = as_frame_id_array(frame_ids, what)
+        round = require_index(round, "round", f"labels for round {round}")
+        ids = as_frame_id_array(frame_ids, f"labels for round {round}")
         with self._transaction() as con:
-            keyed = stage_known_frames(con, "staged_labels", what, ids)
-            con.execute(
-                f"""
-                CREATE OR REPLACE TEMP TABLE new_labels AS
-                SELECT k.frame_key FROM {keyed} k JOIN frame_state s USING (frame_key) WHERE NOT s.is_labeled
-                """
-            )
-            con.execute(
-                "INSERT INTO labels SELECT frame_key, ?, ?, ? FROM new_labels", [round, source, utc_now()]
-            )
-            con.execute(
-                "UPDATE frame_state SET is_labeled = true FROM new_labels n WHERE frame_state.frame_key = n.frame_key"
-            )
-            return con.execute("SELECT count(*) FROM new_labels").fetchone()[0]
+            return self._add_labels(con, ids, round, source)
+
+    @staticmethod
+    def _add_labels(con, ids: np.ndarray, round: int, source: str) -> int:
+        keyed = stage_known_frames(con, "staged_labels", f"labels for round {round}", ids)
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE new_labels AS
+            SELECT k.frame_key FROM {keyed} k JOIN frame_state s USING (frame_key) WHERE NOT s.is_labeled
+            """
+        )
+        con.execute(
+            "INSERT INTO labels SELECT frame_key, ?, ?, ? FROM new_labels", [round, source, utc_now()]
+        )
+        con.execute(
+            "UPDATE frame_state SET is_labeled = true FROM new_labels n WHERE frame_state.frame_key = n.frame_key"
+        )
+        return con.execute("SELECT count(*) FROM new_labels").fetchone()[0]
 
     def labeled_frames(self) -> np.ndarray:
         """Ids of every labeled frame, in registration order (``object`` array)."""

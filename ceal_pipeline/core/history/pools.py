@@ -150,21 +150,24 @@ class PoolStore(HistoryConnection):
         keys = np.asarray(frame_keys)
         if keys.ndim != 1 or not np.issubdtype(keys.dtype, np.integer):
             raise TypeError(f"{what}: frame_keys must be a 1-D integer array from unlabeled_pool()")
-        stage(con, "staged_pool_keyed", {"frame_key": keys.astype(np.int64, copy=False)})
+        keys = keys.astype(np.int64, copy=False)
+        stage(con, "staged_pool_keyed", {"frame_key": keys})
+        # A sort of the pool's keys in numpy is ~10x cheaper than DISTINCT in SQL.
+        if np.unique(keys).size != keys.size:
+            require_unique(con, "staged_pool_keyed", what, column="frame_key")
         return "staged_pool_keyed"
 
     @staticmethod
     def _require_pool_frames(con, keyed: str, what: str) -> None:
-        """Pool frames must be distinct, registered and in the unlabeled pool.
+        """Pool frames (already distinct) must be registered and in the unlabeled pool.
 
-        One join answers all three for the whole pool (at 5% of 10^7 frames this
-        is most of the write half of the timed candidate-pool step); the slower
+        One join answers both for the whole pool (at 5% of 10^7 frames it is
+        most of the write half of the timed candidate-pool step); the slower
         queries that name the offending frames run only when one fails.
         """
-        n, distinct, unknown, unavailable = con.execute(
+        unknown, unavailable = con.execute(
             f"""
-            SELECT count(*), count(DISTINCT k.frame_key), count(*) FILTER (WHERE s.frame_key IS NULL),
-                   count(*) FILTER (WHERE {_UNAVAILABLE})
+            SELECT count(*) FILTER (WHERE s.frame_key IS NULL), count(*) FILTER (WHERE {_UNAVAILABLE})
             FROM {keyed} k LEFT JOIN frame_state s USING (frame_key)
             """
         ).fetchone()
@@ -176,8 +179,6 @@ class PoolStore(HistoryConnection):
                 f"{what}: {unknown} frame keys ({', '.join(str(u[0]) for u in sample)}, ...) are not in the catalog; "
                 "pass keys taken from unlabeled_pool().frame_keys of this same history"
             )
-        if distinct != n:
-            require_unique(con, keyed, what, column="frame_key")
         if unavailable:
             gone = con.execute(
                 f"""

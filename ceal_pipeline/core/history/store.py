@@ -24,7 +24,7 @@ Design decisions (see each mixin's module for its part):
   that the candidate-pool step at 10^7 frames stays well under seconds.
 - **Append-only score events; maintained latest score.** Events are never
   updated; each ingest advances ``frame_state.latest_score`` in the same
-  transaction (``scores.py``). Views ``score_event_log``, ``latest_scores``
+  transaction (``ingest.py``). Views ``score_event_log``, ``latest_scores``
   and ``latest_scores_from_events`` expose the design's shapes to SQL users.
 - **Idempotent by key.** Registering known frames, re-ingesting a shard
   (round, shard), re-saving a round's pool or selection, re-recording an export
@@ -40,7 +40,7 @@ Typical round (what the Dagster assets call)::
     history.save_candidate_pool(r, frame_keys=drawn.frame_ids, n_shards=16, seed=seed)
     ids = history.candidate_pool(r, shard=k).frame_ids       # per partition, on a GPU worker
     write_score_shard(path_k, ids, scores, round=r, shard=k, ...)
-    history.ingest_score_shard(path_k, round=r, shard=k)    # merge; idempotent
+    history.ingest_score_shards({k: path_k, ...}, round=r)  # merge; idempotent, one transaction
     fresh = history.round_scores(r)
     history.save_selection(r, chosen_ids, chosen_scores)     # selected_batch
     history.record_export(r, export_path, chosen_ids)        # vendor_export, once
@@ -49,13 +49,14 @@ Typical round (what the Dagster assets call)::
 from __future__ import annotations
 
 from ceal_pipeline.core.history.catalog import CatalogStore
+from ceal_pipeline.core.history.ingest import ScoreIngest
 from ceal_pipeline.core.history.pools import PoolStore
 from ceal_pipeline.core.history.pruned import PruningStore
 from ceal_pipeline.core.history.rounds import RoundStore
 from ceal_pipeline.core.history.scores import ScoresStore
 
 
-class AcquisitionHistory(CatalogStore, ScoresStore, PoolStore, PruningStore, RoundStore):
+class AcquisitionHistory(CatalogStore, ScoreIngest, ScoresStore, PoolStore, PruningStore, RoundStore):
     """The acquisition history in one DuckDB file at ``path``.
 
     Args:

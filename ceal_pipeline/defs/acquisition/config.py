@@ -25,7 +25,9 @@ class DetectorConfig(dg.Config):
 
     epochs: int = Field(default=12, description="training epochs over the labeled set")
     run_seed: int = Field(default=0, description="experiment seed; the round's training seed derives from it")
-    max_eval_frames: int = Field(default=200, description="held-out (val split) frames used for mAP; 0 = all")
+    max_eval_frames: int = Field(
+        default=200, description="held-out (val split) frames used for mAP; -1 = all, 0 = skip the evaluation"
+    )
     warm_start: bool = Field(default=True, description="start from the previous round's detector weights")
 
 

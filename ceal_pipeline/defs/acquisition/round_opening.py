@@ -172,6 +172,7 @@ def _fingerprint(frame_ids: list[str]) -> str:
     deps=[labeled_set],
     group_name=GROUP,
     kinds={"pytorch"},
+    pool="gpu",
     description="The BEVFusion-like detector trained on the labeled set for the opening round; a versioned "
     "checkpoint whose version is stamped on every score it produces. mAP is measured on the val split.",
 )
@@ -205,14 +206,17 @@ def detector(
         epochs=config.epochs,
         seed=derive_seed(config.run_seed, round_index, "training"),
         init_checkpoint=previous.path if (config.warm_start and previous is not None) else None,
-        log=lambda epoch: context.log.info(f"round {round_index} training: {epoch}"),
+        log=lambda epoch: context.log.info(
+            f"round {round_index} training epoch {epoch.get('epoch')}: loss {epoch.get('loss', float('nan')):.3f} "
+            f"({epoch.get('seconds', 0.0):.0f} s)"
+        ),
     )
     training_s = time.perf_counter() - started
     model, version = model_store.load(checkpoint.path)
     held_out = sorted(
         (f for f in frame_source.read().frames if f.split == "val" and f.is_labeled), key=lambda f: f.frame_id
     )
-    if config.max_eval_frames > 0:
+    if config.max_eval_frames >= 0:
         held_out = held_out[: config.max_eval_frames]
     evaluation = model_store.evaluate(model, held_out) if held_out else {}
     metrics = {

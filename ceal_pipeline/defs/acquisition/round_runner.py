@@ -65,10 +65,15 @@ def _step_seconds(instance: dg.DagsterInstance, run_id: str, step_key: str) -> f
     return 0.0
 
 
-def _configs_for(job: dg.UnresolvedAssetJobDefinition, configs: Mapping[str, dg.Config], defs: dg.Definitions) -> dg.RunConfig:
+def _configs_for(
+    job: dg.UnresolvedAssetJobDefinition, configs: Mapping[str, dg.Config], defs: dg.Definitions, log_level: str
+) -> dg.RunConfig:
     """The subset of per-asset configs that belong to ``job`` (Dagster rejects config for other ops)."""
     node_names = {node.name for node in defs.resolve_job_def(job.name).nodes_in_topological_order}
-    return dg.RunConfig(ops={name: config for name, config in configs.items() if name in node_names})
+    return dg.RunConfig(
+        ops={name: config for name, config in configs.items() if name in node_names},
+        loggers={"console": {"config": {"log_level": log_level}}},
+    )
 
 
 def run_acquisition_round(
@@ -76,19 +81,20 @@ def run_acquisition_round(
     instance: dg.DagsterInstance,
     configs: Mapping[str, dg.Config] | None = None,
     tags: Mapping[str, str] | None = None,
+    log_level: str = "DEBUG",
 ) -> RoundReport:
     """Open (or resume) a round, score its missing shards, then select and export.
 
     ``configs`` maps asset names to their ``Config`` (e.g. ``{"selected_batch":
-    SelectionConfig(k=20)}``). A failing step raises ``DagsterExecutionStepExecutionError``
-    after the steps before it committed their work, exactly like a killed run.
+    SelectionConfig(k=20)}``). A failing step re-raises its exception after the steps
+    before it committed their work, like a run killed at that point.
     """
     configs = dict(configs or {})
     tags = dict(tags or {})
 
     started = time.perf_counter()
     opening = defs.resolve_job_def(nightly_acquisition.name).execute_in_process(
-        instance=instance, run_config=_configs_for(nightly_acquisition, configs, defs), tags=tags
+        instance=instance, run_config=_configs_for(nightly_acquisition, configs, defs, log_level), tags=tags
     )
     opening_s = time.perf_counter() - started
     pool = _metadata(opening, "candidate_pool")
@@ -99,7 +105,7 @@ def run_acquisition_round(
     history = defs.resources["history"]
     model_store = defs.resources["model_store"]
     scoring_job = defs.resolve_job_def(score_candidate_shards.name)
-    shard_config = _configs_for(score_candidate_shards, configs, defs)
+    shard_config = _configs_for(score_candidate_shards, configs, defs, log_level)
     started = time.perf_counter()
     scored_keys = missing_shard_keys(history, model_store, round_index)
     for key in scored_keys:
@@ -109,7 +115,7 @@ def run_acquisition_round(
     started = time.perf_counter()
     closing = defs.resolve_job_def(round_selection.name).execute_in_process(
         instance=instance,
-        run_config=_configs_for(round_selection, configs, defs),
+        run_config=_configs_for(round_selection, configs, defs, log_level),
         tags={**tags, "ceal/round": str(round_index)},
     )
     closing_s = time.perf_counter() - started

@@ -126,7 +126,7 @@ def selected_batch(
     manifest = shards.require_pool(round_index)
     ledger = ComputeLedger(
         round_index=round_index,
-        pool_frames=int(manifest["frames"]),
+        pool_frames=int(manifest["unlabeled_frames"]),  # the pool the round chose from
         frames_scored=sum(s.frames for s in stats),
         forward_passes=sum(s.forward_passes for s in stats),
         training_s=float(published.training_s),

@@ -30,7 +30,8 @@ _IN_FLIGHT = [
 
 
 def open_round(history: AcquisitionHistoryResource, model_store: ModelStoreResource, outbox: str):
-    """``(round, detector version)`` of the open round, or a SkipReason saying why there is none."""
+    """``(round, detector version, unscored shard keys)`` of the open round, or a SkipReason
+    saying why there is none."""
     rounds = history.shards().rounds()
     if not rounds:
         return dg.SkipReason("no candidate pool has been drawn yet (run nightly_acquisition)")
@@ -40,7 +41,7 @@ def open_round(history: AcquisitionHistoryResource, model_store: ModelStoreResou
     published = model_store.published_for_round(round_index)
     if published is None:
         return dg.SkipReason(f"round {round_index} has a pool but no published detector yet")
-    return round_index, published.version
+    return round_index, published.version, missing_shard_keys(history, model_store, round_index)
 
 
 def _runs(instance: dg.DagsterInstance, job_name: str, tags: dict, statuses=None) -> list:
@@ -62,8 +63,7 @@ def candidate_shards_sensor(
     state = open_round(history, model_store, exporter.outbox)
     if isinstance(state, dg.SkipReason):
         return state
-    round_index, version = state
-    missing = missing_shard_keys(history, model_store, round_index)
+    round_index, version, missing = state
     if not missing:
         return dg.SkipReason(f"every shard of round {round_index} is scored by {version}")
     registered = set(context.instance.get_dynamic_partitions(candidate_shards.name))
@@ -102,8 +102,7 @@ def round_complete_sensor(
     state = open_round(history, model_store, exporter.outbox)
     if isinstance(state, dg.SkipReason):
         return state
-    round_index, version = state
-    missing = missing_shard_keys(history, model_store, round_index)
+    round_index, version, missing = state
     if missing:
         return dg.SkipReason(f"round {round_index}: {len(missing)} shards still to score")
     return dg.RunRequest(

@@ -8,6 +8,7 @@ mmdet3d-info reader as real data. Parameters: :class:`SyntheticConfig`.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from pathlib import Path
 
 from ceal_pipeline.frames.result import FrameSourceResult
@@ -34,10 +35,11 @@ def read_frames(root: str | Path, n_frames: int | None = None, seed: int | None 
     from ceal_pipeline.frames import mmdet3d_info
 
     manifest = read_manifest(root)
-    if n_frames is None and seed is None and not options and manifest is not None:
+    if n_frames is None and seed is None and not options and manifest is not None and "params" in manifest:
         # Read what is there; regenerates with the recorded parameters only if
         # its files were removed after a completed generation.
-        generate_dataset(root, progress=progress, **manifest["params"])
+        known = {f.name for f in fields(SyntheticConfig)}  # an older version may have had other fields
+        generate_dataset(root, progress=progress, **{k: v for k, v in manifest["params"].items() if k in known})
     else:
         defaults = SyntheticConfig()
         generate_dataset(root, n_frames=defaults.n_frames if n_frames is None else n_frames,

@@ -84,7 +84,11 @@ class LidarModel:
         t_hit = t_near[q_idx, beam_idx]
         np.minimum.at(depth, ray, t_hit)
         nearest = t_hit <= depth[ray]
-        owner[ray[nearest]] = candidates[pair_part[q_idx[nearest]]]
+        # Coincident surfaces tie: the lowest part index wins, deterministically.
+        hit_owner = np.full(len(owner), np.iinfo(np.int64).max)
+        np.minimum.at(hit_owner, ray[nearest], candidates[pair_part[q_idx[nearest]]])
+        won = hit_owner != np.iinfo(np.int64).max
+        owner[won] = hit_owner[won]
         return depth.reshape(beams, n_az), owner.reshape(beams, n_az)
 
 

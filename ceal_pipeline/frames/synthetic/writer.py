@@ -84,7 +84,8 @@ def generate_dataset(root: str | Path, n_frames: int = 2000, seed: int = 0, *, o
     ``options`` are further :class:`SyntheticConfig` fields. If ``root`` already
     holds a completed dataset with the same parameters it is reused untouched;
     with different parameters :class:`SyntheticDatasetMismatch` is raised unless
-    ``overwrite`` (then the generator's own files are replaced). ``progress``, if
+    ``overwrite`` (then the generator's own files are replaced); one written by
+    another generator version is regenerated. ``progress``, if
     given, is called as ``progress(frames_done, n_frames)``.
     """
     config = SyntheticConfig.from_options(n_frames=n_frames, seed=seed, **options)
@@ -94,7 +95,9 @@ def generate_dataset(root: str | Path, n_frames: int = 2000, seed: int = 0, *, o
     if existing is not None and (root / INFO_FILE).is_file():
         if existing == wanted:
             return root / INFO_FILE
-        if not overwrite:
+        # Data from another generator version is stale whatever its parameters:
+        # regenerate it; only a parameter change by the user needs consent.
+        if existing.get("version") == GENERATOR_VERSION and not overwrite:
             raise SyntheticDatasetMismatch(
                 f"{root} holds a synthetic dataset generated with {existing.get('params')}, not {wanted['params']}: "
                 "pick another root, or pass overwrite=True (CLI: --overwrite) to regenerate it"

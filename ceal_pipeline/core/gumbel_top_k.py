@@ -1,0 +1,285 @@
+"""Gumbel-top-k: sampling without replacement from a tempered softmax in O(N).
+
+Adding i.i.d. standard Gumbel noise to the logits ``s~_i / T`` and keeping the
+``k`` largest gives exactly the distribution of ``k`` sequential softmax draws
+without replacement (Vieira 2014; Kool et al. 2019). This module holds the noise,
+the partial selection of the ``k`` largest keys, and the rank-normalised variant
+that computes exact ranks only near the pool's cut-off instead of sorting all
+N scores.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ceal_pipeline.core.ranks import average_ranks
+
+
+def validate_temperature(temperature: float) -> float:
+    temperature = float(temperature)
+    if math.isnan(temperature) or temperature <= 0:
+        raise ValueError(
+            f"temperature must be > 0 (use a small value such as 1e-3 for greedy top-m, "
+            f"float('inf') for uniform sampling), got {temperature!r}"
+        )
+    return temperature
+
+
+def _log_exponentials(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n,)`` float32 ``log(E)``, ``E ~ Exp(1)`` i.i.d.: minus standard Gumbel noise.
+
+    Keys are formed as ``logit - log(E)`` (identical to ``logit + G`` in IEEE
+    arithmetic) to save a pass over N. ``E = -log(1 - U)`` from float32
+    uniforms with vectorised float32 logs is ~2x cheaper than numpy's
+    (scalar, branchy) exponential ziggurat and ~4x cheaper than ``rng.gumbel``
+    at 10^7 frames. ``U = 0`` (probability 2^-24) would give ``E = 0``, a
+    ``+inf`` key that includes a frame whatever its logit, so it is redrawn.
+    """
+    uniform = rng.random(n, dtype=np.float32)
+    if not uniform.all():  # one cheap pass; the redraw itself is rare
+        zeros = np.flatnonzero(uniform == 0)
+        while zeros.size:
+            uniform[zeros] = rng.random(zeros.size, dtype=np.float32)
+            zeros = zeros[uniform[zeros] == 0]
+    np.negative(uniform, out=uniform)
+    np.log1p(uniform, out=uniform)  # log(1 - U) = -E, in (-17, 0)
+    np.negative(uniform, out=uniform)
+    return np.log(uniform, out=uniform)
+
+
+def gumbel_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``(n,)`` i.i.d. standard Gumbel noise as float32, the draws every sampler here uses."""
+    return np.negative(_log_exponentials(n, rng))
+
+
+def _kth_largest(values: np.ndarray, k: int, margin: float = 0.0) -> tuple[float, np.ndarray]:
+    """The ``k``-th largest of ``values`` (``1 <= k <= n``) and the ascending
+    indices of all values ``>= kth - margin``, in O(n).
+
+    A strided subsample gives a value safely below the answer; only the values
+    above it are partitioned, which for k << n avoids copying and partitioning
+    the whole array. If the guess was too high (fewer than ``k`` values above
+    it), everything is partitioned instead.
+    """
+    n = values.size
+    if n > 2**18 and k < n // 4:
+        sample = values[:: n // 2**16]
+        # The sample's estimate of the k-th largest, lowered by 4 standard deviations.
+        expected = k / n * sample.size
+        spare = int(expected + 4 * math.sqrt(expected) + 8)
+        if spare < sample.size:
+            guess = float(np.partition(sample, sample.size - spare)[sample.size - spare])
+            above = np.flatnonzero(values >= guess - margin)
+            above_values = values[above]
+            if int(np.count_nonzero(above_values >= guess)) >= k:
+                kth = float(np.partition(above_values, above_values.size - k)[above_values.size - k])
+                return kth, above[above_values >= kth - margin]
+    kth = float(np.partition(values, n - k)[n - k])
+    return kth, np.flatnonzero(values >= kth - margin)
+
+
+def _top_k_by_key(keys: np.ndarray, k: int) -> np.ndarray:
+    """Ascending indices of the ``k`` largest ``keys``; equal keys go to the lower index."""
+    n = keys.size
+    if k >= n:
+        return np.arange(n, dtype=np.int64)
+    threshold, candidates = _kth_largest(keys, k)
+    top = keys[candidates]
+    tied = candidates[top == threshold][: k - int(np.count_nonzero(top > threshold))]
+    return np.union1d(candidates[top > threshold], tied).astype(np.int64)
+
+
+def gumbel_top_k(logits: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Sample ``k`` distinct indices with probabilities ``softmax(logits)``, without replacement.
+
+    Gumbel-top-k: ``argtop_k(logits_i + G_i)`` with ``G_i`` i.i.d. standard
+    Gumbel is distributed exactly like ``k`` successive softmax draws, each
+    renormalised over what is left. Returns ``(k,)`` int64 indices in draw
+    order (largest perturbed logit first; equal keys by index). O(N) plus
+    O(k log k) for the order.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    n = logits.size
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
+        raise ValueError(f"k must be an int in [0, {n}] (the number of logits), got {k!r}")
+    if n and not np.isfinite(logits).all():
+        raise ValueError("logits must be finite (a temperature too close to 0 overflows them)")
+    if k == 0:
+        return np.zeros(0, dtype=np.int64)
+    keys = logits - _log_exponentials(n, rng)
+    top = _top_k_by_key(keys, k)
+    return top[np.lexsort((top, -keys[top]))]
+
+
+#: Below this many scored frames the rank path simply sorts.
+_BUCKETED_RANKS_FROM = 2**16
+#: A bucket holding more than this share of all frames is checked for being one tied value.
+_TIE_CHECK_SHARE = 0.002
+
+
+@dataclass(frozen=True)
+class _RankBuckets:
+    """Scores cut into value buckets; see :func:`_rank_buckets`.
+
+    ``bucket[i]`` is frame ``i``'s bucket, ``n_buckets`` (one past the last) for a
+    never-scored frame. ``logit_lo/hi`` (length ``n_buckets + 1``) bound the rank
+    logit of the frames in each bucket, the last entry being the prior's logit.
+    """
+
+    bucket: np.ndarray
+    start: np.ndarray
+    counts: np.ndarray
+    logit_lo: np.ndarray
+    logit_hi: np.ndarray
+
+
+def _rank_buckets(scores: np.ndarray, n_scored: int, alpha: float, prior_logit: float) -> _RankBuckets | None:
+    """Bucket the scores in O(N) and bound each frame's rank logit ``rank * alpha``.
+
+    Buckets come from a monotone map (affine, clipped, floored), so every value
+    in a lower bucket is strictly smaller: a value's average rank lies in
+    ``[start_b, start_b + count_b - 1]``, and is exactly ``start_b + (count_b - 1) / 2``
+    when the bucket holds one tied value. The exact logit of rank ``r`` is
+    computed as ``r * alpha`` too, so bounds and exact values are ordered bit
+    for bit. Returns ``None`` for a single distinct value or a range beyond float64.
+    """
+    n = scores.size
+    # Range from a strided subsample's 0.1 % and 99.9 % quantiles, so one
+    # outlier does not squeeze everything into a few buckets; the tails beyond
+    # share the end buckets.
+    sample = scores[:: max(1, n // 2**16)]
+    sample = sample[~np.isnan(sample)]
+    if sample.size < 2:
+        return None
+    lo, hi = (float(x) for x in np.quantile(sample, [0.001, 0.999]))
+    if not hi > lo:
+        lo, hi = float(np.nanmin(scores)), float(np.nanmax(scores))
+    if not hi > lo or not math.isfinite(hi - lo):
+        return None  # one distinct value, or a range beyond float64: the caller sorts
+    # ~128 values per bucket keeps the per-bucket tables (<= 512 KiB) in cache
+    # for the N random look-ups; the rank uncertainty this leaves is resolved
+    # exactly later, for the few frames it matters to.
+    n_buckets = int(min(max(n_scored // 128, 1024), 2**16))
+    x = np.empty(n, dtype=np.float32)  # any monotone map will do, float32 is enough
+    with np.errstate(over="ignore", invalid="ignore"):  # far outliers overflow to inf: clipped next
+        np.subtract(scores, lo, out=x, casting="same_kind")
+        x *= np.float32(n_buckets / (hi - lo))
+    np.clip(x, 0, n_buckets - 1, out=x)
+    if n_scored < n:
+        np.nan_to_num(x, copy=False, nan=n_buckets)  # never scored: the extra bucket
+    bucket = x.astype(np.int32)
+    del x
+    counts = np.bincount(bucket, minlength=n_buckets + 1)[:n_buckets]
+    start = np.cumsum(counts) - counts
+    rank_lo = start.astype(np.float64)
+    rank_hi = rank_lo + np.maximum(counts - 1, 0)
+    # A big tie (every empty frame has the same entropy) fills one bucket. If the
+    # bucket holds nothing else its rank is exact rather than a wide range.
+    # The subsample names the candidate value; one comparison pass confirms it.
+    heavy = np.flatnonzero(counts > max(_TIE_CHECK_SHARE * n_scored, 8 * n_scored / n_buckets))
+    if heavy.size:
+        sample_x = np.clip((sample - lo) * (n_buckets / (hi - lo)), 0, n_buckets - 1).astype(np.int64)
+        for h in heavy:
+            in_h = sample[sample_x == h]
+            if in_h.size and np.count_nonzero(scores == in_h[0]) == counts[h]:
+                rank_lo[h] = rank_hi[h] = start[h] + (counts[h] - 1) / 2.0
+    return _RankBuckets(
+        bucket=bucket,
+        start=start,
+        counts=counts,
+        logit_lo=np.append(rank_lo * alpha, prior_logit),
+        logit_hi=np.append(rank_hi * alpha, prior_logit),
+    )
+
+
+def _exact_ranks(scores: np.ndarray, buckets: _RankBuckets, which: np.ndarray) -> np.ndarray:
+    """Exact average ranks of ``scores[which]`` (scored frames), sorting only the buckets they are in."""
+    touched = np.zeros(buckets.counts.size + 1, dtype=bool)
+    touched[buckets.bucket[which]] = True
+    sorted_members = np.sort(scores[touched[buckets.bucket]])
+    touched_counts = np.where(touched[:-1], buckets.counts, 0)
+    touched_before = np.cumsum(touched_counts) - touched_counts
+    v = scores[which]
+    b = buckets.bucket[which]
+    less = np.searchsorted(sorted_members, v, "left")
+    equal = np.searchsorted(sorted_members, v, "right") - less
+    return buckets.start[b] + (less - touched_before[b]) + (equal - 1) / 2.0
+
+
+def rank_gumbel_top_k(scores: np.ndarray, prior_value: float, temperature: float, k: int,
+                      rng: np.random.Generator, *, n_never_scored: int | None = None) -> np.ndarray:
+    """Gumbel-top-k over rank-normalised ``scores`` (NaN = never scored, logit ``prior_value / T``).
+
+    Picks exactly the frames that ``average_ranks -> / (n - 1) / T -> + Gumbel
+    -> top k`` picks (equal keys go to the lower index) with the same noise,
+    but without sorting all N scores: buckets bound each frame's rank (see
+    :func:`_rank_buckets`); frames whose upper bound is below the k-th largest
+    lower bound are out, frames that at most ``k`` upper bounds reach are in,
+    and exact ranks are computed only for the few in between.
+    ``n_never_scored`` (the number of NaN scores), when the caller knows it,
+    saves a pass over the scores. Returns ascending indices.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n = scores.size
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
+        raise ValueError(f"k must be an int in [1, {n}] (the number of frames), got {k!r}")
+    temperature = validate_temperature(temperature)
+    log_e = _log_exponentials(n, rng)  # drawn first and in full: the seed alone fixes it
+    if k == n:
+        return np.arange(n, dtype=np.int64)
+    if math.isinf(temperature):
+        return _top_k_by_key(np.negative(log_e), k)
+    if n_never_scored is None:
+        # min() propagates NaN: one pass tells whether any frame is never scored.
+        n_never_scored = 0 if not math.isnan(float(scores.min())) else int(np.count_nonzero(np.isnan(scores)))
+    all_scored = n_never_scored == 0
+    n_scored = n - n_never_scored
+    prior_logit = prior_value / temperature
+    buckets = None
+    if n_scored >= _BUCKETED_RANKS_FROM:
+        alpha = 1.0 / ((n_scored - 1) * temperature)
+        buckets = _rank_buckets(scores, n_scored, alpha, prior_logit)
+    if buckets is None:
+        scored = slice(None) if all_scored else ~np.isnan(scores)
+        values = scores[scored]
+        logits = np.full(n, prior_logit)
+        if n_scored <= 1 or values.min() == values.max():
+            logits[scored] = 0.5 / temperature  # one distinct score normalises to 0.5
+        else:
+            logits[scored] = average_ranks(values) * (1.0 / ((n_scored - 1) * temperature))
+        return _top_k_by_key(logits - log_e, k)
+
+    # take(mode="clip") skips the bounds check of fancy indexing (buckets are
+    # in range by construction): ~2x faster at 10^7 frames.
+    lower = np.take(buckets.logit_lo, buckets.bucket, mode="clip")
+    lower -= log_e
+    # Only frames whose upper bound reaches the threshold (the k-th largest
+    # lower bound) can be in the pool. The slack covers rounding in
+    # (rank * alpha - log_e); it only adds frames to check.
+    widest = float(np.max(buckets.logit_hi - buckets.logit_lo))
+    slack = widest + 1e-9 * (abs(prior_logit) + 1.0 / temperature + widest + 100.0)
+    threshold, maybe = _kth_largest(lower, k, margin=slack)
+    low = lower[maybe]
+    upper = np.take(buckets.logit_hi, buckets.bucket[maybe]) - log_e[maybe]
+    keep = upper >= threshold
+    maybe, low, upper = maybe[keep], low[keep], upper[keep]
+    # In for sure: at most k upper bounds (its own included) reach its lower
+    # bound, i.e. it beats the (k+1)-th largest upper bound.
+    if upper.size > k:
+        kth_plus_one = np.partition(upper, upper.size - k - 1)[upper.size - k - 1]
+        sure = (low >= threshold) & (low > kth_plus_one)
+    else:
+        sure = np.ones(upper.size, dtype=bool)
+    open_ = np.flatnonzero(~sure)
+    exact = low[open_]
+    needs_rank = np.flatnonzero(upper[open_] > exact)
+    if needs_rank.size:
+        frames = maybe[open_[needs_rank]]
+        alpha = 1.0 / ((n_scored - 1) * temperature)
+        exact[needs_rank] = _exact_ranks(scores, buckets, frames) * alpha - log_e[frames]
+    slots = k - int(np.count_nonzero(sure))
+    chosen = open_[np.lexsort((maybe[open_], -exact))[:slots]]
+    return np.sort(np.concatenate([maybe[sure], maybe[chosen]])).astype(np.int64)
