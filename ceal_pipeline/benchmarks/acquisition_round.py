@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=20_000, help="synthetic frames in the dataset")
     parser.add_argument("--pool-fraction", type=float, default=0.05, help="CEAL candidate pool share alpha")
     parser.add_argument("--mc-passes", type=int, default=10, help="MC-Dropout passes T")
-    parser.add_argument("--k", type=int, default=50, help="frames selected per round")
+    parser.add_argument("--k", type=int, default=10, help="frames selected per round (at most the CEAL pool)")
     parser.add_argument("--seed-labeled", type=int, default=100, help="labeled frames the detector trains on")
     parser.add_argument("--epochs", type=int, default=1, help="training epochs (training is not what is compared)")
     parser.add_argument("--shard-size", type=int, default=256, help="frames per scoring shard")

@@ -28,12 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--home", default=".ceal/demo", help="folder for data, history, models and exports")
     parser.add_argument("--rounds", type=int, default=3, help="acquisition rounds to run")
     parser.add_argument("--frames", type=int, default=240, help="synthetic frames to generate (20 per sequence)")
-    parser.add_argument("--seed-labeled", type=int, default=32, help="initially labeled frames")
-    parser.add_argument("--k", type=int, default=16, help="frames bought per round")
+    parser.add_argument("--seed-labeled", type=int, default=24, help="initially labeled frames")
+    parser.add_argument("--k", type=int, default=12, help="frames bought per round")
     parser.add_argument("--pool-fraction", type=float, default=0.2, help="candidate pool as a share of the unlabeled pool")
     parser.add_argument("--temperature", type=float, default=0.1, help="softmax temperature over normalised scores")
     parser.add_argument("--mc-passes", type=int, default=10, help="MC-Dropout passes per frame")
-    parser.add_argument("--epochs", type=int, default=4, help="training epochs per round (warm-started after round 0)")
+    parser.add_argument("--epochs", type=int, default=4, help="training epochs of round 0")
+    parser.add_argument("--fine-tune-epochs", type=int, default=2, help="epochs of later rounds (warm-started)")
     parser.add_argument("--eval-frames", type=int, default=40, help="held-out frames for mAP")
     parser.add_argument("--shard-size", type=int, default=16, help="frames per scoring shard")
     parser.add_argument(
@@ -42,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--detector-config", default="models/bevfusion_tiny.py", help="detector config (models/)")
     parser.add_argument("--seed", type=int, default=0, help="run seed")
-    parser.add_argument("--log-level", default="WARNING", help="Dagster console log level (DEBUG shows every event)")
+    parser.add_argument(
+        "--log-level", default="INFO", help="Dagster console log level (INFO: the assets' messages; DEBUG: every event)"
+    )
 
 
 def _reset_state(home: Path) -> None:
@@ -117,7 +120,10 @@ def run(args: argparse.Namespace) -> int:
         "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
     }
     configs = {
-        "detector": DetectorConfig(epochs=args.epochs, run_seed=args.seed, max_eval_frames=args.eval_frames),
+        "detector": DetectorConfig(
+            epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs, run_seed=args.seed,
+            max_eval_frames=args.eval_frames,
+        ),
         "candidate_pool": CandidatePoolConfig(
             pool_fraction=args.pool_fraction, temperature=args.temperature, round_zero_mode=args.round_zero,
             shard_size=args.shard_size, run_seed=args.seed,
@@ -131,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
     header = ("round", "labeled", "pool", "scored / unlabeled", "mAP (val)", "seconds")
     widths = (5, 7, 5, 20, 9, 7)
     rows = []
-    for _ in range(args.rounds):
+    for index in range(args.rounds):
+        print(f"round {index}: train, draw the pool, score its shards, select, export ...", file=sys.stderr)
         round_started = time.perf_counter()
         report = run_acquisition_round(defs, instance, configs, log_level=args.log_level)
         delivered = simulate_vendor(resources["exporter"].outbox, resources["exporter"].inbox)

@@ -65,6 +65,7 @@ class ProtocolConfig:
     test_size: int | None = None
     validation_size: int = 1000
     epochs: int = 20
+    min_steps_per_epoch: int = 25
     batch_size: int = 32
     learning_rate: float = 1e-3
     patience: int = 3
@@ -88,7 +89,8 @@ class ProtocolConfig:
 
     def training(self) -> TrainingConfig:
         return TrainingConfig(
-            epochs=self.epochs, batch_size=self.batch_size, learning_rate=self.learning_rate,
+            epochs=self.epochs, min_steps_per_epoch=self.min_steps_per_epoch, batch_size=self.batch_size,
+            learning_rate=self.learning_rate,
             patience=self.patience if self.validation_size > 0 else 0, augment=self.augment, width=self.width,
         )
 

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import duckdb
 import pytest
 
-from ceal_pipeline.core.history import LATEST_VERSION, MIGRATIONS, AcquisitionHistory, SchemaTooNew, apply_migrations
+from ceal_pipeline.core.history import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    AcquisitionHistory,
+    HistoryLocked,
+    SchemaTooNew,
+    apply_migrations,
+)
 from ceal_pipeline.core.history.schema import Migration, schema_version
 
 
@@ -73,3 +83,20 @@ def test_migrations_must_be_numbered_consecutively():
     con = duckdb.connect()
     with pytest.raises(ValueError, match="numbered 1, 2, 3"):
         apply_migrations(con, (Migration(2, "skips 1", ()),))
+
+
+def test_a_second_writer_process_gets_an_error_naming_the_fix(tmp_path):
+    path = tmp_path / "h.duckdb"
+    AcquisitionHistory(path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('open', flush=True); "
+         "time.sleep(60)", str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        with pytest.raises(HistoryLocked, match="`duckdb` pool"):
+            AcquisitionHistory(path)
+    finally:
+        holder.kill()
+        holder.wait()

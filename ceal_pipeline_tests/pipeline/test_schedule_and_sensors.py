@@ -68,12 +68,29 @@ def test_the_shard_sensor_does_not_request_a_shard_whose_run_is_in_flight(defs, 
         instance=instance, run_config=dg.RunConfig(ops={"candidate_pool": POOL})
     )
     keys = sorted(instance.get_dynamic_partitions("candidate_shards"))
-    launched = instance.create_run_for_job(  # created, not yet started: in flight
-        defs.resolve_job_def("score_candidate_shards"),
-        tags={"dagster/partition": keys[0], "ceal/model_version": resources["model_store"].current().version},
+    launched = instance.create_run_for_job(  # launched by hand, created but not started yet: in flight
+        defs.resolve_job_def("score_candidate_shards"), tags={"dagster/partition": keys[0]}
     )
     assert launched.status == dg.DagsterRunStatus.NOT_STARTED
 
     requested = [r.partition_key for r in _requests(_evaluate(candidate_shards_sensor, instance, resources))]
 
     assert requested == keys[1:]
+
+
+def test_the_shard_sensor_gives_up_on_a_shard_that_failed_three_times(defs, instance, resources):
+    defs.resolve_job_def("nightly_acquisition").execute_in_process(
+        instance=instance, run_config=dg.RunConfig(ops={"candidate_pool": POOL})
+    )
+    keys = sorted(instance.get_dynamic_partitions("candidate_shards"))
+    version = resources["model_store"].current().version
+    for _ in range(3):
+        instance.create_run_for_job(
+            defs.resolve_job_def("score_candidate_shards"),
+            tags={"dagster/partition": keys[0], "ceal/model_version": version},
+            status=dg.DagsterRunStatus.FAILURE,
+        )
+
+    requested = [r.partition_key for r in _requests(_evaluate(candidate_shards_sensor, instance, resources))]
+
+    assert requested == keys[1:]  # left for a person to look at, the others go on

@@ -11,7 +11,7 @@ from ceal_pipeline.validation.augmentation import Augmentation, random_horizonta
 from ceal_pipeline.validation.datasets import ImageClassificationData, load_mnist
 from ceal_pipeline.validation.networks import MnistCNN, VGG11BN, enable_mc_dropout
 from ceal_pipeline.validation.protocol import ProtocolConfig, run_seed_protocol
-from ceal_pipeline.validation.training import TrainingConfig, mc_dropout_probabilities, train_network
+from ceal_pipeline.validation.training import TrainingConfig, _epoch_order, mc_dropout_probabilities, train_network
 from ceal_pipeline_tests.validation.conftest import write_cifar_batches
 
 TINY = dict(dataset="mnist", initial_fraction=0.1, rounds=2, acquire_per_round=40, trainings_per_round=1,
@@ -86,6 +86,15 @@ def test_training_is_reproducible_from_its_seed_and_early_stopping_keeps_the_bes
     for pa, pb in zip(a.network.parameters(), b.network.parameters()):
         torch.testing.assert_close(pa, pb)
     assert a.best_epoch <= a.epochs_run <= 4 and a.validation_accuracy is not None
+
+
+def test_an_epoch_on_a_small_labeled_set_still_takes_the_minimum_number_of_steps():
+    # 60 images at batch 32 would be 2 steps: too few for early stopping to judge.
+    order = _epoch_order(60, minimum=32 * 25, generator=torch.Generator().manual_seed(0))
+    assert len(order) == 800
+    blocks = [order[i: i + 60] for i in range(0, 780, 60)]
+    assert all(sorted(block) == list(range(60)) for block in blocks)  # whole passes, each image once
+    assert sorted(_epoch_order(1000, minimum=800, generator=torch.Generator())) == list(range(1000))
 
 
 def test_augmentation_keeps_images_in_range_and_flips_mirror_them():

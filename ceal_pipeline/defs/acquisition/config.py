@@ -29,6 +29,9 @@ class DetectorConfig(dg.Config):
         default=200, description="held-out (val split) frames used for mAP; -1 = all, 0 = skip the evaluation"
     )
     warm_start: bool = Field(default=True, description="start from the previous round's detector weights")
+    fine_tune_epochs: int = Field(
+        default=0, description="epochs when warm-starting from the previous round's detector; 0 = epochs"
+    )
 
 
 class CandidatePoolConfig(dg.Config):

@@ -198,14 +198,15 @@ def detector(
         return dg.MaterializeResult(metadata=_detector_metadata(published, round_index, len(labeled), reused=True))
 
     previous = model_store.published_for_round(round_index - 1) if round_index > 0 else None
+    warm = previous if config.warm_start else None
     frames = frame_source.frames_by_id(labeled)
     started = time.perf_counter()
     checkpoint = model_store.train(
         frames,
         round_index,
-        epochs=config.epochs,
+        epochs=config.fine_tune_epochs if (warm is not None and config.fine_tune_epochs > 0) else config.epochs,
         seed=derive_seed(config.run_seed, round_index, "training"),
-        init_checkpoint=previous.path if (config.warm_start and previous is not None) else None,
+        init_checkpoint=warm.path if warm is not None else None,
         log=lambda epoch: context.log.info(
             f"round {round_index} training epoch {epoch.get('epoch')}: loss {epoch.get('loss', float('nan')):.3f} "
             f"({epoch.get('seconds', 0.0):.0f} s)"
@@ -224,7 +225,7 @@ def detector(
         "per_class_ap": {k: float(v) for k, v in dict(evaluation.get("per_class", {})).items()},
         "eval_frames": len(held_out),
         "labeled_fingerprint": fingerprint,
-        "warm_start": previous.version if (config.warm_start and previous is not None) else None,
+        "warm_start": warm.version if warm is not None else None,
         "train_metrics": {k: float(v) for k, v in dict(checkpoint.metrics).items() if isinstance(v, (int, float))},
     }
     published = PublishedModel(round_index, str(checkpoint.path), str(version), training_s, metrics)

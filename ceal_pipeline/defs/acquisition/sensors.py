@@ -69,9 +69,10 @@ def candidate_shards_sensor(
     registered = set(context.instance.get_dynamic_partitions(candidate_shards.name))
     requests, given_up = [], []
     for key in missing:
-        tags = {"dagster/partition": key, MODEL_TAG: version}
-        if _runs(context.instance, score_candidate_shards.name, tags, _IN_FLIGHT):
+        # Any run of the shard in flight counts, also one launched by hand from the UI.
+        if _runs(context.instance, score_candidate_shards.name, {"dagster/partition": key}, _IN_FLIGHT):
             continue
+        tags = {"dagster/partition": key, MODEL_TAG: version}
         if len(_runs(context.instance, score_candidate_shards.name, tags, [dg.DagsterRunStatus.FAILURE])) >= MAX_SHARD_ATTEMPTS:
             given_up.append(key)
             continue
