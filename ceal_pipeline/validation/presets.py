@@ -4,7 +4,7 @@
   pool, 10 rounds, 3 trainings a round, candidate pools of 2,500 / 5,000 /
   10,000). Hours on a GPU; days on a CPU.
 - ``cpu``: the same protocol shrunk to fit a shared 2-core CPU (MNIST: about
-  5 CPU-minutes per seed and initial pool): a random subset of the train split
+  5-10 CPU-minutes per seed and initial pool): a random subset of the train split
   as the unlabeled pool and every count (initial pool, batch per round,
   candidate pools) scaled by the same factor, so the *ratios* of the paper are
   kept (10 rounds acquiring 10% of the pool; candidate pools of 1/24, 1/12 and
@@ -55,7 +55,7 @@ def _mnist(name: str) -> Preset:
     if name == "cpu":
         # 6,000 pool images = 1/10 of the paper's 60,000, so every count is divided by
         # 10: 600 a round becomes 60 and the candidate pools 2,500 / 5,000 / 10,000
-        # become 250 / 500 / 1,000. About 5 CPU-minutes per seed and initial pool.
+        # become 250 / 500 / 1,000. About 5-10 CPU-minutes per seed and initial pool.
         protocol = ProtocolConfig(dataset="mnist", initial_fraction=0.01, rounds=10, acquire_per_round=60,
                                   trainings_per_round=1, mc_samples=10, pool_size=6000, test_size=5000,
                                   validation_size=500, epochs=15, patience=3, width=0.5)
