@@ -91,3 +91,24 @@ def test_selection_refuses_to_start_while_a_shard_is_unscored(defs, instance, re
     assert "r0000-s001" in failure and "not scored" in failure
     assert len(resources["history"].open().selection(0)) == 0
     assert list_exports(resources["exporter"].outbox) == []
+
+
+def test_materializing_a_shard_by_hand_scores_it_once_and_a_second_time_skips_it(defs, instance, resources):
+    from ceal_pipeline.defs.acquisition.assets import acquisition_assets, opening_assets
+
+    dg.materialize(
+        acquisition_assets, selection=opening_assets, instance=instance, resources=resources,
+        run_config=dg.RunConfig(ops={"candidate_pool": CONFIGS["candidate_pool"]}),
+    )
+    key = sorted(instance.get_dynamic_partitions("candidate_shards"))[0]
+
+    first = dg.materialize(
+        acquisition_assets, selection=["candidate_scores"], partition_key=key, instance=instance, resources=resources
+    )
+    again = dg.materialize(
+        acquisition_assets, selection=["candidate_scores"], partition_key=key, instance=instance, resources=resources
+    )
+
+    assert first.asset_materializations_for_node("candidate_scores")[0].metadata["skipped"].value is False
+    assert again.asset_materializations_for_node("candidate_scores")[0].metadata["skipped"].value is True
+    assert len(_scored_batches(resources)) == 1

@@ -65,7 +65,9 @@ class CandidateScoresConfig(dg.Config):
     aggregate: str = Field(default="mean", description="per-frame aggregation of object entropies: mean, max, sum")
     batch_size: int = Field(default=8, description="frames per forward batch")
     rescore_existing: bool = Field(
-        default=False, description="score the shard again even if it was scored by the current model"
+        default=False,
+        description="score the shard again even if the round's detector already scored it (before the merge "
+        "only: a merged shard is immutable and the merge refuses different scores)",
     )
     run_seed: int = Field(default=0, description="experiment seed; dropout masks derive from (seed, round, shard)")
 
