@@ -37,8 +37,12 @@ bench: install
 	$(VENV)/bin/ceal bench mc --json
 	$(VENV)/bin/ceal bench round --frames 20000 --json
 
+# The UI and the daemon (nightly schedule, shard and round sensors). dagster.yaml
+# carries the gpu/duckdb pool limits and run monitoring, so it goes to DAGSTER_HOME.
 dev: install
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.ceal/dagster_home} $(VENV)/bin/dagster dev -w workspace.yaml
+	home=$${DAGSTER_HOME:-$(CURDIR)/.ceal/dagster_home}; mkdir -p $$home; \
+	  [ -f $$home/dagster.yaml ] || cp dagster.yaml $$home/dagster.yaml; \
+	  DAGSTER_HOME=$$home $(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) .ceal .pytest_cache

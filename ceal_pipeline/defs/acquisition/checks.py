@@ -69,17 +69,15 @@ def selection_problems(
 
 def check_selection(history, round_index: int, model_version: str, k: int) -> dg.AssetCheckResult:
     """Re-read the round's saved selection and verify it (``history``: the resource)."""
-    from ceal_pipeline.defs.acquisition.history_queries import fresh_scores, label_rounds
-
     store = history.open()
     selected = [str(f) for f in store.selection(round_index).frame_ids]
-    fresh_ids, _ = fresh_scores(history.path, round_index, model_version)
+    fresh_ids = [str(f) for f in store.round_scores(round_index, model_version=model_version).frame_ids]
     problems = selection_problems(
         selected,
         k,
         round_index,
         fresh=set(fresh_ids),
-        labeled=label_rounds(history.path),
+        labeled=store.label_rounds(),
         pruned={str(f) for f in store.pruned_frames().frame_ids},
     )
     return _result(SELECTION_CHECK, problems, round=round_index, selected=len(selected))

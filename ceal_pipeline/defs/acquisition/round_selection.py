@@ -13,7 +13,6 @@ import numpy as np
 
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
 from ceal_pipeline.defs.acquisition.config import PruningConfig, SelectionConfig
-from ceal_pipeline.defs.acquisition.history_queries import fresh_scores, label_rounds
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown, top_frames_markdown
 from ceal_pipeline.defs.acquisition.rounds import current_round
 from ceal_pipeline.defs.acquisition.shard_scoring import round_model, round_scores
@@ -71,9 +70,11 @@ def pruned_frames(
 def selection_candidates(history: AcquisitionHistoryResource, model_store: ModelStoreResource, round_index: int):
     """(frame ids, fresh scores) of the round's candidates that may be bought: scored this round by
     the round's detector, not labeled before the round and not pruned."""
-    frame_ids, scores = fresh_scores(history.path, round_index, round_model(model_store, round_index).version)
-    labeled = label_rounds(history.path)
-    pruned = {str(f) for f in history.open().pruned_frames().frame_ids}
+    store = history.open()
+    fresh = store.round_scores(round_index, model_version=round_model(model_store, round_index).version)
+    frame_ids, scores = [str(f) for f in fresh.frame_ids], fresh.scores
+    labeled = store.label_rounds()
+    pruned = {str(f) for f in store.pruned_frames().frame_ids}
     keep = [i for i, f in enumerate(frame_ids) if f not in pruned and labeled.get(f, round_index + 1) > round_index]
     return [frame_ids[i] for i in keep], scores[keep]
 

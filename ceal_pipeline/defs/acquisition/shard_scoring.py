@@ -17,7 +17,6 @@ import numpy as np
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
 from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig
-from ceal_pipeline.defs.acquisition.history_queries import fresh_scores
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, top_frames_markdown
 from ceal_pipeline.defs.acquisition.partitions import candidate_shards
 from ceal_pipeline.defs.acquisition.round_opening import candidate_pool, detector
@@ -165,13 +164,15 @@ def round_scores(
         )
     store = history.open()
     manifest = shards.require_pool(round_index)
-    ingested, already = 0, 0
-    for shard_index in range(manifest["shards"]):
-        result = store.ingest_score_shard(shards.scores_path(round_index, shard_index), round=round_index, shard=shard_index)
-        ingested += result.n_events if result.ingested else 0
-        already += 0 if result.ingested else 1
+    # One transaction for the whole round: all shards or none, one catalog scan.
+    results = store.ingest_score_shards(
+        {shard_index: shards.scores_path(round_index, shard_index) for shard_index in range(manifest["shards"])},
+        round=round_index,
+    )
+    ingested = sum(result.n_events for result in results if result.ingested)
+    already = sum(1 for result in results if not result.ingested)
     round_stats = shards.round_stats(round_index)
-    _, scores = fresh_scores(history.path, round_index, round_model(model_store, round_index).version)
+    scores = store.round_scores(round_index, model_version=round_model(model_store, round_index).version).scores
     return dg.MaterializeResult(
         check_results=[check_history(store)],
         metadata={
