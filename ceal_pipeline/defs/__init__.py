@@ -21,7 +21,7 @@ from ceal_pipeline.defs.resources import (
 
 
 def default_resources() -> dict:
-    """Resources with every field at its default (paths under ``$CEAL_HOME``, see ``defs.paths``)."""
+    """Resources with every field at its default (paths under ``$CEAL_HOME``, see ``ceal_pipeline.paths``)."""
     return {
         "history": AcquisitionHistoryResource(),
         "model_store": ModelStoreResource(),

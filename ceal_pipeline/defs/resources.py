@@ -1,7 +1,7 @@
 """Dagster resources: the acquisition history, the model store, the frame source, the exporter.
 
 Each is a ``ConfigurableResource`` whose fields all have defaults (paths from
-:mod:`ceal_pipeline.defs.paths`), so the UI's launchpad works unchanged and a
+:mod:`ceal_pipeline.paths`), so the UI's launchpad works unchanged and a
 deployment moves storage with environment variables. Heavy imports (torch,
 mmdet3d, duckdb) happen inside methods: loading the code location must stay fast
 and must never touch CUDA.
@@ -20,7 +20,7 @@ from typing import Any
 import dagster as dg
 from pydantic import Field
 
-from ceal_pipeline.defs import paths
+from ceal_pipeline import paths
 from ceal_pipeline.defs.acquisition.shard_store import ShardStore
 from ceal_pipeline.export import (
     ExportedFrame,

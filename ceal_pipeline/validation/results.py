@@ -20,14 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from ceal_pipeline.paths import ceal_home
+
 
 def default_results_folder() -> Path:
-    """``$CEAL_HOME/validation`` (``CEAL_HOME`` defaults to ``./.ceal``), absolute.
-
-    Same rule as :func:`ceal_pipeline.defs.paths.ceal_home`, restated here
-    because importing ``ceal_pipeline.defs`` loads Dagster, which the CLI avoids.
-    """
-    return Path(os.environ.get("CEAL_HOME", ".ceal")).expanduser().resolve() / "validation"
+    """``$CEAL_HOME/validation`` (``CEAL_HOME`` defaults to ``./.ceal``), absolute."""
+    return ceal_home() / "validation"
 
 
 class BenchmarkResults:

@@ -16,7 +16,7 @@ from dataclasses import asdict
 
 import dagster as dg
 
-from ceal_pipeline.defs.paths import ceal_home
+from ceal_pipeline.paths import ceal_home
 from ceal_pipeline.defs.validation.config import BenchmarkConfig
 
 
