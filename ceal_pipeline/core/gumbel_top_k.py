@@ -11,7 +11,10 @@ N scores.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -28,6 +31,46 @@ def validate_temperature(temperature: float) -> float:
     return temperature
 
 
+#: Frames per chunk of the O(N) passes. Fixed (not derived from the core count)
+#: so that the noise drawn for a seed is the same on every machine.
+_CHUNK = 1 << 21
+
+
+def _spans(n: int) -> list[tuple[int, int]]:
+    return [(start, min(start + _CHUNK, n)) for start in range(0, n, _CHUNK)]
+
+
+def _in_parallel(task: Callable[[int, int, int], object], n: int) -> list:
+    """Run ``task(chunk_index, start, stop)`` over fixed chunks of ``range(n)``.
+
+    numpy's ufuncs, ``take`` and bulk random fills release the GIL, so a thread
+    per core makes the O(N) passes at 10^7 frames scale with the cores; the
+    results do not depend on how many threads there are.
+    """
+    spans = _spans(n)
+    if len(spans) == 1:
+        return [task(0, *spans[0])]
+    workers = min(len(spans), os.cpu_count() or 1)
+    if workers == 1:
+        return [task(i, a, b) for i, (a, b) in enumerate(spans)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda item: task(item[0], *item[1]), enumerate(spans)))
+
+
+def _fill_log_exponentials(out: np.ndarray, rng: np.random.Generator) -> None:
+    uniform = out
+    rng.random(out.size, dtype=np.float32, out=uniform)
+    if not uniform.all():  # one cheap pass; the redraw itself is rare
+        zeros = np.flatnonzero(uniform == 0)
+        while zeros.size:
+            uniform[zeros] = rng.random(zeros.size, dtype=np.float32)
+            zeros = zeros[uniform[zeros] == 0]
+    np.negative(uniform, out=uniform)
+    np.log1p(uniform, out=uniform)  # log(1 - U) = -E, in (-17, 0)
+    np.negative(uniform, out=uniform)
+    np.log(uniform, out=uniform)
+
+
 def _log_exponentials(n: int, rng: np.random.Generator) -> np.ndarray:
     """``(n,)`` float32 ``log(E)``, ``E ~ Exp(1)`` i.i.d.: minus standard Gumbel noise.
 
@@ -37,17 +80,17 @@ def _log_exponentials(n: int, rng: np.random.Generator) -> np.ndarray:
     (scalar, branchy) exponential ziggurat and ~4x cheaper than ``rng.gumbel``
     at 10^7 frames. ``U = 0`` (probability 2^-24) would give ``E = 0``, a
     ``+inf`` key that includes a frame whatever its logit, so it is redrawn.
+    Above one chunk, each chunk draws from its own child of ``rng``
+    (``Generator.spawn``: independent streams), filled in parallel.
     """
-    uniform = rng.random(n, dtype=np.float32)
-    if not uniform.all():  # one cheap pass; the redraw itself is rare
-        zeros = np.flatnonzero(uniform == 0)
-        while zeros.size:
-            uniform[zeros] = rng.random(zeros.size, dtype=np.float32)
-            zeros = zeros[uniform[zeros] == 0]
-    np.negative(uniform, out=uniform)
-    np.log1p(uniform, out=uniform)  # log(1 - U) = -E, in (-17, 0)
-    np.negative(uniform, out=uniform)
-    return np.log(uniform, out=uniform)
+    out = np.empty(n, dtype=np.float32)
+    spans = _spans(n)
+    if len(spans) <= 1:
+        _fill_log_exponentials(out, rng)
+        return out
+    children = rng.spawn(len(spans))
+    _in_parallel(lambda i, a, b: _fill_log_exponentials(out[a:b], children[i]), n)
+    return out
 
 
 def gumbel_noise(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -163,16 +206,21 @@ def _rank_buckets(scores: np.ndarray, n_scored: int, alpha: float, prior_logit: 
     # for the N random look-ups; the rank uncertainty this leaves is resolved
     # exactly later, for the few frames it matters to.
     n_buckets = int(min(max(n_scored // 128, 1024), 2**16))
-    x = np.empty(n, dtype=np.float32)  # any monotone map will do, float32 is enough
-    with np.errstate(over="ignore", invalid="ignore"):  # far outliers overflow to inf: clipped next
-        np.subtract(scores, lo, out=x, casting="same_kind")
-        x *= np.float32(n_buckets / (hi - lo))
-    np.clip(x, 0, n_buckets - 1, out=x)
-    if n_scored < n:
-        np.nan_to_num(x, copy=False, nan=n_buckets)  # never scored: the extra bucket
-    bucket = x.astype(np.int32)
-    del x
-    counts = np.bincount(bucket, minlength=n_buckets + 1)[:n_buckets]
+    bucket = np.empty(n, dtype=np.int32)
+    scale = np.float32(n_buckets / (hi - lo))
+
+    def bucket_chunk(_: int, a: int, b: int) -> np.ndarray:
+        x = np.empty(b - a, dtype=np.float32)  # any monotone map will do, float32 is enough
+        with np.errstate(over="ignore", invalid="ignore"):  # far outliers overflow to inf: clipped next
+            np.subtract(scores[a:b], lo, out=x, casting="same_kind")
+            x *= scale
+        np.clip(x, 0, n_buckets - 1, out=x)
+        if n_scored < n:
+            np.nan_to_num(x, copy=False, nan=n_buckets)  # never scored: the extra bucket
+        bucket[a:b] = x
+        return np.bincount(bucket[a:b], minlength=n_buckets + 1)
+
+    counts = np.sum(_in_parallel(bucket_chunk, n), axis=0)[:n_buckets]
     start = np.cumsum(counts) - counts
     rank_lo = start.astype(np.float64)
     rank_hi = rank_lo + np.maximum(counts - 1, 0)
@@ -254,8 +302,13 @@ def rank_gumbel_top_k(scores: np.ndarray, prior_value: float, temperature: float
 
     # take(mode="clip") skips the bounds check of fancy indexing (buckets are
     # in range by construction): ~2x faster at 10^7 frames.
-    lower = np.take(buckets.logit_lo, buckets.bucket, mode="clip")
-    lower -= log_e
+    lower = np.empty(n, dtype=np.float64)
+
+    def lower_chunk(_: int, a: int, b: int) -> None:
+        np.take(buckets.logit_lo, buckets.bucket[a:b], mode="clip", out=lower[a:b])
+        lower[a:b] -= log_e[a:b]
+
+    _in_parallel(lower_chunk, n)
     # Only frames whose upper bound reaches the threshold (the k-th largest
     # lower bound) can be in the pool. The slack covers rounding in
     # (rank * alpha - log_e); it only adds frames to check.
