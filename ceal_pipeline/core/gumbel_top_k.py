@@ -115,7 +115,10 @@ def _kth_largest(values: np.ndarray, k: int, margin: float = 0.0) -> tuple[float
         spare = int(expected + 4 * math.sqrt(expected) + 8)
         if spare < sample.size:
             guess = float(np.partition(sample, sample.size - spare)[sample.size - spare])
-            above = np.flatnonzero(values >= guess - margin)
+            floor = guess - margin
+            above = np.concatenate(
+                _in_parallel(lambda _, a, b: np.flatnonzero(values[a:b] >= floor) + a, n)
+            )
             above_values = values[above]
             if int(np.count_nonzero(above_values >= guess)) >= k:
                 kth = float(np.partition(above_values, above_values.size - k)[above_values.size - k])
@@ -247,7 +250,10 @@ def _exact_ranks(scores: np.ndarray, buckets: _RankBuckets, which: np.ndarray) -
     """Exact average ranks of ``scores[which]`` (scored frames), sorting only the buckets they are in."""
     touched = np.zeros(buckets.counts.size + 1, dtype=bool)
     touched[buckets.bucket[which]] = True
-    sorted_members = np.sort(scores[touched[buckets.bucket]])
+    # The gather and compress over all N frames run chunk-parallel; the sort
+    # only sees the members of the touched buckets.
+    members = _in_parallel(lambda _, a, b: scores[a:b][touched[buckets.bucket[a:b]]], scores.size)
+    sorted_members = np.sort(np.concatenate(members))
     touched_counts = np.where(touched[:-1], buckets.counts, 0)
     touched_before = np.cumsum(touched_counts) - touched_counts
     v = scores[which]
