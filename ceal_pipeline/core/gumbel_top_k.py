@@ -48,8 +48,8 @@ def _in_parallel(task: Callable[[int, int, int], object], n: int) -> list:
     results do not depend on how many threads there are.
     """
     spans = _spans(n)
-    if len(spans) == 1:
-        return [task(0, *spans[0])]
+    if len(spans) <= 1:
+        return [task(0, *span) for span in spans]
     workers = min(len(spans), os.cpu_count() or 1)
     if workers == 1:
         return [task(i, a, b) for i, (a, b) in enumerate(spans)]
@@ -57,18 +57,39 @@ def _in_parallel(task: Callable[[int, int, int], object], n: int) -> list:
         return list(pool.map(lambda item: task(item[0], *item[1]), enumerate(spans)))
 
 
-def _fill_log_exponentials(out: np.ndarray, rng: np.random.Generator) -> None:
-    uniform = out
-    rng.random(out.size, dtype=np.float32, out=uniform)
-    if not uniform.all():  # one cheap pass; the redraw itself is rare
-        zeros = np.flatnonzero(uniform == 0)
+def _fill_uniforms(out: np.ndarray, rng: np.random.Generator) -> None:
+    """Fill float32 ``out`` with uniforms in ``(0, 1)``, a block of ``_BLOCK``
+    at a time, each block's zeros redrawn (``U = 0``, probability 2^-24, would
+    give ``E = 0``, a ``+inf`` key). :func:`_frames_reaching` draws the same
+    stream block by block."""
+    for begin in range(0, out.size, _BLOCK):
+        _fill_uniform_block(out[begin: begin + _BLOCK], rng)
+
+
+def _fill_uniform_block(out: np.ndarray, rng: np.random.Generator) -> None:
+    rng.random(out.size, dtype=np.float32, out=out)
+    if not out.all():  # one cheap pass; the redraw itself is rare
+        zeros = np.flatnonzero(out == 0)
         while zeros.size:
-            uniform[zeros] = rng.random(zeros.size, dtype=np.float32)
-            zeros = zeros[uniform[zeros] == 0]
+            out[zeros] = rng.random(zeros.size, dtype=np.float32)
+            zeros = zeros[out[zeros] == 0]
+
+
+def _uniforms_to_log_exponentials(uniform: np.ndarray) -> np.ndarray:
+    """``log(E)`` with ``E = -log(1 - U)``, in place on float32 ``uniform``; returns it."""
     np.negative(uniform, out=uniform)
     np.log1p(uniform, out=uniform)  # log(1 - U) = -E, in (-17, 0)
     np.negative(uniform, out=uniform)
-    np.log(uniform, out=uniform)
+    return np.log(uniform, out=uniform)
+
+
+def _uniform_streams(n: int, rng: np.random.Generator) -> list[np.random.Generator]:
+    """The generator each chunk of ``range(n)`` draws its uniforms from: ``rng``
+    itself for a single chunk, else one child of ``rng`` per chunk
+    (``Generator.spawn``: independent streams), so the noise of a seed does not
+    depend on how many threads fill it."""
+    n_spans = len(_spans(n))
+    return [rng] if n_spans <= 1 else rng.spawn(n_spans)
 
 
 def _log_exponentials(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -78,18 +99,16 @@ def _log_exponentials(n: int, rng: np.random.Generator) -> np.ndarray:
     arithmetic) to save a pass over N. ``E = -log(1 - U)`` from float32
     uniforms with vectorised float32 logs is ~2x cheaper than numpy's
     (scalar, branchy) exponential ziggurat and ~4x cheaper than ``rng.gumbel``
-    at 10^7 frames. ``U = 0`` (probability 2^-24) would give ``E = 0``, a
-    ``+inf`` key that includes a frame whatever its logit, so it is redrawn.
-    Above one chunk, each chunk draws from its own child of ``rng``
-    (``Generator.spawn``: independent streams), filled in parallel.
+    at 10^7 frames. Chunks are filled in parallel from :func:`_uniform_streams`.
     """
     out = np.empty(n, dtype=np.float32)
-    spans = _spans(n)
-    if len(spans) <= 1:
-        _fill_log_exponentials(out, rng)
-        return out
-    children = rng.spawn(len(spans))
-    _in_parallel(lambda i, a, b: _fill_log_exponentials(out[a:b], children[i]), n)
+    streams = _uniform_streams(n, rng)
+
+    def fill(i: int, a: int, b: int) -> None:
+        _fill_uniforms(out[a:b], streams[i])
+        _uniforms_to_log_exponentials(out[a:b])
+
+    _in_parallel(fill, n)
     return out
 
 
@@ -160,6 +179,10 @@ def gumbel_top_k(logits: np.ndarray, k: int, rng: np.random.Generator) -> np.nda
     return top[np.lexsort((top, -keys[top]))]
 
 
+#: Frames per block inside a chunk: float32 scratch of this size stays in the L2 cache.
+_BLOCK = 1 << 16
+#: Most score buckets: with the never-scored bucket, an index fits in a uint16.
+_MAX_BUCKETS = 2**16 - 1
 #: Below this many scored frames the rank path simply sorts.
 _BUCKETED_RANKS_FROM = 2**16
 #: A bucket holding more than this share of all frames is checked for being one tied value.
@@ -207,20 +230,24 @@ def _rank_buckets(scores: np.ndarray, n_scored: int, alpha: float, prior_logit: 
         return None  # one distinct value, or a range beyond float64: the caller sorts
     # ~128 values per bucket keeps the per-bucket tables (<= 512 KiB) in cache
     # for the N random look-ups; the rank uncertainty this leaves is resolved
-    # exactly later, for the few frames it matters to.
-    n_buckets = int(min(max(n_scored // 128, 1024), 2**16))
-    bucket = np.empty(n, dtype=np.int32)
+    # exactly later, for the few frames it matters to. At most 65,535 buckets
+    # plus the never-scored one, so a frame's bucket fits in a uint16.
+    n_buckets = int(min(max(n_scored // 128, 1024), _MAX_BUCKETS))
+    bucket = np.empty(n, dtype=np.uint16)
     scale = np.float32(n_buckets / (hi - lo))
 
     def bucket_chunk(_: int, a: int, b: int) -> np.ndarray:
-        x = np.empty(b - a, dtype=np.float32)  # any monotone map will do, float32 is enough
-        with np.errstate(over="ignore", invalid="ignore"):  # far outliers overflow to inf: clipped next
-            np.subtract(scores[a:b], lo, out=x, casting="same_kind")
-            x *= scale
-        np.clip(x, 0, n_buckets - 1, out=x)
-        if n_scored < n:
-            np.nan_to_num(x, copy=False, nan=n_buckets)  # never scored: the extra bucket
-        bucket[a:b] = x
+        x = np.empty(min(_BLOCK, b - a), dtype=np.float32)  # any monotone map will do, float32 is enough
+        for begin in range(a, b, _BLOCK):  # a block at a time, so x stays in cache
+            end = min(begin + _BLOCK, b)
+            y = x[: end - begin]
+            with np.errstate(over="ignore", invalid="ignore"):  # far outliers overflow to inf: clipped next
+                np.subtract(scores[begin:end], lo, out=y, casting="same_kind")
+                y *= scale
+            np.clip(y, 0, n_buckets - 1, out=y)
+            if n_scored < n:
+                np.nan_to_num(y, copy=False, nan=n_buckets)  # never scored: the extra bucket
+            bucket[begin:end] = y
         return np.bincount(bucket[a:b], minlength=n_buckets + 1)
 
     counts = np.sum(_in_parallel(bucket_chunk, n), axis=0)[:n_buckets]
@@ -252,7 +279,10 @@ def _exact_ranks(scores: np.ndarray, buckets: _RankBuckets, which: np.ndarray) -
     touched[buckets.bucket[which]] = True
     # The gather and compress over all N frames run chunk-parallel; the sort
     # only sees the members of the touched buckets.
-    members = _in_parallel(lambda _, a, b: scores[a:b][touched[buckets.bucket[a:b]]], scores.size)
+    # Only the uint16 buckets are scanned; the few members' scores are gathered.
+    members = _in_parallel(
+        lambda _, a, b: scores[a:b][np.flatnonzero(np.take(touched, buckets.bucket[a:b], mode="clip"))], scores.size
+    )
     sorted_members = np.sort(np.concatenate(members))
     touched_counts = np.where(touched[:-1], buckets.counts, 0)
     touched_before = np.cumsum(touched_counts) - touched_counts
@@ -263,68 +293,141 @@ def _exact_ranks(scores: np.ndarray, buckets: _RankBuckets, which: np.ndarray) -
     return buckets.start[b] + (less - touched_before[b]) + (equal - 1) / 2.0
 
 
+def _rank_logit_scale(n_scored: int, temperature: float) -> float:
+    """``alpha``: rank ``r`` of ``n_scored`` scored frames has the logit ``r * alpha``."""
+    return 1.0 / ((n_scored - 1) * temperature)
+
+
+def _key_floor(buckets: _RankBuckets, n_never_scored: int, k: int) -> float:
+    """A key ``t`` that at least ``k`` frames' lower-bound keys reach, but for a
+    probability below 1e-9; ``-inf`` when ``k`` is too close to N for a floor.
+
+    The expected number of lower-bound keys ``logit_lo + G`` at or above ``t``
+    is ``sum_b count_b * P(G >= t - logit_lo_b)``, a sum of independent
+    Bernoullis, so its standard deviation is below the square root of its
+    mean: ``t`` is set where that expectation is ``k + 6 sqrt(k) + 32``. The
+    buckets are merged into at most 1,024 groups of consecutive buckets, each
+    at its lowest logit, which only lowers the expectation and so ``t``.
+    """
+    scored = buckets.counts.size
+    step = max(1, -(-scored // 1024))
+    starts = np.arange(0, scored, step)
+    logits = np.append(buckets.logit_lo[:-1][starts], buckets.logit_lo[-1])
+    counts = np.append(np.add.reduceat(buckets.counts, starts), n_never_scored).astype(np.float64)
+    target = k + 6.0 * math.sqrt(k) + 32.0
+    if target >= 0.5 * counts.sum():
+        return -math.inf
+
+    def expected_at_or_above(t: float) -> float:
+        return float(np.dot(counts, -np.expm1(-np.exp(np.minimum(logits - t, 700.0)))))
+
+    low, high = float(logits.min()) - 40.0, float(logits.max()) + 40.0
+    for _ in range(60):  # bisection: f(low) >= target > f(high)
+        middle = 0.5 * (low + high)
+        if expected_at_or_above(middle) >= target:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _frames_reaching(buckets: _RankBuckets, floor: float, streams: list[np.random.Generator],
+                     n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Ascending indices of the frames whose upper-bound key can reach ``floor``,
+    with their uniforms, drawing every frame's uniform but taking no logarithm.
+
+    ``logit_hi_b - log(-log(1 - U)) >= floor`` is ``U <= 1 - exp(-exp(logit_hi_b - floor))``,
+    one threshold per bucket; thresholds are widened by 1e-4 nats and rounded
+    up to float32, so float32 rounding in the logs can only add frames.
+    """
+    if floor == -math.inf:
+        limit = np.ones(buckets.logit_hi.size, dtype=np.float32)
+    else:
+        exact = -np.expm1(-np.exp(np.minimum(buckets.logit_hi - floor + 1e-4, 700.0)))
+        limit = exact.astype(np.float32)
+        limit = np.where(limit < exact, np.nextafter(limit, np.float32(2)), limit)
+
+    def chunk(i: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        uniform = np.empty(min(_BLOCK, b - a), dtype=np.float32)
+        indices, uniforms = [], []
+        for begin in range(a, b, _BLOCK):  # a block at a time, so the uniforms stay in cache
+            block = uniform[: min(_BLOCK, b - begin)]
+            _fill_uniform_block(block, streams[i])
+            reaching = np.flatnonzero(block <= np.take(limit, buckets.bucket[begin: begin + block.size], mode="clip"))
+            indices.append(reaching + begin)
+            uniforms.append(block[reaching])
+        return np.concatenate(indices), np.concatenate(uniforms)
+
+    parts = _in_parallel(chunk, n)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 def rank_gumbel_top_k(scores: np.ndarray, prior_value: float, temperature: float, k: int,
                       rng: np.random.Generator, *, n_never_scored: int | None = None) -> np.ndarray:
     """Gumbel-top-k over rank-normalised ``scores`` (NaN = never scored, logit ``prior_value / T``).
 
     Picks exactly the frames that ``average_ranks -> / (n - 1) / T -> + Gumbel
-    -> top k`` picks (equal keys go to the lower index) with the same noise,
-    but without sorting all N scores: buckets bound each frame's rank (see
-    :func:`_rank_buckets`); frames whose upper bound is below the k-th largest
-    lower bound are out, frames that at most ``k`` upper bounds reach are in,
-    and exact ranks are computed only for the few in between.
-    ``n_never_scored`` (the number of NaN scores), when the caller knows it,
-    saves a pass over the scores. Returns ascending indices.
+    -> top k`` picks (equal keys go to the lower index) with the same noise
+    (:func:`gumbel_noise` of the same generator), but without sorting all N
+    scores and without taking the noise's logarithms for all N: buckets bound
+    each frame's rank (see :func:`_rank_buckets`); a key floor that at least
+    ``k`` lower bounds reach (:func:`_key_floor`) turns into one uniform
+    threshold per bucket, so only the few frames whose upper bound can reach
+    it get keys (:func:`_frames_reaching`); of those, frames whose upper bound
+    is below the k-th largest lower bound are out, frames that at most ``k``
+    upper bounds reach are in, and exact ranks are computed only for the few
+    in between. ``n_never_scored`` (the number of NaN scores), when the caller
+    knows it, saves a pass over the scores. Returns ascending indices.
     """
     scores = np.asarray(scores, dtype=np.float64)
     n = scores.size
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
         raise ValueError(f"k must be an int in [1, {n}] (the number of frames), got {k!r}")
     temperature = validate_temperature(temperature)
-    log_e = _log_exponentials(n, rng)  # drawn first and in full: the seed alone fixes it
     if k == n:
         return np.arange(n, dtype=np.int64)
-    if math.isinf(temperature):
-        return _top_k_by_key(np.negative(log_e), k)
     if n_never_scored is None:
         # min() propagates NaN: one pass tells whether any frame is never scored.
         n_never_scored = 0 if not math.isnan(float(scores.min())) else int(np.count_nonzero(np.isnan(scores)))
-    all_scored = n_never_scored == 0
     n_scored = n - n_never_scored
     prior_logit = prior_value / temperature
     buckets = None
-    if n_scored >= _BUCKETED_RANKS_FROM:
-        alpha = 1.0 / ((n_scored - 1) * temperature)
-        buckets = _rank_buckets(scores, n_scored, alpha, prior_logit)
+    if n_scored >= _BUCKETED_RANKS_FROM and not math.isinf(temperature):
+        buckets = _rank_buckets(scores, n_scored, _rank_logit_scale(n_scored, temperature), prior_logit)
     if buckets is None:
-        scored = slice(None) if all_scored else ~np.isnan(scores)
+        log_e = _log_exponentials(n, rng)
+        if math.isinf(temperature):
+            return _top_k_by_key(np.negative(log_e), k)
+        scored = slice(None) if n_never_scored == 0 else ~np.isnan(scores)
         values = scores[scored]
         logits = np.full(n, prior_logit)
         if n_scored <= 1 or values.min() == values.max():
             logits[scored] = 0.5 / temperature  # one distinct score normalises to 0.5
         else:
-            logits[scored] = average_ranks(values) * (1.0 / ((n_scored - 1) * temperature))
+            logits[scored] = average_ranks(values) * _rank_logit_scale(n_scored, temperature)
         return _top_k_by_key(logits - log_e, k)
 
-    # take(mode="clip") skips the bounds check of fancy indexing (buckets are
-    # in range by construction): ~2x faster at 10^7 frames.
-    lower = np.empty(n, dtype=np.float64)
-
-    def lower_chunk(_: int, a: int, b: int) -> None:
-        np.take(buckets.logit_lo, buckets.bucket[a:b], mode="clip", out=lower[a:b])
-        lower[a:b] -= log_e[a:b]
-
-    _in_parallel(lower_chunk, n)
-    # Only frames whose upper bound reaches the threshold (the k-th largest
-    # lower bound) can be in the pool. The slack covers rounding in
-    # (rank * alpha - log_e); it only adds frames to check.
-    widest = float(np.max(buckets.logit_hi - buckets.logit_lo))
-    slack = widest + 1e-9 * (abs(prior_logit) + 1.0 / temperature + widest + 100.0)
-    threshold, maybe = _kth_largest(lower, k, margin=slack)
-    low = lower[maybe]
-    upper = np.take(buckets.logit_hi, buckets.bucket[maybe]) - log_e[maybe]
+    streams = _uniform_streams(n, rng)
+    states = [stream.bit_generator.state for stream in streams]
+    floor = _key_floor(buckets, n_never_scored, k)
+    while True:
+        maybe, log_e = _frames_reaching(buckets, floor, streams, n)
+        _uniforms_to_log_exponentials(log_e)
+        in_bucket = buckets.bucket[maybe]
+        low = np.take(buckets.logit_lo, in_bucket, mode="clip") - log_e
+        if floor == -math.inf or int(np.count_nonzero(low >= floor)) >= k:
+            break
+        # Fewer than k lower bounds reached the floor (probability < 1e-9): draw
+        # the same uniforms again and keep every frame.
+        for stream, state in zip(streams, states):
+            stream.bit_generator.state = state
+        floor = -math.inf
+    # Every frame outside ``maybe`` has an upper bound below the floor, hence
+    # below the k-th largest lower bound (``threshold >= floor``): it is out.
+    threshold = float(np.partition(low, low.size - k)[low.size - k])
+    upper = np.take(buckets.logit_hi, in_bucket, mode="clip") - log_e
     keep = upper >= threshold
-    maybe, low, upper = maybe[keep], low[keep], upper[keep]
+    maybe, low, upper, log_e = maybe[keep], low[keep], upper[keep], log_e[keep]
     # In for sure: at most k upper bounds (its own included) reach its lower
     # bound, i.e. it beats the (k+1)-th largest upper bound.
     if upper.size > k:
@@ -336,9 +439,9 @@ def rank_gumbel_top_k(scores: np.ndarray, prior_value: float, temperature: float
     exact = low[open_]
     needs_rank = np.flatnonzero(upper[open_] > exact)
     if needs_rank.size:
-        frames = maybe[open_[needs_rank]]
-        alpha = 1.0 / ((n_scored - 1) * temperature)
-        exact[needs_rank] = _exact_ranks(scores, buckets, frames) * alpha - log_e[frames]
+        frames = open_[needs_rank]
+        exact[needs_rank] = (_exact_ranks(scores, buckets, maybe[frames]) * _rank_logit_scale(n_scored, temperature)
+                             - log_e[frames])
     slots = k - int(np.count_nonzero(sure))
     chosen = open_[np.lexsort((maybe[open_], -exact))[:slots]]
     return np.sort(np.concatenate([maybe[sure], maybe[chosen]])).astype(np.int64)
