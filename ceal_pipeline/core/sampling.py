@@ -29,6 +29,7 @@ from ceal_pipeline.core.gumbel_top_k import (
     _log_exponentials,
     _top_k_by_key,
     rank_gumbel_top_k,
+    value_range,
     validate_temperature,
 )
 from ceal_pipeline.core.ranks import average_ranks
@@ -225,7 +226,7 @@ def sample_candidate_pool(
     m = pool_size(int(frame_ids.size), fraction=fraction, count=count)
     # Two reductions instead of full isnan/isinf masks (10^7 frames): min()
     # propagates NaN, and an infinity shows up as the min or the max.
-    lowest, highest = float(scores.min()), float(scores.max())
+    lowest, highest = value_range(scores)
     has_never_scored = math.isnan(lowest)
     if has_never_scored or math.isinf(lowest) or math.isinf(highest):
         infinite = np.isinf(scores)
