@@ -3,6 +3,13 @@
 - ``paper``: the protocol of the paper at full scale (60k MNIST / 50k CIFAR-10
   pool, 10 rounds, 3 trainings a round, candidate pools of 2,500 / 5,000 /
   10,000). Hours on a GPU; days on a CPU.
+- ``paper-cpu``: the paper's pool, batch per round, rounds and candidate pools
+  (MNIST: 60k pool less 1,000 held out, 600 a round, 2,500 / 5,000 / 10,000),
+  with the cost of each run cut to fit a 2-core CPU: one training a round
+  instead of three, T = 10 MC passes instead of 20, a half-width network, at
+  most 10 epochs (batch 64) with early stopping at patience 2. MNIST: about 40
+  CPU-minutes per seed and initial pool for the nine paper strategies; CIFAR-10
+  at this scale still wants a GPU.
 - ``cpu``: the same protocol shrunk to fit a shared 2-core CPU (MNIST: about
   5-10 CPU-minutes per seed and initial pool): a random subset of the train split
   as the unlabeled pool and every count (initial pool, batch per round,
@@ -24,7 +31,7 @@ from typing import Any
 from ceal_pipeline.validation.protocol import ProtocolConfig
 from ceal_pipeline.validation.strategies import paper_strategies
 
-PRESET_NAMES = ("quick", "cpu", "paper")
+PRESET_NAMES = ("quick", "cpu", "paper-cpu", "paper")
 DATASETS = ("mnist", "cifar10")
 
 
@@ -46,7 +53,16 @@ def paper_acquire_per_round(dataset: str, initial_fraction: float) -> int:
     return 500 if initial_fraction < 0.1 else 1250
 
 
+def _paper_on_a_cpu(paper: Preset) -> Preset:
+    """The paper's sizes with one training a round, T = 10, half width, <= 10 epochs."""
+    protocol = replace(paper.protocol, trainings_per_round=1, mc_samples=10, epochs=10, patience=2, width=0.5,
+                       batch_size=64)
+    return Preset("paper-cpu", protocol, tuple(paper_strategies((2500, 5000, 10000), bald=False)), 3)
+
+
 def _mnist(name: str) -> Preset:
+    if name == "paper-cpu":
+        return _paper_on_a_cpu(_mnist("paper"))
     if name == "paper":
         protocol = ProtocolConfig(dataset="mnist", initial_fraction=0.01, rounds=10, acquire_per_round=600,
                                   trainings_per_round=3, mc_samples=20, pool_size=None, validation_size=1000,
@@ -67,6 +83,8 @@ def _mnist(name: str) -> Preset:
 
 
 def _cifar10(name: str) -> Preset:
+    if name == "paper-cpu":
+        return _paper_on_a_cpu(_cifar10("paper"))
     if name == "paper":
         protocol = ProtocolConfig(dataset="cifar10", initial_fraction=0.01, rounds=10, acquire_per_round=500,
                                   trainings_per_round=3, mc_samples=20, pool_size=None, validation_size=1000,
@@ -91,7 +109,7 @@ def get_preset(dataset: str, name: str = "quick", overrides: dict[str, Any] | No
                strategies: list[str] | None = None, repeats: int | None = None) -> Preset:
     """The preset ``name`` for ``dataset`` with protocol ``overrides`` applied.
 
-    On the ``paper`` preset, overriding ``initial_fraction`` without
+    On the ``paper`` and ``paper-cpu`` presets, overriding ``initial_fraction`` without
     ``acquire_per_round`` also picks the paper's batch size for that pool.
     """
     if dataset not in DATASETS:
@@ -104,7 +122,7 @@ def get_preset(dataset: str, name: str = "quick", overrides: dict[str, Any] | No
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown protocol settings {unknown}; known: {sorted(known)}")
-    if name == "paper" and "initial_fraction" in overrides and "acquire_per_round" not in overrides:
+    if name in ("paper", "paper-cpu") and "initial_fraction" in overrides and "acquire_per_round" not in overrides:
         overrides["acquire_per_round"] = paper_acquire_per_round(dataset, overrides["initial_fraction"])
     return Preset(
         name=name,

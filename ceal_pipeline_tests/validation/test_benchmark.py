@@ -115,6 +115,10 @@ def test_presets_exist_for_both_datasets_and_keep_the_paper_ratios():
     assert get_preset("cifar10", "paper", {"initial_fraction": 0.25}).protocol.acquire_per_round == 1250
     cpu = get_preset("mnist", "cpu").protocol
     assert cpu.rounds * cpu.acquire_per_round == cpu.pool_size // 10  # 10% of the pool, as in the paper
+    on_a_cpu = get_preset("mnist", "paper-cpu", {"initial_fraction": 0.05})
+    assert (on_a_cpu.protocol.rounds, on_a_cpu.protocol.acquire_per_round, on_a_cpu.protocol.pool_size) == (10, 600, None)
+    assert {"ceal_entropy_2500", "ceal_variation_ratios_10000"} <= set(on_a_cpu.strategies)
+    assert on_a_cpu.protocol.key() != paper.protocol.key()
     with pytest.raises(ValueError, match="unknown protocol settings"):
         get_preset("mnist", "quick", {"epoch": 3})
 
@@ -138,3 +142,9 @@ def test_dagster_assets_materialize_and_describe_the_results(ceal_env):
     assert "| entropy | 1 |" in metadata["results"].value
     assert metadata["compute_vs_full_pool/entropy"].value == 1.0
     assert metadata["seeds_stored"].value == 1
+
+
+def test_the_cli_offers_every_preset():
+    from ceal_pipeline.cli.benchmark import PRESETS
+
+    assert PRESETS == PRESET_NAMES

@@ -19,7 +19,9 @@ class BenchmarkConfig(dg.Config):
     preset: str = Field(
         default="quick",
         description="'quick' (every strategy, tiny budget, a minute or two on a CPU), 'cpu' (the paper's "
-        "protocol scaled down 10x, MNIST about 5-10 CPU-minutes per seed), 'paper' (full scale; use device=cuda)",
+        "protocol scaled down 10x, MNIST about 5-10 CPU-minutes per seed), 'paper-cpu' (the paper's pool, batch and "
+        "candidate pools, one training a round, T=10, half width; MNIST about 40 CPU-minutes per seed), "
+        "'paper' (full scale; use device=cuda)",
     )
     new_seeds: int = Field(default=0, description="run seeds to add this time; 0 = the preset's number (3, quick: 1)")
     base_seed: int = Field(default=0, description="seeds are handed out from here upwards, skipping stored ones")
