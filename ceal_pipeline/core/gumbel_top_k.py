@@ -290,22 +290,11 @@ def _exact_ranks(scores: np.ndarray, buckets: _RankBuckets, which: np.ndarray) -
     """Exact average ranks of ``scores[which]`` (scored frames), sorting only the buckets they are in."""
     touched = np.zeros(buckets.counts.size + 1, dtype=bool)
     touched[buckets.bucket[which]] = True
-    # The gather and compress over all N frames run chunk-parallel; the sort
-    # only sees the members of the touched buckets.
-    # Only the uint16 buckets are scanned, a cache-sized block at a time; the
-    # few members' scores are gathered.
-    touched_ids = np.flatnonzero(touched).astype(np.uint16)
-
-    def in_touched(in_block: np.ndarray) -> np.ndarray:
-        if touched_ids.size > 16:
-            return np.take(touched, in_block, mode="clip")
-        mask = in_block == touched_ids[0]  # a few equality tests beat a table look-up per frame
-        for bucket_id in touched_ids[1:]:
-            mask |= in_block == bucket_id
-        return mask
-
+    # The uint16 buckets of all N frames are scanned chunk-parallel, a
+    # cache-sized block at a time; only the members' scores are gathered and sorted.
     def members_in(_: int, a: int, b: int) -> list[np.ndarray]:
-        return [scores[begin:][np.flatnonzero(in_touched(buckets.bucket[begin: min(begin + _BLOCK, b)]))]
+        return [scores[begin:][np.flatnonzero(np.take(touched, buckets.bucket[begin: min(begin + _BLOCK, b)],
+                                                      mode="clip"))]
                 for begin in range(a, b, _BLOCK)]
 
     members = [part for chunk in _in_parallel(members_in, scores.size) for part in chunk]
