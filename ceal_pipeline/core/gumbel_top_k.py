@@ -49,10 +49,8 @@ def _in_parallel(task: Callable[[int, int, int], object], n: int) -> list:
     results do not depend on how many threads there are.
     """
     spans = _spans(n)
-    if len(spans) <= 1:
-        return [task(0, *span) for span in spans]
     workers = min(len(spans), os.cpu_count() or 1)
-    if workers == 1:
+    if workers <= 1:
         return [task(i, a, b) for i, (a, b) in enumerate(spans)]
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda item: task(item[0], *item[1]), enumerate(spans)))
@@ -149,8 +147,8 @@ def _kth_largest(values: np.ndarray, k: int) -> tuple[float, np.ndarray]:
             above = np.concatenate(
                 _in_parallel(lambda _, a, b: np.flatnonzero(values[a:b] >= guess) + a, n)
             )
-            above_values = values[above]
-            if int(np.count_nonzero(above_values >= guess)) >= k:
+            if above.size >= k:
+                above_values = values[above]
                 kth = float(np.partition(above_values, above_values.size - k)[above_values.size - k])
                 return kth, above[above_values >= kth]
     kth = float(np.partition(values, n - k)[n - k])
@@ -293,7 +291,7 @@ def _exact_ranks(scores: np.ndarray, buckets: _RankBuckets, which: np.ndarray) -
     # The uint16 buckets of all N frames are scanned chunk-parallel, a
     # cache-sized block at a time; only the members' scores are gathered and sorted.
     def members_in(_: int, a: int, b: int) -> list[np.ndarray]:
-        return [scores[begin:][np.flatnonzero(np.take(touched, buckets.bucket[begin: min(begin + _BLOCK, b)],
+        return [scores[begin + np.flatnonzero(np.take(touched, buckets.bucket[begin: min(begin + _BLOCK, b)],
                                                       mode="clip"))]
                 for begin in range(a, b, _BLOCK)]
 
@@ -419,7 +417,8 @@ def rank_gumbel_top_k(scores: np.ndarray, prior_value: float, temperature: float
     prior_logit = prior_value / temperature
     buckets = None
     if n_scored >= _BUCKETED_RANKS_FROM and not math.isinf(temperature):
-        buckets = _rank_buckets(scores, n_scored, _rank_logit_scale(n_scored, temperature), prior_logit)
+        alpha = _rank_logit_scale(n_scored, temperature)
+        buckets = _rank_buckets(scores, n_scored, alpha, prior_logit)
     if buckets is None:
         log_e = _log_exponentials(n, rng)
         if math.isinf(temperature):
@@ -466,8 +465,7 @@ def rank_gumbel_top_k(scores: np.ndarray, prior_value: float, temperature: float
     needs_rank = np.flatnonzero(upper[open_] > exact)
     if needs_rank.size:
         frames = open_[needs_rank]
-        exact[needs_rank] = (_exact_ranks(scores, buckets, maybe[frames]) * _rank_logit_scale(n_scored, temperature)
-                             - log_e[frames])
+        exact[needs_rank] = _exact_ranks(scores, buckets, maybe[frames]) * alpha - log_e[frames]
     slots = k - int(np.count_nonzero(sure))
     chosen = open_[np.lexsort((maybe[open_], -exact))[:slots]]
     return np.sort(np.concatenate([maybe[sure], maybe[chosen]])).astype(np.int64)
