@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+from ceal_pipeline.benchmarks.figures import ratio, seconds
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=20_000, help="synthetic frames in the dataset")
@@ -126,18 +128,18 @@ def run(args: argparse.Namespace) -> dict:
         "candidate_pool_frames": ceal_report.pool_frames,
         "scored_ceal": ceal_report.frames_scored,
         "scored_full": full_report.frames_scored,
-        "ceal_round_s": round(ceal_report.acquisition_s, 2),
-        "full_round_s": round(full_report.acquisition_s, 2),
-        "compute_ratio": round(full_report.acquisition_s / ceal_report.acquisition_s, 2),
-        "ceal_scoring_s": round(ceal_report.scoring_s, 2),
-        "full_scoring_s": round(full_report.scoring_s, 2),
+        "ceal_round_s": seconds(ceal_report.acquisition_s),
+        "full_round_s": seconds(full_report.acquisition_s),
+        "compute_ratio": ratio(full_report.acquisition_s, ceal_report.acquisition_s),
+        "ceal_scoring_s": seconds(ceal_report.scoring_s),
+        "full_scoring_s": seconds(full_report.scoring_s),
         "forward_passes_ceal": int(ceal_report.ledger.get("forward_passes", 0)),
         "forward_passes_full": int(full_report.ledger.get("forward_passes", 0)),
         "shards_ceal": ceal_report.shards,
         "shards_full": full_report.shards,
         "mc_passes": args.mc_passes,
-        "training_s": round(model.training_s, 2),
-        "generation_s": round(generation_s, 2),
+        "training_s": seconds(model.training_s),
+        "generation_s": seconds(generation_s),
         "detector": model.version,
         "device": args.device,
     }

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ceal_pipeline.benchmarks.figures import ratio, seconds
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="bevfusion_lite", help="detector config name or path (default: bevfusion_lite)")
@@ -76,9 +78,9 @@ def run(args: argparse.Namespace) -> dict:
         "T": args.passes,
         "frames": len(frames),
         "batch_size": args.batch_size,
-        "head_only_s_per_frame": round(timings["head"], 4),
-        "full_s_per_frame": round(timings["full"], 4),
-        "speedup": round(timings["full"] / timings["head"], 2),
+        "head_only_s_per_frame": seconds(timings["head"]),
+        "full_s_per_frame": seconds(timings["full"]),
+        "speedup": ratio(timings["full"], timings["head"]),
         "backbone_passes_head": head.backbone_passes,
         "backbone_passes_full": full.backbone_passes,
         "objects_scored": int(sum(len(o.labels) for o in head.objects)),

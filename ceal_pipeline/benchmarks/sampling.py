@@ -43,6 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ceal_pipeline.benchmarks.figures import ratio, seconds
+
 #: Frames registered (and scored) per call while building the history.
 _CHUNK = 1_000_000
 #: Shards the candidate pool is split into, as a nightly run on 16 GPUs would.
@@ -212,16 +214,16 @@ def run(args: argparse.Namespace) -> dict:
         "frames": args.frames,
         "pool_size": len(drawn),
         "temperature": args.temperature,
-        "candidate_pool_s": round(median_run["total"], 3),
-        "read_s": round(median_run["read"], 3),
-        "sample_in_step_s": round(median_run["sample"], 3),
-        "write_s": round(median_run["write"], 3),
-        "candidate_pool_runs_s": [round(r["total"], 3) for r in runs],
-        "sample_s": round(min(sample_times), 3),
-        "reference_choice_s": round(min(reference_times), 3),
-        "speedup_vs_reference": round(min(reference_times) / max(min(sample_times), 1e-9), 1),
+        "candidate_pool_s": seconds(median_run["total"]),
+        "read_s": seconds(median_run["read"]),
+        "sample_in_step_s": seconds(median_run["sample"]),
+        "write_s": seconds(median_run["write"]),
+        "candidate_pool_runs_s": [seconds(r["total"]) for r in runs],
+        "sample_s": seconds(min(sample_times)),
+        "reference_choice_s": seconds(min(reference_times)),
+        "speedup_vs_reference": ratio(min(reference_times), min(sample_times)),
         "peak_rss_mb": peak_rss,
-        "build_s": round(build_s, 1),
+        "build_s": seconds(build_s),
         "build_peak_rss_mb": build_rss,
         "score_events": history.score_event_count(),
         "threads": args.threads or os.cpu_count(),
@@ -236,7 +238,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.events:
         t0 = time.perf_counter()
         history.rebuild_latest_scores()
-        result["rebuild_latest_scores_s"] = round(time.perf_counter() - t0, 2)
+        result["rebuild_latest_scores_s"] = seconds(time.perf_counter() - t0)
     progress.step("done", 1)
     progress.close()
     result["db_size_mb"] = round(sum(f.stat().st_size for f in workdir.glob("history.duckdb*")) / 2**20, 1)
@@ -264,7 +266,7 @@ def _time_pool_merge(history, workdir: Path, round_index: int, seed: int) -> flo
                                          model_version="bench", acquisition_fn="random", run_id="bench-merge")
     started = time.perf_counter()
     history.ingest_score_shards(paths, round=round_index)
-    return round(time.perf_counter() - started, 3)
+    return seconds(time.perf_counter() - started)
 
 
 def _time_shard_ingest(history, workdir: Path, args: argparse.Namespace, pool, round_index: int) -> dict:
@@ -289,7 +291,7 @@ def _time_shard_ingest(history, workdir: Path, args: argparse.Namespace, pool, r
         raise RuntimeError(f"the second ingest of {shard_path} wrote scores again; shard ingest must be idempotent")
     return {
         "shard_rows": rows,
-        "ingest_shard_s": round(t1 - t0, 3),
-        "reingest_shard_s": round(t2 - t1, 3),
+        "ingest_shard_s": seconds(t1 - t0),
+        "reingest_shard_s": seconds(t2 - t1),
         "score_events_after_ingest": history.score_event_count(),
     }

@@ -4,7 +4,7 @@ with azimuth culling, and returns that lie on the surfaces they hit."""
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ceal_pipeline.frames.points_in_boxes import points_in_boxes
@@ -21,7 +21,8 @@ parts_strategy = st.lists(
 
 
 def _brute_force_cast(model: LidarModel, parts: np.ndarray, offset: float) -> tuple[np.ndarray, np.ndarray]:
-    """Every ray against every part with a textbook slab test, no culling."""
+    """Every ray against every part with a textbook slab test, no culling; like the
+    sensor, it sees nothing beyond ``max_range_m``."""
     depth = np.repeat(model.ground_range[:, None], model.n_azimuth, axis=1)
     owner = np.full(depth.shape, -1)
     for b, elevation in enumerate(model.elevation):
@@ -37,13 +38,17 @@ def _brute_force_cast(model: LidarModel, parts: np.ndarray, offset: float) -> tu
                 with np.errstate(divide="ignore", invalid="ignore"):  # grazing rays: no hit
                     t1, t2 = (-half - origin) / direction, (half - origin) / direction
                 near, far = np.minimum(t1, t2).max(), np.maximum(t1, t2).min()
-                if near <= far and near > 0 and near < depth[b, a]:
+                if near <= far and 0 < near <= model.config.max_range_m and near < depth[b, a]:
                     depth[b, a], owner[b, a] = near, k
     return depth, owner
 
 
 @settings(max_examples=25, deadline=None)
 @given(parts=parts_strategy, offset=st.floats(0, 0.05))
+# Found by exploration: a part just beyond the sensor's range (culled) and one
+# straddling it (kept) must both return nothing past max_range_m.
+@example(parts=np.array([[30.0, 28.0, -1.0, 1.0, 1.0, 2.0, 0.0]]), offset=0.0)
+@example(parts=np.array([[39.5, 0.0, -1.0, 2.0, 1.0, 2.0, 0.0]]), offset=0.0)
 def test_culled_vectorised_cast_equals_brute_force_nearest_hit(parts, offset):
     model = LidarModel(SMALL)
     depth, owner = model.cast(parts, offset)

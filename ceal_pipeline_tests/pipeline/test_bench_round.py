@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 
+import pytest
+
 import ceal_pipeline.defs.resources as resources_module
 from ceal_pipeline.benchmarks import acquisition_round
 from ceal_pipeline.core.sampling import pool_size
@@ -32,5 +34,6 @@ def test_round_benchmark_compares_a_candidate_pool_round_with_a_full_rescoring_r
         result["scored_ceal"] / 8
     )
     assert result["forward_passes_full"] == unlabeled * 10
-    assert abs(result["compute_ratio"] - result["full_round_s"] / result["ceal_round_s"]) < 0.02
-    assert result["compute_ratio"] > 1.0  # more shards to score cost more, even with a free detector
+    # The ratio is of the measured seconds (not of the rounded figures), whatever the machine's speed.
+    assert result["compute_ratio"] == pytest.approx(result["full_round_s"] / result["ceal_round_s"], rel=2e-3)
+    assert result["forward_passes_ceal"] == result["scored_ceal"] * 10 < result["forward_passes_full"]

@@ -37,7 +37,7 @@ class LidarModel:
 
     def cast(self, parts: np.ndarray, azimuth_offset: float) -> tuple[np.ndarray, np.ndarray]:
         """``(range (beams, azimuths), hit part (beams, azimuths))``; part -1 is the
-        ground and range ``inf`` no return."""
+        ground and range ``inf`` no return. Nothing beyond ``max_range_m`` returns."""
         beams, n_az = len(self.elevation), self.n_azimuth
         depth = np.repeat(self.ground_range[:, None], n_az, axis=1).ravel()
         owner = np.full(beams * n_az, -1, dtype=np.int64)
@@ -78,7 +78,10 @@ class LidarModel:
                 t2 = (h - o)[:, None] * inv
                 np.maximum(t_near, np.minimum(t1, t2), out=t_near)
                 np.minimum(t_far, np.maximum(t1, t2), out=t_far)
-        hit = (t_near <= t_far) & (t_near > 0.0)
+        # The sensor's range bounds every hit, not only the culling above: otherwise a
+        # part straddling max_range_m returns points beyond it while a part just
+        # outside it (culled) returns none.
+        hit = (t_near <= t_far) & (t_near > 0.0) & (t_near <= self.config.max_range_m)
         q_idx, beam_idx = np.nonzero(hit)
         ray = beam_idx * n_az + pair_col[q_idx]
         t_hit = t_near[q_idx, beam_idx]
