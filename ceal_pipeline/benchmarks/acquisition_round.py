@@ -110,13 +110,14 @@ def run(args: argparse.Namespace) -> dict:
     models = ceal_home / "models"
     ceal = build_defs(_resources(ceal_home, data, models, args), with_validation=False)
     full = build_defs(_resources(full_home, data, models, args), with_validation=False)
-    instance = dg.DagsterInstance.ephemeral()
+    # One Dagster instance per deployment: each opens its own round r0000.
+    ceal_instance, full_instance = dg.DagsterInstance.ephemeral(), dg.DagsterInstance.ephemeral()
 
     progress(f"CEAL round: train on {args.seed_labeled} frames, rescore {args.pool_fraction:.0%} of the pool")
-    ceal_report = run_acquisition_round(ceal, instance, _configs(args, "prior"), log_level="WARNING")
+    ceal_report = run_acquisition_round(ceal, ceal_instance, _configs(args, "prior"), log_level="WARNING")
     progress(f"CEAL round: {ceal_report.frames_scored} frames scored in {ceal_report.acquisition_s:.1f} s")
     progress("full round: rescore every unlabeled frame with the same detector")
-    full_report = run_acquisition_round(full, instance, _configs(args, "full_pool"), log_level="WARNING")
+    full_report = run_acquisition_round(full, full_instance, _configs(args, "full_pool"), log_level="WARNING")
     progress(f"full round: {full_report.frames_scored} frames scored in {full_report.acquisition_s:.1f} s")
 
     model = ceal.resources["model_store"].require_current()

@@ -21,7 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-_STATE_DIRS = ("history.duckdb", "history.duckdb.wal", "shards", "models", "outbox", "inbox")
+# The Dagster instance goes too: its round partitions and materializations (a round is
+# closed once vendor_export is materialized for it) describe the history being dropped.
+_STATE_DIRS = ("history.duckdb", "history.duckdb.wal", "shards", "models", "outbox", "inbox", "dagster_home")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,8 +50,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _HomeLock:
+    """An exclusive lock on the demo's home for the whole run: a second ``ceal demo``
+    on the same home would delete this one's history and models under it."""
+
+    def __init__(self, home: Path):
+        self.path = home / ".demo.lock"
+        self._handle = None
+
+    def __enter__(self) -> "_HomeLock":
+        import fcntl
+        import os
+
+        self._handle = open(self.path, "a+")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.seek(0)
+            holder = self._handle.read().strip() or "unknown"
+            self._handle.close()
+            raise SystemExit(
+                f"ceal demo: another demo (pid {holder}) is running on {self.path.parent}; wait for it to finish, "
+                "or give this one its own folder with --home"
+            ) from None
+        self._handle.truncate(0)
+        self._handle.write(f"{os.getpid()}\n")
+        self._handle.flush()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._handle.close()  # closing releases the lock
+
+
 def _reset_state(home: Path) -> None:
-    """Start from round 0 each time: drop history, shards, models and drops; keep the dataset."""
+    """Start from round 0 each time: drop history, shards, models, drops and the Dagster
+    instance's runs; keep the dataset."""
     for name in _STATE_DIRS:
         path = home / name
         if path.is_dir():
@@ -85,6 +120,13 @@ def _row(cells, widths) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    home = Path(args.home).resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    with _HomeLock(home):
+        return _run_locked(args, home)
+
+
+def _run_locked(args: argparse.Namespace, home: Path) -> int:
     from ceal_pipeline.defs import build_defs
     from ceal_pipeline.defs.acquisition.config import (
         CandidatePoolConfig,
@@ -102,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
     from ceal_pipeline.export import simulate_vendor
     from ceal_pipeline.frames.synthetic import generate_dataset
 
-    home = Path(args.home).resolve()
-    home.mkdir(parents=True, exist_ok=True)
+    print(f"ceal demo: starting from round 0 in {home} (the previous demo's history, models, exports and "
+          "Dagster runs there are removed; the dataset is kept)", file=sys.stderr)
     _reset_state(home)
     started = time.perf_counter()
     print(f"ceal demo: {args.frames} synthetic frames in {home / 'data'}", file=sys.stderr)

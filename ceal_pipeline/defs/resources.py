@@ -21,12 +21,11 @@ import dagster as dg
 from pydantic import Field
 
 from ceal_pipeline import paths
-from ceal_pipeline.defs.acquisition.shard_store import ShardStore
+from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
 from ceal_pipeline.export import (
     ExportedFrame,
     VendorExport,
     export_folder,
-    read_label_deliveries,
     read_vendor_export,
     write_vendor_export,
 )
@@ -35,11 +34,14 @@ LABEL_MODES = ("source", "simulated_vendor")
 
 
 class AcquisitionHistoryResource(dg.ConfigurableResource):
-    """The DuckDB acquisition history and the shard folder its single writer ingests from."""
+    """The DuckDB acquisition history (the single store of round state) and the shard
+    exchange its single writer publishes pools to and ingests score shards from."""
 
     path: str = Field(default=paths.history_path(), description="DuckDB file of the acquisition history")
     shard_dir: str = Field(
-        default=paths.shard_dir(), description="folder of candidate pools and Parquet score shards"
+        default=paths.shard_dir(),
+        description="shard exchange: published candidate pools and Parquet score shards (shared storage for "
+        "GPU workers)",
     )
 
     def open(self):
@@ -49,8 +51,8 @@ class AcquisitionHistoryResource(dg.ConfigurableResource):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         return AcquisitionHistory(self.path)
 
-    def shards(self) -> ShardStore:
-        return ShardStore(self.shard_dir)
+    def exchange(self) -> ShardExchange:
+        return ShardExchange(self.shard_dir)
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,3 @@ class VendorExporterResource(dg.ConfigurableResource):
     def exported(self, round_index: int) -> VendorExport | None:
         folder = export_folder(self.outbox, round_index)
         return read_vendor_export(folder) if folder.exists() else None
-
-    def delivered_frame_ids(self) -> dict[str, int]:
-        """frame id -> round of the export it was delivered for."""
-        return {f: d.round_index for d in read_label_deliveries(self.inbox) for f in d.frame_ids}

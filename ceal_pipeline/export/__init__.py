@@ -12,6 +12,7 @@ from ceal_pipeline.export.file_drop import (
 )
 from ceal_pipeline.export.vendor_inbox import (
     LabelDelivery,
+    RejectedDelivery,
     read_label_deliveries,
     simulate_vendor,
     write_label_delivery,
@@ -22,6 +23,7 @@ __all__ = [
     "ExportConflict",
     "ExportedFrame",
     "LabelDelivery",
+    "RejectedDelivery",
     "VendorExport",
     "export_folder",
     "list_exports",

@@ -43,6 +43,19 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "ceal-vendor-export/1"
 _CSV_HEADER = ("frame_id", "sequence_id", "score", "rank")
 
+#: A text cell starting with one of these is a formula to a spreadsheet (OWASP "CSV injection").
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+#: Drop folders are read by the vendor's sync user, not only by the pipeline's (mkdtemp makes 0700).
+EXPORT_FOLDER_MODE = 0o755
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` as a CSV cell a spreadsheet shows as text: a leading ``'`` before
+    a formula character. Only text fields go through this; numbers are written
+    by the pipeline itself."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
 
 class ExportConflict(RuntimeError):
     """A round already has an export with different frames."""
@@ -114,7 +127,10 @@ def _render(rows: Sequence[ExportedFrame]) -> tuple[bytes, bytes]:
     for rank, row in enumerate(rows, start=1):
         # repr-exact floats so the CSV and JSONL agree to the bit; NaN becomes empty/null.
         score = None if row.score != row.score else float(row.score)
-        writer.writerow((row.frame_id, row.sequence_id, "" if score is None else repr(score), rank))
+        writer.writerow(
+            (spreadsheet_safe(row.frame_id), spreadsheet_safe(row.sequence_id), "" if score is None else repr(score),
+             rank)
+        )
         jsonl_lines.append(
             json.dumps({"frame_id": row.frame_id, "sequence_id": row.sequence_id, "score": score, "rank": rank})
         )
@@ -238,6 +254,7 @@ def write_vendor_export(
         _write_synced(staging / JSONL_NAME, jsonl_bytes)
         _write_synced(staging / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
         _fsync_dir(staging)
+        os.chmod(staging, EXPORT_FOLDER_MODE)
         os.rename(staging, final)  # atomic on one filesystem; fails if a concurrent writer won
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)

@@ -48,33 +48,56 @@ def write_label_delivery(inbox: str | os.PathLike, round_index: int, frame_ids: 
     return LabelDelivery(round_index, ids, path)
 
 
-def read_label_deliveries(inbox: str | os.PathLike) -> list[LabelDelivery]:
-    """Every delivery in ``inbox``, oldest round first; a malformed file is an error naming it."""
+@dataclass(frozen=True)
+class RejectedDelivery:
+    """A delivery file none of which was ingested, and why."""
+
+    path: Path
+    reason: str
+
+
+def _parse_delivery(path: Path) -> LabelDelivery:
+    """One delivery file, strictly: the round an int that matches the file name, valid unique frame ids."""
+    payload = json.loads(path.read_text())
+    if not isinstance(payload, dict) or set(payload) != {"round", "frame_ids"}:
+        raise ValueError("expected exactly {'round': int, 'frame_ids': [...]}")
+    round_index = payload["round"]
+    if isinstance(round_index, bool) or not isinstance(round_index, int) or round_index < 0:
+        raise ValueError(f"round {round_index!r} is not a round number (a non-negative integer)")
+    named = int(path.stem.rsplit("-", 1)[1])
+    if named != round_index:
+        raise ValueError(f"the file name says round {named} but its 'round' field says {round_index}")
+    frame_ids = payload["frame_ids"]
+    if not isinstance(frame_ids, list) or not frame_ids:
+        raise ValueError("'frame_ids' must be a non-empty list of frame ids")
+    ids = tuple(validate_frame_id(f) for f in frame_ids)
+    if len(set(ids)) != len(ids):
+        raise ValueError("'frame_ids' names a frame more than once")
+    return LabelDelivery(round_index, ids, path)
+
+
+def read_label_deliveries(inbox: str | os.PathLike) -> tuple[list[LabelDelivery], list[RejectedDelivery]]:
+    """``(deliveries, rejected)`` in ``inbox``, oldest round first.
+
+    A file that is not a well-formed delivery is rejected whole, with the reason;
+    the caller reports it and ingests nothing of it. Whether its frames belong
+    to that round's export is the caller's check (it needs the history).
+    """
     inbox = Path(inbox)
     if not inbox.is_dir():
-        return []
-    deliveries = []
+        return [], []
+    deliveries, rejected = [], []
     for path in sorted(inbox.glob(_DELIVERY_GLOB)):
         try:
-            payload = json.loads(path.read_text())
-            deliveries.append(
-                LabelDelivery(
-                    round_index=int(payload["round"]),
-                    frame_ids=tuple(validate_frame_id(f) for f in payload["frame_ids"]),
-                    path=path,
-                )
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ValueError(
-                f"{path}: not a label delivery ({exc}); expected {{'round': int, 'frame_ids': [...]}}: "
-                "fix or remove the file"
-            ) from exc
-    return deliveries
+            deliveries.append(_parse_delivery(path))
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            rejected.append(RejectedDelivery(path, f"not a label delivery ({exc}): fix or remove the file"))
+    return deliveries, rejected
 
 
 def simulate_vendor(outbox: str | os.PathLike, inbox: str | os.PathLike) -> list[LabelDelivery]:
     """Answer every verified export in ``outbox`` that has no delivery yet; return the new deliveries."""
-    delivered = {d.round_index for d in read_label_deliveries(inbox)}
+    delivered = {d.round_index for d in read_label_deliveries(inbox)[0]}
     new = []
     for folder in list_exports(outbox):
         export = read_vendor_export(folder)  # verifies the checksums, as a vendor would

@@ -3,8 +3,8 @@
 A strategy decides which unlabeled images to label next, given a way to score
 images and the acquisition history (each image's latest score, NaN if never
 scored). It is the benchmark's version of one pipeline round and reuses the
-functional core for every decision: :func:`ceal_pipeline.core.sampling.sample_candidate_pool`
-draws the CEAL candidate pool (rank-normalised tempered softmax, Gumbel-top-k),
+functional core for every decision: :func:`ceal_pipeline.core.round.draw_candidate_pool` (the pipeline's own round
+rule) draws the CEAL candidate pool (rank-normalised tempered softmax, Gumbel-top-k),
 :func:`ceal_pipeline.core.selection.select_top_k` takes the top ``k`` fresh
 scores, and :mod:`ceal_pipeline.core.acquisition` supplies the functions.
 
@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ceal_pipeline.core.acquisition import ACQUISITION_FUNCTIONS
-from ceal_pipeline.core.sampling import sample_candidate_pool
+from ceal_pipeline.core.round import draw_candidate_pool
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.core.selection import select_top_k
 
@@ -145,15 +145,15 @@ def acquire(
         raise ValueError(f"strategy {strategy.name!r}: unknown acquisition function {strategy.acquisition_fn!r}")
     start = time.perf_counter()
     seed = None
-    history = latest_scores[unlabeled]
-    first_round = np.isnan(history).all()
-    if strategy.kind == "ceal" and not (first_round and backfill_first_round):
-        seed = derive_seed(run_seed, round_index, "candidate_pool")
-        count = min(strategy.candidate_pool_size, len(unlabeled))
-        pool = sample_candidate_pool(unlabeled, history, temperature=temperature, count=count,
-                                     normalisation=normalisation, prior=prior, seed=seed)
-        candidates = np.sort(np.asarray(pool.frame_ids, dtype=np.int64))
-    elif strategy.kind in ("ceal", "full_pool"):
+    if strategy.kind == "ceal":
+        # The pipeline's round rule (core.round): backfill when nothing is scored yet, else a candidate pool.
+        drawn = draw_candidate_pool(
+            unlabeled, latest_scores[unlabeled], round_index=round_index, run_seed=run_seed,
+            temperature=temperature, count=strategy.candidate_pool_size, normalisation=normalisation,
+            prior=prior, round_zero_mode="full_pool" if backfill_first_round else "prior",
+        )
+        candidates, seed = drawn.members.astype(np.int64), drawn.seed
+    elif strategy.kind == "full_pool":
         candidates = unlabeled
     else:
         raise ValueError(f"strategy {strategy.name!r} has unknown kind {strategy.kind!r}")

@@ -100,3 +100,28 @@ def test_a_second_writer_process_gets_an_error_naming_the_fix(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_version_one_history_with_a_saved_pool_migrates_and_keeps_the_pool(tmp_path):
+    path = tmp_path / "h.duckdb"
+    con = duckdb.connect(str(path))
+    assert apply_migrations(con, MIGRATIONS[:1]) == [1]  # as wave 1 wrote it
+    con.close()
+    old = AcquisitionHistory(path, migrate=False)
+    old.register_frame_arrays(["f1", "f2", "f3"], ["s", "s", "s"], [0.0, 1.0, 2.0], ["/l/1", "/l/2", "/l/3"])
+    con = duckdb.connect(str(path))
+    con.execute("INSERT INTO candidate_pool_rounds VALUES (0, 2, 1, 7, now()::TIMESTAMP)")
+    con.execute(
+        "INSERT INTO candidate_pools SELECT 0, (row_number() OVER (ORDER BY frame_key) - 1)::INTEGER, frame_key, 0 "
+        "FROM frames WHERE frame_id <> 'f3'"
+    )
+    con.close()
+
+    history = AcquisitionHistory(path)  # opening migrates to the latest version
+
+    pool = history.candidate_pool(0)
+    assert list(pool.frame_ids) == ["f1", "f2"] and pool.seed == 7 and pool.sampling_s is None
+    assert history.has_candidate_pool(0) and not history.has_candidate_pool(1)
+    con = duckdb.connect(str(path))
+    assert schema_version(con) == LATEST_VERSION >= 2
+    con.close()

@@ -133,7 +133,8 @@ def test_a_shard_for_another_round_or_shard_is_refused(history, tmp_path):
 def test_unreadable_or_incomplete_shard_files_name_the_file_and_the_fix(history, tmp_path):
     garbage = tmp_path / "garbage.parquet"
     garbage.write_bytes(b"not parquet at all")
-    with pytest.raises(ShardFileError, match=r"(?s)garbage\.parquet cannot be read.*re-run the candidate_scores"):
+    fix = "candidate_scores partition r0001-s000 with the config rescore_existing: true"
+    with pytest.raises(ShardFileError, match=rf"(?s)garbage\.parquet cannot be read.*{fix}"):
         history.ingest_score_shard(garbage, round=1, shard=0)
     with pytest.raises(ShardFileError, match="does not exist"):
         history.ingest_score_shard(tmp_path / "missing.parquet", round=1, shard=0)
@@ -143,6 +144,17 @@ def test_unreadable_or_incomplete_shard_files_name_the_file_and_the_fix(history,
     con.close()
     with pytest.raises(ShardFileError, match="lacks columns"):
         history.ingest_score_shard(thin, round=1, shard=0)
+
+
+def test_a_shard_scored_by_another_model_than_the_rounds_detector_is_refused_before_any_ingest(history, tmp_path):
+    history.save_candidate_pool(1, frame_ids=IDS[:10], n_shards=2)
+    good = _shard(tmp_path / "a", list(history.candidate_pool(1, shard=0).frame_ids), np.ones(5), round=1, shard=0)
+    evil = write_score_shard(tmp_path / "b" / "s1.parquet", list(history.candidate_pool(1, shard=1).frame_ids),
+                             np.ones(5), round=1, shard=1, model_version="evil-model", acquisition_fn="fn", run_id="r")
+    with pytest.raises(ShardFileError, match=r"(?s)s1\.parquet.*scored by model 'evil-model'.*not by the round's "
+                                             r"detector.*rescore_existing: true"):
+        history.ingest_score_shards({0: good, 1: evil}, round=1, model_version=provenance()["model_version"])
+    assert history.score_event_count() == 0  # neither shard: one transaction
 
 
 def test_a_shard_must_score_exactly_its_candidate_pool_shard(history, tmp_path):

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import dagster as dg
+
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
 from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
-from ceal_pipeline.export import read_vendor_export, simulate_vendor
+from ceal_pipeline.export import read_vendor_export, simulate_vendor, write_label_delivery
+from ceal_pipeline.export.vendor_inbox import delivery_path
 
 K = 6
 
@@ -56,3 +59,36 @@ def test_round_one_rescores_only_the_candidate_pool_and_trains_on_delivered_labe
     ledger = resources["history"].open().round_summary(1)["ledger"]
     ledger = json.loads(ledger) if isinstance(ledger, str) else ledger
     assert ledger["frames_scored"] == 20 and ledger["pool_frames"] == second.unlabeled_frames
+
+
+def _labeled_set_metadata(instance) -> dict:
+    record = instance.fetch_materializations(dg.AssetKey("labeled_set"), limit=1).records[0]
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def test_frames_exported_but_not_yet_delivered_are_not_bought_again(defs, instance, resources):
+    first = run_acquisition_round(defs, instance, configs())
+    # The vendor has not delivered round 0 yet; round 1 rescores the whole pool again.
+    second = run_acquisition_round(defs, instance, configs(round_zero_mode="prior", pool_fraction=1.0))
+
+    exported = set(read_vendor_export(first.export_folder).frame_ids)
+    assert not exported & set(read_vendor_export(second.export_folder).frame_ids)
+    assert second.labeled_frames == first.labeled_frames  # nothing delivered, nothing labeled
+
+
+def test_a_delivery_naming_frames_that_were_never_exported_is_rejected_whole(defs, instance, resources):
+    first = run_acquisition_round(defs, instance, configs())
+    exported = list(read_vendor_export(first.export_folder).frame_ids)
+    unexported = sorted(set(str(f) for f in resources["history"].open().unlabeled_pool(with_frame_ids=True).frame_ids)
+                        - set(exported))[0]
+    inbox = resources["exporter"].inbox
+    write_label_delivery(inbox, 0, exported[:3] + [unexported])
+    write_label_delivery(inbox, 7, exported[3:])  # a round that was never exported
+
+    second = run_acquisition_round(defs, instance, configs(pool_count=20))
+
+    assert second.labeled_frames == first.labeled_frames  # nothing of either file was used
+    rejected = _labeled_set_metadata(instance)["rejected_deliveries"]
+    assert set(rejected) == {str(delivery_path(inbox, 0)), str(delivery_path(inbox, 7))}
+    assert unexported in rejected[str(delivery_path(inbox, 0))]
+    assert "round 7 has no recorded export" in rejected[str(delivery_path(inbox, 7))]

@@ -27,6 +27,19 @@ ACQUISITION_ASSETS = {
     "selected_batch": ("acquisition", "duckdb"),
     "vendor_export": ("acquisition", "duckdb"),
 }
+#: Every asset of a round is partitioned by round or by shard; the catalog and the history are shared.
+PARTITIONS = {
+    "frame_catalog": None,
+    "acquisition_history": None,
+    "labeled_set": "acquisition_rounds",
+    "detector": "acquisition_rounds",
+    "candidate_pool": "acquisition_rounds",
+    "candidate_scores": "candidate_shards",
+    "round_scores": "acquisition_rounds",
+    "pruned_frames": "acquisition_rounds",
+    "selected_batch": "acquisition_rounds",
+    "vendor_export": "acquisition_rounds",
+}
 JOB_SELECTIONS = {
     "nightly_acquisition": ["frame_catalog", "acquisition_history", "labeled_set", "detector", "candidate_pool"],
     "score_candidate_shards": ["candidate_scores"],
@@ -56,7 +69,21 @@ def test_job_selections_snapshot():
     for job, assets in JOB_SELECTIONS.items():
         nodes = [n.name for n in code_location.resolve_job_def(job).nodes_in_topological_order]
         assert nodes == assets, job
-    assert code_location.resolve_job_def("score_candidate_shards").partitions_def.name == "candidate_shards"
+    jobs = {job: code_location.resolve_job_def(job).partitions_def.name for job in JOB_SELECTIONS}
+    assert jobs == {
+        "nightly_acquisition": "acquisition_rounds",
+        "score_candidate_shards": "candidate_shards",
+        "round_selection": "acquisition_rounds",
+    }
+
+
+def test_rounds_and_shards_are_partitions_snapshot():
+    graph = code_location.resolve_asset_graph()
+    found = {}
+    for name in PARTITIONS:
+        partitions_def = graph.get(dg.AssetKey(name)).partitions_def
+        found[name] = partitions_def.name if partitions_def is not None else None
+    assert found == PARTITIONS
 
 
 def test_checks_are_blocking_and_automation_is_wired():

@@ -8,9 +8,11 @@ import dagster as dg
 import pytest
 
 from ceal_pipeline.defs import build_defs
-from ceal_pipeline.defs.acquisition.config import ROUND_TAG, CandidatePoolConfig, SelectionConfig
+from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
 from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
 from ceal_pipeline.export import list_exports
+
+from .conftest import open_round
 
 K = 5
 CONFIGS = {
@@ -33,11 +35,10 @@ def test_rerunning_a_closed_round_gives_the_same_selection_and_no_second_export(
     drop = list_exports(resources["exporter"].outbox)
     stamps = {p.name: p.stat().st_mtime_ns for p in drop[0].iterdir()}
 
-    opening = defs.resolve_job_def("nightly_acquisition").execute_in_process(
-        instance=instance, tags={ROUND_TAG: "0"}, run_config=dg.RunConfig(ops={"candidate_pool": CONFIGS["candidate_pool"]})
-    )
+    opening = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CONFIGS["candidate_pool"]}))
     closing = defs.resolve_job_def("round_selection").execute_in_process(
-        instance=instance, tags={ROUND_TAG: "0"}, run_config=dg.RunConfig(ops={"selected_batch": CONFIGS["selected_batch"]})
+        instance=instance, partition_key="r0000",
+        run_config=dg.RunConfig(ops={"selected_batch": CONFIGS["selected_batch"]}),
     )
 
     pool = opening.asset_materializations_for_node("candidate_pool")[0].metadata
@@ -60,31 +61,32 @@ def test_a_round_killed_during_scoring_resumes_with_only_the_missing_shards(inst
     }
     with pytest.raises(RuntimeError, match="injected fault"):
         run_acquisition_round(build_defs(killed, with_validation=False), instance, CONFIGS)
-    shards = resources["history"].shards()
-    pool = shards.require_pool(0)
-    assert shards.missing_shards(0) == list(range(1, pool["shards"]))
+    exchange = resources["history"].exchange()
+    pool = exchange.published_pool(0)
+    assert exchange.unscored_shards(pool) == list(range(1, pool.n_shards))
     assert list_exports(resources["exporter"].outbox) == []
-    first_shard = set(shards.shard_frames(0, 0))
+    first_shard = set(exchange.shard_frames(0, 0))
 
     report = run_acquisition_round(build_defs(resources, with_validation=False), instance, CONFIGS)
 
-    assert report.shards_scored == [f"r0000-s{s:03d}" for s in range(1, pool["shards"])]
+    assert report.round_index == 0  # the killed round resumes: no new round is opened
+    assert report.shards_scored == [f"r0000-s{s:03d}" for s in range(1, pool.n_shards)]
     scored = [frame for batch in _scored_batches(resources) for frame in batch]
     # shard 0 was scored once, before the kill; the killed shard again; the rest once
     assert sum(frame in first_shard for frame in scored) == len(first_shard)
     history = resources["history"].open()
-    assert len(history.round_scores(0).frame_ids) == pool["frames"]  # no score lost
-    assert history.shards_ingested(0) == list(range(pool["shards"]))
+    assert len(history.round_scores(0).frame_ids) == pool.frames  # no score lost
+    assert history.shards_ingested(0) == list(range(pool.n_shards))
     assert report.new_export and len(list_exports(resources["exporter"].outbox)) == 1
 
 
 def test_selection_refuses_to_start_while_a_shard_is_unscored(defs, instance, resources):
-    defs.resolve_job_def("nightly_acquisition").execute_in_process(
-        instance=instance, run_config=dg.RunConfig(ops={"candidate_pool": CONFIGS["candidate_pool"]})
-    )
+    open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CONFIGS["candidate_pool"]}))
     defs.resolve_job_def("score_candidate_shards").execute_in_process(instance=instance, partition_key="r0000-s000")
 
-    result = defs.resolve_job_def("round_selection").execute_in_process(instance=instance, raise_on_error=False)
+    result = defs.resolve_job_def("round_selection").execute_in_process(
+        instance=instance, partition_key="r0000", raise_on_error=False
+    )
 
     assert not result.success
     failure = result.failure_data_for_node("round_scores").error.message
@@ -96,8 +98,9 @@ def test_selection_refuses_to_start_while_a_shard_is_unscored(defs, instance, re
 def test_materializing_a_shard_by_hand_scores_it_once_and_a_second_time_skips_it(defs, instance, resources):
     from ceal_pipeline.defs.acquisition.assets import acquisition_assets, opening_assets
 
+    instance.add_dynamic_partitions("acquisition_rounds", ["r0000"])
     dg.materialize(
-        acquisition_assets, selection=opening_assets, instance=instance, resources=resources,
+        acquisition_assets, selection=opening_assets, instance=instance, resources=resources, partition_key="r0000",
         run_config=dg.RunConfig(ops={"candidate_pool": CONFIGS["candidate_pool"]}),
     )
     key = sorted(instance.get_dynamic_partitions("candidate_shards"))[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 import os
 
@@ -102,7 +103,35 @@ def test_the_simulated_vendor_answers_each_export_once(tmp_path):
 
     assert [(d.round_index, d.frame_ids) for d in first] == [(0, ("seq01-000004", "seq02-000017"))]
     assert second == []
-    assert [d.round_index for d in read_label_deliveries(inbox)] == [0]
+    assert [d.round_index for d in read_label_deliveries(inbox)[0]] == [0]
+
+
+@pytest.mark.parametrize(
+    "name, payload, reason",
+    [
+        ("delivery-round-0000.json", {"round": 0.9, "frame_ids": ["f1"]}, "0.9 is not a round number"),
+        ("delivery-round-0000.json", {"round": True, "frame_ids": ["f1"]}, "True is not a round number"),
+        ("delivery-round-0099.json", {"round": 100, "frame_ids": ["f1"]}, "file name says round 99"),
+        ("delivery-round-0001.json", {"round": 1, "frame_ids": []}, "non-empty list"),
+        ("delivery-round-0001.json", {"round": 1, "frame_ids": ["f1", "f1"]}, "more than once"),
+        ("delivery-round-0001.json", {"round": 1, "frame_ids": ["../etc/passwd"]}, "is not valid"),
+        ("delivery-round-0001.json", {"round": 1, "frame_ids": ["f1"], "extra": 1}, "expected exactly"),
+    ],
+)
+def test_a_malformed_delivery_is_rejected_whole_with_its_file_and_reason(tmp_path, name, payload, reason):
+    (tmp_path / name).write_text(json.dumps(payload))
+    (tmp_path / "delivery-round-0002.json").write_text(json.dumps({"round": 2, "frame_ids": ["ok-1"]}))
+
+    deliveries, rejected = read_label_deliveries(tmp_path)
+
+    assert [(d.round_index, d.frame_ids) for d in deliveries] == [(2, ("ok-1",))]
+    assert [r.path.name for r in rejected] == [name] and reason in rejected[0].reason
+
+
+def test_a_corrupt_delivery_file_is_rejected_not_a_traceback(tmp_path):
+    (tmp_path / "delivery-round-0003.json").write_text("{not json")
+    deliveries, rejected = read_label_deliveries(tmp_path)
+    assert deliveries == [] and "not a label delivery" in rejected[0].reason
 
 
 frame_ids = st.lists(
@@ -123,3 +152,16 @@ def test_any_valid_selection_round_trips_through_the_drop_in_order(tmp_path_fact
     lines = [json.loads(line) for line in written.jsonl_path.read_text().splitlines()]
     assert [line["score"] for line in lines] == [float(s) for s in scores[: len(ids)]]
     assert os.listdir(outbox) == ["round-0007"]
+
+
+def test_an_export_folder_is_readable_by_the_vendors_sync_user(tmp_path):
+    export = write_vendor_export(tmp_path, 0, "m", [ExportedFrame("f1", "seq", 1.0)])
+    assert export.folder.stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.parametrize("sequence_id", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd"])
+def test_a_text_field_starting_with_a_formula_character_is_written_as_text(tmp_path, sequence_id):
+    export = write_vendor_export(tmp_path, 0, "m", [ExportedFrame("f1", sequence_id, -25.5)])
+    rows = list(csv.reader(io.StringIO(export.csv_path.read_text())))
+    assert rows[1][1] == "'" + sequence_id and rows[1][2] == "-25.5"  # the number stays a number
+    assert json.loads(export.jsonl_path.read_text())["sequence_id"] == sequence_id  # JSON is not a spreadsheet

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ceal_pipeline.core.history.connection import HistoryConnection, utc_now
-from ceal_pipeline.core.history.errors import InvalidScores, ShardConflict, describe_frames
-from ceal_pipeline.core.history.shards import load_score_shard
+from ceal_pipeline.core.history.errors import InvalidScores, ShardConflict, ShardFileError, describe_frames
+from ceal_pipeline.core.history.shards import load_score_shard, rescore_hint
 from ceal_pipeline.core.history.staging import (
     as_frame_id_array,
     as_score_array,
@@ -128,7 +128,7 @@ class ScoreIngest(HistoryConnection):
         return self.ingest_score_shards({shard: path}, round=round)[0]
 
     def ingest_score_shards(
-        self, paths: Mapping[int, str | os.PathLike[str]], *, round: int
+        self, paths: Mapping[int, str | os.PathLike[str]], *, round: int, model_version: str | None = None
     ) -> list[IngestResult]:
         """Ingest several shards of ``round`` (shard number -> Parquet file) in
         one transaction: all of them or, if any is bad, none.
@@ -136,6 +136,10 @@ class ScoreIngest(HistoryConnection):
         Cheaper than one :meth:`ingest_score_shard` per file: the catalog is
         scanned once for all shards. Shards already ingested identically are
         no-ops, as with :meth:`ingest_score_shard`.
+
+        ``model_version``, when given, is the round's detector: a shard whose
+        rows name another model is refused (``ShardFileError``) before anything
+        is written, whatever its side files say.
 
         Returns:
             One result per shard, in ascending shard order.
@@ -148,6 +152,12 @@ class ScoreIngest(HistoryConnection):
             for shard, path in shards:
                 table = f"staged_shard_{shard}"
                 provenance = load_score_shard(con, path, table, round=round, shard=shard)
+                if model_version is not None and provenance["model_version"] != model_version:
+                    raise ShardFileError(
+                        f"score shard {path} (round {round}, shard {shard}) was scored by model "
+                        f"{provenance['model_version']!r}, not by the round's detector {model_version!r}; "
+                        f"{rescore_hint(round, shard)} (nothing was ingested)"
+                    )
                 batches.append(
                     _StagedBatch(f"score shard {path} (round {round}, shard {shard})", shard, provenance,
                                  str(path), table)
@@ -298,7 +308,7 @@ class ScoreIngest(HistoryConnection):
             if len(missing):
                 raise ShardConflict(
                     f"{what}: no scores for {describe_frames(missing)} of its candidate pool shard; "
-                    f"re-run the candidate_scores partition for round {round} shard {shard} (nothing was written)"
+                    f"{rescore_hint(round, shard)} (nothing was written)"
                 )
 
     @staticmethod

@@ -6,8 +6,8 @@ for the same round is refused; saving the *same* one again (a re-run with the
 recorded seed) is a no-op that returns False. Pool frames must still be in the
 unlabeled pool; selected frames must come from the round's pool.
 
-Pools are split into ``n_shards`` contiguous runs of the pool order
-(``shard = position * n_shards // m``), balanced to within one frame.
+Pools are split into ``n_shards`` contiguous runs of the pool order, balanced
+to within one frame (:func:`ceal_pipeline.core.round.shard_of_positions`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ceal_pipeline.core.history.connection import HistoryConnection, utc_now
+from ceal_pipeline.core.round import shard_of_positions
 from ceal_pipeline.core.history.errors import (
     EmptyCandidatePool,
     RoundConflict,
@@ -46,6 +47,7 @@ class StoredCandidatePool:
     shards: np.ndarray
     n_shards: int
     seed: int | None
+    sampling_s: float | None = None
 
     def __len__(self) -> int:
         return len(self.frame_ids)
@@ -83,6 +85,7 @@ class PoolStore(HistoryConnection):
         frame_keys: np.ndarray | None = None,
         n_shards: int = 1,
         seed: int | None = None,
+        sampling_s: float | None = None,
     ) -> bool:
         """Save ``round``'s candidate pool, given by frame ids or by the
         ``PoolScores.frame_keys`` it was sampled from (the fast path at 10^7).
@@ -92,6 +95,7 @@ class PoolStore(HistoryConnection):
             frame_ids, frame_keys: the pool in draw order; exactly one of them.
             n_shards: how many scoring partitions the pool is split into.
             seed: the seed the pool was drawn with, kept for reproduction.
+            sampling_s: seconds the draw took (for the round's compute ledger).
 
         Returns:
             True if saved now, False if the identical pool was already saved.
@@ -135,11 +139,15 @@ class PoolStore(HistoryConnection):
                 )
             self._require_pool_frames(con, keyed, what)
             con.execute(
-                "INSERT INTO candidate_pool_rounds VALUES (?, ?, ?, ?, ?)", [round, n, n_shards, seed, utc_now()]
+                "INSERT INTO candidate_pool_rounds (round, n_frames, n_shards, seed, created_at, sampling_s) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [round, n, n_shards, seed, utc_now(), sampling_s],
             )
+            stage(con, "staged_pool_shards", {"shard": shard_of_positions(n, n_shards)})
             con.execute(
-                f"INSERT INTO candidate_pools SELECT ?, pos, frame_key, (pos * ? // ?)::INTEGER FROM {keyed}",
-                [round, n_shards, n],
+                f"INSERT INTO candidate_pools SELECT ?, k.pos, k.frame_key, s.shard FROM {keyed} k "
+                "JOIN staged_pool_shards s USING (pos)",
+                [round],
             )
             return True
 
@@ -201,7 +209,7 @@ class PoolStore(HistoryConnection):
         """
         with self._connect() as con:
             meta = con.execute(
-                "SELECT n_shards, seed FROM candidate_pool_rounds WHERE round = ?", [round]
+                "SELECT n_shards, seed, sampling_s FROM candidate_pool_rounds WHERE round = ?", [round]
             ).fetchone()
             if meta is None:
                 raise EmptyCandidatePool(
@@ -222,7 +230,13 @@ class PoolStore(HistoryConnection):
             shards=cols["shard"].astype(np.int32),
             n_shards=meta[0],
             seed=meta[1],
+            sampling_s=meta[2],
         )
+
+    def has_candidate_pool(self, round: int) -> bool:
+        """True once ``round``'s candidate pool is saved (its detector and pool are then fixed)."""
+        with self._connect() as con:
+            return con.execute("SELECT count(*) FROM candidate_pool_rounds WHERE round = ?", [round]).fetchone()[0] > 0
 
     def missing_shards(self, round: int) -> list[int]:
         """Shards of ``round``'s pool not ingested yet (what a resumed run must score)."""

@@ -78,6 +78,12 @@ class RoundStore(HistoryConnection):
             con.execute("INSERT INTO rounds VALUES (?, ?, ?, ?, NULL, NULL)", [round, seed, params, utc_now()])
             return True
 
+    def round_parameters(self, round: int) -> dict[str, Any]:
+        """The parameters ``round`` was started with (empty if it was never started)."""
+        with self._connect() as con:
+            row = con.execute("SELECT parameters FROM rounds WHERE round = ?", [round]).fetchone()
+        return json.loads(row[0]) if row else {}
+
     def rounds(self) -> list[int]:
         """Every started round, ascending."""
         with self._connect() as con:
@@ -156,6 +162,29 @@ class RoundStore(HistoryConnection):
                 [round, os.fspath(path), len(ids), digest, manifest_text, utc_now()],
             )
             return True
+
+    def exported_frames(self, round: int) -> set[str] | None:
+        """The frames of ``round``'s recorded export, or None if the round has no export."""
+        with self._connect() as con:
+            if con.execute("SELECT count(*) FROM exports WHERE round = ?", [round]).fetchone()[0] == 0:
+                return None
+            rows = con.execute(
+                "SELECT f.frame_id FROM selections s JOIN frames f USING (frame_key) WHERE s.round = ?", [round]
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def awaiting_labels(self, before_round: int) -> set[str]:
+        """Frames exported in rounds before ``before_round`` whose labels have not arrived:
+        the vendor is labeling them, so they must not be bought again."""
+        with self._connect() as con:
+            rows = con.execute(
+                """
+                SELECT f.frame_id FROM selections s JOIN exports e USING (round) JOIN frames f USING (frame_key)
+                WHERE s.round < ? AND s.frame_key NOT IN (SELECT frame_key FROM labels)
+                """,
+                [before_round],
+            ).fetchall()
+        return {r[0] for r in rows}
 
     def export(self, round: int) -> dict[str, Any] | None:
         """The recorded export of ``round`` (path, n_frames, digest, manifest,

@@ -227,6 +227,12 @@ _INITIAL_SCHEMA = (
 #: Ordered schema steps; the last one's version is the current schema.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: catalog, score events, rounds, pools, selections, pruning, exports", _INITIAL_SCHEMA),
+    Migration(
+        2,
+        "the history is the single store of round state: a pool records the seconds its draw took "
+        "(formerly only in the shard folder's pool.json)",
+        ("ALTER TABLE candidate_pool_rounds ADD COLUMN sampling_s DOUBLE",),
+    ),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version

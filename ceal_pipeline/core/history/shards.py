@@ -24,10 +24,12 @@ truncated shard under the final name.
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -70,6 +72,7 @@ def write_score_shard(
     acquisition_fn: str,
     run_id: str,
     scored_at: datetime | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write one score shard as Parquet (zstd) at ``path``, atomically.
 
@@ -79,6 +82,10 @@ def write_score_shard(
         round, shard: the candidate-pool shard these scores are for.
         model_version, acquisition_fn, run_id: provenance stamped on every row.
         scored_at: naive UTC time (default: now).
+        facts: JSON-serialisable facts about the shard (e.g. forward passes and
+            seconds of scoring) kept in the file's Parquet key-value metadata
+            under ``ceal`` with round, shard and model version, so that a reader
+            learns them from the footer without scanning rows.
 
     Returns:
         The path written.
@@ -107,12 +114,29 @@ def write_score_shard(
             """,
             [round, shard, model_version, acquisition_fn, run_id, scored_at or utc_now()],
         )
-        con.table("shard_out").write_parquet(str(tmp), compression="zstd")
+        footer = json.dumps({**dict(facts or {}), "round": round, "shard": shard, "model_version": model_version})
+        # COPY options take no bound parameters: the JSON text is quoted as an SQL literal.
+        literal = footer.replace("'", "''")
+        con.execute(
+            f"COPY shard_out TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{ceal: '{literal}'}})"
+        )
         os.replace(tmp, path)
     finally:
         con.close()
         tmp.unlink(missing_ok=True)
     return path
+
+
+def rescore_hint(round: int, shard: int) -> str:
+    """How to rewrite a bad shard file: a plain re-run skips a shard whose file exists."""
+    return (
+        f"re-materialize candidate_scores partition r{round:04d}-s{shard:03d} with the config "
+        "rescore_existing: true (a plain re-run skips a shard whose file exists)"
+    )
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def load_score_shard(con: duckdb.DuckDBPyConnection, path: Path, table: str, *, round: int, shard: int) -> dict:
@@ -128,7 +152,7 @@ def load_score_shard(con: duckdb.DuckDBPyConnection, path: Path, table: str, *, 
         ShardFileError: unreadable file, missing columns, wrong or mixed round,
             shard or provenance.
     """
-    fix = f"re-run the candidate_scores partition for round {round} shard {shard} to rewrite it"
+    fix = rescore_hint(round, shard)
     if not path.is_file():
         raise ShardFileError(f"score shard {path} does not exist; {fix}")
     try:

@@ -17,8 +17,8 @@ SELECTION_CHECK = dg.AssetCheckSpec(
     name="selection_is_k_fresh_unlabeled_unpruned_unique",
     asset="selected_batch",
     blocking=True,
-    description="exactly K frames, none labeled, pruned or duplicated, all freshly scored this round by the "
-    "round's detector",
+    description="exactly K frames, none labeled, pruned, duplicated or already exported and awaiting labels, all "
+    "freshly scored this round by the round's detector",
 )
 HISTORY_CHECK = dg.AssetCheckSpec(
     name="no_score_for_unknown_frame",
@@ -46,7 +46,8 @@ def _result(spec: dg.AssetCheckSpec, problems: list[str], **metadata) -> dg.Asse
 
 
 def selection_problems(
-    selected: list[str], k: int, round_index: int, fresh: set[str], labeled: dict[str, int], pruned: set[str]
+    selected: list[str], k: int, round_index: int, fresh: set[str], labeled: dict[str, int], pruned: set[str],
+    awaiting: set[str] = frozenset(),
 ) -> list[str]:
     """Everything wrong with a round's selection; empty when it may be exported."""
     problems = []
@@ -61,6 +62,9 @@ def selection_problems(
     gone = sorted(f for f in selected if f in pruned)
     if gone:
         problems.append(f"pruned: {gone[:10]}")
+    bought = sorted(f for f in selected if f in awaiting)
+    if bought:
+        problems.append(f"exported in an earlier round, labels not yet delivered: {bought[:10]}")
     stale = sorted(f for f in selected if f not in fresh)
     if stale:
         problems.append(f"not freshly scored in round {round_index} by its detector: {stale[:10]}")
@@ -79,6 +83,7 @@ def check_selection(history, round_index: int, model_version: str, k: int) -> dg
         fresh=set(fresh_ids),
         labeled=store.label_rounds(),
         pruned={str(f) for f in store.pruned_frames().frame_ids},
+        awaiting=store.awaiting_labels(round_index),
     )
     return _result(SELECTION_CHECK, problems, round=round_index, selected=len(selected))
 

@@ -9,15 +9,10 @@ recorded next to what it produced.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import dagster as dg
 from pydantic import Field
-
-#: Run tag that pins the round a run works on (otherwise derived from the history).
-ROUND_TAG = "ceal/round"
-
-ROUND_ZERO_MODES = ("full_pool", "prior")
 
 
 class DetectorConfig(dg.Config):
@@ -43,12 +38,14 @@ class CandidatePoolConfig(dg.Config):
         default=0.1,
         description="softmax temperature T over normalised historical scores; ->0 top-m, ->inf uniform",
     )
-    normalisation: str = Field(default="rank", description="score normalisation before the softmax: rank, zscore, none")
+    normalisation: Literal["rank", "zscore", "none"] = Field(
+        default="rank", description="score normalisation before the softmax: rank, zscore, none"
+    )
     prior: str = Field(
         default="optimistic",
         description="score of never-scored frames: optimistic, pessimistic, mean, or a number",
     )
-    round_zero_mode: str = Field(
+    round_zero_mode: Literal["full_pool", "prior"] = Field(
         default="full_pool",
         description="round 0: 'full_pool' scores every unlabeled frame once (the paper's backfill); "
         "'prior' samples from the prior like any other round",
@@ -61,8 +58,8 @@ class CandidateScoresConfig(dg.Config):
     """MC-Dropout scoring of one shard of the candidate pool."""
 
     mc_passes: int = Field(default=10, description="MC-Dropout passes T per frame")
-    mode: str = Field(default="head", description="'head': backbone once, dropout head T times; 'full': whole net T times")
-    aggregate: str = Field(default="mean", description="per-frame aggregation of object entropies: mean, max, sum")
+    mode: Literal["head", "full"] = Field(default="head", description="'head': backbone once, dropout head T times; 'full': whole net T times")
+    aggregate: Literal["mean", "max", "sum"] = Field(default="mean", description="per-frame aggregation of object entropies: mean, max, sum")
     batch_size: int = Field(default=8, description="frames per forward batch")
     rescore_existing: bool = Field(
         default=False,

@@ -1,6 +1,8 @@
 """The three jobs of a round, one per stage, so that shards can fan out between them.
 
-A whole round is ``nightly_acquisition`` (scheduled), then one
+Every job is partitioned: a round is an ``acquisition_rounds`` key (``r0003``) and
+a shard a ``candidate_shards`` key (``r0003-s007``). A whole round is
+``nightly_acquisition`` (scheduled), then one
 ``score_candidate_shards`` run per shard (launched by ``candidate_shards_sensor``,
 each a step in the ``gpu`` pool), then ``round_selection`` (launched by
 ``round_complete_sensor`` when every shard is scored). Dagster cannot put
@@ -12,11 +14,12 @@ same three jobs in-process (:mod:`ceal_pipeline.defs.acquisition.round_runner`).
 import dagster as dg
 
 from ceal_pipeline.defs.acquisition.assets import closing_assets, opening_assets, scoring_assets
-from ceal_pipeline.defs.acquisition.partitions import candidate_shards
+from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, candidate_shards
 
 nightly_acquisition = dg.define_asset_job(
     name="nightly_acquisition",
     selection=dg.AssetSelection.assets(*opening_assets),
+    partitions_def=acquisition_rounds,
     description="Open the next acquisition round (or resume the open one): read the catalog, register it in the "
     "history, take in vendor labels, train the detector, draw the candidate pool and its shards. The sensors "
     "carry the round on through scoring, selection and export.",
@@ -32,6 +35,7 @@ score_candidate_shards = dg.define_asset_job(
 round_selection = dg.define_asset_job(
     name="round_selection",
     selection=dg.AssetSelection.assets(*closing_assets),
+    partitions_def=acquisition_rounds,
     description="Close a round whose shards are all scored: merge the shards into the history, prune, select "
     "the top-K and export them to the vendor outbox (blocking checks guard each step).",
 )

@@ -1,8 +1,11 @@
 """Assets that open a round: frame_catalog, acquisition_history, labeled_set, detector, candidate_pool.
 
-They run in the ``nightly_acquisition`` job. A round opened before and not yet
-exported is resumed, not redrawn: the same detector checkpoint and the same
-candidate pool are reused (see :mod:`ceal_pipeline.defs.acquisition.rounds`).
+They run in the ``nightly_acquisition`` job, partitioned by ``acquisition_rounds``:
+the round is ``context.partition_key`` (the catalog and the history are shared by
+every round and not partitioned). A round opened before and not yet exported is
+resumed, not redrawn: the same detector checkpoint and the same candidate pool
+(stored in the history) are reused. Each asset reads, calls the core, writes and
+returns metadata.
 """
 
 
@@ -14,11 +17,15 @@ from dataclasses import replace
 import dagster as dg
 import numpy as np
 
+from ceal_pipeline.core import round as algorithm
 from ceal_pipeline.core.seeding import derive_seed
-from ceal_pipeline.defs.acquisition.config import ROUND_ZERO_MODES, CandidatePoolConfig, DetectorConfig
+from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown
-from ceal_pipeline.defs.acquisition.partitions import candidate_shards
-from ceal_pipeline.defs.acquisition.rounds import opening_round
+from ceal_pipeline.defs.acquisition.partitions import (
+    acquisition_rounds,
+    candidate_shards,
+    parse_round_partition_key,
+)
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
@@ -26,7 +33,7 @@ from ceal_pipeline.defs.resources import (
     PublishedModel,
     VendorExporterResource,
 )
-from ceal_pipeline.export import read_label_deliveries
+from ceal_pipeline.export import RejectedDelivery, read_label_deliveries
 
 GROUP = "acquisition"
 
@@ -74,19 +81,21 @@ def acquisition_catalog(frame_source: FrameSourceResource) -> list:
     group_name=GROUP,
     kinds={"duckdb"},
     pool="duckdb",
-    description="The DuckDB acquisition history: the catalog's train frames and quarantined frames registered "
-    "(idempotently), the append-only score events and each frame's latest score.",
+    description="The DuckDB acquisition history, the single store of round state: the catalog's train frames "
+    "and quarantined frames registered (idempotently), the append-only score events and each frame's latest "
+    "score, and per round its parameters, candidate pool and shards, selection and export.",
 )
 def acquisition_history(
     context: dg.AssetExecutionContext,
     frame_source: FrameSourceResource,
     history: AcquisitionHistoryResource,
-    exporter: VendorExporterResource,
 ) -> dg.MaterializeResult:
-    round_index = opening_round(history.shards(), exporter.outbox, context.run.tags)
     store = history.open()
-    registered = store.register_frames(acquisition_catalog(frame_source), label_round=round_index)
-    quarantined = store.quarantine(frame_source.read().quarantined, round=round_index)
+    # Labels are labeled_set's business (per round); the history registers frames only.
+    registered = store.register_frames(
+        [replace(f, boxes=None, labels=None) if f.is_labeled else f for f in acquisition_catalog(frame_source)]
+    )
+    quarantined = store.quarantine(frame_source.read().quarantined)
     pool = store.unlabeled_pool()
     return dg.MaterializeResult(
         metadata={
@@ -104,6 +113,7 @@ def acquisition_history(
 
 @dg.asset(
     deps=[acquisition_history],
+    partitions_def=acquisition_rounds,
     group_name=GROUP,
     kinds={"duckdb"},
     pool="duckdb",
@@ -116,23 +126,42 @@ def labeled_set(
     history: AcquisitionHistoryResource,
     exporter: VendorExporterResource,
 ) -> dg.MaterializeResult:
-    round_index = opening_round(history.shards(), exporter.outbox, context.run.tags)
+    round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
-    added = {}
+    added, rejected = {}, []
     if frame_source.label_mode == "source":
         annotated = [f.frame_id for f in frame_source.read().frames if f.split == "train" and f.is_labeled]
         if annotated:
             added["source"] = store.add_labels(annotated, round=round_index, source="source")
     else:
         if len(store.labeled_frames()) == 0:
-            seed_set = _seed_set(frame_source.read().frames, frame_source.seed_labeled, frame_source.synthetic_seed)
+            annotated = [f.frame_id for f in frame_source.read().frames if f.is_labeled and f.split == "train"]
+            try:
+                seed_set = algorithm.seed_set(annotated, frame_source.seed_labeled, frame_source.synthetic_seed)
+            except ValueError as exc:
+                raise dg.Failure(f"labeled_set: {exc}", allow_retries=False) from exc
             added["seed"] = store.add_labels(seed_set, round=0, source="seed")
         # A delivery answering round r's export is usable from round r + 1 on; round r
         # itself, if re-run, must still see those frames as the unlabeled ones it chose.
-        for delivery in read_label_deliveries(exporter.inbox):
+        deliveries, rejected = read_label_deliveries(exporter.inbox)
+        for delivery in deliveries:
+            exported = store.exported_frames(delivery.round_index)
+            if exported is None:
+                rejected.append(RejectedDelivery(
+                    delivery.path, f"round {delivery.round_index} has no recorded export: a delivery may only "
+                    "label frames the vendor was sent; check the round number"))
+                continue
+            foreign = sorted(set(delivery.frame_ids) - exported)
+            if foreign:
+                rejected.append(RejectedDelivery(
+                    delivery.path, f"{len(foreign)} frames were not in round {delivery.round_index}'s export "
+                    f"(e.g. {', '.join(foreign[:5])}); nothing of the file was used: ask the vendor to correct it"))
+                continue
             added[f"vendor r{delivery.round_index}"] = store.add_labels(
                 list(delivery.frame_ids), round=delivery.round_index + 1, source="vendor"
             )
+        for rejection in rejected:
+            context.log.warning(f"label delivery {rejection.path} rejected: {rejection.reason}")
     for source, count in added.items():
         if count:
             context.log.info(f"{count} new labels from {source}")
@@ -149,19 +178,10 @@ def labeled_set(
             "labels_added": int(sum(added.values())),
             "added_by_source": dg.MetadataValue.json({k: int(v) for k, v in added.items()}),
             "label_mode": frame_source.label_mode,
+            "round": round_index,
+            "rejected_deliveries": dg.MetadataValue.json({str(r.path): r.reason for r in rejected}),
         }
     )
-
-
-def _seed_set(frames, count: int, seed: int) -> list[str]:
-    """``count`` annotated train frames drawn reproducibly, as the initial labeled pool."""
-    candidates = sorted(f.frame_id for f in frames if f.is_labeled and f.split == "train")
-    if count > len(candidates):
-        raise dg.Failure(
-            f"seed_labeled={count} but the source has only {len(candidates)} annotated train frames; lower it"
-        )
-    rng = np.random.default_rng(derive_seed(seed, 0, "seed_set"))
-    return sorted(candidates[i] for i in rng.choice(len(candidates), size=count, replace=False))
 
 
 def _fingerprint(frame_ids: list[str]) -> str:
@@ -170,6 +190,7 @@ def _fingerprint(frame_ids: list[str]) -> str:
 
 @dg.asset(
     deps=[labeled_set],
+    partitions_def=acquisition_rounds,
     group_name=GROUP,
     kinds={"pytorch"},
     pool="gpu",
@@ -182,17 +203,16 @@ def detector(
     frame_source: FrameSourceResource,
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
-    exporter: VendorExporterResource,
 ) -> dg.MaterializeResult:
-    shards = history.shards()
-    round_index = opening_round(shards, exporter.outbox, context.run.tags)
-    labeled = sorted(str(f) for f in history.open().labeled_frames())
+    round_index = parse_round_partition_key(context.partition_key)
+    store = history.open()
+    labeled = sorted(str(f) for f in store.labeled_frames())
     if not labeled:
         raise dg.Failure("no labeled frames to train on: materialize labeled_set (seed set or vendor deliveries)")
     fingerprint = _fingerprint(labeled)
     published = model_store.published_for_round(round_index)
     # Once a round's pool is drawn its detector is fixed: its shards are (being) scored by it.
-    pool_drawn = shards.pool_manifest(round_index) is not None
+    pool_drawn = store.has_candidate_pool(round_index)
     if published is not None and (pool_drawn or published.metrics.get("labeled_fingerprint") == fingerprint):
         context.log.info(f"round {round_index}: reusing detector {published.version}")
         return dg.MaterializeResult(metadata=_detector_metadata(published, round_index, len(labeled), reused=True))
@@ -248,36 +268,34 @@ def _detector_metadata(model: PublishedModel, round_index: int, labeled: int, *,
 
 @dg.asset(
     deps=[acquisition_history, detector],
+    partitions_def=acquisition_rounds,
     group_name=GROUP,
-    kinds={"duckdb"},
+    kinds={"duckdb", "parquet"},
     pool="duckdb",
     description="m = alpha*N unlabeled frames drawn without replacement with P proportional to exp(s~/T) over "
-    "each frame's latest (historical) score (Gumbel-top-k), split into shards; round 0 may score the whole pool.",
+    "each frame's latest (historical) score (Gumbel-top-k), split into shards and saved in the history; "
+    "published as pool.parquet for the GPU shards. Round 0 may score the whole pool.",
 )
 def candidate_pool(
     context: dg.AssetExecutionContext,
     config: CandidatePoolConfig,
     history: AcquisitionHistoryResource,
-    exporter: VendorExporterResource,
+    model_store: ModelStoreResource,
 ) -> dg.MaterializeResult:
-    from ceal_pipeline.core.sampling import sample_candidate_pool
-
-    if config.round_zero_mode not in ROUND_ZERO_MODES:
-        raise dg.Failure(f"round_zero_mode {config.round_zero_mode!r}: use one of {ROUND_ZERO_MODES}")
-    if config.shard_size < 1:
-        raise dg.Failure(f"shard_size must be >= 1 frame, got {config.shard_size}")
-    shards = history.shards()
-    round_index = opening_round(shards, exporter.outbox, context.run.tags)
-    manifest = shards.pool_manifest(round_index)
-    if manifest is None:
-        store = history.open()
+    round_index = parse_round_partition_key(context.partition_key)
+    published_model = model_store.published_for_round(round_index)
+    if published_model is None:
+        raise dg.Failure(
+            f"round {round_index} has no trained detector in {model_store.model_dir}; materialize the detector "
+            f"asset for partition {context.partition_key} first", allow_retries=False,
+        )
+    store = history.open()
+    reused = store.has_candidate_pool(round_index)
+    scores_plot = dg.MetadataValue.md("(pool reused: see this round's first materialization)")
+    sampling_s = 0.0
+    if not reused:
         pool = store.unlabeled_pool()
-        if len(pool) == 0:
-            raise dg.Failure(f"round {round_index}: the unlabeled pool is empty: nothing is left to acquire")
-        seed = derive_seed(config.run_seed, round_index, "candidate_pool")
-        full_pool = round_index == 0 and config.round_zero_mode == "full_pool"
         parameters = {
-            "seed": seed,
             "run_seed": config.run_seed,
             "temperature": config.temperature,
             "pool_fraction": config.pool_fraction,
@@ -285,55 +303,54 @@ def candidate_pool(
             "normalisation": config.normalisation,
             "prior": config.prior,
             "round_zero_mode": config.round_zero_mode,
-            "full_pool": full_pool,
             "shard_size": config.shard_size,
             "unlabeled_frames": len(pool),
         }
-        store.start_round(round_index, seed=seed, parameters=parameters)
         started = time.perf_counter()
-        if full_pool:
-            keys = pool.frame_keys
-        else:
-            drawn = sample_candidate_pool(
-                pool.frame_keys,
-                pool.scores,
-                temperature=config.temperature,
-                fraction=None if config.pool_count > 0 else config.pool_fraction,
+        try:
+            drawn = algorithm.draw_candidate_pool(
+                pool.frame_keys, pool.scores, round_index=round_index, run_seed=config.run_seed,
+                temperature=config.temperature, fraction=config.pool_fraction,
                 count=config.pool_count if config.pool_count > 0 else None,
-                normalisation=config.normalisation,
-                prior=_prior(config.prior),
-                seed=seed,
+                normalisation=config.normalisation, prior=_prior(config.prior), round_zero_mode=config.round_zero_mode,
             )
-            # Sorted so shard contents depend on the pool, not on the draw order.
-            keys = np.sort(np.asarray(drawn.frame_ids, dtype=np.int64))
+            n_shards = algorithm.shard_count(len(drawn), config.shard_size)
+        except ValueError as exc:
+            raise dg.Failure(f"round {round_index}: {exc}", allow_retries=False) from exc
         sampling_s = time.perf_counter() - started
-        n_shards = -(-len(keys) // config.shard_size)
-        store.save_candidate_pool(round_index, frame_keys=keys, n_shards=n_shards, seed=seed)
-        saved = store.candidate_pool(round_index)
-        # The manifest is written last: it is what marks the round as open for the sensors.
-        manifest = shards.write_pool(
-            round_index,
-            [[str(f) for f in saved.shard(s)] for s in range(saved.n_shards)],
-            {**parameters, "sampling_s": sampling_s},
+        seed = drawn.seed if drawn.seed is not None else derive_seed(config.run_seed, round_index, "candidate_pool")
+        store.start_round(round_index, seed=seed, parameters={**parameters, "seed": seed, "full_pool": drawn.backfill})
+        store.save_candidate_pool(
+            round_index, frame_keys=drawn.members, n_shards=n_shards, seed=seed, sampling_s=sampling_s
         )
-        reused = False
         scores_plot = histogram_markdown(
             pool.scores, title=f"round {round_index}: latest scores of the unlabeled pool", xlabel="score (nats)"
         )
-    else:
-        reused = True
-        scores_plot = dg.MetadataValue.md("(pool reused: see this round's first materialization)")
-    context.instance.add_dynamic_partitions(candidate_shards.name, manifest["partition_keys"])
+    saved = store.candidate_pool(round_index)
+    exchange = history.exchange()
+    # Published after the history's commit, and again whenever it is missing or stale.
+    published = exchange.published_pool(round_index)
+    if published is None or (published.frames, published.n_shards, published.model_version) != (
+        len(saved), saved.n_shards, published_model.version
+    ):
+        published = exchange.publish_pool(
+            round_index, saved.frame_ids, saved.shards, saved.n_shards, published_model.version
+        )
+    context.instance.add_dynamic_partitions(candidate_shards.name, published.partition_keys)
+    recorded = store.round_parameters(round_index)
     return dg.MaterializeResult(
         metadata={
             "round": round_index,
-            "pool_frames": manifest["frames"],
-            "unlabeled_frames": manifest["unlabeled_frames"],
-            "shards": manifest["shards"],
-            "seed": manifest["seed"],
-            "temperature": manifest["temperature"],
-            "sampling_s": round(manifest["sampling_s"], 4),
+            "pool_frames": len(saved),
+            "unlabeled_frames": int(recorded.get("unlabeled_frames", 0)),
+            "shards": saved.n_shards,
+            "seed": saved.seed,
+            "temperature": float(recorded.get("temperature", config.temperature)),
+            "full_pool": bool(recorded.get("full_pool", False)),
+            "sampling_s": round(float(saved.sampling_s or 0.0), 4),
             "reused_pool": reused,
+            "model_version": published_model.version,
+            "pool_file": dg.MetadataValue.path(str(exchange.pool_path(round_index))),
             "historical_scores": scores_plot,
         }
     )

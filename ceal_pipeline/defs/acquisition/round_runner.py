@@ -4,8 +4,9 @@ With the Dagster daemon the schedule and the two sensors chain
 ``nightly_acquisition`` -> one ``score_candidate_shards`` run per shard ->
 ``round_selection``. Without a daemon (``ceal demo``, the round benchmark,
 tests) :func:`run_acquisition_round` chains them itself, asking the same
-question the sensors ask (:func:`missing_shard_keys`), so a round that was
-killed part-way resumes with the missing shards only.
+questions the schedule and the sensors ask (:func:`round_status.next_round`,
+:func:`unscored_shard_keys`), so a round that was killed part-way resumes with
+the missing shards only.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from dataclasses import dataclass, field
 import dagster as dg
 
 from ceal_pipeline.defs.acquisition.jobs import nightly_acquisition, round_selection, score_candidate_shards
-from ceal_pipeline.defs.acquisition.shard_scoring import missing_shard_keys
+from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, round_partition_key
+from ceal_pipeline.defs.acquisition.round_status import next_round
+from ceal_pipeline.defs.acquisition.shard_scoring import require_published_pool, unscored_shard_keys
 
 
 @dataclass
@@ -91,32 +94,34 @@ def run_acquisition_round(
     """
     configs = dict(configs or {})
     tags = dict(tags or {})
+    round_index, is_new = next_round(instance)
+    key = round_partition_key(round_index)
+    if is_new:
+        instance.add_dynamic_partitions(acquisition_rounds.name, [key])
 
     started = time.perf_counter()
     opening = defs.resolve_job_def(nightly_acquisition.name).execute_in_process(
-        instance=instance, run_config=_configs_for(nightly_acquisition, configs, defs, log_level), tags=tags
+        instance=instance, run_config=_configs_for(nightly_acquisition, configs, defs, log_level), tags=tags,
+        partition_key=key,
     )
     opening_s = time.perf_counter() - started
     pool = _metadata(opening, "candidate_pool")
     trained = _metadata(opening, "detector")
-    round_index = int(pool["round"])
     pool_s = _step_seconds(instance, opening.run_id, "candidate_pool")
 
-    history = defs.resources["history"]
-    model_store = defs.resources["model_store"]
+    exchange = defs.resources["history"].exchange()
     scoring_job = defs.resolve_job_def(score_candidate_shards.name)
     shard_config = _configs_for(score_candidate_shards, configs, defs, log_level)
     started = time.perf_counter()
-    scored_keys = missing_shard_keys(history, model_store, round_index)
-    for key in scored_keys:
-        scoring_job.execute_in_process(instance=instance, partition_key=key, run_config=shard_config, tags=tags)
+    scored_keys = unscored_shard_keys(exchange, require_published_pool(exchange, round_index))
+    for shard_key in scored_keys:
+        scoring_job.execute_in_process(instance=instance, partition_key=shard_key, run_config=shard_config, tags=tags)
     scoring_s = time.perf_counter() - started
 
     started = time.perf_counter()
     closing = defs.resolve_job_def(round_selection.name).execute_in_process(
-        instance=instance,
-        run_config=_configs_for(round_selection, configs, defs, log_level),
-        tags={**tags, "ceal/round": str(round_index)},
+        instance=instance, run_config=_configs_for(round_selection, configs, defs, log_level), tags=tags,
+        partition_key=key,
     )
     closing_s = time.perf_counter() - started
     merged = _metadata(closing, "round_scores")

@@ -1,8 +1,9 @@
 """Assets that close a round: pruned_frames, selected_batch, vendor_export.
 
-They run in the ``round_selection`` job once every shard of the round is scored
-and merged. Re-running them for a round gives the same selection (it is a pure
-function of the round's fresh scores) and never a second export.
+They run in the ``round_selection`` job, partitioned by ``acquisition_rounds``,
+once every shard of the round is scored and merged. Re-running them for a round
+gives the same selection (it is a pure function of the round's fresh scores)
+and never a second export.
 """
 
 
@@ -14,8 +15,8 @@ import numpy as np
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
 from ceal_pipeline.defs.acquisition.config import PruningConfig, SelectionConfig
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown, top_frames_markdown
-from ceal_pipeline.defs.acquisition.rounds import current_round
-from ceal_pipeline.defs.acquisition.shard_scoring import round_model, round_scores
+from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
+from ceal_pipeline.defs.acquisition.shard_scoring import require_published_pool, round_model, round_scores
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
@@ -29,6 +30,7 @@ GROUP = "acquisition"
 
 @dg.asset(
     deps=[round_scores],
+    partitions_def=acquisition_rounds,
     group_name=GROUP,
     kinds={"duckdb"},
     pool="duckdb",
@@ -40,7 +42,7 @@ def pruned_frames(
 ) -> dg.MaterializeResult:
     from ceal_pipeline.core.pruning import persistently_low
 
-    round_index = current_round(history.shards(), context.run.tags)
+    round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
     newly = []
     if config.enabled:
@@ -68,19 +70,24 @@ def pruned_frames(
 
 
 def selection_candidates(history: AcquisitionHistoryResource, model_store: ModelStoreResource, round_index: int):
-    """(frame ids, fresh scores) of the round's candidates that may be bought: scored this round by
-    the round's detector, not labeled before the round and not pruned."""
+    """(frame ids, fresh scores) of the round's candidates that may be bought (core.round.selectable):
+    scored this round by the round's detector, not labeled before the round, not pruned, and not
+    exported in an earlier round with labels still to come."""
+    from ceal_pipeline.core.round import selectable
+
     store = history.open()
     fresh = store.round_scores(round_index, model_version=round_model(model_store, round_index).version)
-    frame_ids, scores = [str(f) for f in fresh.frame_ids], fresh.scores
-    labeled = store.label_rounds()
-    pruned = {str(f) for f in store.pruned_frames().frame_ids}
-    keep = [i for i, f in enumerate(frame_ids) if f not in pruned and labeled.get(f, round_index + 1) > round_index]
-    return [frame_ids[i] for i in keep], scores[keep]
+    frame_ids = np.asarray([str(f) for f in fresh.frame_ids], dtype=object)
+    keep = selectable(
+        frame_ids, round_index, label_rounds=store.label_rounds(),
+        pruned={str(f) for f in store.pruned_frames().frame_ids}, awaiting_labels=store.awaiting_labels(round_index),
+    )
+    return [str(f) for f in frame_ids[keep]], fresh.scores[keep]
 
 
 @dg.asset(
     deps=[round_scores, pruned_frames],
+    partitions_def=acquisition_rounds,
     check_specs=[SELECTION_CHECK],
     group_name=GROUP,
     kinds={"duckdb"},
@@ -98,8 +105,8 @@ def selected_batch(
     from ceal_pipeline.core.ledger import ComputeLedger
     from ceal_pipeline.core.selection import select_top_k
 
-    shards = history.shards()
-    round_index = current_round(shards, context.run.tags)
+    round_index = parse_round_partition_key(context.partition_key)
+    exchange = history.exchange()
     store = history.open()
     started = time.perf_counter()
     frame_ids, scores = selection_candidates(history, model_store, round_index)
@@ -107,7 +114,8 @@ def selected_batch(
     if config.k > len(frame_ids):
         raise dg.Failure(
             f"round {round_index}: K={config.k} but only {len(frame_ids)} freshly scored candidates are "
-            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)"
+            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)",
+            allow_retries=False,
         )
     chosen = select_top_k(
         np.asarray(frame_ids, dtype=object),
@@ -123,16 +131,16 @@ def selected_batch(
     selection_s = time.perf_counter() - started
 
     published = round_model(model_store, round_index)
-    stats = shards.round_stats(round_index)
-    manifest = shards.require_pool(round_index)
+    stats = exchange.round_stats(require_published_pool(exchange, round_index))
+    saved_pool = store.candidate_pool(round_index)
     ledger = ComputeLedger(
         round_index=round_index,
-        pool_frames=int(manifest["unlabeled_frames"]),  # the pool the round chose from
+        pool_frames=int(store.round_parameters(round_index).get("unlabeled_frames", 0)),  # chosen from
         frames_scored=sum(s.frames for s in stats),
         forward_passes=sum(s.forward_passes for s in stats),
         training_s=float(published.training_s),
         scoring_s=float(sum(s.scoring_s for s in stats)),
-        selection_s=float(selection_s + manifest.get("sampling_s", 0.0)),
+        selection_s=float(selection_s + (saved_pool.sampling_s or 0.0)),
     ).to_dict()
     store.record_ledger(round_index, ledger)
     sequence_of = dict(zip(frame_ids, sequences))
@@ -157,6 +165,7 @@ def selected_batch(
 
 @dg.asset(
     deps=[selected_batch],
+    partitions_def=acquisition_rounds,
     check_specs=[EXPORT_CHECK],
     group_name=GROUP,
     kinds={"csv", "json"},
@@ -171,12 +180,15 @@ def vendor_export(
     frame_source: FrameSourceResource,
     exporter: VendorExporterResource,
 ) -> dg.MaterializeResult:
-    round_index = current_round(history.shards(), context.run.tags)
+    round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
     stored = store.selection(round_index)
     frame_ids, scores = [str(f) for f in stored.frame_ids], stored.scores
     if not frame_ids:
-        raise dg.Failure(f"round {round_index} has no selection; materialize selected_batch first")
+        raise dg.Failure(
+            f"round {round_index} has no selection; materialize selected_batch for partition {context.partition_key} "
+            "first", allow_retries=False,
+        )
     sequences = [f.sequence_id for f in frame_source.frames_by_id(frame_ids)]
     rows = [ExportedFrame(str(f), s, float(v)) for f, s, v in zip(frame_ids, sequences, scores)]
     version = round_model(model_store, round_index).version

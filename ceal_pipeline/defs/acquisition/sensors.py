@@ -1,51 +1,49 @@
 """Sensors that carry an opened round through scoring and selection.
 
-``candidate_shards_sensor`` launches one ``score_candidate_shards`` run per shard
-of the open round that is not yet scored by the round's detector (and not
-already queued or running); a shard whose runs failed ``MAX_SHARD_ATTEMPTS``
-times is left for a person to look at. ``round_complete_sensor`` launches
-``round_selection`` once, when every shard is scored. Both read only files
-(pool manifests, Parquet shards, the outbox), never the DuckDB history, so they
-never contend with its single writer.
+Both look at the latest round partition (:mod:`round_status`): once its pool
+is published and until its export is materialized. ``candidate_shards_sensor``
+launches one ``score_candidate_shards`` run per shard not yet scored by the
+round's detector (and not already queued or running); a shard whose runs failed
+``MAX_ATTEMPTS`` times is left for a person, and the tick's skip reason says
+so. ``round_complete_sensor`` launches ``round_selection`` for the round once
+every shard is scored; a failed selection is requested again (a new run key
+per attempt) up to ``MAX_ATTEMPTS`` times. Neither opens the DuckDB history.
 """
 
 
 import dagster as dg
 
-from ceal_pipeline.defs.acquisition.config import ROUND_TAG
 from ceal_pipeline.defs.acquisition.jobs import round_selection, score_candidate_shards
-from ceal_pipeline.defs.acquisition.partitions import candidate_shards
-from ceal_pipeline.defs.acquisition.rounds import is_round_closed
-from ceal_pipeline.defs.acquisition.shard_scoring import missing_shard_keys
-from ceal_pipeline.defs.resources import AcquisitionHistoryResource, ModelStoreResource, VendorExporterResource
+from ceal_pipeline.defs.acquisition.partitions import candidate_shards, round_partition_key
+from ceal_pipeline.defs.acquisition.round_status import IN_FLIGHT, is_exported, latest_round, runs_of
+from ceal_pipeline.defs.acquisition.shard_exchange import ExchangeFileError, PublishedPool
+from ceal_pipeline.defs.acquisition.shard_scoring import unscored_shard_keys
+from ceal_pipeline.defs.resources import AcquisitionHistoryResource
 
-MAX_SHARD_ATTEMPTS = 3
+MAX_ATTEMPTS = 3
 MODEL_TAG = "ceal/model_version"
-_IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 
-def open_round(history: AcquisitionHistoryResource, model_store: ModelStoreResource, outbox: str):
-    """``(round, detector version, unscored shard keys)`` of the open round, or a SkipReason
-    saying why there is none."""
-    rounds = history.shards().rounds()
-    if not rounds:
-        return dg.SkipReason("no candidate pool has been drawn yet (run nightly_acquisition)")
-    round_index = rounds[-1]
-    if is_round_closed(outbox, round_index):
-        return dg.SkipReason(f"round {round_index} is exported; waiting for the next nightly_acquisition")
-    published = model_store.published_for_round(round_index)
-    if published is None:
-        return dg.SkipReason(f"round {round_index} has a pool but no published detector yet")
-    return round_index, published.version, missing_shard_keys(history, model_store, round_index)
+def open_round(instance: dg.DagsterInstance, history: AcquisitionHistoryResource):
+    """``(published pool, unscored shard keys)`` of the open round, or a SkipReason saying why there is none."""
+    round_index = latest_round(instance)
+    if round_index is None:
+        return dg.SkipReason("no acquisition round yet: nightly_acquisition opens round r0000")
+    if is_exported(instance, round_index):
+        return dg.SkipReason(f"round {round_index} is exported; the next nightly_acquisition opens the next round")
+    exchange = history.exchange()
+    try:
+        pool = exchange.published_pool(round_index)
+        if pool is None:
+            return dg.SkipReason(f"round {round_index}: its candidate pool is not drawn yet (nightly_acquisition)")
+        return pool, unscored_shard_keys(exchange, pool)
+    except ExchangeFileError as exc:
+        return dg.SkipReason(f"round {round_index}: {exc}")
 
 
-def _runs(instance: dg.DagsterInstance, job_name: str, tags: dict, statuses=None) -> list:
-    return instance.get_runs(filters=dg.RunsFilter(job_name=job_name, tags=tags, statuses=statuses))
+def _failures(instance: dg.DagsterInstance, job_name: str, key: str, version: str) -> int:
+    failed = runs_of(instance, job_name, key, [dg.DagsterRunStatus.FAILURE])
+    return sum(1 for run in failed if run.tags.get(MODEL_TAG) == version)
 
 
 @dg.sensor(
@@ -54,38 +52,40 @@ def _runs(instance: dg.DagsterInstance, job_name: str, tags: dict, statuses=None
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launch one gpu-pool scoring run per unscored shard of the open round.",
 )
-def candidate_shards_sensor(
-    context: dg.SensorEvaluationContext,
-    history: AcquisitionHistoryResource,
-    model_store: ModelStoreResource,
-    exporter: VendorExporterResource,
-):
-    state = open_round(history, model_store, exporter.outbox)
+def candidate_shards_sensor(context: dg.SensorEvaluationContext, history: AcquisitionHistoryResource):
+    state = open_round(context.instance, history)
     if isinstance(state, dg.SkipReason):
         return state
-    round_index, version, missing = state
+    pool, missing = state
+    assert isinstance(pool, PublishedPool)
     if not missing:
-        return dg.SkipReason(f"every shard of round {round_index} is scored by {version}")
+        return dg.SkipReason(f"every shard of round {pool.round_index} is scored by {pool.model_version}")
     registered = set(context.instance.get_dynamic_partitions(candidate_shards.name))
     requests, given_up = [], []
     for key in missing:
         # Any run of the shard in flight counts, also one launched by hand from the UI.
-        if _runs(context.instance, score_candidate_shards.name, {"dagster/partition": key}, _IN_FLIGHT):
+        if runs_of(context.instance, score_candidate_shards.name, key, IN_FLIGHT):
             continue
-        tags = {"dagster/partition": key, MODEL_TAG: version}
-        if len(_runs(context.instance, score_candidate_shards.name, tags, [dg.DagsterRunStatus.FAILURE])) >= MAX_SHARD_ATTEMPTS:
+        failures = _failures(context.instance, score_candidate_shards.name, key, pool.model_version)
+        if failures >= MAX_ATTEMPTS:
             given_up.append(key)
             continue
-        requests.append(dg.RunRequest(partition_key=key, tags={ROUND_TAG: str(round_index), MODEL_TAG: version}))
-    if given_up:
-        context.log.warning(
-            f"shards {given_up[:10]} failed {MAX_SHARD_ATTEMPTS} times; fix the cause and materialize them by hand"
+        requests.append(
+            dg.RunRequest(run_key=f"{key}-{pool.model_version}-attempt{failures}", partition_key=key,
+                          tags={MODEL_TAG: pool.model_version})
         )
     unregistered = [key for key in missing if key not in registered]
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[candidate_shards.build_add_request(unregistered)] if unregistered else [],
-    )
+    partition_requests = [candidate_shards.build_add_request(unregistered)] if unregistered else []
+    if given_up and not requests:
+        return dg.SensorResult(
+            skip_reason=f"gave up on shards {', '.join(given_up[:10])} of round {pool.round_index} after "
+            f"{MAX_ATTEMPTS} failed runs each: read the failures, fix the cause, then materialize those "
+            "candidate_scores partitions by hand",
+            dynamic_partitions_requests=partition_requests,
+        )
+    if given_up:
+        context.log.warning(f"gave up on shards {given_up[:10]} after {MAX_ATTEMPTS} failed runs each")
+    return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests)
 
 
 @dg.sensor(
@@ -94,22 +94,27 @@ def candidate_shards_sensor(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launch round_selection (merge, prune, select, export) once every shard of the open round is scored.",
 )
-def round_complete_sensor(
-    context: dg.SensorEvaluationContext,
-    history: AcquisitionHistoryResource,
-    model_store: ModelStoreResource,
-    exporter: VendorExporterResource,
-):
-    state = open_round(history, model_store, exporter.outbox)
+def round_complete_sensor(context: dg.SensorEvaluationContext, history: AcquisitionHistoryResource):
+    state = open_round(context.instance, history)
     if isinstance(state, dg.SkipReason):
         return state
-    round_index, version, missing = state
+    pool, missing = state
     if missing:
-        return dg.SkipReason(f"round {round_index}: {len(missing)} shards still to score")
+        return dg.SkipReason(f"round {pool.round_index}: {len(missing)} shards still to score")
+    key = round_partition_key(pool.round_index)
+    if runs_of(context.instance, round_selection.name, key, IN_FLIGHT):
+        return dg.SkipReason(f"round_selection for {key} is in flight")
+    failures = _failures(context.instance, round_selection.name, key, pool.model_version)
+    if failures >= MAX_ATTEMPTS:
+        return dg.SkipReason(
+            f"gave up on round_selection for {key} after {MAX_ATTEMPTS} failed runs: read the failures, fix the "
+            f"cause, then launch round_selection for partition {key} from the UI"
+        )
+    # One run key per attempt: a failed selection is asked for again, a running one is not.
     return dg.RunRequest(
-        # One selection run per (round, detector): the run key makes the sensor idempotent.
-        run_key=f"round-selection-r{round_index:04d}-{version}",
-        tags={ROUND_TAG: str(round_index), MODEL_TAG: version},
+        run_key=f"round-selection-{key}-{pool.model_version}-attempt{failures}",
+        partition_key=key,
+        tags={MODEL_TAG: pool.model_version},
     )
 
 

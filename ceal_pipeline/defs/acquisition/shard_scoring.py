@@ -1,11 +1,13 @@
 """candidate_scores (one GPU step per shard) and round_scores (the single-writer merge).
 
-Each ``candidate_scores`` partition scores its shard's frames with MC-Dropout
-localization entropy using the round's detector and writes one Parquet file; it
-never opens DuckDB, so any number of GPU workers can run at once. A shard already
-scored by the round's model is skipped, so re-running a killed round scores only
-the missing shards. ``round_scores`` then ingests every shard into the history
-(idempotently, keyed by round and shard) and refuses to run while any is missing.
+Each ``candidate_scores`` partition (``r0003-s007``) reads its frame list from
+the round's published pool (only its own rows), scores the frames with
+MC-Dropout localization entropy using the round's detector and writes one
+Parquet file; it never opens DuckDB, so any number of GPU workers can run at
+once. A shard already scored by the round's model is skipped, so re-running a
+killed round scores only the missing shards. ``round_scores`` (partition
+``r0003``) then checks every shard's rows against the history's pool and the
+round's detector and ingests them (idempotently, keyed by round and shard).
 """
 
 
@@ -18,10 +20,14 @@ from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
 from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, top_frames_markdown
-from ceal_pipeline.defs.acquisition.partitions import candidate_shards
+from ceal_pipeline.defs.acquisition.partitions import (
+    acquisition_rounds,
+    candidate_shards,
+    parse_round_partition_key,
+    parse_shard_partition_key,
+)
 from ceal_pipeline.defs.acquisition.round_opening import candidate_pool, detector
-from ceal_pipeline.defs.acquisition.rounds import current_round
-from ceal_pipeline.defs.acquisition.shard_store import ShardStats, parse_shard_partition_key, shard_partition_key
+from ceal_pipeline.defs.acquisition.shard_exchange import PublishedPool, ShardExchange
 from ceal_pipeline.defs.resources import AcquisitionHistoryResource, FrameSourceResource, ModelStoreResource
 
 GROUP = "acquisition"
@@ -34,9 +40,21 @@ def round_model(model_store: ModelStoreResource, round_index: int):
     if model is None:
         raise dg.Failure(
             f"round {round_index} has no trained detector in {model_store.model_dir}; "
-            "materialize the detector asset (job nightly_acquisition) for this round first"
+            f"materialize the detector asset for partition r{round_index:04d} (job nightly_acquisition) first",
+            allow_retries=False,
         )
     return model
+
+
+def require_published_pool(exchange: ShardExchange, round_index: int) -> PublishedPool:
+    pool = exchange.published_pool(round_index)
+    if pool is None:
+        raise dg.Failure(
+            f"{exchange.pool_path(round_index)}: round {round_index} has no published candidate pool; "
+            f"materialize candidate_pool for partition r{round_index:04d} (job nightly_acquisition) first",
+            allow_retries=False,
+        )
+    return pool
 
 
 @dg.asset(
@@ -56,16 +74,22 @@ def candidate_scores(
     frame_source: FrameSourceResource,
 ) -> dg.MaterializeResult:
     round_index, shard_index = parse_shard_partition_key(context.partition_key)
-    shards = history.shards()
+    exchange = history.exchange()
     published = round_model(model_store, round_index)
-    existing = shards.stats(round_index, shard_index)
+    pool = require_published_pool(exchange, round_index)
+    if shard_index >= pool.n_shards:
+        raise dg.Failure(
+            f"{context.partition_key}: round {round_index}'s candidate pool has shards 0..{pool.n_shards - 1}",
+            allow_retries=False,
+        )
+    existing = exchange.shard_stats(round_index, shard_index)
     if existing is not None and existing.model_version == published.version and not config.rescore_existing:
         context.log.info(f"{context.partition_key}: already scored by {published.version}; nothing to do")
         return dg.MaterializeResult(
             metadata={"round": round_index, "shard": shard_index, "frames": existing.frames, "skipped": True}
         )
 
-    frame_ids = shards.shard_frames(round_index, shard_index)
+    frame_ids = exchange.shard_frames(round_index, shard_index)
     frames = frame_source.frames_by_id(frame_ids)
     model, version = model_store.load(published.path)
     if str(version) != published.version:
@@ -94,19 +118,9 @@ def candidate_scores(
 
     from ceal_pipeline.core.history import write_score_shard
 
-    stats = ShardStats(
-        round_index=round_index,
-        shard_index=shard_index,
-        model_version=published.version,
-        frames=len(frame_ids),
-        forward_passes=int(scored.forward_passes),
-        scoring_s=scoring_s,
-        run_id=context.run.run_id,
-    )
-    # Stats first, Parquet last: the Parquet file is the shard's commit marker.
-    shards.write_stats(stats)
-    write_score_shard(
-        shards.scores_path(round_index, shard_index),
+    # The Parquet file is the shard's commit marker; its footer carries what scoring cost.
+    path = write_score_shard(
+        exchange.scores_path(round_index, shard_index),
         frame_ids,
         scores,
         round=round_index,
@@ -114,6 +128,7 @@ def candidate_scores(
         model_version=published.version,
         acquisition_fn=ACQUISITION_FN,
         run_id=context.run.run_id,
+        facts={"forward_passes": int(scored.forward_passes), "scoring_s": scoring_s},
     )
     sequences = [f.sequence_id for f in frames]
     return dg.MaterializeResult(
@@ -121,7 +136,7 @@ def candidate_scores(
             "round": round_index,
             "shard": shard_index,
             "frames": len(frame_ids),
-            "forward_passes": stats.forward_passes,
+            "forward_passes": int(scored.forward_passes),
             "scoring_s": round(scoring_s, 3),
             "s_per_frame": round(scoring_s / max(1, len(frame_ids)), 4),
             "model_version": published.version,
@@ -129,55 +144,57 @@ def candidate_scores(
             "mean_score": float(scores.mean()),
             "skipped": False,
             "top_frames": top_frames_markdown(frame_ids, scores, sequences, title="highest localization entropy"),
-            "path": dg.MetadataValue.path(str(shards.scores_path(round_index, shard_index))),
+            "path": dg.MetadataValue.path(str(path)),
         }
     )
 
 
-def missing_shard_keys(history: AcquisitionHistoryResource, model_store: ModelStoreResource, round_index: int) -> list[str]:
+def unscored_shard_keys(exchange: ShardExchange, pool: PublishedPool) -> list[str]:
     """Partition keys of the round's shards not yet scored by the round's detector."""
-    published = model_store.published_for_round(round_index)
-    version = published.version if published is not None else None
-    return [shard_partition_key(round_index, s) for s in history.shards().missing_shards(round_index, version)]
+    return [pool.partition_keys[s] for s in exchange.unscored_shards(pool)]
 
 
 @dg.asset(
     deps=[candidate_scores],
+    partitions_def=acquisition_rounds,
     check_specs=[HISTORY_CHECK],
     group_name=GROUP,
     kinds={"duckdb"},
     pool="duckdb",
-    description="The round's candidate_scores shards merged into the acquisition history by its single "
-    "writer; ingest is keyed by (round, shard), so a shard ingested twice changes nothing.",
+    description="The round's candidate_scores shards, each checked row by row against the history's pool and "
+    "the round's detector, merged into the acquisition history by its single writer; ingest is keyed by "
+    "(round, shard), so a shard ingested twice changes nothing.",
 )
 def round_scores(
     context: dg.AssetExecutionContext, history: AcquisitionHistoryResource, model_store: ModelStoreResource
 ) -> dg.MaterializeResult:
-    shards = history.shards()
-    round_index = current_round(shards, context.run.tags)
-    missing = missing_shard_keys(history, model_store, round_index)
+    round_index = parse_round_partition_key(context.partition_key)
+    exchange = history.exchange()
+    pool = require_published_pool(exchange, round_index)
+    model = round_model(model_store, round_index)
+    missing = unscored_shard_keys(exchange, pool)
     if missing:
         raise dg.Failure(
             f"round {round_index}: {len(missing)} shards are not scored by the round's detector yet "
             f"({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}); materialize those candidate_scores "
-            "partitions (the candidate_shards_sensor does it when the daemon runs)"
+            "partitions (the candidate_shards_sensor does it when the daemon runs)",
+            allow_retries=False,
         )
     store = history.open()
-    manifest = shards.require_pool(round_index)
-    # One transaction for the whole round: all shards or none, one catalog scan.
+    # One transaction for the whole round: all shards or none, one catalog scan; rows are
+    # checked against the history's pool and the round's detector, not against side files.
     results = store.ingest_score_shards(
-        {shard_index: shards.scores_path(round_index, shard_index) for shard_index in range(manifest["shards"])},
-        round=round_index,
+        exchange.score_paths(round_index, range(pool.n_shards)), round=round_index, model_version=model.version
     )
     ingested = sum(result.n_events for result in results if result.ingested)
     already = sum(1 for result in results if not result.ingested)
-    round_stats = shards.round_stats(round_index)
-    scores = store.round_scores(round_index, model_version=round_model(model_store, round_index).version).scores
+    round_stats = exchange.round_stats(pool)
+    scores = store.round_scores(round_index, model_version=model.version).scores
     return dg.MaterializeResult(
         check_results=[check_history(store)],
         metadata={
             "round": round_index,
-            "shards": manifest["shards"],
+            "shards": pool.n_shards,
             "score_events_ingested": ingested,
             "shards_already_ingested": already,
             "frames_scored": sum(s.frames for s in round_stats),

@@ -1,0 +1,183 @@
+"""The files the candidate pool step, the GPU scoring shards and the merge exchange.
+
+The acquisition history (DuckDB) is the single store of round state: a round's
+candidate pool and its shard split, the shards ingested, the selection and the
+export. GPU workers never open it (DuckDB has one writer, and workers may run
+on other machines against shared or object storage), so the exchange holds
+only what crosses that boundary, each file written once and atomically::
+
+    <shard_dir>/round-0003/pool.parquet   frame_id, shard: the round's pool as saved in
+                                          the history, published by candidate_pool for
+                                          the workers (key-value metadata: round,
+                                          n_shards, frames, model_version)
+    <shard_dir>/round-0003/s007.parquet   shard 7's score events, written by its worker
+                                          (core.history.shards; metadata: forward_passes,
+                                          scoring_s): its commit marker
+
+``pool.parquet`` is derived from the history and never edited: when it is
+missing (a kill between the history's commit and the publish) the pool step
+publishes it again from the history. A shard is scored when its Parquet file
+exists and names the round's detector; the merge then checks every row against
+the history's pool before anything is ingested.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ceal_pipeline.defs.acquisition.partitions import shard_partition_key
+
+#: Parquet key-value metadata key under which the exchange files carry their facts.
+METADATA_KEY = b"ceal"
+
+
+class ExchangeFileError(RuntimeError):
+    """An exchange file that cannot be read; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class PublishedPool:
+    """What ``pool.parquet`` says about a round's candidate pool."""
+
+    round_index: int
+    n_shards: int
+    frames: int
+    model_version: str
+
+    @property
+    def partition_keys(self) -> list[str]:
+        return [shard_partition_key(self.round_index, s) for s in range(self.n_shards)]
+
+
+@dataclass(frozen=True)
+class ShardStats:
+    """What scoring one shard cost, read from its Parquet file's metadata."""
+
+    round_index: int
+    shard_index: int
+    model_version: str
+    frames: int
+    forward_passes: int
+    scoring_s: float
+
+
+def _read_facts(path: Path, what: str, fix: str) -> dict:
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.read_metadata(path)
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for a corrupt footer
+        raise ExchangeFileError(f"{what} {path} cannot be read as Parquet ({exc}); {fix}") from exc
+    raw = (metadata.metadata or {}).get(METADATA_KEY)
+    if raw is None:
+        raise ExchangeFileError(f"{what} {path} carries no '{METADATA_KEY.decode()}' metadata; {fix}")
+    try:
+        facts = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ExchangeFileError(f"{what} {path}: its '{METADATA_KEY.decode()}' metadata is not JSON ({exc}); {fix}")
+    if not isinstance(facts, dict):
+        raise ExchangeFileError(f"{what} {path}: its metadata is {type(facts).__name__}, not an object; {fix}")
+    facts["rows"] = metadata.num_rows
+    return facts
+
+
+def _write_table(path: Path, table) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class ShardExchange:
+    """Reads and writes the round folders under ``root`` (see module docstring)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+
+    def round_dir(self, round_index: int) -> Path:
+        return self.root / f"round-{round_index:04d}"
+
+    def pool_path(self, round_index: int) -> Path:
+        return self.round_dir(round_index) / "pool.parquet"
+
+    def scores_path(self, round_index: int, shard_index: int) -> Path:
+        return self.round_dir(round_index) / f"s{shard_index:03d}.parquet"
+
+    # -- the published candidate pool -----------------------------------------
+    def publish_pool(
+        self, round_index: int, frame_ids: np.ndarray, shards: np.ndarray, n_shards: int, model_version: str
+    ) -> PublishedPool:
+        """Publish the history's pool of ``round_index`` for the workers (atomically)."""
+        import pyarrow as pa
+
+        facts = {"round": round_index, "n_shards": int(n_shards), "frames": len(frame_ids),
+                 "model_version": model_version}
+        table = pa.table({"frame_id": pa.array([str(f) for f in frame_ids], pa.string()),
+                          "shard": pa.array(np.asarray(shards, dtype=np.int32))})
+        table = table.replace_schema_metadata({METADATA_KEY: json.dumps(facts).encode()})
+        _write_table(self.pool_path(round_index), table)
+        return PublishedPool(round_index, int(n_shards), len(frame_ids), model_version)
+
+    def published_pool(self, round_index: int) -> PublishedPool | None:
+        """The round's published pool, or None before candidate_pool published it."""
+        path = self.pool_path(round_index)
+        if not path.is_file():
+            return None
+        facts = _read_facts(path, "candidate pool", f"re-materialize candidate_pool for round {round_index}")
+        return PublishedPool(int(facts["round"]), int(facts["n_shards"]), int(facts["frames"]),
+                             str(facts["model_version"]))
+
+    def shard_frames(self, round_index: int, shard_index: int) -> list[str]:
+        """Frame ids of one shard, in pool order: only that shard's rows are read (predicate pushdown)."""
+        import pyarrow.parquet as pq
+
+        path = self.pool_path(round_index)
+        if not path.is_file():
+            raise ExchangeFileError(
+                f"{path}: round {round_index} has no published candidate pool, so shard "
+                f"{shard_partition_key(round_index, shard_index)} has no frames; materialize candidate_pool "
+                f"for partition r{round_index:04d} first"
+            )
+        table = pq.read_table(path, columns=["frame_id"], filters=[("shard", "=", shard_index)])
+        return table.column("frame_id").to_pylist()
+
+    # -- scored shards ---------------------------------------------------------
+    def shard_stats(self, round_index: int, shard_index: int) -> ShardStats | None:
+        """The stats of a scored shard, or None while its Parquet file does not exist."""
+        path = self.scores_path(round_index, shard_index)
+        if not path.is_file():
+            return None
+        facts = _read_facts(
+            path, "score shard",
+            f"delete it and re-materialize candidate_scores partition {shard_partition_key(round_index, shard_index)}",
+        )
+        return ShardStats(round_index, shard_index, str(facts.get("model_version", "")), int(facts["rows"]),
+                          int(facts.get("forward_passes", 0)), float(facts.get("scoring_s", 0.0)))
+
+    def unscored_shards(self, pool: PublishedPool) -> list[int]:
+        """Shards of the published pool without a score file from the round's detector."""
+        missing = []
+        for shard_index in range(pool.n_shards):
+            stats = self.shard_stats(pool.round_index, shard_index)
+            if stats is None or stats.model_version != pool.model_version:
+                missing.append(shard_index)
+        return missing
+
+    def round_stats(self, pool: PublishedPool) -> list[ShardStats]:
+        return [s for i in range(pool.n_shards) if (s := self.shard_stats(pool.round_index, i)) is not None]
+
+    def score_paths(self, round_index: int, shards: Sequence[int]) -> dict[int, Path]:
+        return {s: self.scores_path(round_index, s) for s in shards}
