@@ -1,5 +1,11 @@
 """Build the detector from an mmengine config file in ``models/``.
 
+Configs are found by name (``build_detector("bevfusion_tiny")``) in the
+repository's top-level ``models/`` folder. A built package carries that folder
+as package data, ``ceal_pipeline/detector/configs/`` (copied at build time by
+``setup.py``; the repository keeps the only hand-edited copy), so names resolve
+the same after a plain ``pip install .`` run from any directory.
+
 A config file defines ``name``, ``model`` (the registered modules), ``data``
 (``image_size`` or ``None`` for LiDAR-only, batch sizes) and ``train``
 (optimiser settings). The whole config travels with the model as
@@ -11,14 +17,15 @@ from __future__ import annotations
 
 import copy
 import logging
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-#: Config files shipped with the project, by name.
-MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+#: Where a built package carries the config files of ``models/`` (see ``setup.py``).
+PACKAGED_CONFIGS = "configs"
 DEFAULT_CONFIG = "bevfusion_lite"
 
 _REGISTERED = False
@@ -48,15 +55,44 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return resolved
 
 
+def models_dir() -> Path:
+    """The folder of the shipped detector configs.
+
+    In an installed package: the package data ``ceal_pipeline/detector/configs``.
+    In a source checkout (tests, ``pip install -e``, ``PYTHONPATH``), which has no
+    such folder: the repository's top-level ``models/``, where they are edited.
+    """
+    packaged = resources.files("ceal_pipeline.detector") / PACKAGED_CONFIGS
+    if packaged.is_dir():
+        if not isinstance(packaged, Path):
+            raise RuntimeError(
+                f"ceal_pipeline is installed zipped ({packaged}); mmengine reads configs from files: "
+                "install the package unzipped (pip install does)"
+            )
+        return packaged
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "models").is_dir() and (checkout / "pyproject.toml").is_file():
+        return checkout / "models"
+    raise FileNotFoundError(
+        f"no detector configs: neither package data {packaged} nor a source checkout's models/ at {checkout}; "
+        "reinstall ceal-pipeline from a wheel or sdist built by its setup.py, or pass a config path"
+    )
+
+
 def config_path(config_path_or_name: str | Path) -> Path:
-    """Resolve a config name (``"bevfusion_tiny"``) or a path to an existing ``.py`` file."""
+    """Resolve a config name (``"bevfusion_tiny"``) or a path to an existing ``.py`` file.
+
+    A relative ``models/<name>.py`` that does not exist from the working directory
+    (an installed package run from elsewhere) means the shipped config ``<name>``.
+    """
     candidate = Path(config_path_or_name)
     if candidate.suffix == ".py" and candidate.is_file():
         return candidate
-    named = MODELS_DIR / f"{config_path_or_name}.py"
+    name = candidate.stem if candidate.suffix == ".py" and candidate.parent == Path("models") else str(candidate)
+    named = models_dir() / f"{name}.py"
     if named.is_file():
         return named
-    available = sorted(p.stem for p in MODELS_DIR.glob("*.py"))
+    available = sorted(p.stem for p in models_dir().glob("*.py"))
     raise FileNotFoundError(
         f"detector config {str(config_path_or_name)!r} not found: give a path to a .py config or one of {available}"
     )

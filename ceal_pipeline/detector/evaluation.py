@@ -15,7 +15,8 @@ import torch
 from ceal_pipeline.core.detection_metrics import NUSCENES_DISTANCE_THRESHOLDS_M, detection_map
 from ceal_pipeline.detector.bevfusion import Detections
 from ceal_pipeline.detector.builder import resolve_device
-from ceal_pipeline.detector.inputs import ground_truth, load_batch
+from ceal_pipeline.detector.inputs import ground_truth
+from ceal_pipeline.detector.loader import FrameDataset, frame_loader
 from ceal_pipeline.frames.records import FrameRecord
 
 
@@ -69,26 +70,24 @@ def evaluate_detector(
     frames: Sequence[FrameRecord],
     device: str | torch.device = "auto",
     batch_size: int | None = None,
+    num_workers: int | None = None,
 ) -> dict:
     """Run the detector deterministically (dropout off) on labeled frames and return its mAP dict.
 
     Objects outside the detector's BEV grid are left out; see
-    :func:`evaluate_predictions` for the keys. ``device="auto"`` uses CUDA if available.
+    :func:`evaluate_predictions` for the keys. ``device="auto"`` uses CUDA if available;
+    ``batch_size`` defaults to the config's; ``num_workers`` processes read frames
+    ahead of the model (see :func:`~ceal_pipeline.detector.loader.frame_loader`).
     """
     if not frames:
         raise ValueError("evaluate_detector got no frames: pass held-out labeled frames")
     device = resolve_device(device)
     model.to(device).eval()
-    config = model.ceal_config
-    batch_size = int(batch_size or config["data"].get("batch_size", 4))
+    batch_size = int(batch_size or model.ceal_config["data"].get("batch_size", 4))
+    loader = frame_loader(FrameDataset.for_model(frames, model), batch_size=batch_size, num_workers=num_workers,
+                          device=device)
     detections: list[Detections] = []
-    for first in range(0, len(frames), batch_size):
-        batch = load_batch(
-            frames[first : first + batch_size],
-            class_names=model.class_names,
-            point_cloud_range=model.point_cloud_range,
-            image_size=config["data"].get("image_size"),
-        ).to(device)
-        detections.extend(model.predict(batch))
+    for batch in loader:
+        detections.extend(model.predict(batch.to(device, non_blocking=True)))
     x0, y0, _, x1, y1, _ = model.point_cloud_range
     return evaluate_predictions(detections, frames, model.class_names, bev_range=(x0, y0, x1, y1))

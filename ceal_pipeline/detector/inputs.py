@@ -4,12 +4,17 @@ Points come from ``frames.points.load_points`` (``(P, 4)`` x, y, z, intensity);
 images are resized to the config's ``image_size`` with their intrinsics scaled to
 match, and normalised with ImageNet statistics (what ResNet expects). Boxes are
 used unchanged: sources already give the LiDAR-frame bottom-centre convention.
+
+:func:`load_frame` reads one frame into a one-frame :class:`DetectorBatch` and
+:meth:`DetectorBatch.join` concatenates them: the same two steps build a batch
+in this process (:func:`load_batch`) and in the worker processes of
+:mod:`ceal_pipeline.detector.loader`, so both give identical tensors.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,19 +44,41 @@ class DetectorBatch:
     gt_boxes: list[Tensor] | None = None
     gt_labels: list[Tensor] | None = None
 
-    def to(self, device: torch.device | str) -> "DetectorBatch":
-        def move(tensors):
-            return None if tensors is None else [t.to(device) for t in tensors]
+    #: The per-frame tensor lists, in the order :meth:`join` and :meth:`map_tensors` visit them.
+    TENSOR_FIELDS = ("points", "images", "cam2img", "lidar2cam", "gt_boxes", "gt_labels")
 
-        return replace(
-            self,
-            points=move(self.points),
-            images=move(self.images),
-            cam2img=move(self.cam2img),
-            lidar2cam=move(self.lidar2cam),
-            gt_boxes=move(self.gt_boxes),
-            gt_labels=move(self.gt_labels),
-        )
+    def map_tensors(self, fn: Callable[[Tensor], Tensor]) -> "DetectorBatch":
+        """A copy with ``fn`` applied to every tensor (``None`` lists stay ``None``)."""
+        return replace(self, **{
+            name: None if getattr(self, name) is None else [fn(t) for t in getattr(self, name)]
+            for name in self.TENSOR_FIELDS
+        })
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "DetectorBatch":
+        """The batch on ``device``; ``non_blocking`` overlaps the copy from pinned memory with GPU work."""
+        return self.map_tensors(lambda t: t.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> "DetectorBatch":
+        """The batch in page-locked host memory (called by the DataLoader's pin-memory thread on CUDA)."""
+        return self.map_tensors(lambda t: t.pin_memory())
+
+    @classmethod
+    def join(cls, parts: Sequence["DetectorBatch"]) -> "DetectorBatch":
+        """One batch holding the frames of ``parts`` in order (e.g. one-frame batches from :func:`load_frame`).
+
+        A field is ``None`` in the result when it is ``None`` in the parts; parts
+        must agree on which fields they carry (all with cameras/labels or none).
+        """
+        if not parts:
+            raise ValueError("DetectorBatch.join needs at least one batch")
+        joined = {}
+        for name in cls.TENSOR_FIELDS:
+            present = [getattr(part, name) is not None for part in parts]
+            if any(present) and not all(present):
+                raise ValueError(f"cannot join batches of frames {[p.frame_ids for p in parts]}: "
+                                 f"only some carry {name!r}")
+            joined[name] = [t for part in parts for t in getattr(part, name)] if all(present) else None
+        return cls(frame_ids=[frame_id for part in parts for frame_id in part.frame_ids], **joined)
 
 
 def _load_camera(frame: FrameRecord, camera, image_size: tuple[int, int]) -> tuple[Tensor, Tensor]:
@@ -97,6 +124,58 @@ def ground_truth(frame: FrameRecord, class_names: Sequence[str]) -> tuple[np.nda
     return np.asarray(frame.boxes, dtype=np.float32).reshape(-1, 7), mapped
 
 
+def load_frame(
+    frame: FrameRecord,
+    *,
+    class_names: Sequence[str],
+    point_cloud_range: Sequence[float],
+    image_size: tuple[int, int] | None = None,
+    with_labels: bool = False,
+) -> DetectorBatch:
+    """Read one frame's sensor files into a one-frame :class:`DetectorBatch` (CPU tensors).
+
+    Args:
+        frame: the frame to read.
+        class_names: the detector's classes; frame labels are mapped by name.
+        point_cloud_range: ``[x0, y0, z0, x1, y1, z1]`` metres; points outside are dropped here.
+        image_size: ``(height, width)`` pixels to resize camera images to, or ``None``
+            for a LiDAR-only detector (cameras are then not read at all).
+        with_labels: also return ground-truth boxes/labels (the frame must be labeled).
+
+    Raises:
+        :class:`~ceal_pipeline.frames.points.LidarReadError` or ``FileNotFoundError``
+        naming the frame and the file that cannot be read; ``ValueError`` naming
+        the frame when it lacks cameras or labels the detector needs.
+    """
+    from ceal_pipeline.frames.points import load_points
+
+    x0, y0, z0, x1, y1, z1 = (float(v) for v in point_cloud_range)
+    pts = np.asarray(load_points(frame), dtype=np.float32)
+    inside = (
+        (pts[:, 0] >= x0) & (pts[:, 0] < x1) & (pts[:, 1] >= y0) & (pts[:, 1] < y1)
+        & (pts[:, 2] >= z0) & (pts[:, 2] < z1)
+    )
+    batch = DetectorBatch(frame_ids=[frame.frame_id],
+                          points=[torch.from_numpy(np.ascontiguousarray(pts[inside, :4]))])
+    if image_size is not None:
+        if not frame.cameras:
+            raise ValueError(
+                f"frame {frame.frame_id} has no camera images but the detector fuses cameras: add the "
+                "cameras to its source or use the LiDAR-only config models/pointpillars_lite.py"
+            )
+        loaded = [_load_camera(frame, camera, image_size) for camera in frame.cameras]
+        batch.images = [torch.stack([img for img, _ in loaded])]
+        batch.cam2img = [torch.stack([k for _, k in loaded])]
+        batch.lidar2cam = [torch.stack([
+            torch.as_tensor(np.asarray(c.lidar2cam, dtype=np.float32)).reshape(4, 4) for c in frame.cameras
+        ])]
+    if with_labels:
+        frame_boxes, frame_labels = ground_truth(frame, class_names)
+        batch.gt_boxes = [torch.from_numpy(frame_boxes)]
+        batch.gt_labels = [torch.from_numpy(frame_labels)]
+    return batch
+
+
 def load_batch(
     frames: Sequence[FrameRecord],
     *,
@@ -105,49 +184,14 @@ def load_batch(
     image_size: tuple[int, int] | None = None,
     with_labels: bool = False,
 ) -> DetectorBatch:
-    """Read the frames' sensor files into a :class:`DetectorBatch` (CPU tensors).
+    """Read the frames' sensor files, in this process, into one :class:`DetectorBatch` (CPU tensors).
 
-    Args:
-        frames: the frames, in batch order.
-        class_names: the detector's classes; frame labels are mapped by name.
-        point_cloud_range: ``[x0, y0, z0, x1, y1, z1]`` metres; points outside are dropped here.
-        image_size: ``(height, width)`` pixels to resize camera images to, or ``None``
-            for a LiDAR-only detector (cameras are then not read at all).
-        with_labels: also return ground-truth boxes/labels (every frame must be labeled).
+    The arguments are those of :func:`load_frame`; frames keep their order. To
+    read frames in worker processes while the model runs, use
+    :func:`ceal_pipeline.detector.loader.frame_loader`, which builds the same batches.
     """
-    from ceal_pipeline.frames.points import load_points
-
-    x0, y0, z0, x1, y1, z1 = (float(v) for v in point_cloud_range)
-    points, images, cam2imgs, lidar2cams, boxes, labels = [], [], [], [], [], []
-    for frame in frames:
-        pts = np.asarray(load_points(frame), dtype=np.float32)
-        inside = (
-            (pts[:, 0] >= x0) & (pts[:, 0] < x1) & (pts[:, 1] >= y0) & (pts[:, 1] < y1)
-            & (pts[:, 2] >= z0) & (pts[:, 2] < z1)
-        )
-        points.append(torch.from_numpy(np.ascontiguousarray(pts[inside, :4])))
-        if image_size is not None:
-            if not frame.cameras:
-                raise ValueError(
-                    f"frame {frame.frame_id} has no camera images but the detector fuses cameras: add the "
-                    "cameras to its source or use the LiDAR-only config models/pointpillars_lite.py"
-                )
-            loaded = [_load_camera(frame, camera, image_size) for camera in frame.cameras]
-            images.append(torch.stack([img for img, _ in loaded]))
-            cam2imgs.append(torch.stack([k for _, k in loaded]))
-            lidar2cams.append(torch.stack([
-                torch.as_tensor(np.asarray(c.lidar2cam, dtype=np.float32)).reshape(4, 4) for c in frame.cameras
-            ]))
-        if with_labels:
-            frame_boxes, frame_labels = ground_truth(frame, class_names)
-            boxes.append(torch.from_numpy(frame_boxes))
-            labels.append(torch.from_numpy(frame_labels))
-    return DetectorBatch(
-        frame_ids=[f.frame_id for f in frames],
-        points=points,
-        images=images if image_size is not None else None,
-        cam2img=cam2imgs if image_size is not None else None,
-        lidar2cam=lidar2cams if image_size is not None else None,
-        gt_boxes=boxes if with_labels else None,
-        gt_labels=labels if with_labels else None,
-    )
+    return DetectorBatch.join([
+        load_frame(frame, class_names=class_names, point_cloud_range=point_cloud_range, image_size=image_size,
+                   with_labels=with_labels)
+        for frame in frames
+    ])

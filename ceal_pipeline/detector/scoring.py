@@ -13,14 +13,17 @@ Objects are detected once, from the deterministic heatmap; each pass's
 regression is read at those peaks, giving ``(T, K, 7)`` box samples whose
 Gaussian entropy (:func:`ceal_pipeline.core.localization.localization_entropy`)
 is the object's score. Dropout masks come from ``seed`` alone (see
-:meth:`MCDropoutCenterHead.draw_mc_masks`), so scores do not depend on batching.
+:meth:`MCDropoutCenterHead.draw_mc_masks`), so scores do not depend on batching,
+nor on how many worker processes read the frames
+(:mod:`ceal_pipeline.detector.loader`): those decode batch ``i + 1, i + 2, ...``
+while the model runs on batch ``i``.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -32,7 +35,8 @@ from ceal_pipeline.core.localization import (
     minimum_localization_entropy,
 )
 from ceal_pipeline.detector.builder import resolve_device
-from ceal_pipeline.detector.inputs import load_batch
+from ceal_pipeline.detector.inputs import DetectorBatch
+from ceal_pipeline.detector.loader import FrameDataset, frame_loader
 from ceal_pipeline.frames.records import FrameRecord
 
 MODES = ("head", "full")
@@ -121,8 +125,9 @@ def score_frames(
     batch_size: int | None = None,
     covariance_floor: float = 1e-4,
     empty: float | None = None,
+    num_workers: int | None = None,
 ) -> FrameScores:
-    """Score frames with MC-Dropout localization entropy.
+    """Score frames with MC-Dropout localization entropy, reading them ahead in worker processes.
 
     Args:
         model: a detector from :func:`~ceal_pipeline.detector.builder.build_detector`
@@ -137,6 +142,38 @@ def score_frames(
         covariance_floor: see :func:`~ceal_pipeline.core.localization.localization_entropy` (m^2).
         empty: score of a frame without detections; default the entropy of a perfectly
             certain box, so empty frames rank last.
+        num_workers: processes reading and decoding frames while the model runs
+            (:func:`~ceal_pipeline.detector.loader.frame_loader`); ``None`` =
+            :func:`~ceal_pipeline.detector.loader.default_num_workers`, ``0`` = read
+            in this process between passes. Scores do not depend on it.
+
+    Raises:
+        the reader's error naming the frame and the file when a frame cannot be read.
+    """
+    batch_size = int(batch_size or model.ceal_config["data"].get("batch_size", 4))
+    device = resolve_device(device)
+    loader = frame_loader(FrameDataset.for_model(frames, model), batch_size=batch_size, num_workers=num_workers,
+                          device=device)
+    return score_batches(model, loader, T=T, mode=mode, seed=seed, aggregate=aggregate, device=device,
+                         covariance_floor=covariance_floor, empty=empty)
+
+
+def score_batches(
+    model,
+    batches: Iterable[DetectorBatch],
+    T: int = 10,
+    mode: str = "head",
+    seed: int = 0,
+    aggregate: str = "mean",
+    device: str | torch.device = "auto",
+    covariance_floor: float = 1e-4,
+    empty: float | None = None,
+) -> FrameScores:
+    """Score frames that arrive as :class:`DetectorBatch` es (from a loader, or already in memory).
+
+    The arguments are those of :func:`score_frames`; the frames are those of the
+    batches, in order. ``wall_s`` counts from the first request for a batch, so it
+    includes whatever reading the model waited for.
     """
     if mode not in MODES:
         raise ValueError(f"unknown MC-Dropout mode {mode!r}; choose one of {MODES}")
@@ -144,22 +181,17 @@ def score_frames(
         raise ValueError(f"unknown aggregation {aggregate!r}; choose one of {AGGREGATIONS}")
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T (MC-Dropout passes) must be a positive int, got {T!r}")
-    config = model.ceal_config
-    batch_size = int(batch_size or config["data"].get("batch_size", 4))
     device = resolve_device(device)
     model.to(device).eval()
     start = time.perf_counter()
 
     masks = None
+    frame_ids: list[str] = []
     entropies, frame_index, objects = [], [], []
-    for first in range(0, len(frames), batch_size):
-        chunk = frames[first : first + batch_size]
-        batch = load_batch(
-            chunk,
-            class_names=model.class_names,
-            point_cloud_range=model.point_cloud_range,
-            image_size=config["data"].get("image_size"),
-        ).to(device)
+    for cpu_batch in batches:
+        batch = cpu_batch.to(device, non_blocking=True)
+        first = len(frame_ids)
+        frame_ids.extend(batch.frame_ids)
         if masks is None:
             ny, nx = model.bev_shape
             factor = model.bbox_head.out_size_factor
@@ -171,7 +203,7 @@ def score_frames(
         entropies.append(entropy)
         frame_index.append(local_index + first)
         labels, confidences = peaks.label.cpu().numpy(), peaks.score.double().cpu().numpy()
-        for b in range(len(chunk)):
+        for b in range(len(batch.frame_ids)):
             sel = local_index == b
             objects.append(FrameObjects(
                 boxes=_circular_mean_box(samples_np[:, sel]),
@@ -185,15 +217,15 @@ def score_frames(
     all_index = np.concatenate(frame_index) if frame_index else np.zeros(0, dtype=np.int64)
     if empty is None:
         empty = minimum_localization_entropy(covariance_floor)
-    scores = aggregate_per_frame(all_entropy, all_index.astype(np.int64), len(frames), how=aggregate, empty=empty)
+    scores = aggregate_per_frame(all_entropy, all_index.astype(np.int64), len(frame_ids), how=aggregate, empty=empty)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return FrameScores(
-        frame_ids=[f.frame_id for f in frames],
+        frame_ids=frame_ids,
         scores=scores,
         objects=objects,
-        forward_passes=len(frames) * T,
-        backbone_passes=len(frames) * (1 if mode == "head" else T),
+        forward_passes=len(frame_ids) * T,
+        backbone_passes=len(frame_ids) * (1 if mode == "head" else T),
         mode=mode,
         passes=T,
         seed=seed,

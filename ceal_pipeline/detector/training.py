@@ -30,7 +30,7 @@ from ceal_pipeline.detector.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
-from ceal_pipeline.detector.inputs import load_batch
+from ceal_pipeline.detector.loader import BatchOrder, FrameDataset, frame_loader
 from ceal_pipeline.frames.records import FrameRecord
 
 
@@ -71,6 +71,7 @@ def train_detector(
     batch_size: int | None = None,
     init_checkpoint: str | Path | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
+    num_workers: int | None = None,
 ) -> Checkpoint:
     """Train (or resume training) the detector; one checkpoint per epoch.
 
@@ -87,6 +88,9 @@ def train_detector(
         batch_size: frames per step; default the config's ``data.batch_size``.
         init_checkpoint: warm-start weights (e.g. last round's detector) for a new run.
         log: called after every epoch with ``{"epoch", "loss", "loss_heatmap", "loss_bbox", "seconds"}``.
+        num_workers: processes reading frames ahead of the training step, kept for
+            the whole run (see :func:`~ceal_pipeline.detector.loader.frame_loader`);
+            ``None`` = the default, ``0`` = in this process. The weights do not depend on it.
 
     Returns:
         the :class:`Checkpoint` of the last epoch (``metrics``: mean losses of that epoch).
@@ -130,24 +134,19 @@ def train_detector(
         if start_epoch >= epochs:
             return Checkpoint(path=latest, version=state["version"], metrics=state["metrics"])
 
-    data_cfg = config_dict["data"]
+    batch_order = BatchOrder(len(frames), batch_size)
+    loader = frame_loader(FrameDataset.for_model(frames, model, with_labels=True), batch_order=batch_order,
+                          num_workers=num_workers, device=device, persistent_workers=True)
     checkpoint = None
     for epoch in range(start_epoch, epochs):
         epoch_seed = derive_seed(seed, epoch, "detector_training")
-        order = np.random.default_rng(epoch_seed).permutation(len(frames))
+        batch_order.set_order(np.random.default_rng(epoch_seed).permutation(len(frames)))
         torch.manual_seed(epoch_seed)  # training-time dropout of this epoch
         model.train()
         started = time.perf_counter()
         totals = {"loss": 0.0, "loss_heatmap": 0.0, "loss_bbox": 0.0}
-        for first in range(0, len(frames), batch_size):
-            chunk = [frames[i] for i in order[first : first + batch_size]]
-            batch = load_batch(
-                chunk,
-                class_names=model.class_names,
-                point_cloud_range=model.point_cloud_range,
-                image_size=data_cfg.get("image_size"),
-                with_labels=True,
-            ).to(device)
+        for cpu_batch in loader:
+            batch = cpu_batch.to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(global_step, total_steps, train_cfg["lr"], train_cfg.get("warmup_iters", 0))
             losses = model.loss(batch)
@@ -163,9 +162,9 @@ def train_detector(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg["grad_clip"])
             optimizer.step()
             global_step += 1
-            totals["loss"] += float(loss.item()) * len(chunk)
+            totals["loss"] += float(loss.item()) * len(batch.frame_ids)
             for key in ("loss_heatmap", "loss_bbox"):
-                totals[key] += float(losses[key].item()) * len(chunk)
+                totals[key] += float(losses[key].item()) * len(batch.frame_ids)
         metrics = {key: value / len(frames) for key, value in totals.items()}
         metrics["seconds"] = time.perf_counter() - started
         model.eval()
