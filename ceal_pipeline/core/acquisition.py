@@ -13,16 +13,18 @@ call the same code.
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Mapping, TypeVar
 
 import numpy as np
+
+Entry = TypeVar("Entry")
 
 #: Slack for "is this a probability vector": softmax outputs in float16/float32
 #: sum to 1 only up to rounding.
 PROBABILITY_TOLERANCE = 1e-3
 
 
-def _neg_xlogx(p: np.ndarray) -> np.ndarray:
+def neg_xlogx(p: np.ndarray) -> np.ndarray:
     """``-p * log(p)`` with the limit value 0 at ``p == 0``.
 
     ``0 * log(0)`` is ``0 * -inf = nan`` in IEEE arithmetic; the entropy's
@@ -79,7 +81,7 @@ def predictive_entropy(probs: np.ndarray) -> np.ndarray:
     Ranges from 0 (all samples agree on a one-hot vector) to ``log C``.
     """
     probs = validate_probabilities(probs)
-    return _neg_xlogx(probs.mean(axis=0)).sum(axis=1)
+    return neg_xlogx(probs.mean(axis=0)).sum(axis=1)
 
 
 def expected_entropy(probs: np.ndarray) -> np.ndarray:
@@ -88,7 +90,7 @@ def expected_entropy(probs: np.ndarray) -> np.ndarray:
     The aleatoric part of the predictive entropy; BALD subtracts it.
     """
     probs = validate_probabilities(probs)
-    return _neg_xlogx(probs).sum(axis=2).mean(axis=0)
+    return neg_xlogx(probs).sum(axis=2).mean(axis=0)
 
 
 def bald(probs: np.ndarray) -> np.ndarray:
@@ -100,8 +102,8 @@ def bald(probs: np.ndarray) -> np.ndarray:
     0 because the two terms can differ by -1e-16 from rounding when they are equal.
     """
     probs = validate_probabilities(probs)
-    total = _neg_xlogx(probs.mean(axis=0)).sum(axis=1)
-    aleatoric = _neg_xlogx(probs).sum(axis=2).mean(axis=0)
+    total = neg_xlogx(probs.mean(axis=0)).sum(axis=1)
+    aleatoric = neg_xlogx(probs).sum(axis=2).mean(axis=0)
     return np.maximum(total - aleatoric, 0.0)
 
 
@@ -154,11 +156,14 @@ ACQUISITION_FUNCTIONS: dict[str, AcquisitionFunction] = {
 }
 
 
+def look_up_by_name(registry: Mapping[str, Entry], name: str, kind: str) -> Entry:
+    """``registry[name]``, or a ``ValueError`` naming the unknown ``kind`` and the valid names."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {sorted(registry)}") from None
+
+
 def get_acquisition_function(name: str) -> AcquisitionFunction:
     """Look up an acquisition function by its config name, with a helpful error."""
-    try:
-        return ACQUISITION_FUNCTIONS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown acquisition function {name!r}; choose one of {sorted(ACQUISITION_FUNCTIONS)}"
-        ) from None
+    return look_up_by_name(ACQUISITION_FUNCTIONS, name, "acquisition function")

@@ -108,6 +108,21 @@ def minimum_localization_entropy(covariance_floor: float = 1e-4) -> float:
     return 0.5 * EMBEDDED_DIM * float(np.log(2.0 * np.pi * np.e * covariance_floor))
 
 
+def localization_information(box_samples: np.ndarray, covariance_floor: float = 1e-4) -> np.ndarray:
+    """Localization entropy above its floor, ``(K,)`` nats, ``>= 0``.
+
+    ``localization_entropy - minimum_localization_entropy`` equals
+    ``0.5 * logdet(I + Sigma / floor)``: the mutual information between a box
+    drawn from the MC samples' Gaussian and the same box observed with
+    independent ``N(0, floor * I)`` noise. It is thus a discrete-like quantity
+    of information (0 for a perfectly certain box, independent of the units'
+    offset that makes differential entropies negative) and can be added to a
+    discrete entropy such as the heatmap's. Clipped at 0 against rounding.
+    """
+    entropy = localization_entropy(box_samples, covariance_floor=covariance_floor)
+    return np.maximum(entropy - minimum_localization_entropy(covariance_floor), 0.0)
+
+
 def aggregate_per_frame(
     object_scores: np.ndarray,
     frame_index: np.ndarray,

@@ -6,7 +6,8 @@ and nothing touches CUDA at import time):
 - ``build_detector(config_path_or_name="bevfusion_lite", *, seed=0, **overrides) -> nn.Module``
 - ``training.train_detector(frames, config, checkpoint_dir, epochs, seed, resume=True, device="auto", num_workers=None) -> Checkpoint``
 - ``checkpoints.load_detector(path, device="auto") -> (model, version)``
-- ``scoring.score_frames(model, frames, T, mode="head"|"full", seed, aggregate="mean", device, batch_size, num_workers=None) -> FrameScores``
+- ``scoring.score_frames(model, frames, T, mode="head"|"full", seed, aggregate="mean", device, batch_size,
+  num_workers=None, acquisition_fn="localization_entropy") -> FrameScores``
   (frames are read ahead by ``loader.frame_loader``'s worker processes)
 - ``evaluation.evaluate_detector(model, frames, device="auto") -> dict`` (mAP, per-class AP)
 """

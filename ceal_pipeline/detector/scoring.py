@@ -1,4 +1,4 @@
-"""MC-Dropout scoring of frames: per-frame localization entropy and per-object details.
+"""MC-Dropout scoring of frames: per-frame acquisition values and per-object details.
 
 Two modes give the same numbers for the same seed (tested):
 
@@ -12,7 +12,10 @@ Two modes give the same numbers for the same seed (tested):
 Objects are detected once, from the deterministic heatmap; each pass's
 regression is read at those peaks, giving ``(T, K, 7)`` box samples whose
 Gaussian entropy (:func:`ceal_pipeline.core.localization.localization_entropy`)
-is the object's score. Dropout masks come from ``seed`` alone (see
+is the object's localization entropy. The frame's acquisition value is the
+function of :data:`ceal_pipeline.core.detection_acquisition.DETECTION_ACQUISITION_FUNCTIONS`
+named by ``acquisition_fn``, over these box samples and the head's sigmoid
+heatmap (no extra pass). Dropout masks come from ``seed`` alone (see
 :meth:`MCDropoutCenterHead.draw_mc_masks`), so scores do not depend on batching,
 nor on how many worker processes read the frames
 (:mod:`ceal_pipeline.detector.loader`): those decode batch ``i + 1, i + 2, ...``
@@ -28,12 +31,12 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from ceal_pipeline.core.localization import (
-    AGGREGATIONS,
-    aggregate_per_frame,
-    localization_entropy,
-    minimum_localization_entropy,
+from ceal_pipeline.core.detection_acquisition import (
+    DetectionAcquisitionSettings,
+    DetectionMCOutputs,
+    get_detection_acquisition_function,
 )
+from ceal_pipeline.core.localization import localization_entropy
 from ceal_pipeline.detector.builder import resolve_device
 from ceal_pipeline.detector.inputs import DetectorBatch
 from ceal_pipeline.detector.loader import FrameDataset, frame_loader
@@ -63,7 +66,8 @@ class FrameObjects:
 class FrameScores:
     """The result of :func:`score_frames`.
 
-    ``scores[i]`` is the acquisition value (nats) of ``frame_ids[i]``;
+    ``scores[i]`` is the acquisition value (nats) of ``frame_ids[i]`` under the
+    detection acquisition function named ``acquisition_fn``;
     ``forward_passes`` counts stochastic head passes (frames x T) and
     ``backbone_passes`` runs of the deterministic network (frames in ``head``
     mode, frames x T in ``full`` mode); ``wall_s`` is the scoring wall time in seconds.
@@ -80,6 +84,19 @@ class FrameScores:
     aggregate: str
     class_names: tuple[str, ...] = field(default_factory=tuple)
     wall_s: float = 0.0
+    acquisition_fn: str = "localization_entropy"
+
+    @property
+    def n_detections(self) -> np.ndarray:
+        """``(n_frames,)`` int64, the number of objects detected in each frame."""
+        return np.array([len(o.labels) for o in self.objects], dtype=np.int64)
+
+    @property
+    def scored_at_empty_floor(self) -> np.ndarray:
+        """``(n_frames,)`` bool: the frame had no detection and ``acquisition_fn`` gave it the
+        constant no-detection value (the floor) instead of reading its heatmap."""
+        from_heatmap = get_detection_acquisition_function(self.acquisition_fn).empty_frames_from_heatmap
+        return (self.n_detections == 0) & (not from_heatmap)
 
 
 def _circular_mean_box(samples: np.ndarray) -> np.ndarray:
@@ -88,11 +105,21 @@ def _circular_mean_box(samples: np.ndarray) -> np.ndarray:
     return mean
 
 
-@torch.no_grad()
 def mc_box_samples(model, batch, masks: torch.Tensor, mode: str):
     """Run one batch through the detector in ``mode`` with the given dropout masks.
 
     Returns ``(peaks, box_samples (T, K, 7))`` as tensors on the model's device.
+    """
+    _, peaks, box_samples = mc_head_outputs(model, batch, masks, mode)
+    return peaks, box_samples
+
+
+@torch.no_grad()
+def mc_head_outputs(model, batch, masks: torch.Tensor, mode: str):
+    """Like :func:`mc_box_samples`, plus the heatmap the peaks were read from.
+
+    Returns ``(heatmap_logits (B, C, H, W), peaks, box_samples (T, K, 7))`` as
+    tensors on the model's device.
     """
     head = model.bbox_head
     if mode == "head":
@@ -111,7 +138,36 @@ def mc_box_samples(model, batch, masks: torch.Tensor, mode: str):
     else:
         raise ValueError(f"unknown MC-Dropout mode {mode!r}; choose one of {MODES}")
     peaks = head.find_peaks(heatmap_logits)
-    return peaks, head.decode_boxes(regression, peaks)
+    return heatmap_logits, peaks, head.decode_boxes(regression, peaks)
+
+
+def mc_outputs_to_numpy(heatmap_logits: torch.Tensor, peaks, box_samples: torch.Tensor) -> DetectionMCOutputs:
+    """The core's view of one batch: float64 box samples, peaks, and the sigmoid heatmap
+    with a leading MC axis of 1 (the head's heatmap is deterministic)."""
+    return DetectionMCOutputs(
+        box_samples=box_samples.double().cpu().numpy(),
+        frame_index=peaks.frame_index.cpu().numpy(),
+        peak_cell=peaks.cell.cpu().numpy(),
+        heatmap_probs=heatmap_logits.sigmoid().double().cpu().numpy()[None],
+    )
+
+
+def frame_objects(outputs: DetectionMCOutputs, peaks, covariance_floor: float) -> list[FrameObjects]:
+    """Per-frame :class:`FrameObjects` of one batch, in frame order."""
+    samples = outputs.box_samples
+    entropy = localization_entropy(samples, covariance_floor=covariance_floor)
+    labels, confidences = peaks.label.cpu().numpy(), peaks.score.double().cpu().numpy()
+    objects = []
+    for b in range(outputs.n_frames):
+        sel = outputs.frame_index == b
+        objects.append(FrameObjects(
+            boxes=_circular_mean_box(samples[:, sel]),
+            box_std=samples[:, sel].std(axis=0),
+            labels=labels[sel],
+            confidences=confidences[sel],
+            localization_entropy=entropy[sel],
+        ))
+    return objects
 
 
 def score_frames(
@@ -126,8 +182,9 @@ def score_frames(
     covariance_floor: float = 1e-4,
     empty: float | None = None,
     num_workers: int | None = None,
+    acquisition_fn: str = "localization_entropy",
 ) -> FrameScores:
-    """Score frames with MC-Dropout localization entropy, reading them ahead in worker processes.
+    """Score frames with an MC-Dropout detection acquisition function, reading them ahead in worker processes.
 
     Args:
         model: a detector from :func:`~ceal_pipeline.detector.builder.build_detector`
@@ -136,26 +193,35 @@ def score_frames(
         T: number of stochastic passes per frame (``>= 2`` for a non-trivial entropy).
         mode: ``"head"`` (backbone once, dropout head T times batched) or ``"full"``.
         seed: seeds the dropout masks; record it with the scores.
-        aggregate: per-frame reduction of object entropies: ``mean``, ``max`` or ``sum``.
+        aggregate: per-frame reduction of per-object values: ``mean``, ``max`` or ``sum``.
         device: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ...
         batch_size: frames per forward pass; default the config's ``data.batch_size``.
         covariance_floor: see :func:`~ceal_pipeline.core.localization.localization_entropy` (m^2).
-        empty: score of a frame without detections; default the entropy of a perfectly
-            certain box, so empty frames rank last.
+        empty: score of a frame without detections under the localization-only
+            functions; default the entropy of a perfectly certain box, so empty frames
+            rank last. Must stay ``None`` for the heatmap functions.
         num_workers: processes reading and decoding frames while the model runs
             (:func:`~ceal_pipeline.detector.loader.frame_loader`); ``None`` =
             :func:`~ceal_pipeline.detector.loader.default_num_workers`, ``0`` = read
             in this process between passes. Scores do not depend on it.
+        acquisition_fn: a name of
+            :data:`~ceal_pipeline.core.detection_acquisition.DETECTION_ACQUISITION_FUNCTIONS`;
+            the default ``localization_entropy`` is CEAL's, ``heatmap_entropy`` and
+            ``localization_and_heatmap_entropy`` also score frames without detections.
 
     Raises:
         the reader's error naming the frame and the file when a frame cannot be read.
     """
+    # Checked before any worker starts: a typo must not cost a loader start-up.
+    get_detection_acquisition_function(acquisition_fn).check_settings(
+        DetectionAcquisitionSettings(aggregate=aggregate, covariance_floor=covariance_floor, empty=empty)
+    )
     batch_size = int(batch_size or model.ceal_config["data"].get("batch_size", 4))
     device = resolve_device(device)
     loader = frame_loader(FrameDataset.for_model(frames, model), batch_size=batch_size, num_workers=num_workers,
                           device=device)
     return score_batches(model, loader, T=T, mode=mode, seed=seed, aggregate=aggregate, device=device,
-                         covariance_floor=covariance_floor, empty=empty)
+                         covariance_floor=covariance_floor, empty=empty, acquisition_fn=acquisition_fn)
 
 
 def score_batches(
@@ -168,6 +234,7 @@ def score_batches(
     device: str | torch.device = "auto",
     covariance_floor: float = 1e-4,
     empty: float | None = None,
+    acquisition_fn: str = "localization_entropy",
 ) -> FrameScores:
     """Score frames that arrive as :class:`DetectorBatch` es (from a loader, or already in memory).
 
@@ -177,8 +244,9 @@ def score_batches(
     """
     if mode not in MODES:
         raise ValueError(f"unknown MC-Dropout mode {mode!r}; choose one of {MODES}")
-    if aggregate not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {aggregate!r}; choose one of {AGGREGATIONS}")
+    acquisition = get_detection_acquisition_function(acquisition_fn)
+    settings = DetectionAcquisitionSettings(aggregate=aggregate, covariance_floor=covariance_floor, empty=empty)
+    acquisition.check_settings(settings)
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T (MC-Dropout passes) must be a positive int, got {T!r}")
     device = resolve_device(device)
@@ -187,37 +255,22 @@ def score_batches(
 
     masks = None
     frame_ids: list[str] = []
-    entropies, frame_index, objects = [], [], []
+    batch_scores, objects = [], []
     for cpu_batch in batches:
         batch = cpu_batch.to(device, non_blocking=True)
-        first = len(frame_ids)
         frame_ids.extend(batch.frame_ids)
         if masks is None:
             ny, nx = model.bev_shape
             factor = model.bbox_head.out_size_factor
             masks = model.bbox_head.draw_mc_masks(T, (ny // factor, nx // factor), seed, device)
-        peaks, samples = mc_box_samples(model, batch, masks, mode)
-        samples_np = samples.double().cpu().numpy()
-        entropy = localization_entropy(samples_np, covariance_floor=covariance_floor)
-        local_index = peaks.frame_index.cpu().numpy()
-        entropies.append(entropy)
-        frame_index.append(local_index + first)
-        labels, confidences = peaks.label.cpu().numpy(), peaks.score.double().cpu().numpy()
-        for b in range(len(batch.frame_ids)):
-            sel = local_index == b
-            objects.append(FrameObjects(
-                boxes=_circular_mean_box(samples_np[:, sel]),
-                box_std=samples_np[:, sel].std(axis=0),
-                labels=labels[sel],
-                confidences=confidences[sel],
-                localization_entropy=entropy[sel],
-            ))
+        heatmap_logits, peaks, samples = mc_head_outputs(model, batch, masks, mode)
+        outputs = mc_outputs_to_numpy(heatmap_logits, peaks, samples)
+        # A frame's value depends on its own outputs only, so scoring batch by batch
+        # gives the numbers of scoring all frames at once.
+        batch_scores.append(acquisition(outputs, settings))
+        objects.extend(frame_objects(outputs, peaks, covariance_floor))
 
-    all_entropy = np.concatenate(entropies) if entropies else np.zeros(0)
-    all_index = np.concatenate(frame_index) if frame_index else np.zeros(0, dtype=np.int64)
-    if empty is None:
-        empty = minimum_localization_entropy(covariance_floor)
-    scores = aggregate_per_frame(all_entropy, all_index.astype(np.int64), len(frame_ids), how=aggregate, empty=empty)
+    scores = np.concatenate(batch_scores) if batch_scores else np.zeros(0)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return FrameScores(
@@ -232,4 +285,5 @@ def score_batches(
         aggregate=aggregate,
         class_names=tuple(model.class_names),
         wall_s=time.perf_counter() - start,
+        acquisition_fn=acquisition_fn,
     )

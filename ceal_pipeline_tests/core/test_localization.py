@@ -12,6 +12,7 @@ from ceal_pipeline.core.localization import (
     embed_boxes,
     localization_and_class_entropy,
     localization_entropy,
+    localization_information,
     minimum_localization_entropy,
 )
 
@@ -99,3 +100,15 @@ def test_class_entropy_adds_to_localization_entropy_in_nats():
     probs = np.array([[[1.0, 0.0]], [[0.0, 1.0]]])  # mean (0.5, 0.5): log 2 nats
     expected = localization_entropy(boxes) + math.log(2)
     np.testing.assert_allclose(localization_and_class_entropy(boxes, probs), expected)
+
+
+def test_localization_information_is_the_entropy_above_the_floor_and_zero_for_a_certain_box():
+    # Two samples at x = -a and +a: unbiased variance 2 a^2 on one axis, none elsewhere,
+    # so 0.5 log det(I + Sigma / floor) = 0.5 log(1 + 2 a^2 / floor).
+    boxes = np.zeros((2, 2, 7))
+    boxes[:, 0, 0] = [-0.01, 0.01]
+    np.testing.assert_allclose(localization_information(boxes, 1e-4), [0.5 * math.log(3), 0.0], atol=1e-12)
+    np.testing.assert_allclose(
+        localization_information(boxes, 1e-4), localization_entropy(boxes, 1e-4) - minimum_localization_entropy(1e-4),
+        atol=1e-12,
+    )

@@ -1,0 +1,241 @@
+"""Detection acquisition functions: one value per frame from the MC-Dropout passes of a batch.
+
+The detector layer turns one batch of MC-Dropout passes into
+:class:`DetectionMCOutputs` (box samples at the detected peaks and the head's
+sigmoid heatmap, no extra backbone pass) and calls a function of
+:data:`DETECTION_ACQUISITION_FUNCTIONS` on it. Each returns ``(n_frames,)``
+where larger means more worth labeling. Every frame's value depends on that
+frame's outputs alone, so batches, shards and rounds can be scored apart and
+compared (which also rules out combining by ranks within a batch).
+
+* ``localization_entropy``: the mean/max/sum over a frame's objects of
+  :func:`~ceal_pipeline.core.localization.localization_entropy` (nats); a frame
+  without detections gets ``empty`` (default the floor, the entropy of a
+  perfectly certain box), so it ranks last. CEAL's default, unchanged.
+* ``localization_and_class_entropy``: per object, localization entropy plus
+  ``class_weight`` times the entropy of the heatmap's class scores at its peak
+  (normalised over classes); empty frames as above.
+* ``heatmap_entropy``: :func:`~ceal_pipeline.core.heatmap_entropy.heatmap_entropy`,
+  the mean entropy of the frame's ``heatmap_top_k`` most uncertain BEV cells
+  (nats per cell); defined with or without detections.
+* ``localization_and_heatmap_entropy``: the aggregated
+  :func:`~ceal_pipeline.core.localization.localization_information` (the
+  localization entropy above its floor, 0 for a frame without detections) plus
+  ``heatmap_weight`` times the heatmap entropy. Both terms are nats of
+  information about discrete-resolution quantities, so ``heatmap_weight = 1``
+  weighs one nat of box uncertainty like one nat of "is there an object here".
+  A frame without detections scores its heatmap entropy, never a constant.
+  The scales differ in practice: on the untrained tiny detector an object's
+  localization information is 7-10 nats and the heatmap entropy 1.35-1.4 nats
+  per cell (at most ``C log 2``), so with weight 1 localization orders the frames
+  with detections, the heatmap orders those without and lifts them above frames
+  of certain boxes; a larger ``heatmap_weight`` lets missed objects compete.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Literal
+
+import numpy as np
+
+from ceal_pipeline.core.acquisition import look_up_by_name
+from ceal_pipeline.core.heatmap_entropy import HEATMAP_TOP_K, heatmap_entropy, validate_heatmap_probabilities
+from ceal_pipeline.core.localization import (
+    AGGREGATIONS,
+    aggregate_per_frame,
+    localization_and_class_entropy,
+    localization_entropy,
+    localization_information,
+    minimum_localization_entropy,
+)
+
+#: The registry's names, for typed config fields (a typo fails in the Launchpad, not an hour into a run).
+DetectionAcquisitionName = Literal[
+    "localization_entropy",
+    "localization_and_class_entropy",
+    "heatmap_entropy",
+    "localization_and_heatmap_entropy",
+]
+
+
+@dataclass(frozen=True)
+class DetectionMCOutputs:
+    """The arrays one batch of MC-Dropout passes produces.
+
+    Attributes:
+        box_samples: ``(T, K, 7)`` MC samples of the ``K`` detected boxes,
+            ``x y z l w h`` in metres and ``yaw`` in radians.
+        frame_index: ``(K,)`` int, the frame of each box in ``[0, n_frames)``.
+        peak_cell: ``(K,)`` int, each box's heatmap peak as a flat ``y * W + x`` cell.
+        heatmap_probs: ``(T_h, n_frames, C, H, W)`` sigmoid heatmap; ``T_h = 1``
+            for the head's deterministic heatmap.
+    """
+
+    box_samples: np.ndarray
+    frame_index: np.ndarray
+    peak_cell: np.ndarray
+    heatmap_probs: np.ndarray
+
+    def __post_init__(self) -> None:
+        heatmap_probs = validate_heatmap_probabilities(self.heatmap_probs)
+        box_samples = np.asarray(self.box_samples, dtype=np.float64)
+        frame_index, peak_cell = np.asarray(self.frame_index), np.asarray(self.peak_cell)
+        if box_samples.ndim != 3:
+            raise ValueError(f"box_samples must be (T, K, 7), got shape {box_samples.shape}")
+        k = box_samples.shape[1]
+        _, n_frames, _, height, width = heatmap_probs.shape
+        for name, index, bound in (("frame_index", frame_index, n_frames), ("peak_cell", peak_cell, height * width)):
+            if index.shape != (k,) or (k and not np.issubdtype(index.dtype, np.integer)):
+                raise ValueError(
+                    f"{name} must be ({k},) integers like box_samples' objects, got {index.shape} {index.dtype}"
+                )
+            if k and (index.min() < 0 or index.max() >= bound):
+                bad = int(np.flatnonzero((index < 0) | (index >= bound))[0])
+                raise ValueError(f"object {bad} has {name} {int(index[bad])}, outside [0, {bound})")
+        object.__setattr__(self, "heatmap_probs", heatmap_probs)
+        object.__setattr__(self, "box_samples", box_samples)
+        object.__setattr__(self, "frame_index", frame_index.astype(np.int64))
+        object.__setattr__(self, "peak_cell", peak_cell.astype(np.int64))
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.heatmap_probs.shape[1])
+
+    @property
+    def n_detections(self) -> np.ndarray:
+        """``(n_frames,)`` number of detected boxes per frame."""
+        return np.bincount(self.frame_index, minlength=self.n_frames)
+
+    def peak_class_probs(self) -> np.ndarray:
+        """``(T_h, K, C)`` each box's class distribution: the heatmap's class scores at its
+        peak, normalised to sum to 1 (uniform where every score is 0)."""
+        t, b, c, height, width = self.heatmap_probs.shape
+        per_cell = self.heatmap_probs.reshape(t, b, c, height * width).transpose(0, 1, 3, 2)
+        scores = per_cell[:, self.frame_index, self.peak_cell]  # (T_h, K, C)
+        total = scores.sum(axis=-1, keepdims=True)
+        return np.where(total > 0, scores / np.where(total > 0, total, 1.0), 1.0 / c)
+
+
+@dataclass(frozen=True)
+class DetectionAcquisitionSettings:
+    """The knobs of the detection acquisition functions; each function reads the ones it uses.
+
+    Attributes:
+        aggregate: per-frame reduction of per-object values, ``mean``, ``max`` or ``sum``.
+        covariance_floor: m^2, see :func:`~ceal_pipeline.core.localization.localization_entropy`.
+        empty: value of a frame without detections for the localization-only
+            functions; ``None`` = the floor (a perfectly certain box). Rejected by
+            the heatmap functions, which score such frames from the heatmap.
+        heatmap_top_k: cells per frame averaged by the heatmap entropy.
+        heatmap_weight: multiplies the heatmap entropy in ``localization_and_heatmap_entropy``.
+        class_weight: multiplies the class entropy in ``localization_and_class_entropy``.
+    """
+
+    aggregate: str = "mean"
+    covariance_floor: float = 1e-4
+    empty: float | None = None
+    heatmap_top_k: int = HEATMAP_TOP_K
+    heatmap_weight: float = 1.0
+    class_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.aggregate not in AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregate!r}; choose one of {AGGREGATIONS}")
+        for name in ("heatmap_weight", "class_weight"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite non-negative number, got {value!r}")
+
+    def empty_value(self) -> float:
+        """The score of a frame without detections under the localization-only functions, nats."""
+        return minimum_localization_entropy(self.covariance_floor) if self.empty is None else float(self.empty)
+
+
+def frame_localization_entropy(outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings) -> np.ndarray:
+    """Aggregated localization entropy per frame, nats; ``settings.empty_value()`` without detections."""
+    entropy = localization_entropy(outputs.box_samples, covariance_floor=settings.covariance_floor)
+    return aggregate_per_frame(
+        entropy, outputs.frame_index, outputs.n_frames, how=settings.aggregate, empty=settings.empty_value()
+    )
+
+
+def frame_localization_and_class_entropy(
+    outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings
+) -> np.ndarray:
+    """Aggregated localization plus ``class_weight`` x peak class entropy per frame, nats."""
+    per_object = localization_and_class_entropy(
+        outputs.box_samples,
+        outputs.peak_class_probs(),
+        covariance_floor=settings.covariance_floor,
+        class_weight=settings.class_weight,
+    )
+    return aggregate_per_frame(
+        per_object, outputs.frame_index, outputs.n_frames, how=settings.aggregate, empty=settings.empty_value()
+    )
+
+
+def frame_heatmap_entropy(outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings) -> np.ndarray:
+    """Mean entropy of each frame's ``heatmap_top_k`` most uncertain cells, nats per cell."""
+    return heatmap_entropy(outputs.heatmap_probs, top_k=settings.heatmap_top_k)
+
+
+def frame_localization_and_heatmap_entropy(
+    outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings
+) -> np.ndarray:
+    """Aggregated localization information plus ``heatmap_weight`` x heatmap entropy per frame, nats.
+
+    A frame without detections has no localization information (0), so it
+    scores ``heatmap_weight * heatmap_entropy``.
+    """
+    information = localization_information(outputs.box_samples, covariance_floor=settings.covariance_floor)
+    localization = aggregate_per_frame(information, outputs.frame_index, outputs.n_frames, how=settings.aggregate)
+    return localization + settings.heatmap_weight * frame_heatmap_entropy(outputs, settings)
+
+
+@dataclass(frozen=True)
+class DetectionAcquisitionFunction:
+    """A named detection acquisition function of the registry.
+
+    ``empty_frames_from_heatmap`` says whether a frame without detections gets a
+    value from the heatmap (``True``) or the constant ``settings.empty_value()``.
+    """
+
+    name: str
+    score: Callable[[DetectionMCOutputs, DetectionAcquisitionSettings], np.ndarray]
+    empty_frames_from_heatmap: bool
+
+    def __call__(
+        self, outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings = DetectionAcquisitionSettings()
+    ) -> np.ndarray:
+        """``(n_frames,)`` acquisition values of the frames of ``outputs``."""
+        self.check_settings(settings)
+        return self.score(outputs, settings)
+
+    def check_settings(self, settings: DetectionAcquisitionSettings) -> None:
+        """Raise if ``settings`` holds a value this function would silently ignore."""
+        if self.empty_frames_from_heatmap and settings.empty is not None:
+            raise ValueError(
+                f"empty={settings.empty!r} is not used by {self.name!r}, which scores frames without "
+                "detections from the heatmap; leave empty=None"
+            )
+
+
+#: Name -> function, the names used in configs and in the ``acquisition_fn``
+#: column of the acquisition history.
+DETECTION_ACQUISITION_FUNCTIONS: dict[str, DetectionAcquisitionFunction] = {
+    fn.name: fn
+    for fn in (
+        DetectionAcquisitionFunction("localization_entropy", frame_localization_entropy, False),
+        DetectionAcquisitionFunction("localization_and_class_entropy", frame_localization_and_class_entropy, False),
+        DetectionAcquisitionFunction("heatmap_entropy", frame_heatmap_entropy, True),
+        DetectionAcquisitionFunction(
+            "localization_and_heatmap_entropy", frame_localization_and_heatmap_entropy, True
+        ),
+    )
+}
+
+
+def get_detection_acquisition_function(name: str) -> DetectionAcquisitionFunction:
+    """Look up a detection acquisition function by its config name, with a helpful error."""
+    return look_up_by_name(DETECTION_ACQUISITION_FUNCTIONS, name, "detection acquisition function")
