@@ -9,6 +9,7 @@ variable               default                             holds
 =====================  ==================================  ==========================
 ``CEAL_HISTORY_PATH``  ``$CEAL_HOME/history.duckdb``       the acquisition history
 ``CEAL_SHARD_DIR``     ``$CEAL_HOME/shards``               pools and score shards
+``CEAL_CATALOG_DIR``   ``$CEAL_HOME/catalog``              the columnar frame catalog
 ``CEAL_MODEL_DIR``     ``$CEAL_HOME/models``               detector checkpoints
 ``CEAL_DATA_ROOT``     ``$CEAL_HOME/data/synthetic``       the frame source's root
 ``CEAL_OUTBOX``        ``$CEAL_HOME/outbox``               vendor export drops
@@ -41,6 +42,10 @@ def history_path() -> str:
 
 def shard_dir() -> str:
     return _path("CEAL_SHARD_DIR", "shards")
+
+
+def catalog_dir() -> str:
+    return _path("CEAL_CATALOG_DIR", "catalog")
 
 
 def model_dir() -> str:

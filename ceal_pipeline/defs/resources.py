@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -78,6 +78,11 @@ class ModelStoreResource(dg.ConfigurableResource):
         description="mmengine config of the detector (models/bevfusion_tiny.py for quick runs)",
     )
     device: str = Field(default="auto", description="'auto' (cuda when available), 'cpu' or 'cuda[:n]'")
+    loader_workers: Optional[int] = Field(
+        default=None,
+        description="processes reading and decoding frames ahead of the model in training and scoring; "
+        "unset = min(4, cores - 1), 0 = read in the step's own process",
+    )
 
     def round_checkpoint_dir(self, round_index: int) -> Path:
         return Path(self.model_dir) / f"round-{round_index:04d}"
@@ -127,6 +132,7 @@ class ModelStoreResource(dg.ConfigurableResource):
             device=self.device,
             init_checkpoint=init_checkpoint,
             log=log,
+            num_workers=self.loader_workers,
         )
 
     def load(self, path: str):
@@ -135,8 +141,11 @@ class ModelStoreResource(dg.ConfigurableResource):
 
         return load_detector(path, device=self.device)
 
-    def score(self, model, frames: list, *, mc_passes: int, mode: str, seed: int, aggregate: str, batch_size: int):
-        """MC-Dropout localization entropy per frame -> ``FrameScores``."""
+    def score(
+        self, model, frames: list, *, mc_passes: int, mode: str, seed: int, aggregate: str, batch_size: int,
+        acquisition_fn: str = "localization_entropy",
+    ):
+        """MC-Dropout acquisition value per frame (``acquisition_fn``) -> ``FrameScores``."""
         from ceal_pipeline.detector.scoring import score_frames
 
         return score_frames(
@@ -148,6 +157,8 @@ class ModelStoreResource(dg.ConfigurableResource):
             aggregate=aggregate,
             device=self.device,
             batch_size=batch_size,
+            num_workers=self.loader_workers,
+            acquisition_fn=acquisition_fn,
         )
 
     def evaluate(self, model, frames: list) -> dict:

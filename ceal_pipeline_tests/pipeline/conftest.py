@@ -71,7 +71,9 @@ class DeterministicModelStore(ModelStoreResource):
         version = json.loads(Path(path).read_text())["version"]
         return version, version  # the "model" is its version: all a hash needs
 
-    def score(self, model, frames, *, mc_passes, mode, seed, aggregate, batch_size):
+    def score(
+        self, model, frames, *, mc_passes, mode, seed, aggregate, batch_size, acquisition_fn="localization_entropy"
+    ):
         log = Path(self.scoring_log) if self.scoring_log else None
         calls = 1 + (len(log.read_text().splitlines()) if log and log.exists() else 0)
         if log:

@@ -14,6 +14,8 @@ from typing import Literal, Optional
 import dagster as dg
 from pydantic import Field
 
+from ceal_pipeline.core.detection_acquisition import DetectionAcquisitionName
+
 
 class DetectorConfig(dg.Config):
     """Training of the round's detector on the labeled set."""
@@ -59,6 +61,12 @@ class CandidateScoresConfig(dg.Config):
 
     mc_passes: int = Field(default=10, description="MC-Dropout passes T per frame")
     mode: Literal["head", "full"] = Field(default="head", description="'head': backbone once, dropout head T times; 'full': whole net T times")
+    acquisition_fn: DetectionAcquisitionName = Field(
+        default="localization_entropy",
+        description="acquisition function over the MC passes: localization_entropy (CEAL's), "
+        "localization_and_class_entropy, heatmap_entropy (sees frames without detections), "
+        "localization_and_heatmap_entropy; recorded with every score event",
+    )
     aggregate: Literal["mean", "max", "sum"] = Field(default="mean", description="per-frame aggregation of object entropies: mean, max, sum")
     batch_size: int = Field(default=8, description="frames per forward batch")
     rescore_existing: bool = Field(

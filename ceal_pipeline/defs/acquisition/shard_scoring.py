@@ -31,7 +31,6 @@ from ceal_pipeline.defs.acquisition.shard_exchange import PublishedPool, ShardEx
 from ceal_pipeline.defs.resources import AcquisitionHistoryResource, FrameSourceResource, ModelStoreResource
 
 GROUP = "acquisition"
-ACQUISITION_FN = "localization_entropy"
 
 
 def round_model(model_store: ModelStoreResource, round_index: int):
@@ -107,6 +106,7 @@ def candidate_scores(
         seed=seed,
         aggregate=config.aggregate,
         batch_size=config.batch_size,
+        acquisition_fn=config.acquisition_fn,
     )
     scoring_s = time.perf_counter() - started
     scores = np.asarray(scored.scores, dtype=np.float64)
@@ -126,7 +126,7 @@ def candidate_scores(
         round=round_index,
         shard=shard_index,
         model_version=published.version,
-        acquisition_fn=ACQUISITION_FN,
+        acquisition_fn=config.acquisition_fn,
         run_id=context.run.run_id,
         facts={"forward_passes": int(scored.forward_passes), "scoring_s": scoring_s},
     )
@@ -143,7 +143,8 @@ def candidate_scores(
             "mc_seed": seed,
             "mean_score": float(scores.mean()),
             "skipped": False,
-            "top_frames": top_frames_markdown(frame_ids, scores, sequences, title="highest localization entropy"),
+            "acquisition_fn": config.acquisition_fn,
+            "top_frames": top_frames_markdown(frame_ids, scores, sequences, title=f"highest {config.acquisition_fn}"),
             "path": dg.MetadataValue.path(str(path)),
         }
     )
