@@ -1,0 +1,313 @@
+"""Incremental ingest: parse only new or changed source units, then commit.
+
+One ingest:
+
+1. takes the catalog's lock (one writer; readers never wait), reads the manifest
+   and deletes part files no manifest refers to (left by a killed ingest, or
+   replaced two generations ago);
+2. discovers the source's units and their signatures; units whose signature and
+   options match the manifest are skipped unread;
+3. parses the others, one unit per worker process when there are several large
+   ones, each writing its own parts (part names carry the new generation, so
+   nothing live is overwritten);
+4. compares the live catalog before and after by frame id and fingerprint:
+   added, changed and removed frames are counted in the report and written to
+   ``changes/<generation>.parquet``. A removed frame leaves the live catalog (its
+   unit no longer holds it) and stays listed in the changes log with its last
+   fingerprint; a changed frame's new content replaces the old;
+5. finds frame ids held twice (across units or within one): the copy that was
+   already live, else the first by unit path, is kept; the others are
+   quarantined with a reason naming both files, and reported;
+6. commits by writing the manifest atomically. A run killed before this leaves
+   the previous catalog intact.
+
+With ``info=`` naming some info files only those are considered; without it a
+unit of the same source root that disappeared counts as removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import multiprocessing
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ceal_pipeline.catalog import parts as part_files
+from ceal_pipeline.catalog.manifest import Manifest, read_manifest, write_manifest
+from ceal_pipeline.catalog.report import IngestReport
+from ceal_pipeline.catalog.schema import (
+    FRAMES_SCHEMA,
+    batch_from_tables,
+    boxes_table,
+    frames_table,
+    quarantine_table,
+)
+from ceal_pipeline.catalog.units import UnitResult, UnitTask, discover_units, parse_unit
+from ceal_pipeline.frames.mmdet3d_info import unnamed_labels_message
+from ceal_pipeline.frames.records import QuarantinedFrame
+
+LOCK_FILE = ".ingest.lock"
+#: Below this many bytes of source to parse, worker processes cost more than they save.
+PARALLEL_MIN_BYTES = 64 << 20
+
+CHANGES_SCHEMA = pa.schema([
+    ("generation", pa.int64()), ("change", pa.string()), ("frame_id", pa.string()), ("source_file", pa.string()),
+    ("other_file", pa.string()), ("old_fingerprint", pa.binary(32)), ("new_fingerprint", pa.binary(32)),
+])
+
+
+class CatalogBusy(RuntimeError):
+    """Another process is ingesting into the same catalog."""
+
+
+@contextmanager
+def _writer_lock(root: Path):
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CatalogBusy(f"another process is ingesting into the frame catalog at {root}; wait for it to "
+                              "finish (one writer at a time), then ingest again") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _collect_garbage(root: Path, manifest: Manifest) -> None:
+    live = set(manifest.parts)
+    live_changes = set(manifest.changes)
+    for table in part_files.TABLES + ("changes",):
+        folder = root / table
+        if not folder.is_dir():
+            continue
+        for path in folder.iterdir():
+            name = path.name[:-len(".parquet")] if path.name.endswith(".parquet") else None
+            stale = name is None or (name not in live_changes if table == "changes" else name not in live)
+            if stale and (path.name.endswith(".parquet") or path.name.endswith(".tmp")):
+                path.unlink(missing_ok=True)
+
+
+def _run_tasks(tasks: list[UnitTask], workers: int | None, sizes: list[int], progress) -> list[UnitResult]:
+    workers = min(len(tasks), os.cpu_count() or 1) if workers is None else max(1, workers)
+    results = []
+    if workers > 1 and len(tasks) > 1 and sum(sizes) >= PARALLEL_MIN_BYTES:
+        # spawn, not fork: the parent may hold DuckDB/Arrow thread pools, which fork does not copy safely
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for result in pool.map(parse_unit, tasks):
+                results.append(result)
+                if progress:
+                    progress(len(results), len(tasks))
+        return results
+    for task in tasks:
+        results.append(parse_unit(task))
+        if progress:
+            progress(len(results), len(tasks))
+    return results
+
+
+def _ids_and_fingerprints(root: Path, parts: list[str]) -> pa.Table:
+    tables = [pq.read_table(part_files.part_path(root, "frames", p), columns=["frame_id", "fingerprint",
+                                                                             "source_file"])
+              for p in parts]
+    if not tables:
+        return pa.table({"frame_id": pa.array([], pa.string()), "fingerprint": pa.array([], pa.binary(32)),
+                         "source_file": pa.array([], pa.string())})
+    return pa.concat_tables(tables)
+
+
+def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", workers: int | None = None,
+           chunk_frames: int = 4096, part_rows: int = 65536, progress=None, **options) -> IngestReport:
+    """See the module docstring; :meth:`FrameCatalog.ingest` documents the arguments."""
+    started = time.perf_counter()
+    root, source_root = Path(root), Path(source_root)
+    report = IngestReport(kind=kind, source_root=str(source_root))
+    with _writer_lock(root):
+        manifest = read_manifest(root)
+        _collect_garbage(root, manifest)
+        units, parse_options, complete = discover_units(kind, source_root, check, options, progress=progress)
+        scope = units[0].scope if units else f"{kind}:{source_root.resolve()}"
+        fresh = {u.key: u for u in units}
+        old_units = manifest.units
+        to_parse = [u for u in units if u.key not in old_units or not old_units[u.key].same_source(u)]
+        removed_units = [u for k, u in old_units.items() if complete and u.scope == scope and k not in fresh]
+        generation = manifest.generation + 1
+        report.generation = generation
+        report.units_seen, report.units_parsed = len(units), len(to_parse)
+        report.units_skipped, report.units_removed = len(units) - len(to_parse), len(removed_units)
+        report.parsed_files = [u.path for u in to_parse]
+        if not to_parse and not removed_units:
+            report.generation = manifest.generation
+            report.frames = manifest.frame_count()
+            report.boxes = sum(u.boxes for u in old_units.values())
+            report.seconds = time.perf_counter() - started
+            return report
+
+        tasks = [UnitTask(key=u.key, kind=u.kind, path=u.path, source_root=str(source_root.resolve()),
+                          catalog_root=str(root), check=check, options=tuple(sorted(parse_options.items())),
+                          part_prefix=f"g{generation:06d}-{hashlib.sha1(u.key.encode()).hexdigest()[:10]}",
+                          chunk_frames=chunk_frames, part_rows=part_rows)
+                 for u in sorted(to_parse, key=lambda u: u.key)]
+        results = {r.key: r for r in _run_tasks(tasks, workers, [u.size for u in to_parse], progress)}
+
+        affected_old = [p for u in to_parse if u.key in old_units for p in old_units[u.key].parts]
+        affected_old += [p for u in removed_units for p in u.parts]
+        kept_parts = [p for k, u in old_units.items()
+                      if k not in results and u not in removed_units for p in u.parts]
+        duplicates = _resolve_duplicates(root, kept_parts, results, fresh, report)
+        changes = _changes(root, generation, affected_old, results, report, duplicates)
+
+        for key, result in results.items():
+            unit = fresh[key]
+            unit.parts, unit.frames, unit.boxes = result.parts, result.frames, result.boxes
+            unit.quarantined, unit.generation = result.quarantined, generation
+            report.quarantined += result.quarantined
+            report.add_dropped(result.dropped_objects)
+            if result.unnamed_labels:
+                report.unnamed_labels[unit.path] = dict(sorted(result.unnamed_labels.items()))
+                report.warnings.append(unnamed_labels_message(result.unnamed_labels, unit.path))
+        units_after = {k: u for k, u in old_units.items() if u not in removed_units}
+        units_after.update({k: fresh[k] for k in results})
+        change_name = f"g{generation:06d}"
+        part_files.write_table(part_files.part_path(root, "changes", change_name), changes, "changes")
+        committed = Manifest(generation=generation, committed_at=datetime.now(timezone.utc).isoformat(),
+                             units=units_after, changes=manifest.changes + [change_name])
+        write_manifest(root, committed)
+        report.frames = committed.frame_count()
+        report.boxes = sum(u.boxes for u in units_after.values())
+    if report.quarantined:
+        report.warnings.append(f"{report.quarantined} frames of the parsed files are quarantined "
+                               "(FrameCatalog.quarantined() lists each with its reason and file)")
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _resolve_duplicates(root: Path, kept_parts: list[str], results: dict[str, UnitResult], fresh: dict,
+                        report: IngestReport) -> list[tuple[str, str, str]]:
+    """Quarantine every second copy of a frame id; returns ``(frame_id, loser file, kept file)``."""
+    new_parts = [(key, p) for key in sorted(results) for p in results[key].parts]
+    if not new_parts:
+        return []
+    files = part_files.part_files(root, kept_parts) + part_files.part_files(root, [p for _, p in new_parts])
+    con = duckdb.connect()
+    try:
+        con.execute("SET threads TO 2")
+        rows = con.execute(
+            """
+            WITH ids AS (
+                SELECT frame_id, source_file, filename AS part, file_row_number AS row
+                FROM read_parquet(?, filename = true, file_row_number = true)
+            ), dup AS (SELECT frame_id FROM ids GROUP BY frame_id HAVING count(*) > 1)
+            SELECT ids.frame_id, ids.source_file, ids.part, ids.row FROM ids JOIN dup USING (frame_id)
+            """, [files]).fetchall()
+    finally:
+        con.close()
+    if not rows:
+        return []
+    rank = {f: i for i, f in enumerate(files)}  # kept parts first, then new ones by unit path
+    by_id: dict[str, list] = {}
+    for frame_id, source_file, part, row in rows:
+        by_id.setdefault(frame_id, []).append((rank[part], row, source_file, part))
+    losers: dict[str, list[tuple[int, str, str]]] = {}
+    found = []
+    for frame_id, copies in sorted(by_id.items()):
+        copies.sort()
+        kept_file = copies[0][2]
+        for _, row, source_file, part in copies[1:]:
+            losers.setdefault(part, []).append((row, frame_id, kept_file))
+            found.append((frame_id, source_file, kept_file))
+    for part_file, dropped in losers.items():
+        name = Path(part_file).name[:-len(".parquet")]
+        key = next(k for k, r in results.items() if name in r.parts)
+        _drop_rows(root, name, dropped, results[key], fresh[key].path)
+    report.duplicates = len(found)
+    report.add_examples("duplicate", [f for f, _, _ in found])
+    first = found[0]
+    report.warnings.append(
+        f"{len(found)} frame ids occur twice (e.g. {first[0]} in {first[1]} and {first[2]}): the copy already in "
+        "the catalog (else the first file by path) is kept and the others are quarantined; give each dataset its "
+        "own ids (mmdet3d: frame_id_prefix=) or remove the duplicated entries")
+    return found
+
+
+def _drop_rows(root: Path, name: str, dropped: list[tuple[int, str, str]], result: UnitResult, unit_path: str):
+    """Rewrite part ``name`` without the rows ``dropped`` and quarantine them."""
+    frames = pq.read_table(part_files.part_path(root, "frames", name))
+    boxes = pq.read_table(part_files.part_path(root, "boxes", name))
+    batch = batch_from_tables(frames, boxes)
+    keep = np.ones(len(batch), dtype=bool)
+    keep[[row for row, _, _ in dropped]] = False
+    kept = batch.take(np.flatnonzero(keep))
+    fingerprints = np.array(frames.column("fingerprint").to_pylist(), dtype=object)[keep]
+    source_kind = frames.column("source_kind")[0].as_py()
+    part_files.write_table(part_files.part_path(root, "frames", name),
+                           frames_table(kept, fingerprints, source_kind=source_kind, source_file=unit_path),
+                           "frames")
+    part_files.write_table(part_files.part_path(root, "boxes", name), boxes_table(kept), "boxes")
+    quarantine_path = part_files.part_path(root, "quarantine", name)
+    extra = [QuarantinedFrame(frame_id=f, reason=f"duplicate frame id {f}: {unit_path} holds it and so does "
+                                                 f"{kept_file}, whose copy is kept; give each dataset its own ids "
+                                                 "(frame_id_prefix=) or remove one entry",
+                              path=unit_path, source=source_kind) for _, f, kept_file in dropped]
+    table = pa.concat_tables([pq.read_table(quarantine_path), quarantine_table(extra, unit_path)])
+    part_files.write_table(quarantine_path, table.sort_by("frame_id"), "quarantine")
+    removed_boxes = int(frames.column("box_count").to_numpy()[~keep].sum())
+    result.frames -= len(dropped)
+    result.boxes -= removed_boxes
+    result.quarantined += len(dropped)
+
+
+def _changes(root: Path, generation: int, affected_old: list[str], results: dict[str, UnitResult],
+             report: IngestReport, duplicates: list) -> pa.Table:
+    """Added / changed / removed frames of this ingest, as the changes-log table."""
+    before = _ids_and_fingerprints(root, affected_old)
+    after = _ids_and_fingerprints(root, [p for r in results.values() for p in r.parts])
+    old = dict(zip(before.column("frame_id").to_pylist(), zip(before.column("fingerprint").to_pylist(),
+                                                              before.column("source_file").to_pylist())))
+    rows = {name: [] for name in CHANGES_SCHEMA.names}
+
+    def add(change, frame_id, source_file, other_file, old_fp, new_fp):
+        for name, value in zip(CHANGES_SCHEMA.names,
+                               (generation, change, frame_id, source_file, other_file, old_fp, new_fp)):
+            rows[name].append(value)
+
+    seen = set()
+    for frame_id, fingerprint, source_file in zip(after.column("frame_id").to_pylist(),
+                                                  after.column("fingerprint").to_pylist(),
+                                                  after.column("source_file").to_pylist()):
+        seen.add(frame_id)
+        previous = old.get(frame_id)
+        if previous is None:
+            add("added", frame_id, source_file, None, None, fingerprint)
+        elif previous[0] != fingerprint:
+            add("changed", frame_id, source_file, previous[1], previous[0], fingerprint)
+    for frame_id, (fingerprint, source_file) in old.items():
+        if frame_id not in seen:
+            add("removed", frame_id, source_file, None, fingerprint, None)
+    for frame_id, loser, kept in duplicates:
+        add("duplicate", frame_id, loser, kept, None, None)
+    table = pa.table(rows, schema=CHANGES_SCHEMA)
+    for change in ("added", "changed", "removed"):
+        ids = [f for f, c in zip(rows["frame_id"], rows["change"]) if c == change]
+        setattr(report, f"frames_{change}", len(ids))
+        report.add_examples(change, ids)
+    if report.frames_removed or report.frames_changed:
+        report.warnings.append(
+            f"{report.frames_removed} frames left the catalog (their source no longer holds them) and "
+            f"{report.frames_changed} changed content (e.g. {', '.join(report.examples.get('removed', [])[:3] + report.examples.get('changed', [])[:3])}); "
+            "both are listed in FrameCatalog.changes() with their fingerprints")
+    return table
+
+
+__all__ = ["CatalogBusy", "FRAMES_SCHEMA", "ingest"]

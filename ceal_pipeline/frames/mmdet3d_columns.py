@@ -1,0 +1,440 @@
+"""Vectorised parsing of mmdet3d info entries into a :class:`FrameBatch`.
+
+The conventions (box frame and origin, class names, paths, timestamps,
+sequences, splits) are those of :mod:`ceal_pipeline.frames.mmdet3d_info`, whose
+helpers this module calls; what it adds is *how*: entries are processed a chunk
+at a time and each field becomes one numpy array per chunk (boxes of every
+instance at once, calibration of every image of one camera at once) instead of
+one ``FrameRecord`` per frame. A chunk whose values do not convert as a whole
+(a malformed matrix, a missing key) is re-parsed frame by frame, so the reasons a
+frame is quarantined are exactly those of one frame read on its own, in the
+same order: id, LiDAR file, cameras by name, instances.
+
+Files named by many entries (point clouds and images shared across frames) are
+checked once per path (:class:`FileChecks`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ceal_pipeline.frames import mmdet3d_info as info_format
+from ceal_pipeline.frames.batch import FrameBatch, offsets_of
+from ceal_pipeline.frames.box_conventions import camera_boxes_to_lidar, to_bottom_origin
+from ceal_pipeline.frames.points import LidarReadError, check_bin_file, read_bin_points
+from ceal_pipeline.frames.records import FRAME_ID_PATTERN, DETECTION_CLASSES, LidarFormat, QuarantinedFrame
+
+_NO_POSE = np.full((4, 4), np.nan)
+
+
+@dataclass
+class ParsedEntries:
+    """One chunk of an info file: its readable frames and what was left out."""
+
+    batch: FrameBatch
+    quarantined: list[QuarantinedFrame] = field(default_factory=list)
+    #: objects dropped by source type name (unmapped class, ``ignored (-1)``), as in ``FrameSourceResult``
+    dropped_objects: Counter = field(default_factory=Counter)
+    #: instances whose label has no class name in the info file (label value -> count)
+    unnamed_labels: Counter = field(default_factory=Counter)
+
+
+class FileChecks:
+    """File checks at one ``check`` level, each path checked once.
+
+    ``problem`` results are ``(message, path)`` or ``None``; image sizes are
+    read from the header when the info file gives none (``check != "exists"``).
+    """
+
+    def __init__(self, check: str):
+        if check not in info_format.CHECK_LEVELS:
+            raise ValueError(f"check={check!r}: use one of {info_format.CHECK_LEVELS}")
+        self.check = check
+        self._lidar: dict[tuple[str, int], tuple[str, str] | None] = {}
+        self._images: dict[tuple[str, bool], tuple[int, int] | tuple[str, str]] = {}
+
+    def lidar(self, path: str, num_features: int) -> tuple[str, str] | None:
+        key = (path, num_features)
+        if key not in self._lidar:
+            self._lidar[key] = self._check_lidar(path, LidarFormat(kind="bin", num_features=num_features))
+        return self._lidar[key]
+
+    def _check_lidar(self, path: str, lidar_format: LidarFormat) -> tuple[str, str] | None:
+        if not os.path.isfile(path):
+            return f"LiDAR file {path} is missing", path
+        try:
+            if self.check == "header":
+                check_bin_file(path, lidar_format)
+            elif self.check == "points":
+                read_bin_points(path, lidar_format)
+        except (LidarReadError, OSError) as exc:
+            return str(exc), path
+        return None
+
+    def image(self, path: str, need_size: bool):
+        """``(width, height)`` (0, 0 when not read) or a ``(message, path)`` problem (a 2-tuple of str)."""
+        key = (path, need_size and self.check != "exists")
+        if key not in self._images:
+            self._images[key] = self._check_image(path, key[1])
+        return self._images[key]
+
+    @staticmethod
+    def _check_image(path: str, read_size: bool):
+        if not os.path.isfile(path):
+            return f"camera image {path} is missing", path
+        if not read_size:
+            return 0, 0
+        from PIL import Image
+
+        try:
+            with Image.open(path) as opened:
+                return opened.size
+        except Exception as exc:
+            return f"camera image {path} is unreadable ({type(exc).__name__}: {exc})", path
+
+
+@dataclass
+class InfoContext:
+    """What every chunk of one info file shares (resolved once per file)."""
+
+    info_path: Path
+    root: Path
+    metainfo: dict
+    lidar_prefix: str | None = None
+    camera_prefix: str | dict[str, str] | None = None
+    box_frame: str | None = None
+    box_origin_z: float | None = None
+    camera_key: str | None = None
+    frame_id_prefix: str = ""
+    classes: tuple[str, ...] | None = None
+    checks: FileChecks = field(default_factory=lambda: FileChecks("header"))
+
+    def __post_init__(self) -> None:
+        self.frame_kind, self.origin_z, self.ref_camera = info_format.box_convention(
+            self.metainfo, self.box_frame, self.box_origin_z, self.camera_key)
+        self.class_names = info_format.class_names(self.metainfo, self.classes)
+        self.dataset = info_format.dataset_name(self.metainfo)
+        self.default_split = info_format.split_in_name(self.info_path)
+        self._label_map: dict[int, int] = {}
+
+    def detector_labels(self, raw: np.ndarray) -> np.ndarray:
+        """Detector label per raw info label, -1 where the object is dropped."""
+        values, inverse = np.unique(raw, return_inverse=True)
+        for value in values.tolist():
+            if value not in self._label_map:
+                label = info_format.detector_label_of(value, self.class_names)
+                self._label_map[value] = -1 if label is None else label
+        return np.array([self._label_map[v] for v in values.tolist()], dtype=np.int64)[inverse]
+
+    def dropped_name(self, raw_label: int) -> str:
+        return "ignored (-1)" if raw_label < 0 else self.class_names.get(raw_label, f"label {raw_label}")
+
+
+def _matrices(values: list, rows: int, cols: int) -> np.ndarray:
+    """``(g, r, c)`` float64 of ``g`` nested lists; raises ``ValueError`` when they are not all ``rows x cols``+."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim != 3 or array.shape[1] < rows or array.shape[2] < cols:
+        raise ValueError("bad matrix")
+    return array
+
+
+def _camera_group(ctx: InfoContext, name: str, images: list[dict], lidar2ego: list):
+    """Calibration of one camera in ``len(images)`` frames: ``(intrinsics (g, 3, 3),
+    lidar2cam (g, 4, 4))``. Raises ``ValueError`` with the reader's message for a
+    single frame; callers split a failing group into single frames."""
+    try:
+        projection = _matrices([image.get("cam2img") for image in images], 3, 3)
+    except (ValueError, TypeError):
+        raise ValueError(f"camera {name} has no valid cam2img") from None
+    with_lidar2cam = np.array(["lidar2cam" in image for image in images], dtype=bool)
+    lidar2cam = np.empty((len(images), 4, 4))
+    if with_lidar2cam.any():
+        lidar2cam[with_lidar2cam] = np.asarray(
+            [image["lidar2cam"] for image, ok in zip(images, with_lidar2cam) if ok], dtype=np.float64)
+    if not with_lidar2cam.all():
+        rest = [i for i, ok in enumerate(with_lidar2cam) if not ok]
+        if any("cam2ego" not in images[i] for i in rest):
+            raise ValueError(f"camera {name} has neither lidar2cam nor cam2ego")
+        cam2ego = np.asarray([images[i]["cam2ego"] for i in rest], dtype=np.float64)
+        ego = np.asarray([lidar2ego[i] for i in rest], dtype=np.float64)
+        lidar2cam[rest] = np.linalg.inv(cam2ego) @ ego
+    intrinsics = projection[:, :3, :3].copy()
+    if projection.shape[2] == 4:
+        # KITTI's P2 = K [I | t]: fold the stereo offset into the extrinsic so
+        # that cam2img @ lidar2cam still equals the projection the info gives.
+        shifted = np.flatnonzero(np.any(projection[:, :3, 3] != 0, axis=1))
+        if len(shifted):
+            offset = np.tile(np.eye(4), (len(shifted), 1, 1))
+            offset[:, :3, 3] = np.linalg.solve(intrinsics[shifted], projection[shifted, :3, 3:4])[..., 0]
+            lidar2cam[shifted] = offset @ lidar2cam[shifted]
+    return intrinsics, lidar2cam
+
+
+_RECOVERABLE = (ValueError, TypeError, KeyError, AttributeError, np.linalg.LinAlgError)
+
+
+def _in_groups(fn, indices: list[int], reasons: list) -> tuple[list[int], list[np.ndarray]]:
+    """``fn(indices)`` for the whole group, or frame by frame when the group fails.
+
+    ``fn`` returns a tuple of arrays; the result is ``(ok_indices, arrays)`` with
+    each array the concatenation over the frames that parsed, in order; frames
+    whose own call raises get its message as their reason.
+    """
+    if not indices:
+        return [], []
+    try:
+        return list(indices), list(fn(indices))
+    except _RECOVERABLE:
+        pass
+    ok, parts = [], []
+    for i in indices:
+        try:
+            parts.append(fn([i]))
+            ok.append(i)
+        except _RECOVERABLE as exc:
+            if reasons[i] is None:
+                reasons[i] = (str(exc), None)
+    if not parts:
+        return [], []
+    return ok, [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
+
+
+def _box_values(bboxes: list) -> np.ndarray:
+    """``(k, 7)`` float64 from ``k`` ``bbox_3d`` values (extra values, e.g. velocities, cut off)."""
+    try:
+        array = np.asarray(bboxes, dtype=np.float64)
+        if array.ndim == 2 and array.shape[1] >= 7:
+            values = array[:, :7]
+        else:
+            raise ValueError
+    except (ValueError, TypeError):
+        values = np.empty((len(bboxes), 7))
+        for j, bbox in enumerate(bboxes):
+            box = np.asarray(bbox, dtype=np.float64).reshape(-1)[:7]
+            if box.size != 7:
+                raise ValueError(f"malformed bbox_3d {bbox!r}") from None
+            values[j] = box
+    bad = ~np.isfinite(values).all(axis=1)
+    if bad.any():
+        raise ValueError(f"malformed bbox_3d {bboxes[int(np.flatnonzero(bad)[0])]!r}")
+    return values
+
+
+def _instances(ctx: InfoContext, entries: list[dict]):
+    """Every instance of ``entries``: ``(counts per entry, raw labels, (k, 7) values as stored)``;
+    values of dropped instances are left 0 and not validated, as the reader drops them first."""
+    instances = [instance for entry in entries for instance in entry["instances"]]
+    raw = np.asarray([instance.get("bbox_label_3d", instance.get("bbox_label", -1)) for instance in instances],
+                     dtype=np.int64)
+    labels = ctx.detector_labels(raw) if len(raw) else np.zeros(0, np.int64)
+    kept = labels >= 0
+    values = np.zeros((len(instances), 7))
+    if kept.any():
+        values[kept] = _box_values([instances[j]["bbox_3d"] for j in np.flatnonzero(kept)])
+    return np.array([len(entry["instances"]) for entry in entries], dtype=np.int64), raw, values
+
+
+def _camera_frame_boxes(ctx: InfoContext, entries, frame_of, keep, values, reasons) -> None:
+    """Camera-frame boxes (KITTI, older Waymo infos) -> LiDAR frame in place, frame by frame
+    (each frame has its own calibration); frames lacking it get their reason."""
+    for i in np.unique(frame_of[keep]).tolist():
+        rows = np.flatnonzero((frame_of == i) & keep)
+        image = (entries[i].get("images") or {}).get(ctx.ref_camera) or {}
+        if "lidar2cam" not in image:
+            reasons[i] = (f"camera-frame boxes need images.{ctx.ref_camera}.lidar2cam, which is missing", None)
+            continue
+        try:
+            values[rows] = camera_boxes_to_lidar(values[rows], np.asarray(image["lidar2cam"]))
+        except _RECOVERABLE as exc:
+            reasons[i] = (str(exc), None)
+
+
+def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> ParsedEntries:
+    """Frames of ``entries`` (``data_list[first_index:first_index + len(entries)]``)."""
+    n = len(entries)
+    reasons: list[tuple[str, str | None] | None] = [None] * n
+    frame_ids = [info_format.frame_id_of(entry, first_index + i, ctx.frame_id_prefix)
+                 for i, entry in enumerate(entries)]
+    for i, frame_id in enumerate(frame_ids):
+        if not FRAME_ID_PATTERN.match(frame_id):
+            try:
+                info_format.validate_frame_id(frame_id)
+            except ValueError as exc:
+                reasons[i] = (str(exc), None)
+
+    lidar_infos = [entry.get("lidar_points") or {} for entry in entries]
+    lidar_rel = [info.get("lidar_path") for info in lidar_infos]
+    lidar_paths = info_format.resolve_paths(ctx.root, ctx.lidar_prefix, lidar_rel)
+    num_features = np.zeros(n, dtype=np.int64)
+    for i, info in enumerate(lidar_infos):
+        if reasons[i] is not None:
+            continue
+        if not lidar_rel[i]:
+            reasons[i] = (f"entry {first_index + i} has no lidar_points.lidar_path", None)
+            continue
+        try:
+            num_features[i] = int(info.get("num_pts_feats", 4))
+        except (TypeError, ValueError) as exc:
+            reasons[i] = (str(exc), None)
+            continue
+        reasons[i] = ctx.checks.lidar(lidar_paths[i], int(num_features[i]))
+
+    cameras = _parse_cameras(ctx, entries, lidar_infos, reasons)
+
+    labeled = np.array(["instances" in entry for entry in entries], dtype=bool)
+    ok_labeled, parsed = _in_groups(lambda idx: _instances(ctx, [entries[i] for i in idx]),
+                                    [i for i in range(n) if labeled[i] and reasons[i] is None], reasons)
+    counts, raw, values = parsed if parsed else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 7)))
+    frame_of = np.repeat(np.asarray(ok_labeled, dtype=np.int64), counts)
+    keep = ctx.detector_labels(raw) >= 0 if len(raw) else np.zeros(0, dtype=bool)
+    if ctx.frame_kind == "camera":
+        _camera_frame_boxes(ctx, entries, frame_of, keep, values, reasons)
+    else:
+        values = to_bottom_origin(values, ctx.origin_z)
+
+    good = np.array([r is None for r in reasons], dtype=bool)
+    result = ParsedEntries(batch=FrameBatch())
+    for i in np.flatnonzero(~good):
+        message, path = reasons[i]
+        result.quarantined.append(QuarantinedFrame(
+            frame_id=frame_ids[i], reason=f"{ctx.info_path.name} entry {first_index + i}: {message}",
+            path=str(path if path is not None else ctx.info_path), source=ctx.dataset))
+    in_good = good[frame_of] if len(frame_of) else np.zeros(0, dtype=bool)
+    dropped_values, dropped_counts = np.unique(raw[in_good & ~keep], return_counts=True)
+    for value, count in zip(dropped_values.tolist(), dropped_counts.tolist()):
+        result.dropped_objects[ctx.dropped_name(value)] += count
+        if value >= 0 and value not in ctx.class_names:
+            result.unnamed_labels[value] += count
+    kept = in_good & keep
+    box_counts = np.bincount(frame_of[kept], minlength=n).astype(np.int64)
+    boxes, box_labels = values[kept], ctx.detector_labels(raw[kept]) if kept.any() else np.zeros(0, np.int64)
+
+    keep_idx = np.flatnonzero(good)
+    # a frame quarantined after its cameras were read (instances) leaves its camera rows behind
+    cam_rows = np.flatnonzero(good[cameras["frame"]]) if len(cameras["frame"]) else np.zeros(0, np.int64)
+    timestamps = info_format.seconds_of([entries[i].get("timestamp", lidar_infos[i].get("timestamp"))
+                                         for i in keep_idx])
+    poses = [entries[i].get("ego2global") for i in keep_idx]
+    result.batch = FrameBatch(
+        frame_id=[frame_ids[i] for i in keep_idx],
+        sequence_id=[info_format.sequence_of(entries[i], lidar_rel[i], frame_ids[i]) for i in keep_idx],
+        timestamp=timestamps,
+        split=[str(entries[i].get("split") or ctx.default_split) for i in keep_idx],
+        source=[ctx.dataset] * len(keep_idx),
+        lidar_path=[lidar_paths[i] for i in keep_idx],
+        lidar_kind=["bin"] * len(keep_idx),
+        lidar_num_features=num_features[keep_idx],
+        lidar_use_dims=[(0, 1, 2, 3)] * len(keep_idx),
+        ego_pose=_poses(poses),
+        labeled=labeled[keep_idx],
+        annotation=[f"{ctx.info_path}#{first_index + i}" if labeled[i] else "" for i in keep_idx],
+        camera_offsets=offsets_of(np.diff(cameras["offsets"])[keep_idx]),
+        camera_name=[cameras["name"][j] for j in cam_rows.tolist()],
+        camera_path=[cameras["path"][j] for j in cam_rows.tolist()],
+        camera_model=["pinhole"] * len(cam_rows),
+        cam2img=cameras["cam2img"][cam_rows].reshape(-1, 3, 3),
+        lidar2cam=cameras["lidar2cam"][cam_rows].reshape(-1, 4, 4),
+        camera_width=cameras["width"][cam_rows],
+        camera_height=cameras["height"][cam_rows],
+        camera_distortion=[()] * len(cam_rows),
+        box_offsets=offsets_of(box_counts[keep_idx]),
+        boxes=boxes.astype(np.float32).reshape(-1, 7),
+        labels=box_labels.astype(np.int64),
+    )
+    return result
+
+
+def _poses(poses: list) -> np.ndarray:
+    """``(n, 4, 4)`` ego poses, NaN where an entry has none (or a malformed one)."""
+    out = np.full((len(poses), 4, 4), np.nan)
+    present = [i for i, pose in enumerate(poses) if pose is not None]
+    if present:
+        try:
+            out[present] = np.asarray([poses[i] for i in present], dtype=np.float64)
+        except (ValueError, TypeError):
+            for i in present:
+                try:
+                    out[i] = np.asarray(poses[i], dtype=np.float64).reshape(4, 4)
+                except (ValueError, TypeError):
+                    pass
+    return out
+
+
+def _parse_cameras(ctx: InfoContext, entries: list[dict], lidar_infos: list[dict], reasons: list) -> dict:
+    """Camera rows of every frame, each frame's cameras sorted by name; sets
+    ``reasons`` of frames with a broken calibration or image."""
+    n = len(entries)
+    images_of = [entry.get("images") or {} for entry in entries]
+    names = sorted({name for images in images_of for name in images})
+    frame_parts, rank_parts, path_parts, name_parts = [], [], [], []
+    k_parts, l_parts, w_parts, h_parts = [], [], [], []
+    for rank, name in enumerate(names):
+        members = [i for i in range(n) if reasons[i] is None and isinstance(image := images_of[i].get(name), dict)
+                   and image.get("img_path")]  # KITTI lists CAM0/1/3 calibrations without images
+        ok, calibration = _in_groups(
+            lambda idx: _camera_group(ctx, name, [images_of[i][name] for i in idx],
+                                      [lidar_infos[i].get("lidar2ego", np.eye(4)) for i in idx]),
+            members, reasons)
+        if not ok:
+            continue
+        intrinsics, lidar2cam = calibration
+        prefix = (ctx.camera_prefix.get(name, ctx.camera_prefix.get("*")) if isinstance(ctx.camera_prefix, dict)
+                  else ctx.camera_prefix)
+        paths = info_format.resolve_paths(ctx.root, prefix, [images_of[i][name]["img_path"] for i in ok])
+        rows, widths, heights = [], [], []
+        for k, i in enumerate(ok):
+            if reasons[i] is not None:
+                continue
+            image = images_of[i][name]
+            width, height = int(image.get("width", 0) or 0), int(image.get("height", 0) or 0)
+            checked = ctx.checks.image(paths[k], not (width and height))
+            if isinstance(checked[0], str):
+                reasons[i] = checked
+                continue
+            if not (width and height) and ctx.checks.check != "exists":
+                width, height = checked
+            rows.append(k)
+            widths.append(width)
+            heights.append(height)
+        frame_parts.append(np.asarray(ok, dtype=np.int64)[rows])
+        rank_parts.append(np.full(len(rows), rank))
+        path_parts.extend(paths[k] for k in rows)
+        name_parts.extend([name] * len(rows))
+        k_parts.append(intrinsics[rows])
+        l_parts.append(lidar2cam[rows])
+        w_parts.append(np.asarray(widths, dtype=np.int64))
+        h_parts.append(np.asarray(heights, dtype=np.int64))
+    if not frame_parts:
+        return {"frame": np.zeros(0, np.int64), "offsets": np.zeros(n + 1, np.int64), "name": [], "path": [],
+                "cam2img": np.zeros((0, 3, 3)), "lidar2cam": np.zeros((0, 4, 4)),
+                "width": np.zeros(0, np.int64), "height": np.zeros(0, np.int64)}
+    frame, rank = np.concatenate(frame_parts), np.concatenate(rank_parts)
+    order = np.lexsort((rank, frame))  # frame by frame, cameras by name
+    frame = frame[order]
+    return {
+        "frame": frame,
+        "offsets": offsets_of(np.bincount(frame, minlength=n)),
+        "name": [name_parts[j] for j in order],
+        "path": [path_parts[j] for j in order],
+        "cam2img": np.concatenate(k_parts)[order],
+        "lidar2cam": np.concatenate(l_parts)[order],
+        "width": np.concatenate(w_parts)[order],
+        "height": np.concatenate(h_parts)[order],
+    }
+
+
+def chunk_entries(data_list: list, chunk_size: int):
+    """``(first_index, entries)`` slices of ``data_list``; processed entries are
+    released from the list so that their Python objects are freed as the parse goes."""
+    for start in range(0, len(data_list), chunk_size):
+        chunk = data_list[start:start + chunk_size]
+        data_list[start:start + chunk_size] = [None] * len(chunk)
+        yield start, chunk
+
+
+__all__ = ["DETECTION_CLASSES", "FileChecks", "InfoContext", "ParsedEntries", "chunk_entries", "parse_entries"]
