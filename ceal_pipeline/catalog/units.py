@@ -185,15 +185,16 @@ def parse_unit(task: UnitTask) -> UnitResult:
         pending_quarantine.extend(source.quarantined)
         result.dropped_objects.update(source.dropped_objects)
     else:
-        from ceal_pipeline.frames.mmdet3d_info import iter_info_chunks
+        from ceal_pipeline.frames.mmdet3d_info import gc_paused, iter_info_chunks
 
-        for parsed in iter_info_chunks(Path(task.path), Path(task.source_root), chunk_frames=task.chunk_frames,
-                                       check=task.check, **dict(task.options)):
-            pending.append(parsed.batch)
-            pending_quarantine.extend(parsed.quarantined)
-            result.dropped_objects.update(parsed.dropped_objects)
-            result.unnamed_labels.update(parsed.unnamed_labels)
-            flush(final=False)
+        with gc_paused():
+            for parsed in iter_info_chunks(Path(task.path), Path(task.source_root), chunk_frames=task.chunk_frames,
+                                           check=task.check, **dict(task.options)):
+                pending.append(parsed.batch)
+                pending_quarantine.extend(parsed.quarantined)
+                result.dropped_objects.update(parsed.dropped_objects)
+                result.unnamed_labels.update(parsed.unnamed_labels)
+                flush(final=False)
     flush(final=True)
     result.seconds = time.perf_counter() - started
     return result

@@ -41,6 +41,8 @@ Info files are pickles: read only files you trust, as with mmdet3d itself.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import pickle
 import posixpath
@@ -79,6 +81,20 @@ class InfoFileError(ValueError):
 CHUNK_FRAMES = 4096
 
 
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector: unpickling an info file creates ~10^3
+    containers per frame, and the collections they trigger (each one walking
+    every live object) make loading 3-4x slower. Nothing here creates cycles."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def normalise_metainfo(metainfo: dict) -> dict:
     """``metainfo`` with lower-case keys: mmdet3d's own fixtures and older
     converters write ``DATASET: KITTI`` or ``CLASSES`` where v1.x writes
@@ -99,7 +115,7 @@ def load_info_file(path: str | Path) -> dict:
         if path.suffix == ".json":
             info = json.loads(path.read_text())
         else:
-            with open(path, "rb") as handle:
+            with open(path, "rb") as handle, gc_paused():
                 info = pickle.load(handle)
     except FileNotFoundError:
         raise
