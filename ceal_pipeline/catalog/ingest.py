@@ -40,6 +40,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ceal_pipeline.catalog import parts as part_files
@@ -270,43 +271,45 @@ def _drop_rows(root: Path, name: str, dropped: list[tuple[int, str, str]], resul
 
 def _changes(root: Path, generation: int, affected_old: list[str], results: dict[str, UnitResult],
              report: IngestReport, duplicates: list) -> pa.Table:
-    """Added / changed / removed frames of this ingest, as the changes-log table."""
-    before = _ids_and_fingerprints(root, affected_old)
-    after = _ids_and_fingerprints(root, [p for r in results.values() for p in r.parts])
-    old = dict(zip(before.column("frame_id").to_pylist(), zip(before.column("fingerprint").to_pylist(),
-                                                              before.column("source_file").to_pylist())))
-    rows = {name: [] for name in CHANGES_SCHEMA.names}
-
-    def add(change, frame_id, source_file, other_file, old_fp, new_fp):
-        for name, value in zip(CHANGES_SCHEMA.names,
-                               (generation, change, frame_id, source_file, other_file, old_fp, new_fp)):
-            rows[name].append(value)
-
-    seen = set()
-    for frame_id, fingerprint, source_file in zip(after.column("frame_id").to_pylist(),
-                                                  after.column("fingerprint").to_pylist(),
-                                                  after.column("source_file").to_pylist()):
-        seen.add(frame_id)
-        previous = old.get(frame_id)
-        if previous is None:
-            add("added", frame_id, source_file, None, None, fingerprint)
-        elif previous[0] != fingerprint:
-            add("changed", frame_id, source_file, previous[1], previous[0], fingerprint)
-    for frame_id, (fingerprint, source_file) in old.items():
-        if frame_id not in seen:
-            add("removed", frame_id, source_file, None, fingerprint, None)
-    for frame_id, loser, kept in duplicates:
-        add("duplicate", frame_id, loser, kept, None, None)
-    table = pa.table(rows, schema=CHANGES_SCHEMA)
+    """Added / changed / removed frames of this ingest, as the changes-log table (a vectorised full join
+    of the parsed units' frames before and after, by frame id)."""
+    before = _ids_and_fingerprints(root, affected_old).rename_columns(["frame_id", "old_fingerprint", "other_file"])
+    after = _ids_and_fingerprints(root, [p for r in results.values() for p in r.parts]).rename_columns(
+        ["frame_id", "new_fingerprint", "source_file"])
+    joined = after.join(before, "frame_id", join_type="full outer")
+    old_fp, new_fp = joined.column("old_fingerprint"), joined.column("new_fingerprint")
+    added, removed = pc.is_null(old_fp), pc.is_null(new_fp)
+    changed = pc.and_(pc.and_(pc.invert(added), pc.invert(removed)), pc.not_equal(old_fp, new_fp))
+    kind = pc.if_else(added, "added", pc.if_else(removed, "removed", pc.if_else(changed, "changed", None)))
+    joined = joined.append_column("change", kind).filter(pc.is_valid(kind))
+    removed_rows = pc.equal(joined.column("change"), "removed")
+    table = pa.table({
+        "generation": pa.array(np.full(joined.num_rows, generation), pa.int64()),
+        "change": joined.column("change"),
+        "frame_id": joined.column("frame_id"),
+        "source_file": pc.if_else(removed_rows, joined.column("other_file"), joined.column("source_file")),
+        "other_file": pc.if_else(pc.equal(joined.column("change"), "changed"), joined.column("other_file"),
+                                 pa.scalar(None, pa.string())),
+        "old_fingerprint": joined.column("old_fingerprint"),
+        "new_fingerprint": joined.column("new_fingerprint"),
+    }, schema=CHANGES_SCHEMA)
+    if duplicates:
+        table = pa.concat_tables([table, pa.table({
+            "generation": [generation] * len(duplicates), "change": ["duplicate"] * len(duplicates),
+            "frame_id": [d[0] for d in duplicates], "source_file": [d[1] for d in duplicates],
+            "other_file": [d[2] for d in duplicates], "old_fingerprint": [None] * len(duplicates),
+            "new_fingerprint": [None] * len(duplicates)}, schema=CHANGES_SCHEMA)])
+    table = table.sort_by([("change", "ascending"), ("frame_id", "ascending")])
     for change in ("added", "changed", "removed"):
-        ids = [f for f, c in zip(rows["frame_id"], rows["change"]) if c == change]
+        ids = table.filter(pc.equal(table.column("change"), change)).column("frame_id")
         setattr(report, f"frames_{change}", len(ids))
-        report.add_examples(change, ids)
+        report.add_examples(change, ids.slice(0, 5).to_pylist())
     if report.frames_removed or report.frames_changed:
+        examples = report.examples.get("removed", [])[:3] + report.examples.get("changed", [])[:3]
         report.warnings.append(
             f"{report.frames_removed} frames left the catalog (their source no longer holds them) and "
-            f"{report.frames_changed} changed content (e.g. {', '.join(report.examples.get('removed', [])[:3] + report.examples.get('changed', [])[:3])}); "
-            "both are listed in FrameCatalog.changes() with their fingerprints")
+            f"{report.frames_changed} changed content (e.g. {', '.join(examples)}); both are listed in "
+            "FrameCatalog.changes() with their fingerprints")
     return table
 
 

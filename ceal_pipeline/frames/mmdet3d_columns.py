@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from itertools import chain
+from itertools import chain, compress
+from operator import itemgetter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from ceal_pipeline.frames.points import LidarReadError, check_bin_file, read_bin
 from ceal_pipeline.frames.records import FRAME_ID_PATTERN, DETECTION_CLASSES, LidarFormat, QuarantinedFrame
 
 _EYE = np.eye(4)
+_LABEL_3D, _BBOX_3D = itemgetter("bbox_label_3d"), itemgetter("bbox_3d")
 
 
 @dataclass
@@ -253,13 +255,16 @@ def _instances(ctx: InfoContext, entries: list[dict]):
     """Every instance of ``entries``: ``(counts per entry, raw labels, (k, 7) values as stored)``;
     values of dropped instances are left 0 and not validated, as the reader drops them first."""
     instances = [instance for entry in entries for instance in entry["instances"]]
-    raw = np.asarray([instance.get("bbox_label_3d", instance.get("bbox_label", -1)) for instance in instances],
-                     dtype=np.int64)
+    try:  # every instance has bbox_label_3d (v1.x converters): one C-level pass
+        raw = np.fromiter(map(_LABEL_3D, instances), np.int64, count=len(instances))
+    except (KeyError, TypeError, ValueError):
+        raw = np.asarray([instance.get("bbox_label_3d", instance.get("bbox_label", -1)) for instance in instances],
+                         dtype=np.int64)
     labels = ctx.detector_labels(raw) if len(raw) else np.zeros(0, np.int64)
     kept = labels >= 0
     values = np.zeros((len(instances), 7))
     if kept.any():
-        values[kept] = _box_values([instances[j]["bbox_3d"] for j in np.flatnonzero(kept)])
+        values[kept] = _box_values(list(map(_BBOX_3D, compress(instances, kept.tolist()))))
     return np.array([len(entry["instances"]) for entry in entries], dtype=np.int64), raw, values
 
 
@@ -409,19 +414,18 @@ def _parse_cameras(ctx: InfoContext, entries: list[dict], lidar_infos: list[dict
         intrinsics, lidar2cam = calibration
         prefix = (ctx.camera_prefix.get(name, ctx.camera_prefix.get("*")) if isinstance(ctx.camera_prefix, dict)
                   else ctx.camera_prefix)
-        paths = info_format.resolve_paths(ctx.root, prefix, [images_of[i][name]["img_path"] for i in ok])
+        images = [images_of[i][name] for i in ok]
+        paths = info_format.resolve_paths(ctx.root, prefix, [image["img_path"] for image in images])
+        given = [(int(image.get("width", 0) or 0), int(image.get("height", 0) or 0)) for image in images]
+        checked = list(map(ctx.checks.image, paths, [not (w and h) for w, h in given]))
         rows, widths, heights = [], [], []
-        for k, i in enumerate(ok):
-            if reasons[i] is not None:
+        read_sizes = ctx.checks.check != "exists"
+        for k, (i, (width, height), check) in enumerate(zip(ok, given, checked)):
+            if isinstance(check[0], str):
+                reasons[i] = check
                 continue
-            image = images_of[i][name]
-            width, height = int(image.get("width", 0) or 0), int(image.get("height", 0) or 0)
-            checked = ctx.checks.image(paths[k], not (width and height))
-            if isinstance(checked[0], str):
-                reasons[i] = checked
-                continue
-            if not (width and height) and ctx.checks.check != "exists":
-                width, height = checked
+            if read_sizes and not (width and height):
+                width, height = check
             rows.append(k)
             widths.append(width)
             heights.append(height)
