@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ceal_pipeline.catalog import parts as part_files
+from ceal_pipeline.catalog.index import write_index
 from ceal_pipeline.catalog.manifest import Manifest, read_manifest, write_manifest
 from ceal_pipeline.catalog.report import IngestReport
 from ceal_pipeline.catalog.schema import (
@@ -87,15 +88,15 @@ def _writer_lock(root: Path):
 
 
 def _collect_garbage(root: Path, manifest: Manifest) -> None:
-    live = set(manifest.parts)
-    live_changes = set(manifest.changes)
-    for table in part_files.TABLES + ("changes",):
+    live = {table: set(manifest.parts) for table in part_files.TABLES}
+    live.update(changes=set(manifest.changes), index={manifest.index})
+    for table, names in live.items():
         folder = root / table
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
             name = path.name[:-len(".parquet")] if path.name.endswith(".parquet") else None
-            stale = name is None or (name not in live_changes if table == "changes" else name not in live)
+            stale = name is None or name not in names
             if stale and (path.name.endswith(".parquet") or path.name.endswith(".tmp")):
                 path.unlink(missing_ok=True)
 
@@ -183,7 +184,8 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
         change_name = f"g{generation:06d}"
         part_files.write_table(part_files.part_path(root, "changes", change_name), changes, "changes")
         committed = Manifest(generation=generation, committed_at=datetime.now(timezone.utc).isoformat(),
-                             units=units_after, changes=manifest.changes + [change_name])
+                             units=units_after, changes=manifest.changes + [change_name], index=change_name)
+        write_index(root, change_name, committed.parts)
         write_manifest(root, committed)
         report.frames = committed.frame_count()
         report.boxes = sum(u.boxes for u in units_after.values())

@@ -58,6 +58,8 @@ class Manifest:
     committed_at: str = ""
     units: dict[str, SourceUnit] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
+    #: the frame-id index of exactly these parts (``index/<name>.parquet``), "" while empty
+    index: str = ""
 
     @property
     def parts(self) -> list[str]:
@@ -68,7 +70,7 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps({"format": FORMAT, "version": VERSION, "generation": self.generation,
-                           "committed_at": self.committed_at, "changes": self.changes,
+                           "committed_at": self.committed_at, "changes": self.changes, "index": self.index,
                            "units": [asdict(u) for u in sorted(self.units.values(), key=lambda u: u.key)]},
                           indent=1) + "\n"
 
@@ -89,7 +91,7 @@ def read_manifest(root: str | Path) -> Manifest:
                                  "re-ingest into an empty folder")
     units = {u["key"]: SourceUnit(**u) for u in data.get("units", [])}
     return Manifest(generation=int(data["generation"]), committed_at=data.get("committed_at", ""), units=units,
-                    changes=list(data.get("changes", [])))
+                    changes=list(data.get("changes", [])), index=data.get("index", ""))
 
 
 def write_manifest(root: str | Path, manifest: Manifest) -> None:

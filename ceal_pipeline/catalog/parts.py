@@ -2,7 +2,8 @@
 
 ``frames/<part>.parquet``, ``boxes/<part>.parquet`` and
 ``quarantine/<part>.parquet`` share one part name per slice of a source unit;
-``changes/<generation>.parquet`` holds each ingest's change log. Every part is
+``changes/<generation>.parquet`` holds each ingest's change log and
+``index/<generation>.parquet`` the frame-id index (:mod:`.index`). Every part is
 sorted by frame id and written atomically; row groups are small so that a
 lookup by id decodes little beyond the rows it wants (the frames table's camera
 calibration makes a frame row ~2 KB; a 256-row group is ~0.5 MB).
@@ -19,7 +20,7 @@ from ceal_pipeline.atomic_files import atomic_target
 
 TABLES = ("frames", "boxes", "quarantine")
 #: Rows per row group of the frames and boxes tables (boxes: ~40 per frame).
-ROW_GROUP_ROWS = {"frames": 256, "boxes": 8192, "quarantine": 65536, "changes": 65536}
+ROW_GROUP_ROWS = {"frames": 256, "boxes": 8192, "quarantine": 65536, "changes": 65536, "index": 1024}
 
 
 def part_path(root: Path, table: str, part: str) -> Path:

@@ -1,11 +1,11 @@
 """Reads by frame id: only the parts, row groups and columns a lookup needs.
 
-A lookup of ``k`` ids reads the ``frame_id`` column of the live parts (the one
-narrow column every lookup needs; ~30 MB for 10^6 frames), finds the part and
-row of each id, then decodes only the row groups holding those rows and only
-the requested columns, and the frames' boxes by their ``box_row`` range in the
-sibling boxes part. Footers and id columns are kept per reader, so a second
-lookup in the same process reads only row groups.
+A lookup of ``k`` ids finds the part and row of each id in the frame-id index
+(:mod:`.index`: at most ``k`` small row groups of it), then decodes only the
+row groups of the parts holding those rows and only the requested columns, and
+the frames' boxes by their ``box_row`` range in the sibling boxes part. Footers
+are kept per reader, so a second lookup in the same process reads only row
+groups.
 
 A reader serves one committed manifest; when an ingest has since replaced its
 parts, the next call reloads the manifest (see :class:`CatalogReader.refresh`).
@@ -23,6 +23,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from ceal_pipeline.catalog import parts as part_files
+from ceal_pipeline.catalog.index import FrameIndex
 from ceal_pipeline.catalog.manifest import read_manifest
 from ceal_pipeline.catalog.schema import (
     BOXES_SCHEMA,
@@ -43,7 +44,7 @@ def unknown_ids_error(unknown: list[str], root: Path) -> KeyError:
 
 
 class _Part:
-    """One live part: its frames file footer, row-group starts and id column (loaded lazily)."""
+    """One live part: its frames (and, when asked, boxes) file footer and row-group starts."""
 
     def __init__(self, root: Path, name: str):
         self.name = name
@@ -52,16 +53,9 @@ class _Part:
         for i in range(self.frames.metadata.num_row_groups):
             starts.append(starts[-1] + self.frames.metadata.row_group(i).num_rows)
         self.starts = starts
-        self._ids: pa.Array | None = None
         self._boxes: pq.ParquetFile | None = None
         self._box_starts: list[int] | None = None
         self._root = root
-
-    @property
-    def ids(self) -> pa.Array:
-        if self._ids is None:
-            self._ids = self.frames.read(columns=["frame_id"]).column(0).combine_chunks()
-        return self._ids
 
     def rows(self, rows: np.ndarray, columns: list[str]) -> pa.Table:
         """``columns`` of ``rows`` (sorted, unique) reading only their row groups."""
@@ -101,6 +95,7 @@ class CatalogReader:
         """Load the latest committed manifest and forget cached footers and ids."""
         self.manifest = read_manifest(self.root)
         self._parts = {name: None for name in self.manifest.parts}
+        self._index: FrameIndex | None = None
 
     def _part(self, name: str) -> _Part:
         if self._parts.get(name) is None:
@@ -132,28 +127,25 @@ class CatalogReader:
             if annotated is not None:
                 labeled = pc.field("labeled") == bool(annotated)
                 condition = labeled if condition is None else condition & labeled
+            if not self.manifest.index:
+                return np.zeros(0, dtype=object)
+            if condition is None:  # the index holds every live id, already sorted
+                return np.asarray(FrameIndex(part_files.part_path(self.root, "index", self.manifest.index))
+                                  .frame_ids().to_pylist(), dtype=object)
             ids = self._dataset().to_table(columns=["frame_id"], filter=condition).column(0)
             return np.sort(np.asarray(ids.to_pylist(), dtype=object)) if len(ids) else np.zeros(0, object)
         return self._retrying(read)
 
     def _locate(self, frame_ids: list[str]) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list[str]]:
         """``[(part, positions in frame_ids, row of each in the part)]`` and the unknown ids."""
-        wanted = pa.array(frame_ids, pa.string())
-        unique = pc.unique(wanted)
-        found = np.zeros(len(frame_ids), dtype=bool)
-        located = []
-        for name in self.manifest.parts:
-            part = self._part(name)
-            rows = np.flatnonzero(pc.is_in(part.ids, value_set=unique).to_numpy(zero_copy_only=False))
-            if not len(rows):
-                continue
-            index = pc.index_in(wanted, value_set=part.ids.take(pa.array(rows, pa.int64())))
-            positions = np.flatnonzero(index.is_valid().to_numpy(zero_copy_only=False))
-            local = index.fill_null(0).to_numpy(zero_copy_only=False)[positions]
-            located.append((name, positions, rows[local]))
-            found[positions] = True
-        unknown = [frame_ids[i] for i in np.flatnonzero(~found)]
-        return located, unknown
+        if self._index is None:
+            self._index = FrameIndex(part_files.part_path(self.root, "index", self.manifest.index))
+        found, part_of, rows = self._index.locate(frame_ids)
+        by_part: dict[str, list[int]] = {}
+        for i in np.flatnonzero(found):
+            by_part.setdefault(part_of[i], []).append(i)
+        located = [(name, np.asarray(positions), rows[positions]) for name, positions in by_part.items()]
+        return located, [frame_ids[i] for i in np.flatnonzero(~found)]
 
     def table(self, columns: list[str] | None = None, frame_ids=None) -> pa.Table:
         """``columns`` of the frames table (all when ``None``): every live frame
