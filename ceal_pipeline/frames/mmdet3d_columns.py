@@ -10,17 +10,17 @@ one ``FrameRecord`` per frame. A chunk whose values do not convert as a whole
 frame is quarantined are exactly those of one frame read on its own, in the
 same order: id, LiDAR file, cameras by name, instances.
 
-Files named by many entries (point clouds and images shared across frames) are
-checked once per path (:class:`FileChecks`).
+Cameras are parsed by :mod:`.mmdet3d_cameras`; files named by many entries
+(point clouds and images shared across frames) are checked once per path
+(:class:`~ceal_pipeline.frames.file_checks.FileChecks`).
 """
 
 from __future__ import annotations
 
-import os
 from collections import Counter
-from itertools import chain, compress
-from operator import itemgetter
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +28,11 @@ import numpy as np
 from ceal_pipeline.frames import mmdet3d_info as info_format
 from ceal_pipeline.frames.batch import FrameBatch, offsets_of
 from ceal_pipeline.frames.box_conventions import camera_boxes_to_lidar, to_bottom_origin
-from ceal_pipeline.frames.points import LidarReadError, check_bin_file, read_bin_points
-from ceal_pipeline.frames.records import FRAME_ID_PATTERN, DETECTION_CLASSES, LidarFormat, QuarantinedFrame
+from ceal_pipeline.frames.entry_groups import RECOVERABLE, in_groups, stack_floats
+from ceal_pipeline.frames.file_checks import FileChecks
+from ceal_pipeline.frames.mmdet3d_cameras import parse_cameras
+from ceal_pipeline.frames.records import FRAME_ID_PATTERN, QuarantinedFrame, validate_frame_id
 
-_EYE = np.eye(4)
 _LABEL_3D, _BBOX_3D = itemgetter("bbox_label_3d"), itemgetter("bbox_3d")
 
 
@@ -45,60 +46,6 @@ class ParsedEntries:
     dropped_objects: Counter = field(default_factory=Counter)
     #: instances whose label has no class name in the info file (label value -> count)
     unnamed_labels: Counter = field(default_factory=Counter)
-
-
-class FileChecks:
-    """File checks at one ``check`` level, each path checked once.
-
-    ``problem`` results are ``(message, path)`` or ``None``; image sizes are
-    read from the header when the info file gives none (``check != "exists"``).
-    """
-
-    def __init__(self, check: str):
-        if check not in info_format.CHECK_LEVELS:
-            raise ValueError(f"check={check!r}: use one of {info_format.CHECK_LEVELS}")
-        self.check = check
-        self._lidar: dict[tuple[str, int], tuple[str, str] | None] = {}
-        self._images: dict[tuple[str, bool], tuple[int, int] | tuple[str, str]] = {}
-
-    def lidar(self, path: str, num_features: int) -> tuple[str, str] | None:
-        key = (path, num_features)
-        if key not in self._lidar:
-            self._lidar[key] = self._check_lidar(path, LidarFormat(kind="bin", num_features=num_features))
-        return self._lidar[key]
-
-    def _check_lidar(self, path: str, lidar_format: LidarFormat) -> tuple[str, str] | None:
-        if not os.path.isfile(path):
-            return f"LiDAR file {path} is missing", path
-        try:
-            if self.check == "header":
-                check_bin_file(path, lidar_format)
-            elif self.check == "points":
-                read_bin_points(path, lidar_format)
-        except (LidarReadError, OSError) as exc:
-            return str(exc), path
-        return None
-
-    def image(self, path: str, need_size: bool):
-        """``(width, height)`` (0, 0 when not read) or a ``(message, path)`` problem (a 2-tuple of str)."""
-        key = (path, need_size and self.check != "exists")
-        if key not in self._images:
-            self._images[key] = self._check_image(path, key[1])
-        return self._images[key]
-
-    @staticmethod
-    def _check_image(path: str, read_size: bool):
-        if not os.path.isfile(path):
-            return f"camera image {path} is missing", path
-        if not read_size:
-            return 0, 0
-        from PIL import Image
-
-        try:
-            with Image.open(path) as opened:
-                return opened.size
-        except Exception as exc:
-            return f"camera image {path} is unreadable ({type(exc).__name__}: {exc})", path
 
 
 @dataclass
@@ -138,102 +85,10 @@ class InfoContext:
         return "ignored (-1)" if raw_label < 0 else self.class_names.get(raw_label, f"label {raw_label}")
 
 
-def _floats(values: list, shape: tuple[int, ...]) -> np.ndarray:
-    """``(len(values), *shape)`` float64 of nested lists (or arrays).
-
-    Values of exactly ``shape`` go through ``np.fromiter`` over the flattened
-    lists, several times faster than ``np.asarray`` on nested lists; anything
-    else (another shape, a ragged list, non-numbers) through ``np.asarray``,
-    which raises ``ValueError``/``TypeError`` where it must.
-    """
-    n = len(values)
-    try:
-        if (np.fromiter(map(len, values), np.int64, count=n) == shape[0]).all():
-            items = values
-            if len(shape) == 2:
-                items = list(chain.from_iterable(values))
-                if not (np.fromiter(map(len, items), np.int64, count=len(items)) == shape[1]).all():
-                    raise ValueError("irregular")
-            flat = np.fromiter(chain.from_iterable(items), np.float64, count=n * int(np.prod(shape)))
-            return flat.reshape(n, *shape)
-    except (TypeError, ValueError):
-        pass
-    return np.asarray(values, dtype=np.float64)
-
-
-def _matrices(values: list, rows: int, cols: int) -> np.ndarray:
-    """``(g, r, c)`` float64 of ``g`` nested lists; raises ``ValueError`` when they are not all ``rows x cols``+."""
-    array = _floats(values, (rows, cols))
-    if array.ndim != 3 or array.shape[1] < rows or array.shape[2] < cols:
-        raise ValueError("bad matrix")
-    return array
-
-
-def _camera_group(ctx: InfoContext, name: str, images: list[dict], lidar2ego: list):
-    """Calibration of one camera in ``len(images)`` frames: ``(intrinsics (g, 3, 3),
-    lidar2cam (g, 4, 4))``. Raises ``ValueError`` with the reader's message for a
-    single frame; callers split a failing group into single frames."""
-    try:
-        projection = _matrices([image.get("cam2img") for image in images], 3, 3)
-    except (ValueError, TypeError):
-        raise ValueError(f"camera {name} has no valid cam2img") from None
-    with_lidar2cam = np.array(["lidar2cam" in image for image in images], dtype=bool)
-    lidar2cam = np.empty((len(images), 4, 4))
-    if with_lidar2cam.any():
-        lidar2cam[with_lidar2cam] = _floats(
-            [image["lidar2cam"] for image, ok in zip(images, with_lidar2cam) if ok], (4, 4))
-    if not with_lidar2cam.all():
-        rest = [i for i, ok in enumerate(with_lidar2cam) if not ok]
-        if any("cam2ego" not in images[i] for i in rest):
-            raise ValueError(f"camera {name} has neither lidar2cam nor cam2ego")
-        cam2ego = _floats([images[i]["cam2ego"] for i in rest], (4, 4))
-        ego = _floats([_EYE if lidar2ego[i] is None else lidar2ego[i] for i in rest], (4, 4))
-        lidar2cam[rest] = np.linalg.inv(cam2ego) @ ego
-    intrinsics = projection[:, :3, :3].copy()
-    if projection.shape[2] == 4:
-        # KITTI's P2 = K [I | t]: fold the stereo offset into the extrinsic so
-        # that cam2img @ lidar2cam still equals the projection the info gives.
-        shifted = np.flatnonzero(np.any(projection[:, :3, 3] != 0, axis=1))
-        if len(shifted):
-            offset = np.tile(np.eye(4), (len(shifted), 1, 1))
-            offset[:, :3, 3] = np.linalg.solve(intrinsics[shifted], projection[shifted, :3, 3:4])[..., 0]
-            lidar2cam[shifted] = offset @ lidar2cam[shifted]
-    return intrinsics, lidar2cam
-
-
-_RECOVERABLE = (ValueError, TypeError, KeyError, AttributeError, np.linalg.LinAlgError)
-
-
-def _in_groups(fn, indices: list[int], reasons: list) -> tuple[list[int], list[np.ndarray]]:
-    """``fn(indices)`` for the whole group, or frame by frame when the group fails.
-
-    ``fn`` returns a tuple of arrays; the result is ``(ok_indices, arrays)`` with
-    each array the concatenation over the frames that parsed, in order; frames
-    whose own call raises get its message as their reason.
-    """
-    if not indices:
-        return [], []
-    try:
-        return list(indices), list(fn(indices))
-    except _RECOVERABLE:
-        pass
-    ok, parts = [], []
-    for i in indices:
-        try:
-            parts.append(fn([i]))
-            ok.append(i)
-        except _RECOVERABLE as exc:
-            if reasons[i] is None:
-                reasons[i] = (str(exc), None)
-    if not parts:
-        return [], []
-    return ok, [np.concatenate([part[k] for part in parts]) for k in range(len(parts[0]))]
-
-
 def _box_values(bboxes: list) -> np.ndarray:
     """``(k, 7)`` float64 from ``k`` ``bbox_3d`` values (extra values, e.g. velocities, cut off)."""
     try:
-        array = _floats(bboxes, (7,))
+        array = stack_floats(bboxes, (7,))
         if array.ndim == 2 and array.shape[1] >= 7:
             values = array[:, :7]
         else:
@@ -279,7 +134,7 @@ def _camera_frame_boxes(ctx: InfoContext, entries, frame_of, keep, values, reaso
             continue
         try:
             values[rows] = camera_boxes_to_lidar(values[rows], np.asarray(image["lidar2cam"]))
-        except _RECOVERABLE as exc:
+        except RECOVERABLE as exc:
             reasons[i] = (str(exc), None)
 
 
@@ -292,7 +147,7 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
     for i, frame_id in enumerate(frame_ids):
         if not FRAME_ID_PATTERN.match(frame_id):
             try:
-                info_format.validate_frame_id(frame_id)
+                validate_frame_id(frame_id)
             except ValueError as exc:
                 reasons[i] = (str(exc), None)
 
@@ -313,10 +168,10 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
             continue
         reasons[i] = ctx.checks.lidar(lidar_paths[i], int(num_features[i]))
 
-    cameras = _parse_cameras(ctx, entries, lidar_infos, reasons)
+    cameras = parse_cameras(ctx, entries, lidar_infos, reasons)
 
     labeled = np.array(["instances" in entry for entry in entries], dtype=bool)
-    ok_labeled, parsed = _in_groups(lambda idx: _instances(ctx, [entries[i] for i in idx]),
+    ok_labeled, parsed = in_groups(lambda idx: _instances(ctx, [entries[i] for i in idx]),
                                     [i for i in range(n) if labeled[i] and reasons[i] is None], reasons)
     counts, raw, values = parsed if parsed else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 7)))
     frame_of = np.repeat(np.asarray(ok_labeled, dtype=np.int64), counts)
@@ -384,7 +239,7 @@ def _poses(poses: list) -> np.ndarray:
     present = [i for i, pose in enumerate(poses) if pose is not None]
     if present:
         try:
-            out[present] = _floats([poses[i] for i in present], (4, 4))
+            out[present] = stack_floats([poses[i] for i in present], (4, 4))
         except (ValueError, TypeError):
             for i in present:
                 try:
@@ -392,68 +247,6 @@ def _poses(poses: list) -> np.ndarray:
                 except (ValueError, TypeError):
                     pass
     return out
-
-
-def _parse_cameras(ctx: InfoContext, entries: list[dict], lidar_infos: list[dict], reasons: list) -> dict:
-    """Camera rows of every frame, each frame's cameras sorted by name; sets
-    ``reasons`` of frames with a broken calibration or image."""
-    n = len(entries)
-    images_of = [entry.get("images") or {} for entry in entries]
-    names = sorted({name for images in images_of for name in images})
-    frame_parts, rank_parts, path_parts, name_parts = [], [], [], []
-    k_parts, l_parts, w_parts, h_parts = [], [], [], []
-    for rank, name in enumerate(names):
-        members = [i for i in range(n) if reasons[i] is None and isinstance(image := images_of[i].get(name), dict)
-                   and image.get("img_path")]  # KITTI lists CAM0/1/3 calibrations without images
-        ok, calibration = _in_groups(
-            lambda idx: _camera_group(ctx, name, [images_of[i][name] for i in idx],
-                                      [lidar_infos[i].get("lidar2ego") for i in idx]),
-            members, reasons)
-        if not ok:
-            continue
-        intrinsics, lidar2cam = calibration
-        prefix = (ctx.camera_prefix.get(name, ctx.camera_prefix.get("*")) if isinstance(ctx.camera_prefix, dict)
-                  else ctx.camera_prefix)
-        images = [images_of[i][name] for i in ok]
-        paths = info_format.resolve_paths(ctx.root, prefix, [image["img_path"] for image in images])
-        given = [(int(image.get("width", 0) or 0), int(image.get("height", 0) or 0)) for image in images]
-        checked = list(map(ctx.checks.image, paths, [not (w and h) for w, h in given]))
-        rows, widths, heights = [], [], []
-        read_sizes = ctx.checks.check != "exists"
-        for k, (i, (width, height), check) in enumerate(zip(ok, given, checked)):
-            if isinstance(check[0], str):
-                reasons[i] = check
-                continue
-            if read_sizes and not (width and height):
-                width, height = check
-            rows.append(k)
-            widths.append(width)
-            heights.append(height)
-        frame_parts.append(np.asarray(ok, dtype=np.int64)[rows])
-        rank_parts.append(np.full(len(rows), rank))
-        path_parts.extend(paths[k] for k in rows)
-        name_parts.extend([name] * len(rows))
-        k_parts.append(intrinsics[rows])
-        l_parts.append(lidar2cam[rows])
-        w_parts.append(np.asarray(widths, dtype=np.int64))
-        h_parts.append(np.asarray(heights, dtype=np.int64))
-    if not frame_parts:
-        return {"frame": np.zeros(0, np.int64), "offsets": np.zeros(n + 1, np.int64), "name": [], "path": [],
-                "cam2img": np.zeros((0, 3, 3)), "lidar2cam": np.zeros((0, 4, 4)),
-                "width": np.zeros(0, np.int64), "height": np.zeros(0, np.int64)}
-    frame, rank = np.concatenate(frame_parts), np.concatenate(rank_parts)
-    order = np.lexsort((rank, frame))  # frame by frame, cameras by name
-    frame = frame[order]
-    return {
-        "frame": frame,
-        "offsets": offsets_of(np.bincount(frame, minlength=n)),
-        "name": [name_parts[j] for j in order],
-        "path": [path_parts[j] for j in order],
-        "cam2img": np.concatenate(k_parts)[order],
-        "lidar2cam": np.concatenate(l_parts)[order],
-        "width": np.concatenate(w_parts)[order],
-        "height": np.concatenate(h_parts)[order],
-    }
 
 
 def chunk_entries(data_list: list, chunk_size: int):
@@ -465,4 +258,4 @@ def chunk_entries(data_list: list, chunk_size: int):
         yield start, chunk
 
 
-__all__ = ["DETECTION_CLASSES", "FileChecks", "InfoContext", "ParsedEntries", "chunk_entries", "parse_entries"]
+__all__ = ["FileChecks", "InfoContext", "ParsedEntries", "chunk_entries", "parse_entries"]

@@ -53,11 +53,10 @@ from typing import Iterable
 import numpy as np
 
 from ceal_pipeline.frames.classes import detection_label
-from ceal_pipeline.frames.records import validate_frame_id
+from ceal_pipeline.frames.file_checks import CHECK_LEVELS
 from ceal_pipeline.frames.result import FrameSourceResult
 
 SOURCE = "mmdet3d"
-CHECK_LEVELS = ("exists", "header", "points")
 
 #: Class tuples of mmdet3d's dataset classes, for info files without ``categories``.
 KNOWN_CLASSES: dict[str, tuple[str, ...]] = {
@@ -264,7 +263,8 @@ def iter_info_chunks(info_path: Path, root: Path, *, chunk_frames: int = CHUNK_F
                      **options):
     """:class:`~ceal_pipeline.frames.mmdet3d_columns.ParsedEntries` of one info
     file, ``chunk_frames`` entries at a time (options as :func:`read_frames`)."""
-    from ceal_pipeline.frames.mmdet3d_columns import FileChecks, InfoContext, chunk_entries, parse_entries
+    from ceal_pipeline.frames.file_checks import FileChecks
+    from ceal_pipeline.frames.mmdet3d_columns import InfoContext, chunk_entries, parse_entries
 
     info = load_info_file(info_path)
     context = InfoContext(info_path=Path(info_path), root=Path(root), metainfo=info["metainfo"],
