@@ -1,9 +1,10 @@
 """`ceal bench catalog`: ingest N nuScenes-style frames, add 1 %, look up a shard.
 
 1. writes N frames as mmdet3d info files of ``--frames-per-file`` frames
-   (:mod:`ceal_pipeline.benchmarks.fleet_infos`; fleet data arrives as many
-   files, and one pickle of 10^6 frames with 40 boxes each is ~9 GB of Python
-   objects once loaded), reused by later runs with the same parameters;
+   (:mod:`ceal_pipeline.benchmarks.fleet_infos`: one generated block, the other
+   files byte copies with their own frame ids; fleet data arrives as many files,
+   and one pickle of 10^6 frames with 40 boxes each is ~9 GB of Python objects
+   once loaded), reused by later runs with the same parameters;
 2. ingests them into an empty catalog (``ingest_s``);
 3. adds one more info file with 1 % new frames and ingests again
    (``incremental_s``: discovery, the new file's parse, the duplicate check
@@ -147,7 +148,7 @@ def _dataset(work: Path, args, progress: Progress) -> tuple[Path, list[Path], li
         shutil.rmtree(data, ignore_errors=True)
         fleet_infos.write_shared_files(data)
         fleet_infos.write_fleet_infos(data, args.frames, frames_per_file=args.frames_per_file, seed=args.seed,
-                                      boxes_per_frame=args.boxes, workers=os.cpu_count() or 1,
+                                      boxes_per_frame=args.boxes,
                                       progress=lambda d, t: progress.step(f"writing info files {d}/{t}"))
         fleet_infos.write_info_file(data / "nuscenes_infos_train-increment.pkl", args.seed, args.frames,
                                     args.frames + extra, args.boxes)
@@ -161,7 +162,7 @@ def _dataset(work: Path, args, progress: Progress) -> tuple[Path, list[Path], li
 def run(args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from ceal_pipeline.benchmarks.fleet_infos import frame_tokens
+    from ceal_pipeline.benchmarks.fleet_infos import fleet_token
 
     work = Path(args.workdir)
     n_files = -(-args.frames // args.frames_per_file)
@@ -180,7 +181,7 @@ def run(args: argparse.Namespace) -> dict:
     progress.step(f"looking up {args.lookup} random frames")
     rng = np.random.default_rng(args.seed)
     picks = np.sort(rng.choice(args.frames, size=min(args.lookup, args.frames), replace=False))
-    lookup_ids = [frame_tokens(args.seed, int(i), int(i) + 1)[0] for i in picks]
+    lookup_ids = [fleet_token(args.seed, int(i), args.frames_per_file) for i in picks]
     rng.shuffle(lookup_ids)
     lookup = _in_child(_lookup_child, str(catalog_root), lookup_ids)
     result = {

@@ -11,15 +11,19 @@ LiDAR files and one image per camera, so the benchmark measures the catalog,
 not the disk.
 
 Frames are written ``frames_per_file`` to an info file, the way fleet data
-arrives (one file per upload batch), by ``workers`` processes; entry ``i`` of
-the dataset depends only on ``(seed, i)``.
+arrives (one file per upload batch). Generating ~10^3 Python objects per frame
+costs more than parsing them, so :func:`write_fleet_infos` generates one block
+of ``frames_per_file`` entries and writes every further file as a byte copy of
+its pickle with the block number in its ids (:func:`fleet_token`: ids, camera
+tokens and scene tokens start with ``<block:07x>b``; the same-length
+substitution keeps the pickle valid). Each file is still a complete info file
+with its own frame ids that the ingest unpickles and parses in full; only the
+numbers repeat from file to file.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import pickle
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +58,17 @@ def frame_tokens(seed: int, start: int, stop: int) -> list[str]:
     return [f"{a:016x}{b:016x}" for a, b in words.tolist()]
 
 
-def _entries(seed: int, start: int, stop: int, boxes_per_frame: int) -> list[dict]:
+def fleet_token(seed: int, index: int, frames_per_file: int) -> str:
+    """The frame id of entry ``index`` of a fleet dataset written by :func:`write_fleet_infos`."""
+    block, k = divmod(index, frames_per_file)
+    return f"{block:07x}b{frame_tokens(seed, k, k + 1)[0][:24]}"
+
+
+def _entries(seed: int, start: int, stop: int, boxes_per_frame: int, tokens: list[str] | None = None,
+             scene_prefix: str = "scene") -> list[dict]:
     n = stop - start
     rng = np.random.default_rng([seed, start])
-    tokens = frame_tokens(seed, start, stop)
+    tokens = tokens or frame_tokens(seed, start, stop)
     counts = rng.integers(max(boxes_per_frame - 10, 0), boxes_per_frame + 11, n)
     total = int(counts.sum())
     centres = np.column_stack([rng.uniform(-50, 50, (total, 2)), rng.uniform(-1, 1, total)])
@@ -89,7 +100,7 @@ def _entries(seed: int, start: int, stop: int, boxes_per_frame: int) -> list[dic
         t = timestamps[i]
         entries.append({
             "sample_idx": index, "token": tokens[i], "timestamp": t, "ego2global": ego2global[i],
-            "scene_token": f"scene-{index // FRAMES_PER_SCENE:07d}",
+            "scene_token": f"{scene_prefix}-{index // FRAMES_PER_SCENE:07d}",
             "lidar_points": {"num_pts_feats": 5, "lidar_path": f"samples/LIDAR_TOP/log{log:02d}.bin",
                              "lidar2ego": lidar2ego[i]},
             "images": {c: {"img_path": f"samples/{c}/shared.jpg", "cam2img": cam2img[c][i],
@@ -100,32 +111,39 @@ def _entries(seed: int, start: int, stop: int, boxes_per_frame: int) -> list[dic
     return entries
 
 
-def write_info_file(path: Path, seed: int, start: int, stop: int, boxes_per_frame: int = 40) -> Path:
-    """Entries ``start..stop`` as one info file at ``path`` (atomic)."""
+def _info_bytes(entries: list[dict]) -> bytes:
     metainfo = {"categories": {name: i for i, name in enumerate(NUSCENES_CLASSES)}, "dataset": "nuscenes",
                 "version": "v1.0-trainval", "info_version": "1.1"}
-    data = {"metainfo": metainfo, "data_list": _entries(seed, start, stop, boxes_per_frame)}
-    atomic_write_bytes(path, pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+    return pickle.dumps({"metainfo": metainfo, "data_list": entries}, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def write_info_file(path: Path, seed: int, start: int, stop: int, boxes_per_frame: int = 40) -> Path:
+    """Entries ``start..stop`` (ids :func:`frame_tokens`) as one info file at ``path`` (atomic)."""
+    atomic_write_bytes(path, _info_bytes(_entries(seed, start, stop, boxes_per_frame)))
     return path
 
 
-def write_fleet_infos(root: Path, n_frames: int, *, frames_per_file: int, seed: int = 0, start: int = 0,
-                      name: str = "nuscenes_infos_train", boxes_per_frame: int = 40, workers: int = 2,
-                      progress=None) -> list[Path]:
-    """Frames ``start..start + n_frames`` as info files of ``frames_per_file`` frames under ``root``."""
+def write_fleet_infos(root: Path, n_frames: int, *, frames_per_file: int, seed: int = 0,
+                      name: str = "nuscenes_infos_train", boxes_per_frame: int = 40, progress=None) -> list[Path]:
+    """Entries ``0..n_frames`` (ids :func:`fleet_token`) as info files of ``frames_per_file`` entries."""
     root.mkdir(parents=True, exist_ok=True)
-    jobs = [(root / f"{name}-{k:05d}.pkl", seed, s, min(s + frames_per_file, start + n_frames), boxes_per_frame)
-            for k, s in enumerate(range(start, start + n_frames, frames_per_file))]
+    n_files = -(-n_frames // frames_per_file)
+    marker = fleet_token(seed, 0, frames_per_file)[:8]
+    template = None
     paths = []
-    if workers > 1 and len(jobs) > 1:
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for path in pool.map(write_info_file, *zip(*jobs)):
-                paths.append(path)
-                if progress:
-                    progress(len(paths), len(jobs))
-    else:
-        for job in jobs:
-            paths.append(write_info_file(*job))
-            if progress:
-                progress(len(paths), len(jobs))
+    for block in range(n_files):
+        start, stop = block * frames_per_file, min((block + 1) * frames_per_file, n_frames)
+        if template is None or stop - start < frames_per_file:
+            tokens = [fleet_token(seed, i, frames_per_file) for i in range(start, stop)]
+            data = _info_bytes(_entries(seed, 0, stop - start, boxes_per_frame, tokens, f"{tokens[0][:8]}-scene"))
+            if template is None and stop - start == frames_per_file:
+                template, occurrences = data, data.count(marker.encode())
+        else:
+            data = template.replace(marker.encode(), fleet_token(seed, start, frames_per_file)[:8].encode())
+            if data.count(fleet_token(seed, start, frames_per_file)[:8].encode()) != occurrences:
+                raise RuntimeError("block marker collided with other bytes of the template pickle")
+        paths.append(root / f"{name}-{block:05d}.pkl")
+        atomic_write_bytes(paths[-1], data)
+        if progress:
+            progress(len(paths), n_files)
     return paths
