@@ -98,6 +98,12 @@ class FrameCatalog:
         duplicated, with the generation, source files and fingerprints."""
         return self._read.changes()
 
+    def files(self, table: str = "frames") -> list[str]:
+        """The live Parquet files of ``table`` (``frames``, ``boxes``, ``quarantine``), e.g. for DuckDB:
+        ``duckdb.sql("SELECT split, count(*) FROM read_parquet($files) GROUP BY split", params=...)``.
+        Never glob the folders: they may hold parts of a replaced or unfinished ingest."""
+        return self._read.files(table)
+
     def refresh(self) -> None:
         """See the latest committed ingest (another process may have ingested)."""
         self._read.refresh()

@@ -15,11 +15,13 @@ One ingest:
    ``changes/<generation>.parquet``. A removed frame leaves the live catalog (its
    unit no longer holds it) and stays listed in the changes log with its last
    fingerprint; a changed frame's new content replaces the old;
-5. finds frame ids held twice (across units or within one): the copy that was
-   already live, else the first by unit path, is kept; the others are
-   quarantined with a reason naming both files, and reported;
-6. commits by writing the manifest atomically. A run killed before this leaves
-   the previous catalog intact.
+5. finds frame ids held twice (against the frame-id index, and within the
+   parsed units): the copy that was already live, else the first by unit path,
+   is kept; the others are quarantined with a reason naming both files, and
+   reported (:mod:`.duplicates`);
+6. writes the new frame-id index (:mod:`.index`) and commits by writing the
+   manifest atomically. A run killed before this leaves the previous catalog
+   intact.
 
 With ``info=`` naming some info files only those are considered; without it a
 unit of the same source root that disappeared counts as removed.
@@ -37,26 +39,21 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ceal_pipeline.catalog import parts as part_files
-from ceal_pipeline.catalog.index import write_index
+from ceal_pipeline.catalog.duplicates import drop_rows, find_duplicates
+from ceal_pipeline.catalog.index import index_rows, read_index, write_index
 from ceal_pipeline.catalog.manifest import Manifest, read_manifest, write_manifest
 from ceal_pipeline.catalog.report import IngestReport
 from ceal_pipeline.catalog.schema import (
     FRAMES_SCHEMA,
-    batch_from_tables,
-    boxes_table,
-    frames_table,
-    quarantine_table,
 )
 from ceal_pipeline.catalog.units import UnitResult, UnitTask, discover_units, parse_unit
 from ceal_pipeline.frames.mmdet3d_info import unnamed_labels_message
-from ceal_pipeline.frames.records import QuarantinedFrame
 
 LOCK_FILE = ".ingest.lock"
 #: Below this many bytes of source to parse, worker processes cost more than they save.
@@ -165,9 +162,11 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
 
         affected_old = [p for u in to_parse if u.key in old_units for p in old_units[u.key].parts]
         affected_old += [p for u in removed_units for p in u.parts]
-        kept_parts = [p for k, u in old_units.items()
-                      if k not in results and u not in removed_units for p in u.parts]
-        duplicates = _resolve_duplicates(root, kept_parts, results, fresh, report)
+        live = read_index(root, manifest.index)
+        if affected_old:
+            live = live.filter(pc.invert(pc.is_in(live.column("part"), value_set=pa.array(affected_old))))
+        new_parts = [p for key in sorted(results) for p in results[key].parts]
+        duplicates = _resolve_duplicates(root, live, new_parts, results, fresh, old_units, report)
         changes = _changes(root, generation, affected_old, results, report, duplicates)
 
         for key, result in results.items():
@@ -185,7 +184,7 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
         part_files.write_table(part_files.part_path(root, "changes", change_name), changes, "changes")
         committed = Manifest(generation=generation, committed_at=datetime.now(timezone.utc).isoformat(),
                              units=units_after, changes=manifest.changes + [change_name], index=change_name)
-        write_index(root, change_name, committed.parts)
+        write_index(root, change_name, pa.concat_tables([live, index_rows(root, new_parts)]))
         write_manifest(root, committed)
         report.frames = committed.frame_count()
         report.boxes = sum(u.boxes for u in units_after.values())
@@ -196,79 +195,31 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
     return report
 
 
-def _resolve_duplicates(root: Path, kept_parts: list[str], results: dict[str, UnitResult], fresh: dict,
-                        report: IngestReport) -> list[tuple[str, str, str]]:
+def _resolve_duplicates(root: Path, live: pa.Table, new_parts: list[str], results: dict[str, UnitResult],
+                        fresh: dict, old_units: dict, report: IngestReport) -> list[tuple[str, str, str]]:
     """Quarantine every second copy of a frame id; returns ``(frame_id, loser file, kept file)``."""
-    new_parts = [(key, p) for key in sorted(results) for p in results[key].parts]
-    if not new_parts:
-        return []
-    files = part_files.part_files(root, kept_parts) + part_files.part_files(root, [p for _, p in new_parts])
-    con = duckdb.connect()
-    try:
-        con.execute("SET threads TO 2")
-        rows = con.execute(
-            """
-            WITH ids AS (
-                SELECT frame_id, source_file, filename AS part, file_row_number AS row
-                FROM read_parquet(?, filename = true, file_row_number = true)
-            ), dup AS (SELECT frame_id FROM ids GROUP BY frame_id HAVING count(*) > 1)
-            SELECT ids.frame_id, ids.source_file, ids.part, ids.row FROM ids JOIN dup USING (frame_id)
-            """, [files]).fetchall()
-    finally:
-        con.close()
-    if not rows:
-        return []
-    rank = {f: i for i, f in enumerate(files)}  # kept parts first, then new ones by unit path
-    by_id: dict[str, list] = {}
-    for frame_id, source_file, part, row in rows:
-        by_id.setdefault(frame_id, []).append((rank[part], row, source_file, part))
-    losers: dict[str, list[tuple[int, str, str]]] = {}
+    unit_of_part = {p: fresh[k] for k, r in results.items() for p in r.parts}
+    file_of_part = {p: u.path for u in old_units.values() for p in u.parts}
+    file_of_part.update({p: u.path for p, u in unit_of_part.items()})
+    losers = find_duplicates(live, index_rows(root, new_parts), file_of_part)
     found = []
-    for frame_id, copies in sorted(by_id.items()):
-        copies.sort()
-        kept_file = copies[0][2]
-        for _, row, source_file, part in copies[1:]:
-            losers.setdefault(part, []).append((row, frame_id, kept_file))
-            found.append((frame_id, source_file, kept_file))
-    for part_file, dropped in losers.items():
-        name = Path(part_file).name[:-len(".parquet")]
-        key = next(k for k, r in results.items() if name in r.parts)
-        _drop_rows(root, name, dropped, results[key], fresh[key].path)
+    for part, dropped in sorted(losers.items()):
+        unit = unit_of_part[part]
+        frames, boxes = drop_rows(root, part, dropped, unit.path)
+        result = results[unit.key]
+        result.frames, result.boxes, result.quarantined = (result.frames - frames, result.boxes - boxes,
+                                                           result.quarantined + frames)
+        found += [(frame_id, unit.path, kept) for _, frame_id, kept in dropped]
+    if not found:
+        return []
     report.duplicates = len(found)
-    report.add_examples("duplicate", [f for f, _, _ in found])
+    report.add_examples("duplicate", sorted(f for f, _, _ in found))
     first = found[0]
     report.warnings.append(
         f"{len(found)} frame ids occur twice (e.g. {first[0]} in {first[1]} and {first[2]}): the copy already in "
         "the catalog (else the first file by path) is kept and the others are quarantined; give each dataset its "
         "own ids (mmdet3d: frame_id_prefix=) or remove the duplicated entries")
     return found
-
-
-def _drop_rows(root: Path, name: str, dropped: list[tuple[int, str, str]], result: UnitResult, unit_path: str):
-    """Rewrite part ``name`` without the rows ``dropped`` and quarantine them."""
-    frames = pq.read_table(part_files.part_path(root, "frames", name))
-    boxes = pq.read_table(part_files.part_path(root, "boxes", name))
-    batch = batch_from_tables(frames, boxes)
-    keep = np.ones(len(batch), dtype=bool)
-    keep[[row for row, _, _ in dropped]] = False
-    kept = batch.take(np.flatnonzero(keep))
-    fingerprints = np.array(frames.column("fingerprint").to_pylist(), dtype=object)[keep]
-    source_kind = frames.column("source_kind")[0].as_py()
-    part_files.write_table(part_files.part_path(root, "frames", name),
-                           frames_table(kept, fingerprints, source_kind=source_kind, source_file=unit_path),
-                           "frames")
-    part_files.write_table(part_files.part_path(root, "boxes", name), boxes_table(kept), "boxes")
-    quarantine_path = part_files.part_path(root, "quarantine", name)
-    extra = [QuarantinedFrame(frame_id=f, reason=f"duplicate frame id {f}: {unit_path} holds it and so does "
-                                                 f"{kept_file}, whose copy is kept; give each dataset its own ids "
-                                                 "(frame_id_prefix=) or remove one entry",
-                              path=unit_path, source=source_kind) for _, f, kept_file in dropped]
-    table = pa.concat_tables([pq.read_table(quarantine_path), quarantine_table(extra, unit_path)])
-    part_files.write_table(quarantine_path, table.sort_by("frame_id"), "quarantine")
-    removed_boxes = int(frames.column("box_count").to_numpy()[~keep].sum())
-    result.frames -= len(dropped)
-    result.boxes -= removed_boxes
-    result.quarantined += len(dropped)
 
 
 def _changes(root: Path, generation: int, affected_old: list[str], results: dict[str, UnitResult],

@@ -20,7 +20,7 @@ from ceal_pipeline.atomic_files import atomic_target
 
 TABLES = ("frames", "boxes", "quarantine")
 #: Rows per row group of the frames and boxes tables (boxes: ~40 per frame).
-ROW_GROUP_ROWS = {"frames": 256, "boxes": 8192, "quarantine": 65536, "changes": 65536, "index": 1024}
+ROW_GROUP_ROWS = {"frames": 256, "boxes": 2048, "quarantine": 65536, "changes": 65536, "index": 1024}
 
 
 def part_path(root: Path, table: str, part: str) -> Path:

@@ -14,6 +14,7 @@ parts, the next call reloads the manifest (see :class:`CatalogReader.refresh`).
 from __future__ import annotations
 
 import bisect
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,9 @@ from ceal_pipeline.catalog.schema import (
 )
 from ceal_pipeline.frames.batch import offsets_of
 from ceal_pipeline.frames.records import FrameRecord, QuarantinedFrame
+
+#: Threads reading parts during one lookup (I/O and decoding release the GIL).
+LOOKUP_THREADS = 4
 
 
 def unknown_ids_error(unknown: list[str], root: Path) -> KeyError:
@@ -110,11 +114,16 @@ class CatalogReader:
             self.refresh()
             return read()
 
+    def files(self, table: str = "frames") -> list[str]:
+        if table not in part_files.TABLES:
+            raise ValueError(f"unknown catalog table {table!r}: use one of {part_files.TABLES}")
+        return part_files.part_files(self.root, self.manifest.parts, table)
+
     def frame_count(self) -> int:
         return self.manifest.frame_count()
 
     def _dataset(self, table: str = "frames"):
-        files = part_files.part_files(self.root, self.manifest.parts, table)
+        files = self.files(table)
         schema = {"frames": FRAMES_SCHEMA, "boxes": BOXES_SCHEMA, "quarantine": QUARANTINE_SCHEMA}[table]
         return ds.dataset(files, schema=schema, format="parquet")
 
@@ -186,25 +195,42 @@ class CatalogReader:
             return []
 
         def read():
-            frames, part_of = self._by_id(frame_ids, list(RECORD_COLUMNS))
-            starts = frames.column("box_row").to_numpy()
-            counts = frames.column("box_count").to_numpy().astype(np.int64)
-            slices = [None] * len(frame_ids)
-            for name in dict.fromkeys(part_of.tolist()):
-                mine = np.flatnonzero(part_of == name)
-                mine = mine[counts[mine] > 0]
-                if not len(mine):
-                    continue
-                rows = np.concatenate([np.arange(starts[i], starts[i] + counts[i]) for i in mine])
-                unique_rows, inverse = np.unique(rows, return_inverse=True)
-                table = self._part(name).box_rows(unique_rows).take(pa.array(inverse, pa.int64()))
-                offsets = offsets_of(counts[mine])
-                for k, i in enumerate(mine):
-                    slices[i] = table.slice(int(offsets[k]), int(counts[mine][k]))
-            present = [t for t in slices if t is not None]
-            boxes = pa.concat_tables(present) if present else BOXES_SCHEMA.empty_table()
-            return batch_from_tables(frames, boxes).records()
+            located, unknown = self._locate(frame_ids)
+            if unknown:
+                raise unknown_ids_error(unknown, self.root)
+            # parts are independent files: read them on a few threads (pyarrow decodes without the GIL)
+            if LOOKUP_THREADS > 1 and len(located) > 1:
+                with ThreadPoolExecutor(max_workers=min(LOOKUP_THREADS, len(located))) as pool:
+                    pieces = list(pool.map(lambda item: self._part_records(*item), located))
+            else:
+                pieces = [self._part_records(*item) for item in located]
+            frames = pa.concat_tables([f for f, _ in pieces])
+            order = np.concatenate([positions for _, positions, _ in located])
+            inverse = np.empty(len(frame_ids), dtype=np.int64)
+            inverse[order] = np.arange(len(frame_ids))
+            box_slices = [s for _, slices in pieces for s in slices]
+            boxes = [box_slices[i] for i in inverse if box_slices[i] is not None]
+            boxes = pa.concat_tables(boxes) if boxes else BOXES_SCHEMA.empty_table()
+            return batch_from_tables(frames.take(pa.array(inverse, pa.int64())), boxes).records()
         return self._retrying(read)
+
+    def _part_records(self, name: str, positions: np.ndarray, rows: np.ndarray):
+        """Frame rows (in ``positions`` order) of one part and each one's box rows (or ``None``)."""
+        part = self._part(name)
+        unique_rows, inverse = np.unique(rows, return_inverse=True)
+        frames = part.rows(unique_rows, list(RECORD_COLUMNS)).take(pa.array(inverse, pa.int64()))
+        starts = frames.column("box_row").to_numpy()
+        counts = frames.column("box_count").to_numpy().astype(np.int64)
+        slices = [None] * len(positions)
+        boxed = np.flatnonzero(counts > 0)
+        if len(boxed):
+            box_rows = np.concatenate([np.arange(starts[i], starts[i] + counts[i]) for i in boxed])
+            unique_rows, inverse = np.unique(box_rows, return_inverse=True)
+            table = part.box_rows(unique_rows).take(pa.array(inverse, pa.int64()))
+            offsets = offsets_of(counts[boxed])
+            for k, i in enumerate(boxed):
+                slices[i] = table.slice(int(offsets[k]), int(counts[i]))
+        return frames, slices
 
     def sequence_ids(self, frame_ids) -> np.ndarray:
         """The sequence of each id, in the given order."""

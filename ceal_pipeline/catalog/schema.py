@@ -73,8 +73,7 @@ QUARANTINE_SCHEMA = pa.schema([
 
 #: Columns :meth:`FrameCatalog.records` needs to rebuild a FrameRecord.
 RECORD_COLUMNS = ("frame_id", "sequence_id", "timestamp_s", "split", "source", "lidar_path", "lidar_format",
-                  "lidar_num_features", "lidar_use_dims", "cameras", "ego_pose", "labeled", "annotation",
-                  "box_row", "box_count")
+                  "lidar_num_features", "lidar_use_dims", "cameras", "ego_pose", "labeled", "box_row", "box_count")
 
 
 def sort_by_frame_id(batch: FrameBatch, fingerprints: np.ndarray) -> tuple[FrameBatch, np.ndarray]:
@@ -148,7 +147,7 @@ def quarantine_table(quarantined: list[QuarantinedFrame], source_file: str) -> p
 
 
 def batch_from_tables(frames: pa.Table, boxes: pa.Table) -> FrameBatch:
-    """A :class:`FrameBatch` of the ``frames`` rows (at least :data:`RECORD_COLUMNS`)
+    """A :class:`FrameBatch` of the ``frames`` rows (at least :data:`RECORD_COLUMNS`; ``annotation`` when present)
     whose boxes are the ``boxes`` rows, frame after frame, ``box_count`` each."""
     n = frames.num_rows
     cameras = frames.column("cameras").combine_chunks()
@@ -183,7 +182,7 @@ def batch_from_tables(frames: pa.Table, boxes: pa.Table) -> FrameBatch:
         lidar_use_dims=[tuple(d) for d in frames.column("lidar_use_dims").to_pylist()],
         ego_pose=ego.reshape(n, 4, 4),
         labeled=frames.column("labeled").to_numpy(zero_copy_only=False).astype(bool),
-        annotation=frames.column("annotation").to_pylist(),
+        annotation=frames.column("annotation").to_pylist() if "annotation" in frames.column_names else [""] * n,
         camera_offsets=offsets_of(camera_counts),
         camera_name=field("name").to_pylist(),
         camera_path=field("path").to_pylist(),

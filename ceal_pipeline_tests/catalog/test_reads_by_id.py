@@ -152,3 +152,14 @@ def test_a_lookup_decodes_only_the_row_groups_and_columns_it_needs(tmp_path, inf
     index_reads = [r for r in reads if r[1] == ["frame_id", "part", "row"]]
     assert index_reads == [([0], ["frame_id", "part", "row"])]  # 1500 ids: the one ~1024-id group holding them
     assert [r for r in reads if r not in index_reads] == [([2], ["split"])]
+
+
+def test_duckdb_queries_the_live_files_the_catalog_names(two_files):
+    import duckdb
+
+    catalog, _ = two_files
+    rows = duckdb.sql(f"SELECT split, count(*) FROM read_parquet({catalog.files('frames')!r}) GROUP BY split "
+                      "ORDER BY split").fetchall()
+    assert rows == [("train", 40), ("val", 20)]
+    with pytest.raises(ValueError, match="unknown catalog table"):
+        catalog.files("nope")
