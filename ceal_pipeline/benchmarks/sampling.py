@@ -44,6 +44,7 @@ import time
 from pathlib import Path
 
 from ceal_pipeline.benchmarks.figures import ratio, seconds
+from ceal_pipeline.benchmarks.progress import Progress as _Progress
 
 #: Frames registered (and scored) per call while building the history.
 _CHUNK = 1_000_000
@@ -61,27 +62,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=0, help="grow the history to this many score events first")
     parser.add_argument("--workdir", default=None, help="folder for the DuckDB file (default: a temp folder)")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
-
-
-class _Progress:
-    """A one-line progress bar on stderr; silent when ``quiet`` (``--json``)."""
-
-    def __init__(self, total: int, quiet: bool) -> None:
-        self.total, self.done, self.quiet, self.started = total, 0, quiet, time.perf_counter()
-
-    def step(self, label: str, amount: int = 1) -> None:
-        self.done += amount
-        if self.quiet:
-            return
-        width = 30
-        filled = int(width * min(self.done, self.total) / max(self.total, 1))
-        elapsed = time.perf_counter() - self.started
-        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {elapsed:6.1f}s {label:<40}")
-        sys.stderr.flush()
-
-    def close(self) -> None:
-        if not self.quiet:
-            sys.stderr.write("\n")
 
 
 def _frame_ids(start: int, stop: int):

@@ -13,7 +13,7 @@ import sys
 
 # (command, module, help). `bench` and `benchmark` take a positional target.
 _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("bench", "ceal_pipeline.cli.bench", "performance benchmarks that print one JSON line (sampling, mc, round)"),
+    ("bench", "ceal_pipeline.cli.bench", "performance benchmarks that print one JSON line (sampling, mc, round, catalog)"),
     ("inspect", "ceal_pipeline.cli.inspect", "summarise a frame source (aimotive, mmdet3d, synthetic) before wiring it in"),
     ("benchmark", "ceal_pipeline.cli.benchmark", "MNIST / CIFAR-10 validation of CEAL against full-pool acquisition"),
     ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),

@@ -1,4 +1,4 @@
-"""`ceal bench {sampling,mc,round}`: performance benchmarks printing one JSON line.
+"""`ceal bench {sampling,mc,round,catalog}`: performance benchmarks printing one JSON line.
 
 Each target lives in ``ceal_pipeline.benchmarks.<module>`` exposing
 ``add_arguments(parser)`` and ``run(args) -> dict``; the dict is printed as JSON.
@@ -14,6 +14,8 @@ _TARGETS: dict[str, tuple[str, str]] = {
     "sampling": ("ceal_pipeline.benchmarks.sampling", "candidate-pool step at N frames vs numpy.random.choice"),
     "mc": ("ceal_pipeline.benchmarks.mc_dropout", "MC-Dropout head-only vs full-network scoring"),
     "round": ("ceal_pipeline.benchmarks.acquisition_round", "one CEAL round vs one full-pool rescoring round"),
+    "catalog": ("ceal_pipeline.benchmarks.catalog",
+                "frame catalog: ingest N info-file frames, a 1 % incremental ingest, a 256-frame shard lookup"),
 }
 
 

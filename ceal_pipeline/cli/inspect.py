@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-prefix", action="append", metavar="[CAM=]PATH",
                         help="folder under --root holding camera images; CAM=PATH for one camera (repeatable)")
     parser.add_argument("--box-frame", choices=("lidar", "camera"), help="override the info file's box frame")
+    parser.add_argument("--classes", help="mmdet3d: comma-separated class names in label order, for info files "
+                                          "whose metainfo names none (e.g. Pedestrian,Cyclist,Car)")
     parser.add_argument("--frames-count", type=int, help="synthetic: number of frames to generate (default 2000)")
     parser.add_argument("--seed", type=int, help="synthetic: generator seed (default 0)")
     parser.add_argument("--overwrite", action="store_true",
@@ -91,7 +93,8 @@ def run(args: argparse.Namespace) -> int:
     options = {"check": args.check}
     if args.source == "mmdet3d":
         options.update(info=args.info, lidar_prefix=args.lidar_prefix, camera_prefix=_camera_prefix(args.camera_prefix),
-                       box_frame=args.box_frame)
+                       box_frame=args.box_frame,
+                       classes=[c.strip() for c in args.classes.split(",")] if args.classes else None)
     elif args.source == "synthetic":
         options.update(n_frames=args.frames_count, seed=args.seed, overwrite=args.overwrite or None,
                        progress=_Progress("generating", show_progress))
@@ -156,8 +159,14 @@ def run(args: argparse.Namespace) -> int:
         "camera_points_in_view": {name: round(float(np.mean(v)), 4) for name, v in sorted(in_view.items())},
         "splits": dict(sorted({s: sum(r.split == s for r in frames) for s in {r.split for r in frames}}.items())),
         "dropped_objects": dict(sorted(result.dropped_objects.items())),
+        "unnamed_labels": {str(k): v for k, v in sorted(result.unnamed_labels.items())},
         "seconds": round(time.perf_counter() - started, 2),
     }
+    if result.unnamed_labels:
+        from ceal_pipeline.frames.mmdet3d_info import unnamed_labels_message
+
+        # Loud on stderr in both modes: a dataset read as "0 boxes" trains a detector on nothing.
+        print(f"ceal inspect: WARNING: {unnamed_labels_message(result.unnamed_labels, args.root)}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
     else:

@@ -2,7 +2,7 @@
 
 This is what mmdet3d's own preparation scripts write for nuScenes, KITTI, Waymo
 and Lyft, and what the synthetic generator writes, so one reader covers them.
-Per entry it reads ``token``/``sample_idx`` (frame id), ``timestamp``,
+Per entry it reads ``token``/``sample_idx``/``sample_id`` (frame id), ``timestamp``,
 ``lidar_points.{lidar_path, num_pts_feats}``, ``images.<CAM>.{img_path, cam2img,
 lidar2cam | cam2ego}`` and ``instances[j].{bbox_3d, bbox_label_3d}``.
 
@@ -21,6 +21,13 @@ ceal-synthetic, others        LiDAR        bottom             mmdet3d's LiDARIns
 
 Instances with label ``-1`` (ignored classes) are dropped, as mmdet3d does; the
 other labels go through :data:`ceal_pipeline.frames.classes.CLASS_MAPPING`.
+
+Dialects seen in the wild are read as v1.x: ``metainfo`` keys in other cases
+(``DATASET: KITTI``, as mmdet3d's own fixtures write), no ``categories`` (class
+names then come from ``classes`` or from the dataset's known class list,
+:data:`KNOWN_CLASSES`), ``sample_id`` instead of ``sample_idx``. Labels that
+still have no class name are counted in ``FrameSourceResult.unnamed_labels``
+and explained by :func:`unnamed_labels_message`, never silently read as 0 boxes.
 Paths resolve against ``root`` joined with ``lidar_prefix`` / ``camera_prefix``
 (mmdet3d's ``data_prefix``); absolute paths are used as they are.
 Timestamps in micro- or nanoseconds (Waymo) are converted to seconds; a missing
@@ -28,27 +35,28 @@ timestamp (KITTI) reads as NaN. The sequence is ``scene_token``,
 ``sequence_id`` or ``context_name`` when present, else the nuScenes-style log
 name before ``__`` in the LiDAR file name, else the frame itself.
 
+Parsing is vectorised a chunk of entries at a time (:mod:`.mmdet3d_columns`).
 Info files are pickles: read only files you trust, as with mmdet3d itself.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import pickle
+import posixpath
 import re
-from collections import Counter
 from pathlib import Path, PurePath
+from typing import Iterable
 
 import numpy as np
 
-from ceal_pipeline.frames.box_conventions import camera_boxes_to_lidar, to_bottom_origin
 from ceal_pipeline.frames.classes import detection_label
-from ceal_pipeline.frames.points import LidarReadError, check_bin_file, read_bin_points
-from ceal_pipeline.frames.records import CameraRecord, FrameRecord, LidarFormat, validate_frame_id
+from ceal_pipeline.frames.file_checks import CHECK_LEVELS
 from ceal_pipeline.frames.result import FrameSourceResult
 
 SOURCE = "mmdet3d"
-CHECK_LEVELS = ("exists", "header", "points")
 
 #: Class tuples of mmdet3d's dataset classes, for info files without ``categories``.
 KNOWN_CLASSES: dict[str, tuple[str, ...]] = {
@@ -68,22 +76,46 @@ class InfoFileError(ValueError):
     """An info file that is not an mmdet3d v1.x ``{'metainfo', 'data_list'}`` file."""
 
 
-class _FileProblem(OSError):
-    """A file an entry names is missing or unreadable; ``path`` is that file."""
+#: Entries parsed together by the vectorised reader (bounded memory per step).
+CHUNK_FRAMES = 4096
 
-    def __init__(self, message: str, path: Path):
-        super().__init__(message)
-        self.path = path
+
+@contextlib.contextmanager
+def gc_paused():
+    """Pause the cyclic garbage collector: unpickling an info file creates ~10^3
+    containers per frame, and the collections they trigger (each one walking
+    every live object) make loading and parsing 2-4x slower. Nothing here
+    creates reference cycles, so nothing is left for the collector."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def normalise_metainfo(metainfo: dict) -> dict:
+    """``metainfo`` with lower-case keys: mmdet3d's own fixtures and older
+    converters write ``DATASET: KITTI`` or ``CLASSES`` where v1.x writes
+    ``dataset``/``classes``; a lower-case key wins over its upper-case twin."""
+    normalised = {}
+    for key, value in metainfo.items():
+        lower = str(key).lower()
+        if lower not in normalised or key == lower:
+            normalised[lower] = value
+    return normalised
 
 
 def load_info_file(path: str | Path) -> dict:
-    """The ``{'metainfo', 'data_list'}`` dict of a ``.pkl`` (or ``.json``) info file."""
+    """The ``{'metainfo', 'data_list'}`` dict of a ``.pkl`` (or ``.json``) info file,
+    its ``metainfo`` keys lower-cased (:func:`normalise_metainfo`)."""
     path = Path(path)
     try:
         if path.suffix == ".json":
             info = json.loads(path.read_text())
         else:
-            with open(path, "rb") as handle:
+            with open(path, "rb") as handle, gc_paused():
                 info = pickle.load(handle)
     except FileNotFoundError:
         raise
@@ -94,19 +126,23 @@ def load_info_file(path: str | Path) -> dict:
             f"info file {path} is not an mmdet3d v1.x info file (no 'data_list'); convert old infos with "
             "mmdet3d's tools/dataset_converters/update_infos_to_v2.py"
         )
-    info.setdefault("metainfo", {})
+    info["metainfo"] = normalise_metainfo(info.get("metainfo") or {})
     return info
 
 
-def find_info_files(root: str | Path, info: str | Path | None = None) -> list[Path]:
-    """The info file(s) to read: ``info`` (absolute, or relative to ``root``), else
-    every ``*.pkl`` directly in ``root``."""
+def find_info_files(root: str | Path, info: str | Path | Iterable[str | Path] | None = None) -> list[Path]:
+    """The info file(s) to read: ``info`` (one or several, absolute or relative to
+    ``root``), else every ``*.pkl`` directly in ``root``."""
     root = Path(root)
     if info is not None:
-        path = Path(info) if Path(info).is_absolute() else root / info
-        if not path.is_file():
-            raise FileNotFoundError(f"info file {path} does not exist (pass --info relative to --root, or absolute)")
-        return [path]
+        paths = []
+        for name in ([info] if isinstance(info, (str, Path)) else list(info)):
+            path = Path(name) if Path(name).is_absolute() else root / name
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"info file {path} does not exist (pass --info relative to --root, or absolute)")
+            paths.append(path)
+        return paths
     files = sorted(root.glob("*.pkl"))
     if not files:
         raise FileNotFoundError(f"no *.pkl info file in {root}: pass the info file with info=/--info")
@@ -118,7 +154,7 @@ def box_convention(metainfo: dict, box_frame: str | None = None, box_origin_z: f
     """``(frame, origin_z, camera_key)`` for an info file: frame ``"lidar"`` or
     ``"camera"``, the box origin's relative height (0 bottom, 0.5 centre) and the
     camera whose ``lidar2cam`` defines camera-frame boxes."""
-    dataset = str(metainfo.get("dataset", "")).lower()
+    dataset = dataset_name(metainfo).lower()
     frame, origin, key = str(metainfo.get("box_frame", "lidar")), float(metainfo.get("box_origin_z", 0.0)), None
     if dataset in ("nuscenes", "lyft"):
         frame, origin = "lidar", 0.5
@@ -132,24 +168,56 @@ def box_convention(metainfo: dict, box_frame: str | None = None, box_origin_z: f
     return frame, origin if box_origin_z is None else float(box_origin_z), camera_key or key
 
 
-def _class_names(metainfo: dict) -> dict[int, str]:
+def dataset_name(metainfo: dict) -> str:
+    """The info file's dataset name as written (``SOURCE`` when it names none)."""
+    return str(metainfo.get("dataset") or SOURCE)
+
+
+def class_names(metainfo: dict, classes: Iterable[str] | None = None) -> dict[int, str]:
+    """Raw label -> class name: ``classes`` (the caller's override, in label
+    order), else ``metainfo['categories']``, else ``metainfo['classes']``, else
+    the known class list of ``metainfo['dataset']`` (:data:`KNOWN_CLASSES`)."""
+    if classes is not None:
+        return dict(enumerate(str(c) for c in classes))
     categories = metainfo.get("categories")
     if isinstance(categories, dict) and categories:
         return {int(v): str(k) for k, v in categories.items() if int(v) >= 0}
-    classes = metainfo.get("classes") or KNOWN_CLASSES.get(str(metainfo.get("dataset", "")).lower(), ())
-    return dict(enumerate(classes))
+    names = metainfo.get("classes") or KNOWN_CLASSES.get(dataset_name(metainfo).lower(), ())
+    return dict(enumerate(str(c) for c in names))
 
 
-def _seconds(value) -> float:
-    if value is None:
-        return float("nan")
-    t = float(value)
+def detector_label_of(raw_label: int, names: dict[int, str]) -> int | None:
+    """Detector label of a raw info label, ``None`` when the object is dropped
+    (label -1, no class name, or a class the detector does not learn)."""
+    if raw_label < 0 or raw_label not in names:
+        return None
+    return detection_label(names[raw_label])
+
+
+def unnamed_labels_message(unnamed: dict, where: str) -> str:
+    """The loud explanation of labels without class names (count, values, fix)."""
+    total = sum(unnamed.values())
+    values = ", ".join(f"{v} (x{c})" for v, c in sorted(unnamed.items()))
+    return (f"{total} objects in {where} have labels with no class name ({values}) and were dropped: the info "
+            "file's metainfo has neither 'categories' nor 'classes' covering them and names no dataset with a "
+            f"known class list ({', '.join(sorted(KNOWN_CLASSES))}); add metainfo['categories'] = "
+            "{name: label}, or pass the class names in label order (classes=[...], CLI --classes)")
+
+
+def frame_id_of(entry: dict, index: int, prefix: str = "") -> str:
+    """The frame id of ``data_list[index]``: ``token``, else ``sample_idx``, else
+    ``sample_id`` (older converters), else the index; unsafe characters -> ``_``."""
+    raw = entry.get("token")
+    if raw is None:
+        raw = entry.get("sample_idx", entry.get("sample_id", index))
+    return _UNSAFE_ID_CHARS.sub("_", f"{prefix}{raw}")
+
+
+def seconds_of(values: list) -> np.ndarray:
+    """Timestamps in seconds: micro- (Waymo) and nanoseconds are scaled, ``None`` is NaN."""
+    t = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     # Epoch seconds are ~1.7e9; Waymo stores microseconds (~1e15), some exports nanoseconds.
-    if t > 1e17:
-        return t * 1e-9
-    if t > 1e14:
-        return t * 1e-6
-    return t
+    return np.where(t > 1e17, t * 1e-9, np.where(t > 1e14, t * 1e-6, t))
 
 
 def _resolve(root: Path, prefix: str | None, path: str) -> Path:
@@ -159,154 +227,88 @@ def _resolve(root: Path, prefix: str | None, path: str) -> Path:
     return root / prefix / p if prefix else root / p
 
 
-def _sequence_of(entry: dict, lidar_path: str, frame_id: str) -> str:
+def resolve_paths(root: Path, prefix: str | None, paths: list) -> list[str]:
+    """``str(_resolve(root, prefix, p))`` for each of ``paths`` (``""`` for none),
+    by string concatenation where that gives the same normalised path."""
+    base = str(_resolve(root, prefix, "x"))[:-1]
+    out = []
+    for path in paths:
+        if not path:
+            out.append("")
+            continue
+        path = str(path)
+        if "//" in path or "/." in path or path.startswith(".") or path.endswith("/"):
+            out.append(str(_resolve(root, prefix, path)))
+        else:
+            out.append(path if path.startswith("/") else base + path)
+    return out
+
+
+def sequence_of(entry: dict, lidar_path: str, frame_id: str) -> str:
+    """``scene_token``/``sequence_id``/``context_name``/``scene_name``, else the
+    nuScenes-style log name before ``__`` in the LiDAR file name, else the frame."""
     for key in ("scene_token", "sequence_id", "context_name", "scene_name"):
         if entry.get(key):
             return str(entry[key])
-    name = PurePath(str(lidar_path)).name
+    name = posixpath.basename(str(lidar_path).rstrip("/"))
     return name.split("__", 1)[0] if "__" in name else frame_id
 
 
-def _split_of(entry: dict, info_path: Path) -> str:
-    if entry.get("split"):
-        return str(entry["split"])
-    match = _SPLIT_IN_NAME.search(info_path.stem)
+def split_in_name(info_path: Path) -> str:
+    """The split an info file's name states (``..._val.pkl``), else ``"train"``."""
+    match = _SPLIT_IN_NAME.search(Path(info_path).stem)
     return match.group(1) if match else "train"
 
 
-def _camera_records(entry, root, camera_prefix, check, lidar2ego) -> list[CameraRecord]:
-    records = []
-    for name, image in sorted((entry.get("images") or {}).items()):
-        if not isinstance(image, dict) or not image.get("img_path"):
-            continue  # KITTI lists CAM0/1/3 calibrations without images
-        prefix = camera_prefix.get(name, camera_prefix.get("*")) if isinstance(camera_prefix, dict) else camera_prefix
-        path = _resolve(root, prefix, image["img_path"])
-        projection = np.asarray(image.get("cam2img"), dtype=np.float64)
-        if projection.ndim != 2 or projection.shape[0] < 3 or projection.shape[1] < 3:
-            raise ValueError(f"camera {name} has no valid cam2img")
-        if "lidar2cam" in image:
-            lidar2cam = np.asarray(image["lidar2cam"], dtype=np.float64)
-        elif "cam2ego" in image:
-            lidar2cam = np.linalg.inv(np.asarray(image["cam2ego"], dtype=np.float64)) @ lidar2ego
-        else:
-            raise ValueError(f"camera {name} has neither lidar2cam nor cam2ego")
-        intrinsics = projection[:3, :3]
-        if projection.shape[1] == 4 and np.any(projection[:3, 3]):
-            # KITTI's P2 = K [I | t]: fold the stereo offset into the extrinsic so
-            # that cam2img @ lidar2cam still equals the projection the info gives.
-            offset = np.eye(4)
-            offset[:3, 3] = np.linalg.solve(intrinsics, projection[:3, 3])
-            lidar2cam = offset @ lidar2cam
-        width, height = int(image.get("width", 0) or 0), int(image.get("height", 0) or 0)
-        if not path.is_file():
-            raise _FileProblem(f"camera image {path} is missing", path)
-        if check != "exists" and not (width and height):
-            from PIL import Image
+def iter_info_chunks(info_path: Path, root: Path, *, chunk_frames: int = CHUNK_FRAMES, check: str = "header",
+                     **options):
+    """:class:`~ceal_pipeline.frames.mmdet3d_columns.ParsedEntries` of one info
+    file, ``chunk_frames`` entries at a time (options as :func:`read_frames`)."""
+    from ceal_pipeline.frames.file_checks import FileChecks
+    from ceal_pipeline.frames.mmdet3d_columns import InfoContext, chunk_entries, parse_entries
 
-            try:
-                with Image.open(path) as opened:
-                    width, height = opened.size
-            except Exception as exc:
-                raise _FileProblem(f"camera image {path} is unreadable ({type(exc).__name__}: {exc})", path) from exc
-        records.append(CameraRecord(name=name, path=str(path), cam2img=intrinsics, lidar2cam=lidar2cam,
-                                    width=width, height=height))
-    return records
+    info = load_info_file(info_path)
+    context = InfoContext(info_path=Path(info_path), root=Path(root), metainfo=info["metainfo"],
+                          checks=FileChecks(check), **options)
+    data_list = info.pop("data_list")
+    del info
+    for start, entries in chunk_entries(data_list, chunk_frames):
+        yield parse_entries(entries, start, context)
 
 
 def read_info_file(info_path: Path, root: Path, *, lidar_prefix=None, camera_prefix=None, check="header",
-                   box_frame=None, box_origin_z=None, camera_key=None, frame_id_prefix="") -> FrameSourceResult:
+                   box_frame=None, box_origin_z=None, camera_key=None, frame_id_prefix="",
+                   classes=None) -> FrameSourceResult:
     """Frames of one info file (see the module docstring)."""
-    info = load_info_file(info_path)
-    metainfo = info["metainfo"]
-    frame_kind, origin_z, ref_camera = box_convention(metainfo, box_frame, box_origin_z, camera_key)
-    class_names = _class_names(metainfo)
-    dataset = str(metainfo.get("dataset", SOURCE))
     result = FrameSourceResult()
-    for index, entry in enumerate(info["data_list"]):
-        raw_id = entry.get("token", entry.get("sample_idx", index))
-        frame_id = _UNSAFE_ID_CHARS.sub("_", f"{frame_id_prefix}{raw_id}")
-        lidar_info = entry.get("lidar_points") or {}
-        lidar_rel = lidar_info.get("lidar_path")
-        lidar_path = _resolve(root, lidar_prefix, lidar_rel) if lidar_rel else Path()
-        try:
-            validate_frame_id(frame_id)
-            if not lidar_rel:
-                raise ValueError(f"entry {index} has no lidar_points.lidar_path")
-            lidar_format = LidarFormat(kind="bin", num_features=int(lidar_info.get("num_pts_feats", 4)))
-            if not lidar_path.is_file():
-                raise _FileProblem(f"LiDAR file {lidar_path} is missing", lidar_path)
-            if check == "header":
-                check_bin_file(lidar_path, lidar_format)
-            elif check == "points":
-                read_bin_points(lidar_path, lidar_format)
-            lidar2ego = np.asarray(lidar_info.get("lidar2ego", np.eye(4)), dtype=np.float64)
-            cameras = _camera_records(entry, root, camera_prefix, check, lidar2ego)
-            boxes, labels, dropped = _instances(entry, class_names, frame_kind, origin_z, ref_camera)
-        except (OSError, ValueError, KeyError, TypeError, LidarReadError) as exc:
-            bad = getattr(exc, "path", lidar_path if isinstance(exc, LidarReadError) else info_path)
-            result.quarantine(frame_id, f"{info_path.name} entry {index}: {exc}", str(bad), dataset)
-            continue
-        result.dropped_objects.update(dropped)
-        timestamp = entry.get("timestamp", lidar_info.get("timestamp"))
-        result.frames.append(
-            FrameRecord(
-                frame_id=frame_id,
-                sequence_id=_sequence_of(entry, lidar_rel, frame_id),
-                timestamp=_seconds(timestamp),
-                lidar_path=str(lidar_path),
-                lidar_format=lidar_format,
-                cameras=tuple(cameras),
-                boxes=boxes,
-                labels=labels,
-                source=dataset,
-                split=_split_of(entry, info_path),
-            )
-        )
+    # the loaded info is millions of objects: a collection triggered while parsing walks them all, for nothing
+    with gc_paused():
+        for parsed in iter_info_chunks(info_path, root, check=check, lidar_prefix=lidar_prefix,
+                                       camera_prefix=camera_prefix, box_frame=box_frame, box_origin_z=box_origin_z,
+                                       camera_key=camera_key, frame_id_prefix=frame_id_prefix, classes=classes):
+            result.frames.extend(parsed.batch.records())
+            result.quarantined.extend(parsed.quarantined)
+            result.dropped_objects.update(parsed.dropped_objects)
+            result.unnamed_labels.update(parsed.unnamed_labels)
     return result
 
 
-def _instances(entry, class_names, frame_kind, origin_z, ref_camera):
-    """``(boxes, labels, dropped)`` of an entry; ``None, None`` for an unlabeled entry."""
-    dropped: Counter = Counter()
-    if "instances" not in entry:
-        return None, None, dropped
-    kept_boxes, kept_labels = [], []
-    for instance in entry["instances"]:
-        raw_label = int(instance.get("bbox_label_3d", instance.get("bbox_label", -1)))
-        name = class_names.get(raw_label, f"label {raw_label}")
-        label = detection_label(name) if raw_label >= 0 else None
-        if label is None:
-            dropped["ignored (-1)" if raw_label < 0 else name] += 1
-            continue
-        box = np.asarray(instance["bbox_3d"], dtype=np.float64).reshape(-1)[:7]
-        if box.size != 7 or not np.isfinite(box).all():
-            raise ValueError(f"malformed bbox_3d {instance['bbox_3d']!r}")
-        kept_boxes.append(box)
-        kept_labels.append(label)
-    boxes = np.asarray(kept_boxes, dtype=np.float64).reshape(-1, 7)
-    if frame_kind == "camera" and len(boxes):
-        image = (entry.get("images") or {}).get(ref_camera) or {}
-        if "lidar2cam" not in image:
-            raise ValueError(f"camera-frame boxes need images.{ref_camera}.lidar2cam, which is missing")
-        boxes = camera_boxes_to_lidar(boxes, np.asarray(image["lidar2cam"]))
-    else:
-        boxes = to_bottom_origin(boxes, origin_z)
-    return boxes.astype(np.float32), np.asarray(kept_labels, dtype=np.int64), dropped
-
-
-def read_frames(root: str | Path, info: str | Path | None = None, *, lidar_prefix: str | None = None,
-                camera_prefix: str | dict[str, str] | None = None, check: str = "header",
-                box_frame: str | None = None, box_origin_z: float | None = None, camera_key: str | None = None,
-                frame_id_prefix: str = "") -> FrameSourceResult:
+def read_frames(root: str | Path, info: str | Path | list[str | Path] | None = None, *,
+                lidar_prefix: str | None = None, camera_prefix: str | dict[str, str] | None = None,
+                check: str = "header", box_frame: str | None = None, box_origin_z: float | None = None,
+                camera_key: str | None = None, frame_id_prefix: str = "",
+                classes: list[str] | tuple[str, ...] | None = None) -> FrameSourceResult:
     """All frames of the info file(s) under ``root``.
 
-    ``info``: the info file (default: every ``*.pkl`` in ``root``);
+    ``info``: the info file(s) (default: every ``*.pkl`` in ``root``);
     ``lidar_prefix`` / ``camera_prefix``: folders under ``root`` the entries'
     file names live in (``camera_prefix`` may map camera name -> folder, ``"*"``
     for the rest); ``check``: ``"exists"``, ``"header"`` (default: also file
     sizes and image headers) or ``"points"`` (decode every cloud);
     ``box_frame`` / ``box_origin_z`` / ``camera_key`` override the per-dataset
-    box convention; ``frame_id_prefix`` keeps ids unique across datasets.
+    box convention; ``frame_id_prefix`` keeps ids unique across datasets;
+    ``classes`` names the raw labels in order when the info file does not.
+    Labels without a class name are counted in ``unnamed_labels``.
     """
     if check not in CHECK_LEVELS:
         raise ValueError(f"check={check!r}: use one of {CHECK_LEVELS}")
@@ -315,5 +317,5 @@ def read_frames(root: str | Path, info: str | Path | None = None, *, lidar_prefi
     for info_path in find_info_files(root, info):
         result.extend(read_info_file(info_path, root, lidar_prefix=lidar_prefix, camera_prefix=camera_prefix,
                                      check=check, box_frame=box_frame, box_origin_z=box_origin_z,
-                                     camera_key=camera_key, frame_id_prefix=frame_id_prefix))
+                                     camera_key=camera_key, frame_id_prefix=frame_id_prefix, classes=classes))
     return result

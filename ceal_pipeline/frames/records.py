@@ -79,7 +79,8 @@ class FrameRecord:
 
     ``boxes`` is ``(n, 7)`` float32 in the LiDAR frame (see module docstring) and
     ``labels`` ``(n,)`` int64 indices into ``class_names``; both are ``None`` for
-    an unlabeled frame. ``timestamp`` is in seconds.
+    an unlabeled frame. ``timestamp`` is in seconds. ``ego_pose`` is the 4x4
+    ego-to-global transform (metres) where the source records one, else ``None``.
     """
 
     frame_id: str
@@ -93,6 +94,7 @@ class FrameRecord:
     class_names: tuple[str, ...] = DETECTION_CLASSES
     source: str = "synthetic"
     split: str = "train"
+    ego_pose: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         validate_frame_id(self.frame_id)

@@ -16,18 +16,23 @@ class FrameSourceResult:
     skipped with their reason (reading goes on past a bad file);
     ``dropped_objects`` counts annotated objects whose type maps to no detector
     class (see :mod:`ceal_pipeline.frames.classes`) or that the source marks as
-    ignored (mmdet3d label ``-1``), by source type name.
+    ignored (mmdet3d label ``-1``), by source type name; ``unnamed_labels``
+    counts, by raw label value, objects whose label has no class name at all (an
+    info file without ``categories`` for an unknown dataset): a reader
+    configuration problem to report loudly, not a class choice.
     """
 
     frames: list[FrameRecord] = field(default_factory=list)
     quarantined: list[QuarantinedFrame] = field(default_factory=list)
     dropped_objects: Counter = field(default_factory=Counter)
+    unnamed_labels: Counter = field(default_factory=Counter)
 
     def extend(self, other: "FrameSourceResult") -> None:
         """Append another result (e.g. another sequence or info file) to this one."""
         self.frames.extend(other.frames)
         self.quarantined.extend(other.quarantined)
         self.dropped_objects.update(other.dropped_objects)
+        self.unnamed_labels.update(other.unnamed_labels)
 
     def quarantine(self, frame_id: str, reason: str, path: str = "", source: str = "") -> None:
         """Record a frame that could not be read, with the reason and the offending file."""
