@@ -55,7 +55,8 @@ def _resources(home: Path, data: Path, models: Path, args: argparse.Namespace) -
         "history": AcquisitionHistoryResource(path=str(home / "history.duckdb"), shard_dir=str(home / "shards")),
         "model_store": ModelStoreResource(model_dir=str(models), detector_config=args.detector_config, device=args.device),
         "frame_source": FrameSourceResource(
-            root=str(data), synthetic_frames=args.frames, synthetic_seed=args.seed, seed_labeled=args.seed_labeled
+            root=str(data), catalog_dir=str(home / "catalog"), synthetic_frames=args.frames,
+            synthetic_seed=args.seed, seed_labeled=args.seed_labeled,
         ),
         "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
     }

@@ -1,4 +1,4 @@
-"""`ceal bench {sampling,mc,round,catalog}`: performance benchmarks printing one JSON line.
+"""`ceal bench {sampling,mc,round,catalog,pipeline}`: performance benchmarks printing one JSON line.
 
 Each target lives in ``ceal_pipeline.benchmarks.<module>`` exposing
 ``add_arguments(parser)`` and ``run(args) -> dict``; the dict is printed as JSON.
@@ -16,6 +16,8 @@ _TARGETS: dict[str, tuple[str, str]] = {
     "round": ("ceal_pipeline.benchmarks.acquisition_round", "one CEAL round vs one full-pool rescoring round"),
     "catalog": ("ceal_pipeline.benchmarks.catalog",
                 "frame catalog: ingest N info-file frames, a 1 % incremental ingest, a 256-frame shard lookup"),
+    "pipeline": ("ceal_pipeline.benchmarks.pipeline_round",
+                 "every non-model step of one round through the Dagster assets at N frames (model replaced)"),
 }
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 # The Dagster instance goes too: its round partitions and materializations (a round is
 # closed once vendor_export is materialized for it) describe the history being dropped.
-_STATE_DIRS = ("history.duckdb", "history.duckdb.wal", "shards", "models", "outbox", "inbox", "dagster_home")
+_STATE_DIRS = (
+    "history.duckdb", "history.duckdb.wal", "catalog", "shards", "models", "outbox", "inbox", "dagster_home"
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -156,8 +158,8 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
         "history": AcquisitionHistoryResource(path=str(home / "history.duckdb"), shard_dir=str(home / "shards")),
         "model_store": ModelStoreResource(model_dir=str(home / "models"), detector_config=args.detector_config),
         "frame_source": FrameSourceResource(
-            root=str(home / "data"), synthetic_frames=args.frames, synthetic_seed=args.seed,
-            seed_labeled=args.seed_labeled,
+            root=str(home / "data"), catalog_dir=str(home / "catalog"), synthetic_frames=args.frames,
+            synthetic_seed=args.seed, seed_labeled=args.seed_labeled,
         ),
         "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
     }

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Literal, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -29,9 +28,6 @@ from ceal_pipeline.export import (
     read_vendor_export,
     write_vendor_export,
 )
-
-LABEL_MODES = ("source", "simulated_vendor")
-
 
 class AcquisitionHistoryResource(dg.ConfigurableResource):
     """The DuckDB acquisition history (the single store of round state) and the shard
@@ -168,65 +164,46 @@ class ModelStoreResource(dg.ConfigurableResource):
         return evaluate_detector(model, frames, device=self.device)
 
 
-# Reading a source (and unpickling an info file of 10^5 frames) is the slow part of
-# every shard step; runs executed in one process (the demo, tests, the benchmark)
-# share one read per (source, root, info, mtime).
-_SOURCE_CACHE: dict[tuple, Any] = {}
-_SOURCE_LOCK = threading.Lock()
-
-
 class FrameSourceResource(dg.ConfigurableResource):
-    """Where frames come from and which of their annotations count as labels."""
+    """Where frames come from, where their catalog lives, and which annotations count as labels.
 
-    kind: str = Field(default="synthetic", description="'synthetic' (built-in generator), 'mmdet3d' or 'aimotive'")
+    Only the ``frame_catalog`` asset reads the source (:meth:`ingest`, incremental:
+    unchanged source files are not parsed again); every other step reads the rows
+    it needs by frame id from the persisted catalog (:meth:`catalog`).
+    """
+
+    kind: Literal["synthetic", "mmdet3d", "aimotive"] = Field(
+        default="synthetic", description="'synthetic' (built-in generator), 'mmdet3d' (info files) or 'aimotive'"
+    )
     root: str = Field(default=paths.data_root(), description="dataset root (synthetic: where it is generated)")
-    info: str = Field(default="", description="mmdet3d info .pkl file, relative to root (mmdet3d sources)")
+    info: str = Field(
+        default="", description="mmdet3d info .pkl files relative to root, comma-separated; empty = every *.pkl"
+    )
+    catalog_dir: str = Field(default=paths.catalog_dir(), description="folder of the columnar frame catalog")
     synthetic_frames: int = Field(default=2000, description="frames the synthetic generator writes")
     synthetic_seed: int = Field(default=0, description="seed of the synthetic generator")
-    label_mode: str = Field(
+    label_mode: Literal["source", "simulated_vendor"] = Field(
         default="simulated_vendor",
         description="'source': every annotated frame is labeled; 'simulated_vendor': only the seed set and "
         "frames the vendor delivered (inbox) are, although the source holds ground truth for all",
     )
     seed_labeled: int = Field(default=100, description="simulated_vendor: size of the initial labeled seed set")
 
-    def _read_indexed(self):
-        from ceal_pipeline.frames.sources import read_source
+    def catalog(self):
+        """The :class:`~ceal_pipeline.catalog.FrameCatalog` every step reads frames from, by id."""
+        from ceal_pipeline.catalog import FrameCatalog
 
-        if self.label_mode not in LABEL_MODES:
-            raise ValueError(f"frame source label_mode {self.label_mode!r}: use one of {LABEL_MODES}")
+        return FrameCatalog(self.catalog_dir)
+
+    def ingest(self):
+        """Bring the catalog up to date with the source -> ``IngestReport`` (the synthetic
+        generator writes its dataset first when it is missing)."""
         if self.kind == "synthetic":
             options = {"n_frames": self.synthetic_frames, "seed": self.synthetic_seed}
         else:
-            options = {"info": self.info or None}
-        # Keyed on the root's modification time too, so a re-generated or re-delivered
-        # dataset is read again rather than served stale.
-        root = Path(self.root)
-        stamp = root.stat().st_mtime_ns if root.exists() else None
-        key = (self.kind, str(root), tuple(sorted(options.items())), stamp)
-        with _SOURCE_LOCK:
-            if key not in _SOURCE_CACHE:
-                _SOURCE_CACHE.clear()  # one source per process is the norm; don't hoard memory
-                result = read_source(self.kind, self.root, **options)
-                _SOURCE_CACHE[key] = (result, {frame.frame_id: frame for frame in result.frames})
-            return _SOURCE_CACHE[key]
-
-    def read(self):
-        """``FrameSourceResult(frames, quarantined)``, generating the synthetic dataset first when needed."""
-        return self._read_indexed()[0]
-
-    def frames_by_id(self, frame_ids: Iterable[str]) -> list:
-        """The records of ``frame_ids`` in that order; an error names ids the source lacks."""
-        index = self._read_indexed()[1]
-        frame_ids = list(frame_ids)
-        unknown = [f for f in frame_ids if f not in index]
-        if unknown:
-            raise KeyError(
-                f"{len(unknown)} frames ({', '.join(unknown[:5])}{', ...' if len(unknown) > 5 else ''}) are not in "
-                f"the {self.kind} source at {self.root}: the source changed since the pool was drawn; "
-                "re-materialize frame_catalog and start a new round"
-            )
-        return [index[f] for f in frame_ids]
+            infos = [part.strip() for part in self.info.split(",") if part.strip()]
+            options = {"info": infos} if infos and self.kind == "mmdet3d" else {}
+        return self.catalog().ingest(self.kind, self.root, **options)
 
 
 class VendorExporterResource(dg.ConfigurableResource):

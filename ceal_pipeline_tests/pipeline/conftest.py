@@ -107,7 +107,8 @@ def resources(tmp_path, synthetic_root) -> dict:
         "history": AcquisitionHistoryResource(path=str(home / "history.duckdb"), shard_dir=str(home / "shards")),
         "model_store": DeterministicModelStore(model_dir=str(home / "models"), scoring_log=str(tmp_path / "scored.jsonl")),
         "frame_source": FrameSourceResource(
-            root=synthetic_root, synthetic_frames=N_FRAMES, synthetic_seed=3, seed_labeled=SEED_LABELED
+            root=synthetic_root, catalog_dir=str(home / "catalog"), synthetic_frames=N_FRAMES, synthetic_seed=3,
+            seed_labeled=SEED_LABELED,
         ),
         "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
     }

@@ -12,7 +12,6 @@ returns metadata.
 import hashlib
 import time
 from collections import Counter
-from dataclasses import replace
 
 import dagster as dg
 import numpy as np
@@ -40,40 +39,41 @@ GROUP = "acquisition"
 
 @dg.asset(
     group_name="catalog",
-    kinds={"python"},
-    description="Every known frame (id, sequence, timestamp, sensor paths, split) from the configured source; "
-    "the synthetic generator writes its dataset first. Unreadable frames are quarantined with their reason.",
+    kinds={"parquet"},
+    description="The columnar frame catalog (Parquet, one row per frame: ids, sequence, time, split, sensor "
+    "paths with calibration, ego pose, annotation reference, content fingerprint; boxes in a sibling table), "
+    "ingested incrementally from the configured source: only new or changed source files are parsed, and "
+    "frames that disappear or change are reported. The only step that reads the source.",
 )
 def frame_catalog(context: dg.AssetExecutionContext, frame_source: FrameSourceResource) -> dg.MaterializeResult:
-    result = frame_source.read()
-    splits = Counter(frame.split for frame in result.frames)
-    reasons = Counter(q.reason.split(":", 1)[0] for q in result.quarantined)
-    if result.quarantined:
-        context.log.warning(
-            f"{len(result.quarantined)} frames quarantined, e.g. {result.quarantined[0].frame_id}: "
-            f"{result.quarantined[0].reason} ({result.quarantined[0].path})"
-        )
+    report = frame_source.ingest()
+    for warning in report.warnings:
+        context.log.warning(warning)
+    catalog = frame_source.catalog()
+    columns = catalog.table(["split", "sequence_id", "labeled"])
+    splits = Counter(columns.column("split").to_pylist())
     return dg.MaterializeResult(
         metadata={
-            "frames": len(result.frames),
-            "sequences": len({frame.sequence_id for frame in result.frames}),
+            "frames": report.frames,
+            "frames_added": report.frames_added,
+            "frames_changed": report.frames_changed,
+            "frames_removed": report.frames_removed,
+            "source_files_parsed": report.units_parsed,
+            "source_files_unchanged": report.units_skipped,
+            "sequences": len(set(columns.column("sequence_id").to_pylist())),
             "splits": dg.MetadataValue.json(dict(splits)),
-            "annotated_in_source": sum(frame.is_labeled for frame in result.frames),
-            "quarantined": len(result.quarantined),
-            "quarantine_reasons": dg.MetadataValue.json(dict(reasons)),
+            "annotated_in_source": int(sum(columns.column("labeled").to_pylist())),
+            "boxes": report.boxes,
+            "quarantined": report.quarantined,
+            "duplicates": report.duplicates,
+            "unnamed_labels": dg.MetadataValue.json(report.to_dict()["unnamed_labels"]),
+            "examples": dg.MetadataValue.json(report.examples),
+            "warnings": dg.MetadataValue.json(report.warnings),
+            "ingest_s": round(report.seconds, 3),
             "source": f"{frame_source.kind}:{frame_source.root}",
+            "catalog": dg.MetadataValue.path(frame_source.catalog_dir),
         }
     )
-
-
-def acquisition_catalog(frame_source: FrameSourceResource) -> list:
-    """The frames CEAL may acquire: the source's train split. Val frames stay out of the
-    history (they are the held-out set). With a simulated vendor the source's ground
-    truth is stripped, so only the seed set and delivered frames count as labeled."""
-    frames = [f for f in frame_source.read().frames if f.split == "train"]
-    if frame_source.label_mode == "simulated_vendor":
-        frames = [replace(f, boxes=None, labels=None) if f.is_labeled else f for f in frames]
-    return frames
 
 
 @dg.asset(
@@ -90,12 +90,23 @@ def acquisition_history(
     frame_source: FrameSourceResource,
     history: AcquisitionHistoryResource,
 ) -> dg.MaterializeResult:
+    import pyarrow.compute as pc
+
     store = history.open()
-    # Labels are labeled_set's business (per round); the history registers frames only.
-    registered = store.register_frames(
-        [replace(f, boxes=None, labels=None) if f.is_labeled else f for f in acquisition_catalog(frame_source)]
+    catalog = frame_source.catalog()
+    # The frames CEAL may acquire: the catalog's train split (val frames are the held-out
+    # set). Labels are labeled_set's business (per round); the history registers frames only.
+    table = catalog.table(["frame_id", "sequence_id", "timestamp_s", "lidar_path", "split", "source"])
+    train = table.filter(pc.equal(table.column("split"), "train"))
+    registered = store.register_frame_arrays(
+        frame_ids=train.column("frame_id").to_numpy(zero_copy_only=False),
+        sequence_ids=train.column("sequence_id").to_numpy(zero_copy_only=False),
+        timestamps=train.column("timestamp_s").to_numpy(zero_copy_only=False),
+        lidar_paths=train.column("lidar_path").to_numpy(zero_copy_only=False),
+        split="train",
+        source=train.column("source").to_numpy(zero_copy_only=False),
     )
-    quarantined = store.quarantine(frame_source.read().quarantined)
+    quarantined = store.quarantine(catalog.quarantined())
     pool = store.unlabeled_pool()
     return dg.MaterializeResult(
         metadata={
@@ -129,13 +140,13 @@ def labeled_set(
     round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
     added, rejected = {}, []
+    catalog = frame_source.catalog()
+    annotated = catalog.frame_ids(split="train", annotated=True)
     if frame_source.label_mode == "source":
-        annotated = [f.frame_id for f in frame_source.read().frames if f.split == "train" and f.is_labeled]
-        if annotated:
+        if len(annotated):
             added["source"] = store.add_labels(annotated, round=round_index, source="source")
     else:
         if len(store.labeled_frames()) == 0:
-            annotated = [f.frame_id for f in frame_source.read().frames if f.is_labeled and f.split == "train"]
             try:
                 seed_set = algorithm.seed_set(annotated, frame_source.seed_labeled, frame_source.synthetic_seed)
             except ValueError as exc:
@@ -165,8 +176,8 @@ def labeled_set(
     for source, count in added.items():
         if count:
             context.log.info(f"{count} new labels from {source}")
-    labeled = [str(f) for f in store.labeled_frames()]
-    without_truth = [f.frame_id for f in frame_source.frames_by_id(labeled) if not f.is_labeled]
+    labeled = np.asarray([str(f) for f in store.labeled_frames()], dtype=object)
+    without_truth = np.setdiff1d(labeled, catalog.frame_ids(annotated=True)).tolist()
     if without_truth:
         raise dg.Failure(
             f"{len(without_truth)} labeled frames (e.g. {without_truth[:3]}) have no annotations in the "
@@ -219,7 +230,8 @@ def detector(
 
     previous = model_store.published_for_round(round_index - 1) if round_index > 0 else None
     warm = previous if config.warm_start else None
-    frames = frame_source.frames_by_id(labeled)
+    catalog = frame_source.catalog()
+    frames = catalog.records(labeled)  # the training set is a query by id, boxes included
     started = time.perf_counter()
     checkpoint = model_store.train(
         frames,
@@ -234,11 +246,10 @@ def detector(
     )
     training_s = time.perf_counter() - started
     model, version = model_store.load(checkpoint.path)
-    held_out = sorted(
-        (f for f in frame_source.read().frames if f.split == "val" and f.is_labeled), key=lambda f: f.frame_id
-    )
+    held_out_ids = catalog.frame_ids(split="val", annotated=True)  # sorted
     if config.max_eval_frames >= 0:
-        held_out = held_out[: config.max_eval_frames]
+        held_out_ids = held_out_ids[: config.max_eval_frames]
+    held_out = catalog.records(held_out_ids) if len(held_out_ids) else []
     evaluation = model_store.evaluate(model, held_out) if held_out else {}
     metrics = {
         "mAP": float(evaluation.get("mAP", float("nan"))),

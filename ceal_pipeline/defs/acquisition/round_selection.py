@@ -110,7 +110,7 @@ def selected_batch(
     store = history.open()
     started = time.perf_counter()
     frame_ids, scores = selection_candidates(history, model_store, round_index)
-    sequences = [f.sequence_id for f in frame_source.frames_by_id(frame_ids)]
+    sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
     if config.k > len(frame_ids):
         raise dg.Failure(
             f"round {round_index}: K={config.k} but only {len(frame_ids)} freshly scored candidates are "
@@ -189,7 +189,7 @@ def vendor_export(
             f"round {round_index} has no selection; materialize selected_batch for partition {context.partition_key} "
             "first", allow_retries=False,
         )
-    sequences = [f.sequence_id for f in frame_source.frames_by_id(frame_ids)]
+    sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
     rows = [ExportedFrame(str(f), s, float(v)) for f, s, v in zip(frame_ids, sequences, scores)]
     version = round_model(model_store, round_index).version
     export = exporter.export(round_index, version, rows, run_id=context.run.run_id)

@@ -89,7 +89,7 @@ def candidate_scores(
         )
 
     frame_ids = exchange.shard_frames(round_index, shard_index)
-    frames = frame_source.frames_by_id(frame_ids)
+    frames = frame_source.catalog().records(frame_ids)  # only this shard's rows are read
     model, version = model_store.load(published.path)
     if str(version) != published.version:
         raise dg.Failure(
