@@ -163,3 +163,11 @@ def test_duckdb_queries_the_live_files_the_catalog_names(two_files):
     assert rows == [("train", 40), ("val", 20)]
     with pytest.raises(ValueError, match="unknown catalog table"):
         catalog.files("nope")
+
+
+def test_an_empty_catalog_holds_no_frames_and_says_so(tmp_path):
+    catalog = FrameCatalog(tmp_path / "never-ingested")
+    assert catalog.frame_count() == 0 and catalog.frame_ids().tolist() == [] and catalog.quarantined() == []
+    assert catalog.table(["frame_id"]).num_rows == 0
+    with pytest.raises(KeyError, match="not in the frame catalog"):
+        catalog.records(["frame-1"])
