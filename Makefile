@@ -36,6 +36,7 @@ bench: install
 	$(VENV)/bin/ceal bench sampling --frames 10000000 --json
 	$(VENV)/bin/ceal bench mc --json
 	$(VENV)/bin/ceal bench round --frames 20000 --json
+	$(VENV)/bin/ceal bench catalog --frames 1000000 --json
 
 # The UI and the daemon (nightly schedule, shard and round sensors). dagster.yaml
 # carries the gpu/duckdb pool limits and run monitoring, so it goes to DAGSTER_HOME.

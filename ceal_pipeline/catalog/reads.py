@@ -147,6 +147,8 @@ class CatalogReader:
 
     def _locate(self, frame_ids: list[str]) -> tuple[list[tuple[str, np.ndarray, np.ndarray]], list[str]]:
         """``[(part, positions in frame_ids, row of each in the part)]`` and the unknown ids."""
+        if not self.manifest.index:  # nothing ingested yet
+            return [], list(frame_ids)
         if self._index is None:
             self._index = FrameIndex(part_files.part_path(self.root, "index", self.manifest.index))
         found, part_of, rows = self._index.locate(frame_ids)

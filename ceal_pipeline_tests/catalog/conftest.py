@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 
 from ceal_pipeline_tests.catalog.info_folder import InfoFolder
+from ceal_pipeline_tests.frames.conftest import DATASETS, nuscenes_sample  # noqa: F401 - the shared fixture
 
-DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 AIMOTIVE_SEQUENCE = DATASETS / "aimotive-sequence"
-NUSCENES_SAMPLE = DATASETS / "nuscenes-sample"
 
 
 @pytest.fixture
@@ -23,10 +22,3 @@ def aimotive_sequence() -> Path:
     if not (AIMOTIVE_SEQUENCE / "data").is_dir():
         pytest.skip(f"aiMotive sequence not found at {AIMOTIVE_SEQUENCE} (../shared/datasets is absent here)")
     return AIMOTIVE_SEQUENCE
-
-
-@pytest.fixture(scope="session")
-def nuscenes_sample() -> Path:
-    if not any(NUSCENES_SAMPLE.glob("*.pkl")):
-        pytest.skip(f"nuScenes sample not found at {NUSCENES_SAMPLE} (../shared/datasets is absent here)")
-    return NUSCENES_SAMPLE

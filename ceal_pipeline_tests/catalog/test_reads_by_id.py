@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from ceal_pipeline.catalog import FrameCatalog
 from ceal_pipeline.catalog.fingerprint import frame_fingerprints
+from ceal_pipeline.catalog.parts import ROW_GROUP_ROWS
 from ceal_pipeline.catalog.schema import batch_from_tables, boxes_table, frames_table
 from ceal_pipeline.frames.batch import batch_from_records
 from ceal_pipeline.frames.sources import read_source
@@ -151,7 +152,7 @@ def test_a_lookup_decodes_only_the_row_groups_and_columns_it_needs(tmp_path, inf
     catalog.table(["split"], wanted)
     index_reads = [r for r in reads if r[1] == ["frame_id", "part", "row"]]
     assert index_reads == [([0], ["frame_id", "part", "row"])]  # 1500 ids: the one ~1024-id group holding them
-    assert [r for r in reads if r not in index_reads] == [([2], ["split"])]
+    assert [r for r in reads if r not in index_reads] == [([700 // ROW_GROUP_ROWS["frames"]], ["split"])]
 
 
 def test_duckdb_queries_the_live_files_the_catalog_names(two_files):
@@ -163,3 +164,11 @@ def test_duckdb_queries_the_live_files_the_catalog_names(two_files):
     assert rows == [("train", 40), ("val", 20)]
     with pytest.raises(ValueError, match="unknown catalog table"):
         catalog.files("nope")
+
+
+def test_an_empty_catalog_holds_no_frames_and_says_so(tmp_path):
+    catalog = FrameCatalog(tmp_path / "never-ingested")
+    assert catalog.frame_count() == 0 and catalog.frame_ids().tolist() == [] and catalog.quarantined() == []
+    assert catalog.table(["frame_id"]).num_rows == 0
+    with pytest.raises(KeyError, match="not in the frame catalog"):
+        catalog.records(["frame-1"])
