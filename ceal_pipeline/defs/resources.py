@@ -19,7 +19,7 @@ from typing import Literal, Optional
 import dagster as dg
 from pydantic import Field
 
-from ceal_pipeline import paths
+from ceal_pipeline import paths, settings
 from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
 from ceal_pipeline.export import (
     ExportedFrame,
@@ -70,10 +70,13 @@ class ModelStoreResource(dg.ConfigurableResource):
 
     model_dir: str = Field(default=paths.model_dir(), description="folder of detector checkpoints")
     detector_config: str = Field(
-        default="models/bevfusion_lite.py",
-        description="mmengine config of the detector (models/bevfusion_tiny.py for quick runs)",
+        default=settings.detector_config(),
+        description="mmengine config of the detector, by name or path (bevfusion_tiny for quick runs); "
+        "default from CEAL_DETECTOR_CONFIG",
     )
-    device: str = Field(default="auto", description="'auto' (cuda when available), 'cpu' or 'cuda[:n]'")
+    device: str = Field(
+        default=settings.device(), description="'auto' (cuda when available), 'cpu' or 'cuda[:n]'; CEAL_DEVICE"
+    )
     loader_workers: Optional[int] = Field(
         default=None,
         description="processes reading and decoding frames ahead of the model in training and scoring; "
@@ -173,21 +176,28 @@ class FrameSourceResource(dg.ConfigurableResource):
     """
 
     kind: Literal["synthetic", "mmdet3d", "aimotive"] = Field(
-        default="synthetic", description="'synthetic' (built-in generator), 'mmdet3d' (info files) or 'aimotive'"
+        default=settings.source_kind(),
+        description="'synthetic' (built-in generator), 'mmdet3d' (info files) or 'aimotive'; CEAL_SOURCE_KIND",
     )
     root: str = Field(default=paths.data_root(), description="dataset root (synthetic: where it is generated)")
     info: str = Field(
-        default="", description="mmdet3d info .pkl files relative to root, comma-separated; empty = every *.pkl"
+        default=settings.source_info(),
+        description="mmdet3d info .pkl files relative to root, comma-separated; empty = every *.pkl; CEAL_SOURCE_INFO",
     )
     catalog_dir: str = Field(default=paths.catalog_dir(), description="folder of the columnar frame catalog")
-    synthetic_frames: int = Field(default=2000, description="frames the synthetic generator writes")
+    synthetic_frames: int = Field(
+        default=settings.synthetic_frames(), description="frames the synthetic generator writes; CEAL_SYNTHETIC_FRAMES"
+    )
     synthetic_seed: int = Field(default=0, description="seed of the synthetic generator")
     label_mode: Literal["source", "simulated_vendor"] = Field(
-        default="simulated_vendor",
+        default=settings.label_mode(),
         description="'source': every annotated frame is labeled; 'simulated_vendor': only the seed set and "
-        "frames the vendor delivered (inbox) are, although the source holds ground truth for all",
+        "frames the vendor delivered (inbox) are, although the source holds ground truth for all; CEAL_LABEL_MODE",
     )
-    seed_labeled: int = Field(default=100, description="simulated_vendor: size of the initial labeled seed set")
+    seed_labeled: int = Field(
+        default=settings.seed_labeled(),
+        description="simulated_vendor: size of the initial labeled seed set; CEAL_SEED_LABELED",
+    )
 
     def catalog(self):
         """The :class:`~ceal_pipeline.catalog.FrameCatalog` every step reads frames from, by id."""

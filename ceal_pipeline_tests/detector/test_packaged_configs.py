@@ -71,7 +71,7 @@ def test_an_installed_package_resolves_configs_by_name_through_its_resources(whe
     assert Path(resolved["tiny"]) == packaged / "bevfusion_tiny.py"
     # _base_ = ['./bevfusion_lite.py'] resolves next to it, inside the package.
     assert resolved["tiny_name"] == "bevfusion_tiny" and resolved["tiny_model_type"] == "CealBEVFusion"
-    # The resources' default "models/bevfusion_lite.py" names the shipped config when run from elsewhere.
+    # A path like "models/bevfusion_lite.py" names the shipped config when run from elsewhere.
     assert Path(resolved["resource_default"]) == packaged / "bevfusion_lite.py"
 
 
