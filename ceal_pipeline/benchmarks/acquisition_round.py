@@ -68,20 +68,18 @@ def _configs(args: argparse.Namespace, round_zero_mode: str) -> dict:
         CandidateScoresConfig,
         DetectorConfig,
         PruningConfig,
-        SelectionConfig,
     )
 
     return {
         "detector": DetectorConfig(epochs=args.epochs, run_seed=args.seed, max_eval_frames=0),
         "candidate_pool": CandidatePoolConfig(
             pool_fraction=args.pool_fraction, round_zero_mode=round_zero_mode, shard_size=args.shard_size,
-            run_seed=args.seed,
+            run_seed=args.seed, k=args.k, per_sequence_cap=0,
         ),
         "candidate_scores": CandidateScoresConfig(
             mc_passes=args.mc_passes, batch_size=args.batch_size, run_seed=args.seed
         ),
         "pruned_frames": PruningConfig(enabled=False),
-        "selected_batch": SelectionConfig(k=args.k, per_sequence_cap=0),
     }
 
 

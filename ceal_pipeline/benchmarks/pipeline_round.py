@@ -156,7 +156,6 @@ def run(args: argparse.Namespace) -> dict:
         CandidatePoolConfig,
         DetectorConfig,
         PruningConfig,
-        SelectionConfig,
     )
     from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, shard_partition_key
     from ceal_pipeline.defs.resources import AcquisitionHistoryResource, FrameSourceResource, VendorExporterResource
@@ -183,9 +182,9 @@ def run(args: argparse.Namespace) -> dict:
     ops = {
         "detector": DetectorConfig(epochs=1, max_eval_frames=0, run_seed=args.seed),
         "candidate_pool": CandidatePoolConfig(pool_fraction=args.pool_fraction, round_zero_mode="prior",
-                                              shard_size=args.shard_size, run_seed=args.seed),
+                                              shard_size=args.shard_size, run_seed=args.seed, k=args.k,
+                                              per_sequence_cap=0),
         "pruned_frames": PruningConfig(),
-        "selected_batch": SelectionConfig(k=args.k, per_sequence_cap=0),
     }
 
     def config_for(job: str) -> dg.RunConfig:

@@ -134,7 +134,6 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
         CandidatePoolConfig,
         CandidateScoresConfig,
         DetectorConfig,
-        SelectionConfig,
     )
     from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
     from ceal_pipeline.defs.resources import (
@@ -170,10 +169,9 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
         ),
         "candidate_pool": CandidatePoolConfig(
             pool_fraction=args.pool_fraction, temperature=args.temperature, round_zero_mode=args.round_zero,
-            shard_size=args.shard_size, run_seed=args.seed,
+            shard_size=args.shard_size, run_seed=args.seed, k=args.k, per_sequence_cap=max(2, args.k // 4),
         ),
         "candidate_scores": CandidateScoresConfig(mc_passes=args.mc_passes, run_seed=args.seed),
-        "selected_batch": SelectionConfig(k=args.k, per_sequence_cap=max(2, args.k // 4)),
     }
     defs = build_defs(resources, with_validation=False)
     instance = _instance(home)

@@ -115,3 +115,35 @@ def test_materializing_a_shard_by_hand_scores_it_once_and_a_second_time_skips_it
     assert first.asset_materializations_for_node("candidate_scores")[0].metadata["skipped"].value is False
     assert again.asset_materializations_for_node("candidate_scores")[0].metadata["skipped"].value is True
     assert len(_scored_batches(resources)) == 1
+
+
+def test_k_and_the_sequence_cap_set_when_the_round_opens_are_used_by_a_selection_launched_without_config(
+    defs, instance, resources
+):
+    open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=64, k=3,
+                                                                                       per_sequence_cap=1)}))
+    for key in sorted(instance.get_dynamic_partitions("candidate_shards")):
+        defs.resolve_job_def("score_candidate_shards").execute_in_process(instance=instance, partition_key=key)
+
+    # As the round_complete_sensor launches it: no run config at all.
+    closing = defs.resolve_job_def("round_selection").execute_in_process(instance=instance, partition_key="r0000")
+
+    selected = closing.asset_materializations_for_node("selected_batch")[0].metadata
+    assert selected["k"].value == 3 and selected["per_sequence_cap"].value == 1
+    assert selected["sequences"].value == 3  # one frame from each of three sequences
+
+
+def test_a_selection_that_cannot_be_met_fails_once_with_the_reason_and_no_retry(defs, instance, resources):
+    open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=64, k=40,
+                                                                                       per_sequence_cap=2)}))
+    for key in sorted(instance.get_dynamic_partitions("candidate_shards")):
+        defs.resolve_job_def("score_candidate_shards").execute_in_process(instance=instance, partition_key=key)
+
+    closing = defs.resolve_job_def("round_selection").execute_in_process(
+        instance=instance, partition_key="r0000", raise_on_error=False
+    )
+
+    assert not closing.success
+    error = closing.failure_data_for_node("selected_batch").error
+    assert "k=40" in error.message and "lower k" in error.message
+    assert list_exports(resources["exporter"].outbox) == []

@@ -53,6 +53,13 @@ class CandidatePoolConfig(dg.Config):
         "'prior' samples from the prior like any other round",
     )
     shard_size: int = Field(default=256, description="frames per candidate_scores shard (one GPU step each)")
+    k: int = Field(
+        default=50, description="frames bought from the vendor this round (recorded with the round; the "
+        "sensor-launched round_selection uses it)",
+    )
+    per_sequence_cap: int = Field(
+        default=2, description="at most this many frames bought per sequence this round; 0 = no cap (recorded)"
+    )
     run_seed: int = Field(default=0, description="experiment seed; the pool's seed derives from (seed, round)")
 
 
@@ -87,7 +94,10 @@ class PruningConfig(dg.Config):
 
 
 class SelectionConfig(dg.Config):
-    """Top-K of the freshly scored candidates."""
+    """Top-K of the freshly scored candidates. K and the cap are round parameters: set them on
+    candidate_pool when the round opens; these fields only override them for one re-run."""
 
-    k: int = Field(default=50, description="frames bought from the vendor this round")
-    per_sequence_cap: int = Field(default=2, description="at most this many frames per sequence; 0 = no cap")
+    k: Optional[int] = Field(default=None, description="override the round's recorded K (unset: the round's)")
+    per_sequence_cap: Optional[int] = Field(
+        default=None, description="override the round's recorded per-sequence cap; 0 = no cap (unset: the round's)"
+    )

@@ -315,6 +315,8 @@ def candidate_pool(
             "prior": config.prior,
             "round_zero_mode": config.round_zero_mode,
             "shard_size": config.shard_size,
+            "k": config.k,
+            "per_sequence_cap": config.per_sequence_cap,
             "unlabeled_frames": len(pool),
         }
         started = time.perf_counter()

@@ -69,6 +69,17 @@ def pruned_frames(
     )
 
 
+def round_selection_parameters(recorded: dict, config: SelectionConfig) -> tuple[int, int]:
+    """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
+    sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
+    k = config.k if config.k is not None else int(recorded.get("k", 50))
+    cap = config.per_sequence_cap if config.per_sequence_cap is not None else int(recorded.get("per_sequence_cap", 2))
+    if k < 1 or cap < 0:
+        raise dg.Failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}",
+                         allow_retries=False)
+    return k, cap
+
+
 def selection_candidates(history: AcquisitionHistoryResource, model_store: ModelStoreResource, round_index: int):
     """(frame ids, fresh scores) of the round's candidates that may be bought (core.round.selectable):
     scored this round by the round's detector, not labeled before the round, not pruned, and not
@@ -108,22 +119,26 @@ def selected_batch(
     round_index = parse_round_partition_key(context.partition_key)
     exchange = history.exchange()
     store = history.open()
+    k, cap = round_selection_parameters(store.round_parameters(round_index), config)
     started = time.perf_counter()
     frame_ids, scores = selection_candidates(history, model_store, round_index)
     sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
-    if config.k > len(frame_ids):
+    if k > len(frame_ids):
         raise dg.Failure(
-            f"round {round_index}: K={config.k} but only {len(frame_ids)} freshly scored candidates are "
+            f"round {round_index}: K={k} but only {len(frame_ids)} freshly scored candidates are "
             "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)",
             allow_retries=False,
         )
-    chosen = select_top_k(
-        np.asarray(frame_ids, dtype=object),
-        scores,
-        config.k,
-        sequence_ids=np.asarray(sequences, dtype=object),
-        per_sequence_cap=config.per_sequence_cap or None,
-    )
+    try:
+        chosen = select_top_k(
+            np.asarray(frame_ids, dtype=object),
+            scores,
+            k,
+            sequence_ids=np.asarray(sequences, dtype=object),
+            per_sequence_cap=cap or None,
+        )
+    except ValueError as exc:  # a configuration that cannot be met: retrying cannot heal it
+        raise dg.Failure(f"round {round_index}: {exc}", allow_retries=False) from exc
     chosen = [str(f) for f in chosen]
     score_of = dict(zip(frame_ids, scores))
     chosen_scores = [float(score_of[f]) for f in chosen]
@@ -145,10 +160,11 @@ def selected_batch(
     store.record_ledger(round_index, ledger)
     sequence_of = dict(zip(frame_ids, sequences))
     return dg.MaterializeResult(
-        check_results=[check_selection(history, round_index, published.version, config.k)],
+        check_results=[check_selection(history, round_index, published.version, k)],
         metadata={
             "round": round_index,
             "k": len(chosen),
+            "per_sequence_cap": cap,
             "candidates": len(frame_ids),
             "sequences": len({sequence_of[f] for f in chosen}),
             "model_version": published.version,

@@ -61,10 +61,11 @@ def candidate_shards_sensor(context: dg.SensorEvaluationContext, history: Acquis
     if not missing:
         return dg.SkipReason(f"every shard of round {pool.round_index} is scored by {pool.model_version}")
     registered = set(context.instance.get_dynamic_partitions(candidate_shards.name))
-    requests, given_up = [], []
+    requests, given_up, in_flight = [], [], []
     for key in missing:
         # Any run of the shard in flight counts, also one launched by hand from the UI.
         if runs_of(context.instance, score_candidate_shards.name, key, IN_FLIGHT):
+            in_flight.append(key)
             continue
         failures = _failures(context.instance, score_candidate_shards.name, key, pool.model_version)
         if failures >= MAX_ATTEMPTS:
@@ -85,6 +86,12 @@ def candidate_shards_sensor(context: dg.SensorEvaluationContext, history: Acquis
         )
     if given_up:
         context.log.warning(f"gave up on shards {given_up[:10]} after {MAX_ATTEMPTS} failed runs each")
+    if not requests:
+        return dg.SensorResult(
+            skip_reason=f"round {pool.round_index}: {len(in_flight)} shard runs in flight "
+            f"({', '.join(in_flight[:5])}{', ...' if len(in_flight) > 5 else ''}), nothing new to launch",
+            dynamic_partitions_requests=partition_requests,
+        )
     return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=partition_requests)
 
 
