@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from ceal_pipeline.core.detection_metrics import NUSCENES_DISTANCE_THRESHOLDS_M, detection_map

@@ -117,9 +117,8 @@ def write_score_shard(
         footer = json.dumps({**dict(facts or {}), "round": round, "shard": shard, "model_version": model_version})
         # COPY options take no bound parameters: the JSON text is quoted as an SQL literal.
         literal = footer.replace("'", "''")
-        con.execute(
-            f"COPY shard_out TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd, KV_METADATA {{ceal: '{literal}'}})"
-        )
+        options = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{ceal: '{literal}'}}"
+        con.execute(f"COPY shard_out TO '{_sql_path(tmp)}' ({options})")
         os.replace(tmp, path)
     finally:
         con.close()

@@ -141,12 +141,13 @@ def labeled_set(
     store = history.open()
     added, rejected = {}, []
     catalog = frame_source.catalog()
-    annotated = catalog.frame_ids(split="train", annotated=True)
     if frame_source.label_mode == "source":
+        annotated = catalog.frame_ids(split="train", annotated=True)
         if len(annotated):
             added["source"] = store.add_labels(annotated, round=round_index, source="source")
     else:
         if len(store.labeled_frames()) == 0:
+            annotated = catalog.frame_ids(split="train", annotated=True)  # a scan of the catalog: round 0 only
             try:
                 seed_set = algorithm.seed_set(annotated, frame_source.seed_labeled, frame_source.synthetic_seed)
             except ValueError as exc:
@@ -176,8 +177,16 @@ def labeled_set(
     for source, count in added.items():
         if count:
             context.log.info(f"{count} new labels from {source}")
-    labeled = np.asarray([str(f) for f in store.labeled_frames()], dtype=object)
-    without_truth = np.setdiff1d(labeled, catalog.frame_ids(annotated=True)).tolist()
+    labeled = [str(f) for f in store.labeled_frames()]
+    # A lookup of the labeled frames' rows (thousands), not a scan of the catalog (millions).
+    try:
+        has_truth = catalog.table(["labeled"], frame_ids=labeled).column("labeled").to_pylist() if labeled else []
+    except KeyError as exc:
+        raise dg.Failure(
+            f"labeled frames are no longer in the frame catalog ({exc}); restore them in the source and "
+            "re-materialize frame_catalog", allow_retries=False,
+        ) from exc
+    without_truth = [f for f, truth in zip(labeled, has_truth) if not truth]
     if without_truth:
         raise dg.Failure(
             f"{len(without_truth)} labeled frames (e.g. {without_truth[:3]}) have no annotations in the "
