@@ -46,18 +46,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "detection", help="the 3D detector on synthetic driving data: CEAL, full pool, random, pruning"))
 
 
-def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``ceal benchmark {mnist,cifar10}``."""
+def add_preset_arguments(parser: argparse.ArgumentParser, presets: tuple[str, ...], preset_help: str,
+                         strategies_example: str) -> None:
+    """The arguments every ``ceal benchmark`` target shares: preset, seeds, strategies, output."""
     parser.add_argument("--quick", action="store_true", help="the quick preset (same as --preset quick)")
-    parser.add_argument("--preset", choices=PRESETS, default=None,
-                        help="protocol preset (default: cpu, the paper's protocol scaled down 10x to fit a CPU; "
-                        "paper-cpu: the paper's sizes, cheaper training; paper: full scale)")
+    parser.add_argument("--preset", choices=presets, default=None, help=preset_help)
     parser.add_argument("--json", action="store_true", help="print only the one-line JSON summary")
     parser.add_argument("--strategies", type=lambda s: [p for p in s.split(",") if p],
-                        help="comma-separated strategies, e.g. random,entropy,ceal_entropy_2500 (default: the preset's)")
+                        help=f"comma-separated strategies, e.g. {strategies_example} (default: the preset's)")
     parser.add_argument("--repeats", type=int, help="how many new seeds to run (default: the preset's)")
     parser.add_argument("--seeds", type=_int_list, help="exact run seeds, e.g. 0,1,2 (stored ones are not rerun)")
     parser.add_argument("--summary-only", action="store_true", help="run nothing; summarise the stored runs")
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``ceal benchmark {mnist,cifar10}``."""
+    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, the paper's protocol scaled down 10x to "
+                         "fit a CPU; paper-cpu: the paper's sizes, cheaper training; paper: full scale)",
+                         "random,entropy,ceal_entropy_2500")
     group = parser.add_argument_group("protocol overrides (each changes the protocol key)")
     for flag, kind, help_text in (
         ("--initial-fraction", float, "class-balanced initial pool as a fraction of the unlabeled pool"),

@@ -23,6 +23,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ceal_pipeline.cli.benchmark import add_preset_arguments
+
 #: ``validation.detection.presets.DETECTION_PRESET_NAMES``, spelled out so that
 #: building the CLI imports nothing heavy (a test keeps the two equal).
 PRESETS = ("quick", "cpu", "gpu")
@@ -44,25 +46,10 @@ _OVERRIDES = (
 )
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--quick", action="store_true", help="the quick preset (same as --preset quick)")
-    parser.add_argument("--preset", choices=PRESETS, default=None,
-                        help="protocol preset (default: cpu, 3 seeds in about two hours on 2 cores; "
-                        "gpu: the same protocol at 10x the scale)")
-    parser.add_argument("--json", action="store_true", help="print only the one-line JSON summary")
-    parser.add_argument("--strategies", type=lambda s: [p for p in s.split(",") if p],
-                        help="comma-separated strategies, e.g. random,localization_entropy,"
-                        "ceal_localization_entropy_5pct (default: the preset's)")
-    parser.add_argument("--repeats", type=int, help="how many new seeds to run (default: the preset's)")
-    parser.add_argument("--seeds", type=_int_list, help="exact run seeds, e.g. 0,1,2 (stored ones are not rerun)")
-    parser.add_argument("--summary-only", action="store_true", help="run nothing; summarise the stored runs")
+    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 3 seeds in about two hours on 2 cores; "
+                         "gpu: the same protocol at 10x the scale)",
+                         "random,localization_entropy,ceal_localization_entropy_5pct")
     group = parser.add_argument_group("protocol overrides (each changes the protocol key)")
     for flag, kind, help_text in _OVERRIDES:
         group.add_argument(flag, type=kind, help=help_text)

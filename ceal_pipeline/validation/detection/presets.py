@@ -29,24 +29,16 @@ the overridden protocol gets its own key in the results store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 from typing import Any
 
 from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
 from ceal_pipeline.validation.detection.strategies import issue_strategies, parse_detection_strategy
+from ceal_pipeline.validation.presets import Preset
 
 DETECTION_PRESET_NAMES = ("quick", "cpu", "gpu")
-
-
-@dataclass(frozen=True)
-class DetectionPreset:
-    """A protocol, the strategies to compare and how many run seeds to add per invocation."""
-
-    name: str
-    protocol: DetectionProtocolConfig
-    strategies: tuple[str, ...]
-    repeats: int
-
+#: A :class:`~ceal_pipeline.validation.presets.Preset` whose protocol is a :class:`DetectionProtocolConfig`.
+DetectionPreset = Preset
 
 _CPU = DetectionProtocolConfig(frames=1250, frames_per_sequence=4, held_out_frames=120, initial_labeled=40,
                                acquire_per_round=20, rounds=3, epochs=12, fine_tune_epochs=2, mc_samples=10)
@@ -73,5 +65,5 @@ def get_detection_preset(name: str = "quick", overrides: dict[str, Any] | None =
     chosen = tuple(strategies) if strategies else tuple(issue_strategies())
     for strategy in chosen:
         parse_detection_strategy(strategy)
-    return DetectionPreset(name, replace(_PROTOCOLS[name], **overrides), chosen,
+    return Preset(name, replace(_PROTOCOLS[name], **overrides), chosen,
                            _REPEATS[name] if repeats is None else repeats)

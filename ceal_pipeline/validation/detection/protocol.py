@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ceal_pipeline.core.detection_acquisition import DETECTION_ACQUISITION_FUNCTIONS
-from ceal_pipeline.core.ledger import ComputeLedger
+from ceal_pipeline.core.ledger import ComputeLedger, ledger_totals
 from ceal_pipeline.core.pruning import persistently_low
 from ceal_pipeline.core.round import seed_set
 from ceal_pipeline.core.sampling import pool_size
@@ -158,11 +158,8 @@ class DetectionStrategyRun:
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record.update(
-            forward_passes=sum(int(e["forward_passes"]) for e in self.ledger),
-            frames_scored=sum(int(e["frames_scored"]) for e in self.ledger),
+            **ledger_totals(self.ledger),
             frames_pruned=sum(self.pruned_per_round),
-            acquisition_s=sum(e["scoring_s"] + e["selection_s"] for e in self.ledger),
-            training_s=sum(e["training_s"] for e in self.ledger),
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         return record
