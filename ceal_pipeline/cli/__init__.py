@@ -15,7 +15,7 @@ import sys
 _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("bench", "ceal_pipeline.cli.bench", "performance benchmarks that print one JSON line (sampling, mc, round, catalog)"),
     ("inspect", "ceal_pipeline.cli.inspect", "summarise a frame source (aimotive, mmdet3d, synthetic) before wiring it in"),
-    ("benchmark", "ceal_pipeline.cli.benchmark", "MNIST / CIFAR-10 validation of CEAL against full-pool acquisition"),
+    ("benchmark", "ceal_pipeline.cli.benchmark", "validation of CEAL against full-pool acquisition: MNIST, CIFAR-10, the 3D detector"),
     ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),
 )
 

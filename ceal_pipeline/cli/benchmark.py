@@ -1,4 +1,7 @@
-"""`ceal benchmark {mnist,cifar10}`: CEAL against full-pool acquisition, the paper's protocol.
+"""`ceal benchmark {mnist,cifar10,detection}`: CEAL against full-pool acquisition.
+
+``detection`` is the 3D detector's benchmark (:mod:`ceal_pipeline.cli.benchmark_detection`);
+the rest of this docstring is about the paper's MNIST / CIFAR-10 protocol.
 
 Runs a preset (``--quick``: every strategy on a tiny budget in a minute or two;
 ``--preset cpu``, the default: the paper's protocol scaled to a CPU;
@@ -34,17 +37,33 @@ def _int_list(text: str) -> list[int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=("mnist", "cifar10"), help="which benchmark to run")
+    from ceal_pipeline.cli import benchmark_detection
+
+    sub = parser.add_subparsers(dest="dataset", required=True, metavar="{mnist,cifar10,detection}")
+    for dataset in ("mnist", "cifar10"):
+        add_image_arguments(sub.add_parser(dataset, help=f"{dataset}: the paper's protocol"))
+    benchmark_detection.add_arguments(sub.add_parser(
+        "detection", help="the 3D detector on synthetic driving data: CEAL, full pool, random, pruning"))
+
+
+def add_preset_arguments(parser: argparse.ArgumentParser, presets: tuple[str, ...], preset_help: str,
+                         strategies_example: str) -> None:
+    """The arguments every ``ceal benchmark`` target shares: preset, seeds, strategies, output."""
     parser.add_argument("--quick", action="store_true", help="the quick preset (same as --preset quick)")
-    parser.add_argument("--preset", choices=PRESETS, default=None,
-                        help="protocol preset (default: cpu, the paper's protocol scaled down 10x to fit a CPU; "
-                        "paper-cpu: the paper's sizes, cheaper training; paper: full scale)")
+    parser.add_argument("--preset", choices=presets, default=None, help=preset_help)
     parser.add_argument("--json", action="store_true", help="print only the one-line JSON summary")
     parser.add_argument("--strategies", type=lambda s: [p for p in s.split(",") if p],
-                        help="comma-separated strategies, e.g. random,entropy,ceal_entropy_2500 (default: the preset's)")
+                        help=f"comma-separated strategies, e.g. {strategies_example} (default: the preset's)")
     parser.add_argument("--repeats", type=int, help="how many new seeds to run (default: the preset's)")
     parser.add_argument("--seeds", type=_int_list, help="exact run seeds, e.g. 0,1,2 (stored ones are not rerun)")
     parser.add_argument("--summary-only", action="store_true", help="run nothing; summarise the stored runs")
+
+
+def add_image_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``ceal benchmark {mnist,cifar10}``."""
+    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, the paper's protocol scaled down 10x to "
+                         "fit a CPU; paper-cpu: the paper's sizes, cheaper training; paper: full scale)",
+                         "random,entropy,ceal_entropy_2500")
     group = parser.add_argument_group("protocol overrides (each changes the protocol key)")
     for flag, kind, help_text in (
         ("--initial-fraction", float, "class-balanced initial pool as a fraction of the unlabeled pool"),
@@ -75,6 +94,15 @@ _OVERRIDES = ("initial_fraction", "rounds", "acquire_per_round", "trainings_per_
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.dataset == "detection":
+        from ceal_pipeline.cli import benchmark_detection
+
+        return benchmark_detection.run(args)
+    return run_image(args)
+
+
+def run_image(args: argparse.Namespace) -> int:
+    """``ceal benchmark {mnist,cifar10}``."""
     import json
     from pathlib import Path
 

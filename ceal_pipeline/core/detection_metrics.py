@@ -135,6 +135,33 @@ def _check_frame(i: int, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarr
         raise ValueError(f"frame {i}: {what} boxes or scores contain NaN/inf")
 
 
+def _check_frame_counts(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels) -> None:
+    n_frames = len(gt_boxes)
+    if not (len(pred_boxes) == len(pred_scores) == len(pred_labels) == len(gt_labels) == n_frames):
+        raise ValueError(
+            "pred_boxes, pred_scores, pred_labels, gt_boxes and gt_labels must have one entry per frame; got "
+            f"{len(pred_boxes)}, {len(pred_scores)}, {len(pred_labels)}, {n_frames}, {len(gt_labels)}"
+        )
+
+
+def _frame_arrays(i, pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, class_names):
+    """Frame ``i``'s ``(pred boxes, scores, labels, gt boxes, gt labels)`` as checked numpy arrays."""
+    pb = _as_boxes(pred_boxes[i])
+    ps = np.asarray(pred_scores[i], dtype=np.float64).reshape(-1)
+    pl = np.asarray(pred_labels[i]).reshape(-1).astype(np.int64)
+    gb = _as_boxes(gt_boxes[i])
+    gl = np.asarray(gt_labels[i]).reshape(-1).astype(np.int64)
+    _check_frame(i, pb, pl, ps, "predicted")
+    _check_frame(i, gb, gl, None, "ground-truth")
+    for labels, what in ((pl, "predicted"), (gl, "ground-truth")):
+        if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
+            raise ValueError(
+                f"frame {i}: {what} label {int(labels[(labels < 0) | (labels >= len(class_names))][0])} "
+                f"is not an index into class_names {tuple(class_names)}"
+            )
+    return pb, ps, pl, gb, gl
+
+
 def match_frame(
     pred_xy: np.ndarray, gt_xy: np.ndarray, threshold_m: float
 ) -> np.ndarray:
@@ -181,11 +208,7 @@ def detection_map(
         distance_thresholds_m: match radii in metres.
     """
     n_frames = len(gt_boxes)
-    if not (len(pred_boxes) == len(pred_scores) == len(pred_labels) == len(gt_labels) == n_frames):
-        raise ValueError(
-            "pred_boxes, pred_scores, pred_labels, gt_boxes and gt_labels must have one entry per frame; got "
-            f"{len(pred_boxes)}, {len(pred_scores)}, {len(pred_labels)}, {n_frames}, {len(gt_labels)}"
-        )
+    _check_frame_counts(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels)
     thresholds = tuple(float(d) for d in distance_thresholds_m)
     if not thresholds or any(not d > 0 for d in thresholds):
         raise ValueError(f"distance_thresholds_m must be positive metres, got {distance_thresholds_m!r}")
@@ -194,19 +217,7 @@ def detection_map(
 
     frames = []
     for i in range(n_frames):
-        pb = _as_boxes(pred_boxes[i])
-        ps = np.asarray(pred_scores[i], dtype=np.float64).reshape(-1)
-        pl = np.asarray(pred_labels[i]).reshape(-1).astype(np.int64)
-        gb = _as_boxes(gt_boxes[i])
-        gl = np.asarray(gt_labels[i]).reshape(-1).astype(np.int64)
-        _check_frame(i, pb, pl, ps, "predicted")
-        _check_frame(i, gb, gl, None, "ground-truth")
-        for labels, what in ((pl, "predicted"), (gl, "ground-truth")):
-            if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-                raise ValueError(
-                    f"frame {i}: {what} label {int(labels[(labels < 0) | (labels >= n_classes)][0])} "
-                    f"is not an index into class_names {class_names}"
-                )
+        pb, ps, pl, gb, gl = _frame_arrays(i, pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, class_names)
         frames.append((pb[:, :2], ps, pl, gb[:, :2], gl))
 
     ap = np.full((n_classes, len(thresholds)), np.nan)
@@ -242,3 +253,61 @@ def detection_map(
                     hits[members] = match_frame(pxy[pos_all[members]], gxy[gl == c], threshold)
             ap[c, d] = average_precision(hits[rank], n_gt, min_recall, min_precision)
     return DetectionMAP(class_names, thresholds, ap, tuple(num_gt))
+
+
+@dataclass(frozen=True)
+class FrameErrors:
+    """Per-frame detection errors at one BEV centre-distance threshold.
+
+    ``missed[i]`` counts ground-truth boxes of frame ``i`` that no confident
+    prediction of their class matched, ``false[i]`` confident predictions that
+    matched nothing; ``errors = missed + false`` (box counts).
+    """
+
+    missed: np.ndarray
+    false: np.ndarray
+
+    @property
+    def errors(self) -> np.ndarray:
+        return self.missed + self.false
+
+
+def frame_detection_errors(
+    pred_boxes: Sequence[np.ndarray],
+    pred_scores: Sequence[np.ndarray],
+    pred_labels: Sequence[np.ndarray],
+    gt_boxes: Sequence[np.ndarray],
+    gt_labels: Sequence[np.ndarray],
+    *,
+    n_classes: int,
+    threshold_m: float = 2.0,
+    min_confidence: float = 0.3,
+) -> FrameErrors:
+    """Missed and false boxes of every frame: how wrong the detector is on each frame.
+
+    Per frame and class, the predictions with confidence ``>= min_confidence``
+    are matched greedily in descending confidence (:func:`match_frame`, the
+    matching of the mAP) to the ground truth within ``threshold_m`` metres
+    (BEV centre distance). Unlike the mAP, which ranks predictions across
+    frames, this is a count per frame, so it can be set against a per-frame
+    acquisition value. Arguments as for :func:`detection_map`.
+    """
+    n_frames = len(gt_boxes)
+    _check_frame_counts(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels)
+    if not threshold_m > 0:
+        raise ValueError(f"threshold_m must be positive metres, got {threshold_m!r}")
+    class_names = [str(c) for c in range(n_classes)]
+    missed = np.zeros(n_frames, dtype=np.int64)
+    false = np.zeros(n_frames, dtype=np.int64)
+    for i in range(n_frames):
+        pb, ps, pl, gb, gl = _frame_arrays(i, pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, class_names)
+        confident = ps >= min_confidence
+        for c in range(n_classes):
+            mine = np.flatnonzero(confident & (pl == c))
+            mine = mine[np.lexsort((mine, -ps[mine]))]
+            gt_xy = gb[gl == c, :2]
+            hits = match_frame(pb[mine, :2], gt_xy, threshold_m)
+            matched = int(hits.sum())
+            missed[i] += gt_xy.shape[0] - matched
+            false[i] += mine.size - matched
+    return FrameErrors(missed=missed, false=false)

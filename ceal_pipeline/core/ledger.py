@@ -56,6 +56,17 @@ class ComputeLedger:
         return asdict(self)
 
 
+def ledger_totals(entries: list[dict]) -> dict[str, int | float]:
+    """Totals over rounds of :meth:`ComputeLedger.to_dict` records: ``forward_passes``,
+    ``frames_scored``, ``acquisition_s`` (scoring + selection) and ``training_s`` (seconds)."""
+    return {
+        "forward_passes": sum(int(e["forward_passes"]) for e in entries),
+        "frames_scored": sum(int(e["frames_scored"]) for e in entries),
+        "acquisition_s": sum(e["scoring_s"] + e["selection_s"] for e in entries),
+        "training_s": sum(e["training_s"] for e in entries),
+    }
+
+
 class Stopwatch:
     """Wall-clock seconds of a ``with`` block (``time.perf_counter``, monotonic).
 

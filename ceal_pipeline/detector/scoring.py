@@ -85,6 +85,7 @@ class FrameScores:
     class_names: tuple[str, ...] = field(default_factory=tuple)
     wall_s: float = 0.0
     acquisition_fn: str = "localization_entropy"
+    scores_by_fn: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_detections(self) -> np.ndarray:
@@ -183,6 +184,7 @@ def score_frames(
     empty: float | None = None,
     num_workers: int | None = None,
     acquisition_fn: str = "localization_entropy",
+    extra_acquisition_fns: Sequence[str] = (),
 ) -> FrameScores:
     """Score frames with an MC-Dropout detection acquisition function, reading them ahead in worker processes.
 
@@ -208,20 +210,23 @@ def score_frames(
             :data:`~ceal_pipeline.core.detection_acquisition.DETECTION_ACQUISITION_FUNCTIONS`;
             the default ``localization_entropy`` is CEAL's, ``heatmap_entropy`` and
             ``localization_and_heatmap_entropy`` also score frames without detections.
+        extra_acquisition_fns: further function names evaluated on the same passes
+            (no extra forward pass), returned in ``FrameScores.scores_by_fn``.
 
     Raises:
         the reader's error naming the frame and the file when a frame cannot be read.
     """
     # Checked before any worker starts: a typo must not cost a loader start-up.
-    get_detection_acquisition_function(acquisition_fn).check_settings(
-        DetectionAcquisitionSettings(aggregate=aggregate, covariance_floor=covariance_floor, empty=empty)
-    )
+    settings = DetectionAcquisitionSettings(aggregate=aggregate, covariance_floor=covariance_floor, empty=empty)
+    for name in (acquisition_fn, *extra_acquisition_fns):
+        get_detection_acquisition_function(name).check_settings(settings)
     batch_size = int(batch_size or model.ceal_config["data"].get("batch_size", 4))
     device = resolve_device(device)
     loader = frame_loader(FrameDataset.for_model(frames, model), batch_size=batch_size, num_workers=num_workers,
                           device=device)
     return score_batches(model, loader, T=T, mode=mode, seed=seed, aggregate=aggregate, device=device,
-                         covariance_floor=covariance_floor, empty=empty, acquisition_fn=acquisition_fn)
+                         covariance_floor=covariance_floor, empty=empty, acquisition_fn=acquisition_fn,
+                         extra_acquisition_fns=extra_acquisition_fns)
 
 
 def score_batches(
@@ -235,6 +240,7 @@ def score_batches(
     covariance_floor: float = 1e-4,
     empty: float | None = None,
     acquisition_fn: str = "localization_entropy",
+    extra_acquisition_fns: Sequence[str] = (),
 ) -> FrameScores:
     """Score frames that arrive as :class:`DetectorBatch` es (from a loader, or already in memory).
 
@@ -244,9 +250,11 @@ def score_batches(
     """
     if mode not in MODES:
         raise ValueError(f"unknown MC-Dropout mode {mode!r}; choose one of {MODES}")
-    acquisition = get_detection_acquisition_function(acquisition_fn)
+    names = list(dict.fromkeys((acquisition_fn, *extra_acquisition_fns)))
+    functions = {name: get_detection_acquisition_function(name) for name in names}
     settings = DetectionAcquisitionSettings(aggregate=aggregate, covariance_floor=covariance_floor, empty=empty)
-    acquisition.check_settings(settings)
+    for function in functions.values():
+        function.check_settings(settings)
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T (MC-Dropout passes) must be a positive int, got {T!r}")
     device = resolve_device(device)
@@ -255,7 +263,8 @@ def score_batches(
 
     masks = None
     frame_ids: list[str] = []
-    batch_scores, objects = [], []
+    batch_scores: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    objects = []
     for cpu_batch in batches:
         batch = cpu_batch.to(device, non_blocking=True)
         frame_ids.extend(batch.frame_ids)
@@ -267,15 +276,16 @@ def score_batches(
         outputs = mc_outputs_to_numpy(heatmap_logits, peaks, samples)
         # A frame's value depends on its own outputs only, so scoring batch by batch
         # gives the numbers of scoring all frames at once.
-        batch_scores.append(acquisition(outputs, settings))
+        for name, function in functions.items():
+            batch_scores[name].append(function(outputs, settings))
         objects.extend(frame_objects(outputs, peaks, covariance_floor))
 
-    scores = np.concatenate(batch_scores) if batch_scores else np.zeros(0)
+    scores_by_fn = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in batch_scores.items()}
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return FrameScores(
         frame_ids=frame_ids,
-        scores=scores,
+        scores=scores_by_fn[acquisition_fn],
         objects=objects,
         forward_passes=len(frame_ids) * T,
         backbone_passes=len(frame_ids) * (1 if mode == "head" else T),
@@ -286,4 +296,5 @@ def score_batches(
         class_names=tuple(model.class_names),
         wall_s=time.perf_counter() - start,
         acquisition_fn=acquisition_fn,
+        scores_by_fn=scores_by_fn,
     )

@@ -2,6 +2,8 @@
 
 The one entry point shared by ``ceal benchmark`` and the Dagster assets, so a
 click in the UI and a command line give the same numbers into the same store.
+:func:`run_missing` and :func:`stored_runs` (which seeds to run, what is
+stored) are shared with the detection benchmark.
 """
 
 from __future__ import annotations
@@ -44,13 +46,43 @@ def run_benchmark(
     protocol = preset.protocol
     key = protocol.key()
     strategies = list(preset.strategies)
-    if seeds is None:
-        seeds = results.next_seeds(protocol.dataset, key, strategies, preset.repeats, base_seed)
-    for seed in seeds:
-        missing = [s for s in strategies if seed not in results.completed_seeds(protocol.dataset, key, s)]
-        if missing:
-            run_seed_protocol(data, protocol, missing, seed, log=log, device=device,
-                              on_run=lambda run: results.append(run.to_dict()))
-    stored = [r for r in results.runs(protocol.dataset, key) if r["strategy"] in strategies]
-    summaries = summarise(sorted(stored, key=lambda r: strategies.index(r["strategy"])))
+    seeds = run_missing(
+        results, protocol.dataset, key, strategies, seeds=seeds, repeats=preset.repeats, base_seed=base_seed,
+        run_seed=lambda seed, missing: run_seed_protocol(data, protocol, missing, seed, log=log, device=device,
+                                                         on_run=lambda run: results.append(run.to_dict())),
+    )
+    summaries = summarise(stored_runs(results, protocol.dataset, key, strategies))
     return BenchmarkOutcome(protocol.dataset, key, list(seeds), summaries)
+
+
+def run_missing(
+    results: BenchmarkResults,
+    dataset: str,
+    protocol_key: str,
+    strategies: list[str],
+    *,
+    seeds: list[int] | None,
+    repeats: int,
+    base_seed: int,
+    run_seed: Callable[[int, list[str]], object],
+) -> list[int]:
+    """Call ``run_seed(seed, strategies not yet stored for it)`` for each seed to run.
+
+    The seeds are exactly ``seeds``, or ``repeats`` seeds from ``base_seed`` up
+    that not every strategy has in ``results`` yet; a (strategy, seed) already
+    stored is never rerun, so an interrupted benchmark resumes where it stopped.
+    ``run_seed`` appends each finished run to ``results``. Returns the seeds.
+    """
+    if seeds is None:
+        seeds = results.next_seeds(dataset, protocol_key, strategies, repeats, base_seed)
+    for seed in seeds:
+        missing = [s for s in strategies if seed not in results.completed_seeds(dataset, protocol_key, s)]
+        if missing:
+            run_seed(seed, missing)
+    return list(seeds)
+
+
+def stored_runs(results: BenchmarkResults, dataset: str, protocol_key: str, strategies: list[str]) -> list[dict]:
+    """The stored runs of ``strategies`` under one protocol, in the order of ``strategies``."""
+    stored = [r for r in results.runs(dataset, protocol_key) if r["strategy"] in strategies]
+    return sorted(stored, key=lambda r: strategies.index(r["strategy"]))

@@ -37,10 +37,14 @@ DATASETS = ("mnist", "cifar10")
 
 @dataclass(frozen=True)
 class Preset:
-    """A protocol, the strategies to compare and how many run seeds to add per invocation."""
+    """A protocol, the strategies to compare and how many run seeds to add per invocation.
+
+    ``protocol`` is a :class:`ProtocolConfig` (MNIST, CIFAR-10) or a
+    :class:`~ceal_pipeline.validation.detection.protocol.DetectionProtocolConfig`.
+    """
 
     name: str
-    protocol: ProtocolConfig
+    protocol: Any
     strategies: tuple[str, ...]
     repeats: int
 

@@ -31,7 +31,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ceal_pipeline.core.acquisition import ACQUISITION_FUNCTIONS
-from ceal_pipeline.core.ledger import ComputeLedger
+from ceal_pipeline.core.ledger import ComputeLedger, ledger_totals
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.validation.datasets import ImageClassificationData
 from ceal_pipeline.validation.strategies import Strategy, acquire
@@ -172,10 +172,7 @@ class StrategyRun:
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
         record.update(
-            forward_passes=self.forward_passes,
-            frames_scored=sum(int(e["frames_scored"]) for e in self.ledger),
-            acquisition_s=sum(e["scoring_s"] + e["selection_s"] for e in self.ledger),
-            training_s=sum(e["training_s"] for e in self.ledger),
+            **ledger_totals(self.ledger),
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
         return record

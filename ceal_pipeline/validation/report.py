@@ -1,5 +1,8 @@
 """What a benchmark shows: the accuracy-per-round plot and the results table.
 
+The line plot (:func:`curves_plot_png`) and :func:`png_markdown` also serve the
+detection benchmark's mAP-per-round plot.
+
 Plain strings and PNG bytes (no Dagster) so the CLI, the assets and a notebook
 render the same thing. The compute ratio of a CEAL strategy is its MC forward
 passes over those of the full-pool strategy with the same acquisition function
@@ -11,25 +14,29 @@ from __future__ import annotations
 
 import base64
 import io
+from dataclasses import dataclass
+from typing import Callable
 
 from ceal_pipeline.validation.results import StrategySummary
 from ceal_pipeline.validation.strategies import Strategy
 
 
-def compute_ratios(summaries: dict[str, StrategySummary]) -> dict[str, float]:
+def compute_ratios(summaries: dict, parse: Callable[[str], Strategy] = Strategy.parse) -> dict[str, float]:
     """``strategy -> forward passes / forward passes of its full-pool baseline``.
 
     Full-pool strategies map to 1.0; random, and CEAL strategies whose baseline
-    was not run, are left out.
+    was not run, are left out. ``summaries`` values need a ``forward_passes``;
+    ``parse`` turns a name into its :class:`Strategy` (the detection benchmark
+    passes its own).
     """
     baselines = {}
     for name in summaries:
-        strategy = Strategy.parse(name)
+        strategy = parse(name)
         if strategy.kind == "full_pool":
             baselines[strategy.acquisition_fn] = summaries[name].forward_passes
     ratios = {}
     for name, summary in summaries.items():
-        strategy = Strategy.parse(name)
+        strategy = parse(name)
         baseline = baselines.get(strategy.acquisition_fn) if strategy.kind != "random" else None
         if baseline:
             ratios[name] = summary.forward_passes / baseline
@@ -67,6 +74,28 @@ def accuracy_per_round_markdown(summaries: dict[str, StrategySummary]) -> str:
 
 def accuracy_plot_png(summaries: dict[str, StrategySummary], title: str) -> bytes:
     """Test accuracy (%) against labeled images, one line per strategy with a ±1 std band."""
+    curves = {
+        name: PlotCurve(x=s.labeled_per_round, mean=[100 * m for m in s.accuracy_mean],
+                        std=[100 * d for d in s.accuracy_std], kind=Strategy.parse(name).kind, seeds=len(s.seeds))
+        for name, s in summaries.items()
+    }
+    return curves_plot_png(curves, title, xlabel="labeled images", ylabel="test accuracy (%)")
+
+
+@dataclass(frozen=True)
+class PlotCurve:
+    """One strategy's line: mean and std (same unit) at each ``x``; ``kind`` picks
+    the line style (random dotted, full pool solid, CEAL dashed); ``seeds`` goes in the legend."""
+
+    x: list[float]
+    mean: list[float]
+    std: list[float]
+    kind: str
+    seeds: int
+
+
+def curves_plot_png(curves: dict[str, PlotCurve], title: str, *, xlabel: str, ylabel: str) -> bytes:
+    """A PNG line plot, one line per strategy with a ±1 std band (MNIST accuracy, detection mAP)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -74,17 +103,13 @@ def accuracy_plot_png(summaries: dict[str, StrategySummary], title: str) -> byte
 
     fig, ax = plt.subplots(figsize=(7.0, 4.2), dpi=100)
     try:
-        for name, s in summaries.items():
-            kind = Strategy.parse(name).kind
-            style = {"random": ":", "full_pool": "-", "ceal": "--"}[kind]
-            mean = [100 * m for m in s.accuracy_mean]
-            std = [100 * d for d in s.accuracy_std]
-            line, = ax.plot(s.labeled_per_round, mean, style, marker="o", markersize=3,
-                            label=f"{name} (n={len(s.seeds)})")
-            ax.fill_between(s.labeled_per_round, [m - d for m, d in zip(mean, std)],
-                            [m + d for m, d in zip(mean, std)], color=line.get_color(), alpha=0.12)
-        ax.set_xlabel("labeled images")
-        ax.set_ylabel("test accuracy (%)")
+        for name, curve in curves.items():
+            style = {"random": ":", "full_pool": "-", "ceal": "--"}[curve.kind]
+            line, = ax.plot(curve.x, curve.mean, style, marker="o", markersize=3, label=f"{name} (n={curve.seeds})")
+            ax.fill_between(curve.x, [m - d for m, d in zip(curve.mean, curve.std)],
+                            [m + d for m, d in zip(curve.mean, curve.std)], color=line.get_color(), alpha=0.12)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False, ncol=2)

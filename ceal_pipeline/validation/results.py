@@ -23,6 +23,10 @@ from typing import Any, Iterable
 from ceal_pipeline.paths import ceal_home
 
 
+#: The per-round quality a stored run must carry: test accuracy (MNIST, CIFAR-10) or held-out mAP (detection).
+PER_ROUND_METRICS = ("accuracy_per_round", "map_per_round")
+
+
 def default_results_folder() -> Path:
     """``$CEAL_HOME/validation`` (``CEAL_HOME`` defaults to ``./.ceal``), absolute."""
     return ceal_home() / "validation"
@@ -40,10 +44,14 @@ class BenchmarkResults:
         return self.folder / f"{dataset}.jsonl"
 
     def append(self, run: dict[str, Any]) -> None:
-        """Append one finished run (a :meth:`StrategyRun.to_dict` dict)."""
-        for key in ("dataset", "protocol_key", "strategy", "run_seed", "accuracy_per_round"):
-            if key not in run:
-                raise ValueError(f"benchmark run is missing {key!r}; store StrategyRun.to_dict() output")
+        """Append one finished run (a ``StrategyRun.to_dict()`` dict of either benchmark):
+        it names its dataset, protocol key, strategy and run seed, and carries a
+        per-round quality (``accuracy_per_round`` or ``map_per_round``)."""
+        missing = [key for key in ("dataset", "protocol_key", "strategy", "run_seed") if key not in run]
+        if not any(key in run for key in PER_ROUND_METRICS):
+            missing.append(" or ".join(PER_ROUND_METRICS))
+        if missing:
+            raise ValueError(f"benchmark run is missing {', '.join(map(repr, missing))}; store StrategyRun.to_dict() output")
         path = self.path(run["dataset"])
         path.parent.mkdir(parents=True, exist_ok=True)
         line = json.dumps(run, sort_keys=True) + "\n"
@@ -123,7 +131,8 @@ class StrategySummary:
         return self.accuracy_std[-1]
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (``ddof=1``; 0 for a single value) of ``values``."""
     mean = sum(values) / len(values)
     if len(values) < 2:
         return mean, 0.0
@@ -145,17 +154,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, StrategySummary]:
         if len(lengths) != 1:
             raise ValueError(f"strategy {strategy!r}: runs with different round counts {sorted(lengths)}; "
                              "summarise one protocol_key at a time")
-        per_round = [_mean_std([r["accuracy_per_round"][i] for r in group]) for i in range(lengths.pop())]
+        per_round = [mean_std([r["accuracy_per_round"][i] for r in group]) for i in range(lengths.pop())]
         summaries[strategy] = StrategySummary(
             strategy=strategy,
             seeds=sorted(int(r["run_seed"]) for r in group),
             accuracy_mean=[m for m, _ in per_round],
             accuracy_std=[s for _, s in per_round],
             labeled_per_round=list(group[0]["labeled_per_round"]),
-            forward_passes=_mean_std([r["forward_passes"] for r in group])[0],
-            frames_scored=_mean_std([r["frames_scored"] for r in group])[0],
-            acquisition_s=_mean_std([r["acquisition_s"] for r in group])[0],
-            training_s=_mean_std([r["training_s"] for r in group])[0],
+            forward_passes=mean_std([r["forward_passes"] for r in group])[0],
+            frames_scored=mean_std([r["frames_scored"] for r in group])[0],
+            acquisition_s=mean_std([r["acquisition_s"] for r in group])[0],
+            training_s=mean_std([r["training_s"] for r in group])[0],
         )
     return summaries
 

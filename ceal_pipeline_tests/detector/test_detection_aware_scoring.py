@@ -101,3 +101,14 @@ def test_scoring_rejects_unknown_acquisition_functions_and_an_unused_empty_value
         score_frames(detector, frames[:1], T=2, device="cpu", acquisition_fn="entropy")
     with pytest.raises(ValueError, match="leave empty=None"):
         score_frames(detector, frames[:1], T=2, device="cpu", acquisition_fn="heatmap_entropy", empty=0.0)
+
+
+def test_extra_acquisition_functions_come_from_the_same_passes_and_equal_scoring_each_alone(detector, frames):
+    names = ["localization_entropy", "heatmap_entropy", "localization_and_heatmap_entropy"]
+    together = score_frames(detector, frames[:2], T=2, seed=3, device="cpu", num_workers=0,
+                            acquisition_fn=names[0], extra_acquisition_fns=names[1:])
+    assert list(together.scores_by_fn) == names and together.forward_passes == 2 * 2
+    np.testing.assert_array_equal(together.scores, together.scores_by_fn[names[0]])
+    for name in names:
+        alone = score_frames(detector, frames[:2], T=2, seed=3, device="cpu", num_workers=0, acquisition_fn=name)
+        np.testing.assert_allclose(together.scores_by_fn[name], alone.scores, rtol=0, atol=1e-12)

@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from ceal_pipeline.detector.bevfusion import Detections
-from ceal_pipeline.detector.evaluation import evaluate_detector, evaluate_predictions
+from ceal_pipeline.detector.evaluation import (
+    bev_range_of,
+    detection_errors,
+    evaluate_detector,
+    evaluate_predictions,
+    predict_frames,
+)
 from ceal_pipeline.frames.records import DETECTION_CLASSES
 
 
@@ -65,3 +71,20 @@ def test_objects_outside_the_detector_grid_are_neither_hits_nor_misses(frames):
     assert unfiltered["mAP"] < 1.0
     assert filtered["mAP"] == pytest.approx(1.0)
 
+
+
+def test_per_frame_errors_are_zero_for_ground_truth_and_count_each_box_once_when_shifted_past_the_radius(frames):
+    perfect = detection_errors(_perfect(frames), frames, DETECTION_CLASSES, threshold_m=2.0)
+    assert perfect.errors.tolist() == [0] * len(frames)
+    shifted = detection_errors(_perfect(frames, shift_m=3.0), frames, DETECTION_CLASSES, threshold_m=2.0)
+    counts = [len(f.labels) for f in frames]
+    # Every box is missed and its shifted copy is a false box (no two objects 3 m apart here).
+    assert shifted.missed.tolist() == counts and shifted.false.tolist() == counts
+
+
+def test_predict_frames_gives_the_detections_evaluate_detector_scores(frames, tiny_detector):
+    detections = predict_frames(tiny_detector, frames[:3], device="cpu", num_workers=0)
+    assert len(detections) == 3
+    expected = evaluate_predictions(detections, frames[:3], tiny_detector.class_names,
+                                    bev_range=bev_range_of(tiny_detector))
+    assert evaluate_detector(tiny_detector, frames[:3], device="cpu", num_workers=0) == expected

@@ -90,6 +90,19 @@ def test_all_classes_and_hard_conditions_occur_over_many_sequences():
         assert 2 <= sum(condition in s.conditions for s in scenes) <= 30, condition
 
 
+def test_frame_conditions_give_every_frame_its_sequences_hard_conditions(small_synthetic):
+    conditions = synthetic.frame_conditions(small_synthetic)
+    frames = synthetic.read_frames(small_synthetic).frames
+    assert set(conditions) == {f.frame_id for f in frames}
+    config = SyntheticConfig(**SMALL_SYNTHETIC)
+    for frame in frames:
+        sequence = int(frame.sequence_id.rsplit("-", 1)[1])
+        assert conditions[frame.frame_id] == tuple(draw_sequence(config, sequence).conditions)
+        assert set(conditions[frame.frame_id]) <= set(synthetic.CONDITIONS)
+    with pytest.raises(FileNotFoundError, match="generate the synthetic dataset"):
+        synthetic.frame_conditions(small_synthetic / "missing")
+
+
 def test_sequences_do_not_depend_on_the_dataset_size():
     small, large = SyntheticConfig(n_frames=40), SyntheticConfig(n_frames=2000)
     a, b = draw_sequence(small, 1), draw_sequence(large, 1)

@@ -27,6 +27,7 @@ ACQUISITION_ASSETS = {
     "selected_batch": ("acquisition", "duckdb"),
     "vendor_export": ("acquisition", "duckdb"),
 }
+VALIDATION_ASSETS = {"mnist_benchmark", "cifar10_benchmark", "detection_benchmark"}
 #: Every asset of a round is partitioned by round or by shard; the catalog and the history are shared.
 PARTITIONS = {
     "frame_catalog": None,
@@ -60,8 +61,9 @@ def test_asset_keys_groups_and_pools_snapshot():
         if a.is_executable and a.key.to_user_string() in ACQUISITION_ASSETS
     }
     assert found == ACQUISITION_ASSETS
-    # the validation domain (MNIST / CIFAR-10) is merged in when present, in its own group
+    # the validation domain (MNIST / CIFAR-10 / detection) is merged in, in its own group
     others = {k.to_user_string() for k in graph.get_all_asset_keys()} - set(ACQUISITION_ASSETS)
+    assert others == VALIDATION_ASSETS
     assert all(graph.get(dg.AssetKey(k)).group_name == "validation" for k in others)
 
 

@@ -127,7 +127,8 @@ def test_dagster_assets_materialize_and_describe_the_results(ceal_env):
     dg = pytest.importorskip("dagster")
     from ceal_pipeline.defs.validation import validation_assets, validation_defs
 
-    assert [a.key.to_user_string() for a in validation_assets] == ["mnist_benchmark", "cifar10_benchmark"]
+    assert [a.key.to_user_string() for a in validation_assets] == ["mnist_benchmark", "cifar10_benchmark",
+                                                                   "detection_benchmark"]
     assert {a.group_names_by_key[a.key] for a in validation_assets} == {"validation"}
     assert validation_defs.get_assets_def("mnist_benchmark") is validation_assets[0]
     config = {"strategies": ["random", "entropy", "ceal_entropy_100"], "pool_size": 600, "rounds": 1,

@@ -7,7 +7,7 @@ changes the protocol key, so its runs are averaged separately in the store.
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -50,4 +50,40 @@ class BenchmarkConfig(dg.Config):
         """The protocol fields this config sets (None = keep the preset's)."""
         names = ("initial_fraction", "rounds", "acquire_per_round", "trainings_per_round", "mc_samples",
                  "temperature", "pool_size", "epochs")
+        return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
+
+
+class DetectionBenchmarkConfig(dg.Config):
+    """One materialization of ``detection_benchmark`` adds ``new_seeds`` run seeds of a preset."""
+
+    preset: Literal["quick", "cpu", "gpu"] = Field(
+        default="quick",
+        description="'quick' (every strategy on 240 synthetic frames, a few minutes on a CPU; plumbing), 'cpu' "
+        "(1,250 frames, 3 rounds of 20, about 40 CPU-minutes per seed), 'gpu' (the cpu protocol at 10x the scale; "
+        "use device=cuda)",
+    )
+    new_seeds: int = Field(default=0, description="run seeds to add this time; 0 = the preset's number (3, quick: 1)")
+    base_seed: int = Field(default=0, description="seeds are handed out from here upwards, skipping stored ones")
+    strategies: list[str] = Field(
+        default_factory=list,
+        description="strategies, e.g. random, localization_entropy, heatmap_entropy, "
+        "ceal_localization_entropy_5pct, ceal_localization_entropy_10pct_pruned; empty = the preset's list",
+    )
+    frames: Optional[int] = Field(default=None, description="synthetic frames generated (~80% pool, ~20% held out)")
+    held_out_frames: Optional[int] = Field(default=None, description="held-out frames for mAP and the score-error "
+                                           "correlation")
+    initial_labeled: Optional[int] = Field(default=None, description="seed set drawn from the pool")
+    rounds: Optional[int] = Field(default=None, description="acquisition rounds")
+    acquire_per_round: Optional[int] = Field(default=None, description="frames bought per round")
+    epochs: Optional[int] = Field(default=None, description="round-0 training epochs")
+    fine_tune_epochs: Optional[int] = Field(default=None, description="warm-started epochs of later rounds")
+    mc_samples: Optional[int] = Field(default=None, description="MC-Dropout passes T per scored frame")
+    threads: int = Field(default=0, description="torch CPU threads; 0 = torch's default")
+    device: str = Field(default="cpu", description="torch device to train and score on: cpu, cuda, cuda:1, auto")
+    num_workers: int = Field(default=-1, description="frame-loader processes; -1 = the loader's default, 0 = in-process")
+
+    def overrides(self) -> dict:
+        """The protocol fields this config sets (None = keep the preset's)."""
+        names = ("frames", "held_out_frames", "initial_labeled", "rounds", "acquire_per_round", "epochs",
+                 "fine_tune_epochs", "mc_samples")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}

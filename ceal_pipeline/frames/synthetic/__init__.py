@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ceal_pipeline.frames.result import FrameSourceResult
 from ceal_pipeline.frames.synthetic.config import GENERATOR_VERSION, SyntheticConfig
+from ceal_pipeline.frames.synthetic.scenes import CONDITIONS
 from ceal_pipeline.frames.synthetic.writer import (
     INFO_FILE,
     SyntheticDatasetMismatch,
@@ -20,8 +21,8 @@ from ceal_pipeline.frames.synthetic.writer import (
     read_manifest,
 )
 
-__all__ = ["GENERATOR_VERSION", "INFO_FILE", "SyntheticConfig", "SyntheticDatasetMismatch", "generate_dataset",
-           "read_frames", "read_manifest"]
+__all__ = ["CONDITIONS", "GENERATOR_VERSION", "INFO_FILE", "SyntheticConfig", "SyntheticDatasetMismatch", "generate_dataset",
+           "frame_conditions", "read_frames", "read_manifest"]
 
 
 def read_frames(root: str | Path, n_frames: int | None = None, seed: int | None = None, *, check: str = "header",
@@ -46,3 +47,21 @@ def read_frames(root: str | Path, n_frames: int | None = None, seed: int | None 
                          seed=defaults.seed if seed is None else seed, overwrite=overwrite, progress=progress,
                          **options)
     return mmdet3d_info.read_frames(root, info=INFO_FILE, check=check)
+
+
+def frame_conditions(root: str | Path) -> dict[str, tuple[str, ...]]:
+    """Frame id -> the hard sub-populations (:data:`CONDITIONS`) its sequence belongs to.
+
+    Read from the info file of a generated dataset in ``root`` (the ``conditions``
+    entry the writer records per frame; empty for an ordinary sequence). The
+    frame sources do not carry it on :class:`~ceal_pipeline.frames.records.FrameRecord`,
+    since real data has no such ground truth; benchmarks that study what a
+    strategy buys read it here.
+    """
+    from ceal_pipeline.frames.mmdet3d_info import load_info_file
+
+    path = Path(root) / INFO_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: generate the synthetic dataset in {root} first "
+                                "(frames.synthetic.read_frames or generate_dataset)")
+    return {str(entry["token"]): tuple(entry.get("conditions", ())) for entry in load_info_file(path)["data_list"]}

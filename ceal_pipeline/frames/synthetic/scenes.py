@@ -48,6 +48,9 @@ PALETTES = {
     CYCLIST: ((240, 200, 0), (0, 170, 80), (220, 60, 20)),
 }
 CLASS_PROBS = np.array([0.5, 0.12, 0.23, 0.15])
+#: The hard sub-populations a sequence can belong to (several at once), in this order;
+#: recorded per frame as the info entry's ``conditions`` list.
+CONDITIONS: tuple[str, ...] = ("night", "rain", "far", "rare")
 RARE_CLASS_PROBS = np.array([0.25, 0.3, 0.15, 0.3])
 
 
@@ -76,8 +79,8 @@ class SequenceScene:
 
     @property
     def conditions(self) -> list[str]:
-        return [name for name, on in (("night", self.night), ("rain", self.rain), ("far", self.far),
-                                      ("rare", self.rare)) if on]
+        flags = dict(night=self.night, rain=self.rain, far=self.far, rare=self.rare)
+        return [name for name in CONDITIONS if flags[name]]
 
 
 @dataclass

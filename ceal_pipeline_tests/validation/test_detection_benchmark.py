@@ -1,0 +1,151 @@
+"""Specification of the detection benchmark end to end: `ceal benchmark detection` with the
+real tiny detector on a few dozen synthetic frames, one epoch, two MC passes (plumbing,
+not the claim; about a minute on 2 cores), and the Dagster asset's wiring."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ceal_pipeline.cli import benchmark_detection, main
+from ceal_pipeline.core.sampling import pool_size
+from ceal_pipeline.validation import strategies as round_module
+from ceal_pipeline.validation.detection.presets import DETECTION_PRESET_NAMES
+from ceal_pipeline.validation.results import BenchmarkResults
+
+STRATEGIES = "random,heatmap_entropy,ceal_localization_entropy_10pct,ceal_localization_entropy_10pct_pruned"
+#: Shrinks the quick preset to 40 frames (about 32 in the pool, 8 held out), 1 round of 1 frame.
+TINY = ["--quick", "--frames", "40", "--held-out-frames", "6", "--initial-labeled", "4", "--acquire-per-round", "1",
+        "--rounds", "2", "--epochs", "1", "--fine-tune-epochs", "1", "--mc-samples", "2", "--num-workers", "0",
+        "--threads", "1", "--strategies", STRATEGIES]
+
+
+@pytest.fixture(scope="module")
+def tiny_benchmark(tmp_path_factory):
+    """One run of the CLI, with spies on core.round and on MC-Dropout scoring."""
+    from ceal_pipeline.detector import scoring
+
+    home = tmp_path_factory.mktemp("home")
+    calls = {"draw_candidate_pool": 0, "selectable": 0, "scored": []}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CEAL_HOME", str(home))
+        for name in ("draw_candidate_pool", "selectable"):
+            def spy(*args, _original=getattr(round_module, name), _name=name, **kwargs):
+                calls[_name] += 1
+                return _original(*args, **kwargs)
+
+            patch.setattr(round_module, name, spy)
+        original_score = scoring.score_frames
+
+        def score_spy(model, frames, *args, **kwargs):
+            calls["scored"].append(([f.frame_id for f in frames], kwargs.get("extra_acquisition_fns", ())))
+            return original_score(model, frames, *args, **kwargs)
+
+        patch.setattr(scoring, "score_frames", score_spy)
+        import contextlib
+        import io
+
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            assert main(["benchmark", "detection", *TINY, "--json"]) == 0
+    lines = out.getvalue().strip().splitlines()
+    return home, lines, calls
+
+
+def test_the_cli_prints_one_json_line_with_every_strategy_and_the_score_error_figures(tiny_benchmark):
+    home, lines, _ = tiny_benchmark
+    assert len(lines) == 1, "--json prints exactly one line"
+    summary = json.loads(lines[0])
+    assert summary["dataset"] == "detection" and summary["preset"] == "quick" and summary["new_seeds"] == [0]
+    assert list(summary["strategies"]) == STRATEGIES.split(",")
+    for result in summary["strategies"].values():
+        assert len(result["map_per_round"]) == 3 and result["labeled_per_round"] == [4, 5, 6]
+        assert result["seeds"] == [0] and 0.0 <= result["final_map"] <= 1.0
+        assert set(result["per_class_ap"]) == {"car", "truck", "pedestrian", "cyclist"}
+        assert sum(result["bought_shares"][k] for k in ("normal",)) <= 1.0
+    strategies = summary["strategies"]
+    assert strategies["random"]["forward_passes"] == 0 and strategies["random"]["training_s"] > 0
+    # Round 1 of CEAL is the full-pool backfill of the u unlabeled frames; round 2 scores
+    # 10 % of the u - 1 left, where full-pool acquisition scores all of them.
+    unlabeled = (strategies["heatmap_entropy"]["frames_scored"] + 1) // 2
+    assert strategies["ceal_localization_entropy_10pct"]["frames_scored"] == unlabeled + pool_size(unlabeled - 1, 0.1)
+    assert strategies["heatmap_entropy"]["forward_passes"] == 2 * (2 * unlabeled - 1)
+    assert set(summary["score_error_spearman"]) == {"localization_entropy", "localization_and_class_entropy",
+                                                    "heatmap_entropy", "localization_and_heatmap_entropy"}
+    assert "ceal_localization_entropy_10pct_pruned" in summary["pruning"]
+    stored = BenchmarkResults(home / "validation").runs("detection", summary["protocol_key"])
+    assert sorted(r["strategy"] for r in stored) == sorted(STRATEGIES.split(","))
+    assert all(r["seeds"]["run_seed"] == 0 and len(r["seeds"]["training"]) == 3 for r in stored)
+
+
+def test_every_scoring_strategy_is_driven_by_core_round(tiny_benchmark):
+    _, _, calls = tiny_benchmark
+    # Two CEAL strategies x 2 rounds draw through core.round (backfill included); the three
+    # scoring strategies x 2 rounds select through core.round.selectable.
+    assert calls["draw_candidate_pool"] == 4 and calls["selectable"] == 6
+
+
+def test_the_score_error_correlation_is_computed_on_held_out_frames_only(tiny_benchmark):
+    home, lines, calls = tiny_benchmark
+    all_functions = [ids for ids, extra in calls["scored"] if len(extra) == 3]
+    assert len(all_functions) == 1, "one set of MC passes scores the held-out frames with every function"
+    from ceal_pipeline.validation.detection.data import load_detection_data
+    from ceal_pipeline.validation.detection.presets import get_detection_preset
+
+    protocol = get_detection_preset("quick", {"frames": 40, "held_out_frames": 6}).protocol
+    data = load_detection_data(home / "cache" / "detection", frames=protocol.frames,
+                               frames_per_sequence=protocol.frames_per_sequence,
+                               generator_seed=protocol.generator_seed, held_out_frames=protocol.held_out_frames)
+    assert all_functions[0] == [f.frame_id for f in data.held_out]
+    assert not set(all_functions[0]) & {f.frame_id for f in data.pool}
+    assert all(f.split == "val" for f in data.held_out)
+
+
+def test_a_rerun_adds_no_run_for_a_stored_seed_and_summary_only_reads_the_store(tiny_benchmark, monkeypatch, capsys):
+    home, lines, _ = tiny_benchmark
+    monkeypatch.setenv("CEAL_HOME", str(home))
+    assert main(["benchmark", "detection", *TINY, "--json", "--summary-only"]) == 0
+    again = json.loads(capsys.readouterr().out.strip())
+    first = json.loads(lines[0])
+    assert again["strategies"] == first["strategies"] and again["new_seeds"] == []
+    assert main(["benchmark", "detection", *TINY, "--json", "--seeds", "0"]) == 0
+    assert json.loads(capsys.readouterr().out.strip())["strategies"]["random"]["seeds"] == [0]
+
+
+def test_the_cli_presets_are_the_benchmark_presets_and_a_bad_strategy_exits_with_the_reason(capsys):
+    assert benchmark_detection.PRESETS == DETECTION_PRESET_NAMES
+    assert main(["benchmark", "detection", "--quick", "--strategies", "entropy", "--json"]) == 2
+    assert "unknown detection strategy 'entropy'" in capsys.readouterr().err
+
+
+def test_the_detection_benchmark_asset_has_a_typed_preset_and_describes_the_results(tmp_path, monkeypatch):
+    import dagster as dg
+    from pydantic import ValidationError
+
+    from ceal_pipeline.defs.validation import detection_benchmark
+    from ceal_pipeline.defs.validation.config import DetectionBenchmarkConfig
+
+    assert detection_benchmark.group_names_by_key[dg.AssetKey("detection_benchmark")] == "validation"
+    assert DetectionBenchmarkConfig().preset == "quick"
+    with pytest.raises(ValidationError):
+        DetectionBenchmarkConfig(preset="paper")
+    assert DetectionBenchmarkConfig(rounds=2).overrides() == {"rounds": 2}
+
+    monkeypatch.setenv("CEAL_HOME", str(tmp_path / "home"))
+    config = {"strategies": ["random", "ceal_localization_entropy_10pct"], "frames": 40, "held_out_frames": 4,
+              "initial_labeled": 4, "rounds": 1, "acquire_per_round": 1, "epochs": 1, "fine_tune_epochs": 1,
+              "mc_samples": 2, "threads": 1, "num_workers": 0}
+    result = dg.materialize([detection_benchmark], run_config={"ops": {"detection_benchmark": {"config": config}}})
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("detection_benchmark")
+    metadata = materialization.metadata
+    assert metadata["map_per_round_plot"].value.startswith("![detection (quick)")
+    for table in ("results", "map_per_round", "per_class_ap", "subpopulations_bought", "score_error_spearman",
+                  "pruning"):
+        assert metadata[table].value.startswith("| "), table
+    summary = metadata["summary"].value
+    assert set(summary["strategies"]) == {"random", "ceal_localization_entropy_10pct"}
+    assert np.isfinite(metadata["final_map/random"].value)
+    assert metadata["seeds_stored"].value == 1

@@ -1,0 +1,127 @@
+"""Specification of the detection benchmark's strategies and its round: names, the
+pipeline's round rules (core.round), pruning before selection, the budget check
+(numpy only: no detector is trained here)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ceal_pipeline.core.sampling import pool_size
+from ceal_pipeline.validation import strategies as round_module
+from ceal_pipeline.validation.detection.presets import DETECTION_PRESET_NAMES, get_detection_preset
+from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
+from ceal_pipeline.validation.detection.strategies import (
+    ceal_strategy_name,
+    issue_strategies,
+    parse_detection_strategy,
+    unpruned_twin,
+)
+from ceal_pipeline.validation.strategies import Strategy, acquire
+
+
+def test_the_issue_strategies_are_random_three_full_pool_functions_and_ceal_at_three_pools_plus_pruning():
+    assert issue_strategies() == [
+        "random", "localization_entropy", "heatmap_entropy", "localization_and_heatmap_entropy",
+        "ceal_localization_entropy_2.5pct", "ceal_localization_entropy_5pct", "ceal_localization_entropy_10pct",
+        "ceal_localization_entropy_10pct_pruned",
+    ]
+    assert parse_detection_strategy("ceal_localization_entropy_2.5pct") == Strategy(
+        "ceal_localization_entropy_2.5pct", "ceal", "localization_entropy", candidate_pool_fraction=0.025)
+    pruned = parse_detection_strategy("ceal_heatmap_entropy_10pct_pruned")
+    assert (pruned.acquisition_fn, pruned.candidate_pool_fraction, pruned.pruning) == ("heatmap_entropy", 0.1, True)
+    assert parse_detection_strategy("heatmap_entropy").kind == "full_pool"
+    assert ceal_strategy_name("localization_entropy", 0.05) == "ceal_localization_entropy_5pct"
+    assert unpruned_twin("ceal_localization_entropy_10pct_pruned") == "ceal_localization_entropy_10pct"
+    assert unpruned_twin("localization_entropy") is None
+
+
+@pytest.mark.parametrize("name", ["entropy", "ceal_localization_entropy_0pct", "ceal_foo_5pct",
+                                  "ceal_localization_entropy_500", "random_pruned"])
+def test_unknown_detection_strategy_names_are_rejected_with_the_accepted_forms(name):
+    with pytest.raises(ValueError, match="ceal_<function>_<percent>pct"):
+        parse_detection_strategy(name)
+
+
+@pytest.fixture
+def round_spies(monkeypatch):
+    """Count the calls into core.round made by the benchmarks' round."""
+    calls = {"draw_candidate_pool": 0, "selectable": 0}
+    for name in calls:
+        original = getattr(round_module, name)
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(round_module, name, spy)
+    return calls
+
+
+def _acquire(name: str, latest: np.ndarray, k: int = 5, **kwargs):
+    values = np.random.default_rng(3).random(len(latest))
+    return acquire(parse_detection_strategy(name), unlabeled=np.arange(len(latest)), latest_scores=latest, k=k,
+                   score=lambda idx: values[idx], run_seed=1, round_index=1, temperature=0.1, **kwargs), values
+
+
+def test_every_scoring_strategy_selects_through_core_round_and_ceal_draws_its_pool_there(round_spies):
+    history = np.random.default_rng(0).random(400)
+    for name in ("localization_entropy", "heatmap_entropy", "ceal_localization_entropy_5pct"):
+        _acquire(name, history)
+    assert round_spies == {"draw_candidate_pool": 1, "selectable": 3}
+
+
+def test_a_ceal_candidate_pool_is_its_fraction_of_the_unlabeled_pool():
+    history = np.random.default_rng(0).random(400)
+    result, values = _acquire("ceal_localization_entropy_2.5pct", history)
+    assert len(result.scored) == pool_size(400, fraction=0.025) == 10
+    np.testing.assert_array_equal(result.selected, np.sort(result.scored[np.argsort(-values[result.scored])[:5]]))
+
+
+def test_frames_pruned_after_scoring_cannot_be_bought_in_the_same_round():
+    history = np.random.default_rng(0).random(400)
+    best_first = {}
+
+    def prune(candidates, scores):
+        best_first["top"] = candidates[np.argsort(-scores)[:3]]
+        return best_first["top"]
+
+    result, _ = _acquire("ceal_localization_entropy_10pct_pruned", history, prune=prune)
+    np.testing.assert_array_equal(result.pruned, np.sort(best_first["top"]))
+    assert not set(result.selected) & set(best_first["top"]) and len(result.selected) == 5
+    with pytest.raises(ValueError, match="no prune function"):
+        _acquire("ceal_localization_entropy_10pct_pruned", history)
+
+
+def test_the_per_sequence_cap_reaches_the_selection():
+    history = np.random.default_rng(0).random(40)
+    sequences = np.asarray([f"s{i // 10}" for i in range(40)], dtype=object)
+    result, _ = _acquire("localization_entropy", history, k=4, sequence_ids=sequences, per_sequence_cap=1)
+    assert len({sequences[i] for i in result.selected}) == 4
+
+
+def test_the_budget_check_fails_before_training_when_a_candidate_pool_cannot_fill_the_budget():
+    config = DetectionProtocolConfig(initial_labeled=10, acquire_per_round=5, rounds=2)
+    strategies = [parse_detection_strategy("ceal_localization_entropy_2.5pct")]
+    config.check_budget(strategies, pool_frames=400)  # 2.5 % of 385 unlabeled = 10 >= 5
+    with pytest.raises(ValueError, match="fewer than acquire_per_round=5"):
+        config.check_budget(strategies, pool_frames=150)
+    with pytest.raises(ValueError, match="exceed the pool"):
+        config.check_budget(strategies, pool_frames=15)
+
+
+def test_presets_fit_their_budgets_and_gpu_is_the_cpu_protocol_at_ten_times_the_scale():
+    for name in DETECTION_PRESET_NAMES:
+        preset = get_detection_preset(name)
+        protocol = preset.protocol
+        assert preset.strategies == tuple(issue_strategies())
+        pool = int(round(protocol.frames * 0.8))  # the generator's train split
+        protocol.check_budget([parse_detection_strategy(s) for s in preset.strategies], pool)
+    cpu, gpu = get_detection_preset("cpu").protocol, get_detection_preset("gpu").protocol
+    for field in ("frames", "held_out_frames", "initial_labeled", "acquire_per_round"):
+        assert getattr(gpu, field) == 10 * getattr(cpu, field)
+    assert (gpu.rounds, gpu.epochs, gpu.fine_tune_epochs, gpu.mc_samples) == (
+        cpu.rounds, cpu.epochs, cpu.fine_tune_epochs, cpu.mc_samples)
+    assert get_detection_preset("cpu", {"rounds": 2}).protocol.key() != cpu.key()
+    with pytest.raises(ValueError, match="unknown detection protocol settings"):
+        get_detection_preset("cpu", {"width": 0.5})
