@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import dagster as dg
+import pytest
 
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
 from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
@@ -92,3 +93,32 @@ def test_a_delivery_naming_frames_that_were_never_exported_is_rejected_whole(def
     assert set(rejected) == {str(delivery_path(inbox, 0)), str(delivery_path(inbox, 7))}
     assert unexported in rejected[str(delivery_path(inbox, 0))]
     assert "round 7 has no recorded export" in rejected[str(delivery_path(inbox, 7))]
+
+
+def test_a_withdrawn_export_is_recorded_with_its_reason_and_its_frames_may_be_bought_again(
+    defs, instance, resources, capsys
+):
+    from ceal_pipeline.cli import main
+
+    first = run_acquisition_round(defs, instance, configs())
+    exported = list(read_vendor_export(first.export_folder).frame_ids)
+    history = resources["history"].open()
+    assert history.awaiting_labels(1) == set(exported)
+    path = resources["history"].path
+
+    assert main(["export", "withdraw", "--history", path, "--round", "0", "--frame", exported[0],
+                 "--reason", "vendor lost the upload"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"round": 0, "withdrawn": 1, "reason": "vendor lost the upload"}
+    assert history.awaiting_labels(1) == set(exported[1:])
+    assert history.withdraw_export(0, [exported[0]], reason="again") == 0  # a repeat is a no-op
+
+    with pytest.raises(SystemExit, match="not in round 0's export"):
+        main(["export", "withdraw", "--history", path, "--round", "0", "--frame", "seq99-000001", "--reason", "x"])
+    with pytest.raises(SystemExit, match="round 5 has no recorded export"):
+        main(["export", "withdraw", "--history", path, "--round", "5", "--reason", "x"])
+    with pytest.raises(SystemExit, match="needs a reason"):
+        main(["export", "withdraw", "--history", path, "--round", "0", "--reason", " "])
+    history.add_labels([exported[1]], round=1, source="vendor")
+    with pytest.raises(SystemExit, match="already arrived"):
+        main(["export", "withdraw", "--history", path, "--round", "0", "--reason", "the rest"])
+    assert history.awaiting_labels(1) == set(exported[2:])  # the refused withdrawal recorded nothing

@@ -20,7 +20,7 @@ import numpy as np
 
 from ceal_pipeline.core.history.connection import HistoryConnection, utc_now
 from ceal_pipeline.core.history.errors import HistoryError, RoundConflict, describe_frames
-from ceal_pipeline.core.history.staging import as_frame_id_array, require_index
+from ceal_pipeline.core.history.staging import as_frame_id_array, require_index, stage
 
 
 def _to_json(value: Mapping[str, Any], what: str) -> str:
@@ -174,17 +174,63 @@ class RoundStore(HistoryConnection):
         return {r[0] for r in rows}
 
     def awaiting_labels(self, before_round: int) -> set[str]:
-        """Frames exported in rounds before ``before_round`` whose labels have not arrived:
-        the vendor is labeling them, so they must not be bought again."""
+        """Frames exported in rounds before ``before_round`` whose labels have not arrived
+        and whose export was not withdrawn: the vendor is labeling them, so they must not
+        be bought again."""
         with self._connect() as con:
             rows = con.execute(
                 """
                 SELECT f.frame_id FROM selections s JOIN exports e USING (round) JOIN frames f USING (frame_key)
                 WHERE s.round < ? AND s.frame_key NOT IN (SELECT frame_key FROM labels)
+                  AND (s.round, s.frame_key) NOT IN (SELECT round, frame_key FROM export_withdrawals)
                 """,
                 [before_round],
             ).fetchall()
         return {r[0] for r in rows}
+
+    def withdraw_export(self, round: int, frame_ids: Sequence[str] | None = None, *, reason: str) -> int:
+        """Record that the vendor will not label ``frame_ids`` of ``round``'s export (all of
+        it when None), so later rounds may buy them again. Recorded, never deleted;
+        withdrawing a frame twice is a no-op.
+
+        Returns:
+            Frames withdrawn now.
+
+        Raises:
+            RoundConflict: the round has no recorded export, or a frame is not in it, or
+                its labels already arrived.
+        """
+        round = require_index(round, "round", f"withdrawal of round {round}'s export")
+        if not reason or not reason.strip():
+            raise ValueError(f"withdrawing round {round}'s export needs a reason (who asked, and why)")
+        exported = self.exported_frames(round)
+        if exported is None:
+            raise RoundConflict(f"round {round} has no recorded export; there is nothing to withdraw")
+        ids = sorted(exported) if frame_ids is None else sorted(set(as_frame_id_array(frame_ids, "withdrawal")))
+        foreign = [f for f in ids if f not in exported]
+        if foreign:
+            raise RoundConflict(
+                f"not in round {round}'s export: {describe_frames(foreign)}; withdraw only frames that were exported"
+            )
+        with self._transaction() as con:
+            stage(con, "withdrawn_ids", {"frame_id": np.asarray(ids, dtype=object)})
+            labeled = con.execute(
+                "SELECT w.frame_id FROM withdrawn_ids w JOIN frames f USING (frame_id) "
+                "WHERE f.frame_key IN (SELECT frame_key FROM labels) ORDER BY w.pos"
+            ).fetchall()
+            if labeled:
+                raise RoundConflict(
+                    f"the labels of {describe_frames([r[0] for r in labeled])} already arrived; a delivered frame "
+                    "cannot be withdrawn (nothing was recorded)"
+                )
+            return con.execute(
+                """
+                INSERT INTO export_withdrawals
+                SELECT ?, f.frame_key, ?, ? FROM withdrawn_ids w JOIN frames f USING (frame_id)
+                WHERE (?, f.frame_key) NOT IN (SELECT round, frame_key FROM export_withdrawals)
+                """,
+                [round, reason.strip(), utc_now(), round],
+            ).fetchone()[0]
 
     def export(self, round: int) -> dict[str, Any] | None:
         """The recorded export of ``round`` (path, n_frames, digest, manifest,

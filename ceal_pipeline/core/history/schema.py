@@ -233,6 +233,20 @@ MIGRATIONS: tuple[Migration, ...] = (
         "(formerly only in the shard folder's pool.json)",
         ("ALTER TABLE candidate_pool_rounds ADD COLUMN sampling_s DOUBLE",),
     ),
+    Migration(
+        3,
+        "export withdrawals: frames of an export whose labels will not come may be bought again",
+        (
+            """
+            CREATE TABLE export_withdrawals (
+                round        INTEGER   NOT NULL,
+                frame_key    BIGINT    NOT NULL,
+                reason       VARCHAR   NOT NULL,
+                withdrawn_at TIMESTAMP NOT NULL
+            )
+            """,
+        ),
+    ),
 )
 
 LATEST_VERSION: int = MIGRATIONS[-1].version
