@@ -1,7 +1,7 @@
 """`ceal benchmark detection`: the 3D detector's benchmark of CEAL, full-pool acquisition and random.
 
 Runs a preset of :mod:`ceal_pipeline.validation.detection.presets` (``--quick``:
-plumbing in a few minutes; ``--preset cpu``, the default: 3 seeds in about two
+plumbing in a few minutes; ``--preset cpu``, the default: 3 seeds in 2-2.5
 hours on a 2-core CPU; ``--preset gpu``: the same protocol at 10x the scale)
 for seeds not yet in ``$CEAL_HOME/validation/detection.jsonl`` (a rerun adds
 seeds, an interrupted one resumes), then prints the summary over every stored
@@ -47,7 +47,7 @@ _OVERRIDES = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 3 seeds in about two hours on 2 cores; "
+    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 3 seeds in 2-2.5 hours on 2 cores; "
                          "gpu: the same protocol at 10x the scale)",
                          "random,localization_entropy,ceal_localization_entropy_5pct")
     group = parser.add_argument_group("protocol overrides (each changes the protocol key)")

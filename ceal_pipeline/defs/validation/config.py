@@ -59,7 +59,7 @@ class DetectionBenchmarkConfig(dg.Config):
     preset: Literal["quick", "cpu", "gpu"] = Field(
         default="quick",
         description="'quick' (every strategy on 240 synthetic frames, a few minutes on a CPU; plumbing), 'cpu' "
-        "(1,250 frames, 3 rounds of 20, about 40 CPU-minutes per seed), 'gpu' (the cpu protocol at 10x the scale; "
+        "(1,250 frames, 3 rounds of 20, about 47 CPU-minutes per seed), 'gpu' (the cpu protocol at 10x the scale; "
         "use device=cuda)",
     )
     new_seeds: int = Field(default=0, description="run seeds to add this time; 0 = the preset's number (3, quick: 1)")

@@ -9,10 +9,10 @@ the pool, so that even the 2.5 % candidate pool can fill it.
 - ``quick``: plumbing, not the claim: 240 frames (about 190 in the pool), a seed
   set of 24, 2 rounds of 4, 4 epochs then 1 warm-started epoch a round, one
   seed; a few minutes on a 2-core CPU.
-- ``cpu``: the protocol that fits a shared 2-core CPU in about two hours for 3
-  seeds (about 40 minutes a seed, 1 torch thread; the quick preset's measured
-  rates, about 0.3 s per frame-epoch of training and 11 frames/s of T = 10
-  scoring, give 38 minutes): 1,250 frames in sequences of 4 (1,000 in the
+- ``cpu``: the protocol that fits a shared 2-core CPU in two to two and a half
+  hours for 3 seeds (measured, 1 torch thread: round 0 and random about 6
+  minutes, each full-pool strategy about 8-10, each CEAL strategy about 4; about
+  47 minutes a seed when nothing else runs): 1,250 frames in sequences of 4 (1,000 in the
   pool, 120 of the 250 val frames held out), a seed set of 40 (4 % of the
   pool), 3 rounds of 20 (2 %), 12 epochs for round 0 and 2 warm-started epochs
   a round after, T = 10 MC-Dropout passes. Pruning uses
