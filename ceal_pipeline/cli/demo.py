@@ -203,5 +203,5 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
     print(f"\nexports (CSV, JSONL, manifest): {resources['exporter'].outbox}/round-NNNN/")
     print(f"history: {resources['history'].path}")
     print(f"dataset generation {generation_s:.0f} s, total {total:.0f} s")
-    print(f"browse the runs: DAGSTER_HOME={home / 'dagster_home'} dagster dev -w workspace.yaml")
+    print(f"browse the runs: DAGSTER_HOME={home / 'dagster_home'} .venv/bin/dagster dev -w workspace.yaml")
     return 0
