@@ -10,7 +10,6 @@ and must never touch CUDA.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import dagster as dg
 from pydantic import Field
 
 from ceal_pipeline import paths, settings
+from ceal_pipeline.atomic_files import atomic_write_bytes
 from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
 from ceal_pipeline.export import (
     ExportedFrame,
@@ -28,6 +28,7 @@ from ceal_pipeline.export import (
     read_vendor_export,
     write_vendor_export,
 )
+
 
 class AcquisitionHistoryResource(dg.ConfigurableResource):
     """The DuckDB acquisition history (the single store of round state) and the shard
@@ -110,10 +111,7 @@ class ModelStoreResource(dg.ConfigurableResource):
         """Make ``model`` the one in use (written atomically: scoring never sees half a pointer)."""
         payload = (json.dumps(model.to_dict(), indent=2) + "\n").encode()
         for target in (self.round_checkpoint_dir(model.round_index) / "published.json", self._pointer()):
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(payload)
-            os.replace(tmp, target)
+            atomic_write_bytes(target, payload)
 
     def train(self, frames: list, round_index: int, *, epochs: int, seed: int, init_checkpoint=None, log=None):
         """Train (resuming a killed training of the same round) -> ``Checkpoint(path, version, metrics)``.

@@ -34,6 +34,7 @@ from typing import Any
 import duckdb
 import numpy as np
 
+from ceal_pipeline.atomic_files import atomic_target
 from ceal_pipeline.core.history.connection import utc_now
 from ceal_pipeline.core.history.errors import ShardFileError
 from ceal_pipeline.core.history.staging import (
@@ -99,8 +100,6 @@ def write_score_shard(
     values = as_score_array(scores, len(ids), what)
     require_finite(ids, values, what)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     con = duckdb.connect()
     try:
         stage(con, "shard_rows", {"frame_id": ids, "score": values})
@@ -118,11 +117,10 @@ def write_score_shard(
         # COPY options take no bound parameters: the JSON text is quoted as an SQL literal.
         literal = footer.replace("'", "''")
         options = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{ceal: '{literal}'}}"
-        con.execute(f"COPY shard_out TO '{_sql_path(tmp)}' ({options})")
-        os.replace(tmp, path)
+        with atomic_target(path) as tmp:
+            con.execute(f"COPY shard_out TO '{_sql_path(tmp)}' ({options})")
     finally:
         con.close()
-        tmp.unlink(missing_ok=True)
     return path
 
 

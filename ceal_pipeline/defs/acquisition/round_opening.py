@@ -25,6 +25,7 @@ from ceal_pipeline.defs.acquisition.partitions import (
     candidate_shards,
     parse_round_partition_key,
 )
+from ceal_pipeline.defs.acquisition.round_inputs import round_model
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
@@ -303,12 +304,7 @@ def candidate_pool(
     model_store: ModelStoreResource,
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
-    published_model = model_store.published_for_round(round_index)
-    if published_model is None:
-        raise dg.Failure(
-            f"round {round_index} has no trained detector in {model_store.model_dir}; materialize the detector "
-            f"asset for partition {context.partition_key} first", allow_retries=False,
-        )
+    published_model = round_model(model_store, round_index)
     store = history.open()
     reused = store.has_candidate_pool(round_index)
     scores_plot = dg.MetadataValue.md("(pool reused: see this round's first materialization)")

@@ -19,8 +19,9 @@ import dagster as dg
 
 from ceal_pipeline.defs.acquisition.jobs import nightly_acquisition, round_selection, score_candidate_shards
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, round_partition_key
+from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool
 from ceal_pipeline.defs.acquisition.round_status import next_round
-from ceal_pipeline.defs.acquisition.shard_scoring import require_published_pool, unscored_shard_keys
+from ceal_pipeline.defs.acquisition.shard_scoring import unscored_shard_keys
 
 
 @dataclass

@@ -13,10 +13,11 @@ import dagster as dg
 import numpy as np
 
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
-from ceal_pipeline.defs.acquisition.config import PruningConfig, SelectionConfig
+from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, PruningConfig, SelectionConfig
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown, top_frames_markdown
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
-from ceal_pipeline.defs.acquisition.shard_scoring import require_published_pool, round_model, round_scores
+from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
+from ceal_pipeline.defs.acquisition.shard_scoring import round_scores
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
@@ -72,8 +73,12 @@ def pruned_frames(
 def round_selection_parameters(recorded: dict, config: SelectionConfig) -> tuple[int, int]:
     """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
     sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
-    k = config.k if config.k is not None else int(recorded.get("k", 50))
-    cap = config.per_sequence_cap if config.per_sequence_cap is not None else int(recorded.get("per_sequence_cap", 2))
+    # Rounds opened before K was a round parameter fall back to candidate_pool's defaults.
+    defaults = CandidatePoolConfig.model_fields
+    k = config.k if config.k is not None else int(recorded.get("k", defaults["k"].default))
+    cap = config.per_sequence_cap if config.per_sequence_cap is not None else int(
+        recorded.get("per_sequence_cap", defaults["per_sequence_cap"].default)
+    )
     if k < 1 or cap < 0:
         raise dg.Failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}",
                          allow_retries=False)

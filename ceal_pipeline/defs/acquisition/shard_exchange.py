@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ceal_pipeline.atomic_files import atomic_target
 from ceal_pipeline.defs.acquisition.partitions import shard_partition_key
 
 #: Parquet key-value metadata key under which the exchange files carry their facts.
@@ -90,15 +91,8 @@ def _read_facts(path: Path, what: str, fix: str) -> dict:
 def _write_table(path: Path, table) -> None:
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_target(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class ShardExchange:

@@ -26,34 +26,12 @@ from ceal_pipeline.defs.acquisition.partitions import (
     parse_round_partition_key,
     parse_shard_partition_key,
 )
+from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
 from ceal_pipeline.defs.acquisition.round_opening import candidate_pool, detector
 from ceal_pipeline.defs.acquisition.shard_exchange import PublishedPool, ShardExchange
 from ceal_pipeline.defs.resources import AcquisitionHistoryResource, FrameSourceResource, ModelStoreResource
 
 GROUP = "acquisition"
-
-
-def round_model(model_store: ModelStoreResource, round_index: int):
-    """The detector that scores (and whose scores select) round ``round_index``."""
-    model = model_store.published_for_round(round_index)
-    if model is None:
-        raise dg.Failure(
-            f"round {round_index} has no trained detector in {model_store.model_dir}; "
-            f"materialize the detector asset for partition r{round_index:04d} (job nightly_acquisition) first",
-            allow_retries=False,
-        )
-    return model
-
-
-def require_published_pool(exchange: ShardExchange, round_index: int) -> PublishedPool:
-    pool = exchange.published_pool(round_index)
-    if pool is None:
-        raise dg.Failure(
-            f"{exchange.pool_path(round_index)}: round {round_index} has no published candidate pool; "
-            f"materialize candidate_pool for partition r{round_index:04d} (job nightly_acquisition) first",
-            allow_retries=False,
-        )
-    return pool
 
 
 @dg.asset(
