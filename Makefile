@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.ceal-installed
 export PIP_CONSTRAINT := $(CURDIR)/constraints.txt
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install demo test bench validate dev clean
+.PHONY: install demo test production-test bench validate dev clean
 
 install: $(STAMP)
 
@@ -31,6 +31,17 @@ demo: install
 test: install
 	$(PY) -m pytest -q ceal_pipeline_tests
 	$(VENV)/bin/dagster definitions validate -w workspace.yaml
+
+# The production topology on this machine: PostgreSQL (Debian's package, installed
+# here when missing and we are root), a code server, dagster-webserver and
+# dagster-daemon as separate processes on docker/dagster.yaml; a round launched
+# through the webserver's GraphQL API and one opened by the schedule, each carried
+# to the export by the sensors. Prints one JSON line; ~10 min on 2 cores.
+production-test: install
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  test "$$(id -u)" = 0 || { echo "install Debian's postgresql package (as root: apt-get install -y postgresql)"; exit 1; }; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+	$(PY) .ci/production_round.py $(CURDIR)/.ceal/production-test
 
 bench: install
 	$(VENV)/bin/ceal bench sampling --frames 10000000 --json

@@ -8,8 +8,9 @@ round partition r0000 and launches nightly_acquisition through the webserver's
 GraphQL API with K = 6 set on candidate_pool, then waits for the daemon's sensors
 to score the shards and export the round. Prints one JSON line (runs by job and
 status, failed runs, launch-to-export seconds) and stops every process it started.
-Not run by CI (it takes several minutes on 2 cores); `make production-test` (issue
-#12) is to grow from it.
+Not run by CI; `make production-test` (.ci/production_round.py) runs the same round
+in the production topology (Postgres, code server, webserver, daemon), and both
+talk to the webserver through webserver_graphql.py.
 """
 
 import json
@@ -19,8 +20,9 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
+
+from webserver_graphql import Webserver, runs_by_job_and_status
 
 # A terminated check still stops the dagster processes it started (the finally below).
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -41,57 +43,18 @@ env = {
 log = open(work / "dagster_dev.log", "w")
 proc = subprocess.Popen([".venv/bin/dagster", "dev", "-w", "workspace.yaml", "-p", str(port)], env=env,
                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-URL = f"http://127.0.0.1:{port}/graphql"
-
-
-def gql(query, variables=None):
-    body = json.dumps({"query": query, "variables": variables or {}}).encode()
-    req = urllib.request.Request(URL, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=60) as resp:
-        out = json.loads(resp.read())
-    if "errors" in out:
-        raise RuntimeError(out["errors"])
-    return out["data"]
-
-
-REPO = {"repositoryLocationName": "ceal_pipeline", "repositoryName": "__repository__"}
+api = Webserver(port)
 result = {}
 try:
-    deadline = time.time() + 300
-    while True:
-        try:
-            gql("{ version }")
-            break
-        except Exception:
-            if time.time() > deadline:
-                raise
-            time.sleep(3)
-    # Wait for the code location to load.
-    while True:
-        data = gql("""{ workspaceOrError { ... on Workspace { locationEntries { name locationOrLoadError {
-                       __typename } } } } }""")
-        entries = data["workspaceOrError"]["locationEntries"]
-        if entries and entries[0]["locationOrLoadError"] and \
-                entries[0]["locationOrLoadError"]["__typename"] == "RepositoryLocation":
-            break
-        time.sleep(3)
-    added = gql("""mutation($repo: RepositorySelector!, $key: String!) {
-        addDynamicPartition(repositorySelector: $repo, partitionsDefName: "acquisition_rounds", partitionKey: $key) {
-          __typename ... on PythonError { message } } }""", {"repo": REPO, "key": "r0000"})
-    result["add_partition"] = added["addDynamicPartition"]["__typename"]
+    api.wait_until_loaded(300, alive=lambda: proc.poll() is None)
+    result["add_partition"] = api.add_dynamic_partition("acquisition_rounds", "r0000")
     run_config = {"ops": {
         "detector": {"config": {"epochs": 3, "max_eval_frames": 16}},
         "candidate_pool": {"config": {"round_zero_mode": "prior", "pool_fraction": 0.5, "shard_size": 32, "k": 6}},
     }}
     started = time.time()
-    launched = gql("""mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
-          __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message }
-          ... on RunConfigValidationInvalid { errors { message } } } }""",
-                   {"params": {"selector": {**REPO, "jobName": "nightly_acquisition"}, "runConfigData": run_config,
-                               "executionMetadata": {"tags": [{"key": "dagster/partition", "value": "r0000"}]}}})
-    result["launch"] = launched["launchRun"]["__typename"]
-    if result["launch"] != "LaunchRunSuccess":
-        raise RuntimeError(launched)
+    api.launch_run("nightly_acquisition", run_config, "r0000")
+    result["launch"] = "LaunchRunSuccess"
     # Let the daemon and the sensors carry the round to the export.
     export = work / "ceal" / "outbox" / "round-0000" / "manifest.json"
     deadline = time.time() + 1500
@@ -100,16 +63,12 @@ try:
     # Wait for the selection run to finish too.
     time.sleep(15)
     result["launch_to_export_s"] = round(time.time() - started, 1) if export.is_file() else None
-    runs = gql("""{ runsOrError { ... on Runs { results { runId jobName status
-                 tags { key value } } } } }""")["runsOrError"]["results"]
+    runs = api.runs()
     result["runs"] = len(runs)
-    result["by_job"] = {}
-    for run in runs:
-        key = f"{run['jobName']}:{run['status']}"
-        result["by_job"][key] = result["by_job"].get(key, 0) + 1
+    result["by_job"] = runs_by_job_and_status(runs)
     result["failed_runs"] = sum(1 for r in runs if r["status"] == "FAILURE")
     result["exported"] = json.loads(export.read_text())["count"] if export.is_file() else 0
-    result["launched_by_sensors"] = sum(1 for r in runs if any(t["key"] == "dagster/sensor_name" for t in r["tags"]))
+    result["launched_by_sensors"] = sum(1 for r in runs if "dagster/sensor_name" in r["tags"])
 finally:
     os.killpg(proc.pid, signal.SIGTERM)
     try:

@@ -11,6 +11,8 @@ the shards run on separate GPU workers. ``ceal demo`` and the tests chain the
 same three jobs in-process (:mod:`ceal_pipeline.defs.acquisition.round_runner`).
 """
 
+import json
+
 import dagster as dg
 
 from ceal_pipeline.defs.acquisition.assets import closing_assets, opening_assets, scoring_assets
@@ -25,11 +27,22 @@ nightly_acquisition = dg.define_asset_job(
     "carry the round on through scoring, selection and export.",
 )
 
+#: Where a shard run goes on Kubernetes (K8sRunLauncher, docker/k8s/values.yaml): every run is
+#: a pod, and a shard's asks for one GPU (the NVIDIA device plugin's resource) and tolerates the
+#: GPU nodes' usual taint, so the scheduler puts it on a GPU node. Other run launchers ignore the tag.
+GPU_RUN_K8S_CONFIG = {
+    "container_config": {"resources": {"limits": {"nvidia.com/gpu": "1"}}},
+    "pod_spec_config": {
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    },
+}
+
 score_candidate_shards = dg.define_asset_job(
     name="score_candidate_shards",
     selection=dg.AssetSelection.assets(*scoring_assets),
     partitions_def=candidate_shards,
     description="Score one shard of a round's candidate pool with MC-Dropout (gpu pool).",
+    tags={"dagster-k8s/config": json.dumps(GPU_RUN_K8S_CONFIG)},
 )
 
 round_selection = dg.define_asset_job(
