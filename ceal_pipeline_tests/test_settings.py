@@ -40,3 +40,23 @@ def test_a_bad_value_names_the_variable_and_the_fix(monkeypatch, variable, value
               "CEAL_SYNTHETIC_FRAMES": settings.synthetic_frames, "CEAL_SEED_LABELED": settings.seed_labeled}[variable]
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         reader()
+
+
+def test_the_schedules_run_config_comes_from_the_file_the_variable_names(monkeypatch, tmp_path):
+    monkeypatch.delenv("CEAL_NIGHTLY_RUN_CONFIG", raising=False)
+    assert settings.nightly_run_config() == {}
+    path = tmp_path / "nightly.yaml"
+    path.write_text("ops:\n  candidate_pool:\n    config: {k: 20, pool_fraction: 0.1}\n")
+    monkeypatch.setenv("CEAL_NIGHTLY_RUN_CONFIG", str(path))
+    assert settings.nightly_run_config() == {"ops": {"candidate_pool": {"config": {"k": 20, "pool_fraction": 0.1}}}}
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), ("- k: 20\n", "holds a list, not a run config")])
+def test_a_missing_or_malformed_nightly_run_config_names_the_variable_and_the_fix(monkeypatch, tmp_path, content,
+                                                                                 message):
+    path = tmp_path / "nightly.yaml"
+    if content is not None:
+        path.write_text(content)
+    monkeypatch.setenv("CEAL_NIGHTLY_RUN_CONFIG", str(path))
+    with pytest.raises(ValueError, match=f"CEAL_NIGHTLY_RUN_CONFIG=.*{message}"):
+        settings.nightly_run_config()
