@@ -194,12 +194,13 @@ def exported_manifest(work: Path, round_index: int) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_rounds(work: Path, rounds: int, timeout_s: float) -> dict:
+def run_rounds(work: Path, rounds: int, timeout_s: float, result: dict) -> None:
+    """Start the topology, carry ``rounds`` rounds to the export, and fill ``result`` as it goes."""
     logs = work / "logs"
     logs.mkdir(parents=True)
     processes = Processes(logs)
     postgres = PostgresServer(processes)
-    result: dict = {"rounds_wanted": rounds}
+    result["rounds_wanted"] = rounds
     try:
         postgres.start()
         result["postgres"] = postgres.sql("SHOW server_version")
@@ -280,7 +281,6 @@ def run_rounds(work: Path, rounds: int, timeout_s: float) -> dict:
     finally:
         processes.stop_all()
         postgres.remove()
-    return result
 
 
 def main() -> int:
@@ -290,13 +290,19 @@ def main() -> int:
                         "then the schedule's")
     parser.add_argument("--timeout-s", type=float, default=2400, help="give up after this long (seconds)")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1 (r0000, the round launched through the UI)")
     # SIGTERM and Ctrl-C unwind through run_rounds' finally, which stops what it started.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = args.workdir.resolve()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     started = time.time()
-    result = run_rounds(work, args.rounds, args.timeout_s)
+    result: dict = {}
+    try:
+        run_rounds(work, args.rounds, args.timeout_s, result)
+    except Exception as exc:  # still one JSON line, saying what went wrong; the logs say the rest
+        result["error"] = f"{type(exc).__name__}: {exc}"
     result["wall_s"] = round(time.time() - started, 1)
     print(json.dumps(result))
     ok = result.get("rounds_exported") == args.rounds and result.get("failed_runs") == 0
