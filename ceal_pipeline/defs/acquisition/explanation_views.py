@@ -6,11 +6,12 @@ come from the score shards; this module only lays them out:
 * :func:`top_frames_table`: Dagster table metadata with a schema (typed,
   sortable columns in the UI), one row per frame: score, detections per class,
   the no-detection floor flag and the most uncertain object's MC spread.
-* :func:`bird_eye_view_markdown`: one PNG (matplotlib, headless Agg) with a
-  bird's-eye view of each top frame (LiDAR points, the MC-mean footprint of its
-  most uncertain objects and the spread of their boxes) and one camera
-  thumbnail of the top frame with its most uncertain box projected, embedded
-  in markdown as a base64 ``data:`` image (the form the UI renders inline).
+* :func:`bird_eye_view_markdown`: one PNG (matplotlib, headless Agg) with, per
+  top frame, a bird's-eye view of the scene (LiDAR points, the MC-mean
+  footprints of its most uncertain objects) and a close-up of each of those
+  objects with the spread of its MC box samples, plus one camera thumbnail of
+  the top frame with the boxes projected; embedded in markdown as a base64
+  ``data:`` image (the form the UI renders inline).
 """
 
 from __future__ import annotations
@@ -134,45 +135,77 @@ def _view_limits(points: np.ndarray, objects: Sequence[UncertainObject]) -> tupl
     return cx - half, cx + half, cy - half, cy + half
 
 
-def _draw_bird_eye_view(ax, frame: FrameRecord, rank: int, score: float,
-                        explanation: FrameExplanation | None) -> None:
-    from ceal_pipeline.frames.points import LidarReadError, load_points
+def _shown_points(points: np.ndarray, x0: float, x1: float, y0: float, y1: float, cap: int) -> np.ndarray:
+    inside = (points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1)
+    return points[inside][:: max(1, int(inside.sum()) // cap)]
 
-    objects = explanation.most_uncertain if explanation is not None else ()
-    try:
-        points = load_points(frame)
-    except LidarReadError as exc:
-        points = np.zeros((0, 4), dtype=np.float32)
-        ax.text(0.5, 0.5, f"LiDAR unreadable:\n{str(exc)[:80]}", ha="center", va="center", fontsize=7,
-                transform=ax.transAxes)
-    x0, x1, y0, y1 = _view_limits(points, objects)
-    if len(points):
-        inside = (points[:, 0] >= x0) & (points[:, 0] <= x1) & (points[:, 1] >= y0) & (points[:, 1] <= y1)
-        shown = points[inside][:: max(1, int(inside.sum()) // _MAX_POINTS)]
-        ax.scatter(shown[:, 0], shown[:, 1], s=0.3, c=shown[:, 2], cmap="Greys_r", alpha=0.6, linewidths=0)
-    for index, obj in enumerate(objects):
-        colour = _OBJECT_COLOURS[index % len(_OBJECT_COLOURS)]
+
+def _draw_object(ax, obj: UncertainObject, colour: str, *, spread: bool) -> None:
+    """The MC-mean footprint (thick) and, with ``spread``, the fan of drawn boxes and the
+    2-sigma ellipse of the centre."""
+    from matplotlib.patches import Ellipse
+
+    if spread:
         for box in _spread_boxes(obj):
             outline = _footprint(box)
-            ax.plot(outline[:, 0], outline[:, 1], color=colour, linewidth=0.5, alpha=0.25)
-        outline = _footprint(obj.box)
-        ax.plot(outline[:, 0], outline[:, 1], color=colour, linewidth=1.6)
-        ax.annotate(f"{index + 1}: {obj.class_name} {obj.localization_entropy:.1f} nats",
-                    (obj.box[0], obj.box[1]), xytext=(4, 4), textcoords="offset points", fontsize=7, color=colour)
-    ax.plot([0.0], [0.0], marker=">", color="black", markersize=6)  # the ego vehicle, facing +x
+            ax.plot(outline[:, 0], outline[:, 1], color=colour, linewidth=0.6, alpha=0.3)
+        ax.add_patch(Ellipse((obj.box[0], obj.box[1]), 4 * obj.box_std[0], 4 * obj.box_std[1], facecolor=colour,
+                             alpha=0.35, edgecolor="none"))
+    outline = _footprint(obj.box)
+    ax.plot(outline[:, 0], outline[:, 1], color=colour, linewidth=1.8)
+
+
+def _draw_scene(ax, frame: FrameRecord, points: np.ndarray | None, rank: int, score: float,
+                explanation: FrameExplanation | None) -> None:
+    """The whole scene from above: points, the most uncertain objects' footprints, the ego."""
+    objects = explanation.most_uncertain if explanation is not None else ()
+    if points is None:
+        points = np.zeros((0, 4), dtype=np.float32)
+        ax.text(0.5, 0.5, "LiDAR unreadable (see the run log)", ha="center", va="center", fontsize=7,
+                transform=ax.transAxes)
+    x0, x1, y0, y1 = _view_limits(points, objects)
+    shown = _shown_points(points, x0, x1, y0, y1, _MAX_POINTS)
+    ax.scatter(shown[:, 0], shown[:, 1], s=0.3, c=shown[:, 2], cmap="Greys_r", alpha=0.6, linewidths=0)
+    for index, obj in enumerate(objects):
+        colour = _OBJECT_COLOURS[index % len(_OBJECT_COLOURS)]
+        _draw_object(ax, obj, colour, spread=False)
+        ax.annotate(f"{index + 1}", (obj.box[0], obj.box[1]), xytext=(4, 4), textcoords="offset points",
+                    fontsize=8, fontweight="bold", color=colour)
+    ax.plot([0.0], [0.0], marker=">", color="#1f3a5f", markersize=7)  # the ego vehicle, facing +x
     if explanation is None:
         status = "no explanation in its score shard"
     elif explanation.at_empty_floor:
         status = "no detection: scored at the floor"
     else:
-        status = f"{explanation.n_detections} detections, {explanation.aggregate} of object entropies"
-    ax.set_title(f"#{rank} {frame.frame_id}\n{score:.2f} nats; {status}", fontsize=8)
+        counts = ", ".join(f"{n} {c}" for c, n in explanation.class_counts.items()) or "no detection"
+        status = f"{counts}; {explanation.aggregate} of object entropies"
+    ax.set_title(f"#{rank} {frame.frame_id}: {score:.2f} nats\n{status}", fontsize=8)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
     ax.set_xlabel("x (m, forward)", fontsize=7)
     ax.set_ylabel("y (m, left)", fontsize=7)
+
+
+def _draw_object_close_up(ax, points: np.ndarray | None, index: int, obj: UncertainObject) -> None:
+    """One uncertain object up close: its points, MC-mean footprint and the spread of its box."""
+    half = max(4.0, 0.75 * max(obj.box[3], obj.box[4]) + 3.0 * max(obj.box_std[0], obj.box_std[1]))
+    x0, x1, y0, y1 = obj.box[0] - half, obj.box[0] + half, obj.box[1] - half, obj.box[1] + half
+    if points is not None:
+        shown = _shown_points(points, x0, x1, y0, y1, _MAX_POINTS)
+        ax.scatter(shown[:, 0], shown[:, 1], s=2.0, c="#5f6b7a", alpha=0.7, linewidths=0)
+    colour = _OBJECT_COLOURS[index % len(_OBJECT_COLOURS)]
+    _draw_object(ax, obj, colour, spread=True)
+    ax.set_title(
+        f"{index + 1}: {obj.class_name}, {obj.localization_entropy:.1f} nats, conf {obj.confidence:.2f}\n"
+        f"MC std: centre {obj.centre_std_m:.2f} m, size {obj.size_std_m:.2f} m, yaw {obj.yaw_std_rad:.2f} rad",
+        fontsize=7, color=colour,
+    )
+    ax.set_xlim(x0, x1)
+    ax.set_ylim(y0, y1)
+    ax.set_aspect("equal")
+    ax.tick_params(labelsize=6)
 
 
 def _project(corners: np.ndarray, camera) -> np.ndarray | None:
@@ -190,6 +223,20 @@ def _project(corners: np.ndarray, camera) -> np.ndarray | None:
 _BOX_EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4), (0, 4), (1, 5), (2, 6), (3, 7))
 
 
+def _camera_seeing(frame: FrameRecord, objects: Sequence[UncertainObject]) -> tuple:
+    """``(camera, sees)``: the frame's first pinhole camera whose image holds the most uncertain
+    object's centre (``sees`` True), else its front camera, else its first."""
+    if objects:
+        centre = np.asarray([objects[0].box[:3]], dtype=np.float64)
+        for camera in frame.cameras:
+            pixel = _project(centre, camera) if camera.model == "pinhole" else None
+            if pixel is not None and 0 <= pixel[0, 0] < (camera.width or np.inf) and \
+                    0 <= pixel[0, 1] < (camera.height or np.inf):
+                return camera, True
+    front = [camera for camera in frame.cameras if "front" in camera.name.lower()]
+    return (front or list(frame.cameras))[0], False
+
+
 def _draw_camera_thumbnail(ax, frame: FrameRecord, explanation: FrameExplanation | None) -> None:
     from PIL import Image
 
@@ -199,11 +246,12 @@ def _draw_camera_thumbnail(ax, frame: FrameRecord, explanation: FrameExplanation
     if not frame.cameras:
         ax.text(0.5, 0.5, f"{frame.frame_id}: no camera", ha="center", va="center", transform=ax.transAxes)
         return
-    camera = frame.cameras[0]
+    objects = explanation.most_uncertain if explanation is not None else ()
+    camera, sees = _camera_seeing(frame, objects)
     try:
         with Image.open(camera.path) as image:
             rgb = image.convert("RGB")
-            width, height = rgb.size
+            width = rgb.size[0]
             rgb.thumbnail((480, 270))
             thumbnail = np.asarray(rgb)
     except OSError as exc:
@@ -212,7 +260,6 @@ def _draw_camera_thumbnail(ax, frame: FrameRecord, explanation: FrameExplanation
         return
     ax.imshow(thumbnail)
     note = ""
-    objects = explanation.most_uncertain if explanation is not None else ()
     if objects and camera.model == "pinhole":
         scale = thumbnail.shape[1] / width
         for index, obj in enumerate(objects):
@@ -226,6 +273,8 @@ def _draw_camera_thumbnail(ax, frame: FrameRecord, explanation: FrameExplanation
         ax.set_ylim(thumbnail.shape[0], 0)
     elif objects:
         note = f" ({camera.model} lens: boxes not projected)"
+    if objects and not sees:
+        note += " (no pinhole camera sees object 1)"
     ax.set_title(f"camera {camera.name} of #1 {frame.frame_id}{note}", fontsize=8)
 
 
@@ -240,24 +289,37 @@ def bird_eye_view_markdown(
     thumbnail of the first, as an inline PNG with a caption saying how to read it."""
     if not frames:
         return dg.MetadataValue.md("(no frames selected)")
+    from ceal_pipeline.frames.points import LidarReadError, load_points
+
     plt = pyplot()
-    panels = len(frames) + 1
-    columns = min(panels, 2)
-    rows = -(-panels // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.0 * rows), dpi=80, squeeze=False)
+    fig = plt.figure(figsize=(11.0, 3.3 * len(frames) + 3.0), dpi=75)
+    grid = fig.add_gridspec(len(frames) + 1, 4, width_ratios=[1.6, 1, 1, 1])
     try:
-        flat = axes.ravel()
-        for rank, (frame, score) in enumerate(zip(frames, scores), start=1):
-            _draw_bird_eye_view(flat[rank - 1], frame, rank, float(score), explanations.get(frame.frame_id))
-        _draw_camera_thumbnail(flat[len(frames)], frames[0], explanations.get(frames[0].frame_id))
-        for ax in flat[panels:]:
-            ax.set_axis_off()
+        for row, (frame, score) in enumerate(zip(frames, scores)):
+            explanation = explanations.get(frame.frame_id)
+            try:
+                points = load_points(frame)
+            except LidarReadError:
+                points = None
+            _draw_scene(fig.add_subplot(grid[row, 0]), frame, points, row + 1, float(score), explanation)
+            objects = explanation.most_uncertain if explanation is not None else ()
+            for index in range(3):
+                ax = fig.add_subplot(grid[row, index + 1])
+                if index < len(objects):
+                    _draw_object_close_up(ax, points, index, objects[index])
+                else:
+                    ax.set_axis_off()
+        _draw_camera_thumbnail(fig.add_subplot(grid[len(frames), :2]), frames[0],
+                               explanations.get(frames[0].frame_id))
         fig.suptitle(title, fontsize=10)
         caption = (
-            "Grey: LiDAR points (darker = lower). Coloured: the 1st (red), 2nd (amber) and 3rd (teal) most "
-            "uncertain objects: thick outline = MC-mean box, thin outlines = boxes drawn from the MC mean and "
-            "standard deviation of each box value (the wider the fan, the more the MC-Dropout passes disagreed). "
-            "Label: class and localization entropy in nats. Triangle: the ego vehicle facing +x."
+            "One row per top frame. Left: the scene from above, LiDAR points (darker = lower), the ego vehicle "
+            "(triangle, facing +x) and the MC-mean footprints of the 1st (red), 2nd (amber) and 3rd (teal) most "
+            "uncertain objects. Right: each of those objects up close: thick outline = MC-mean box, thin "
+            "outlines = boxes drawn from the MC mean and standard deviation of each box value, shaded ellipse = "
+            "2 standard deviations of the centre; the wider the fan, the more the MC-Dropout passes disagreed "
+            "and the higher the object's localization entropy. Bottom: the camera that sees the top frame's "
+            "most uncertain object, with the objects' MC-mean boxes projected."
         )
         return figure_markdown(fig, title, caption)
     finally:
