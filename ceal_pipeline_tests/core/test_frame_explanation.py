@@ -140,3 +140,19 @@ def test_small_circular_yaw_spread_matches_the_linear_standard_deviation(spread,
     samples[:, 0, 6] = np.angle(np.exp(1j * yaw))  # wrapped to (-pi, pi]
     _, std = box_mean_and_std(samples)
     assert std[0, 6] == pytest.approx(np.std(yaw), rel=0.05)
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 12), top=st.integers(0, 5), seed=st.integers(0, 2**32 - 1))
+def test_any_explanation_counts_every_detection_once_and_orders_its_objects_by_entropy(n, top, seed):
+    rng = np.random.default_rng(seed)
+    objects = FrameObjects(boxes=rng.normal(size=(n, 7)), box_std=rng.uniform(0, 1, (n, 7)),
+                           labels=rng.integers(0, len(CLASSES), n), confidences=rng.uniform(0, 1, n),
+                           localization_entropy=rng.choice([-20.0, -15.0, -10.0], n))
+    explanation = explain_frame(objects, CLASSES, acquisition_fn="localization_entropy", aggregate="sum",
+                                at_empty_floor=False, top=top)
+    assert sum(explanation.class_counts.values()) == explanation.n_detections == n
+    assert all(count > 0 for count in explanation.class_counts.values())
+    kept = [o.localization_entropy for o in explanation.most_uncertain]
+    assert len(kept) == min(top, n) and kept == sorted(kept, reverse=True)
+    assert kept == sorted(objects.localization_entropy, reverse=True)[: min(top, n)]

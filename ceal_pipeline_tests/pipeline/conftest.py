@@ -4,8 +4,9 @@ The pipeline tests are about orchestration: rounds, shards, resumption,
 idempotent export, sensors. They run the real assets, history, sampling,
 selection and synthetic frame source, with the detector replaced by
 :class:`DeterministicModelStore`, a stand-in whose "training" and "scoring" take
-milliseconds (its explanations are 0-3 random objects per frame), so a whole round fits in seconds on two CPU cores. The real
-detector runs in ``ceal demo`` and ``ceal bench round``.
+milliseconds (it explains each score with 0-3 random objects), so a whole round
+fits in seconds on two CPU cores. The real detector runs in ``ceal demo`` and
+``ceal bench round``.
 """
 
 from __future__ import annotations
