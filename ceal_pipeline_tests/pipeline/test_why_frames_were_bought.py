@@ -152,7 +152,8 @@ def test_candidate_scores_show_their_top_frames_with_the_same_schema(closed_roun
 def test_an_export_of_unexplained_scores_has_no_explanations_file(tmp_path):
     from ceal_pipeline.export import ExportedFrame, write_vendor_export
 
-    export = write_vendor_export(tmp_path, 0, "m1", [ExportedFrame("f1", "s1", -12.0), ExportedFrame("f2", "s1", -13.0)])
+    rows = [ExportedFrame("f1", "s1", -12.0), ExportedFrame("f2", "s1", -13.0)]
+    export = write_vendor_export(tmp_path, 0, "m1", rows)
     assert not (export.folder / "explanations.jsonl").exists()
     assert set(json.loads(export.manifest_path.read_text())["files"]) == {"selected_frames.csv",
                                                                           "selected_frames.jsonl"}
