@@ -197,6 +197,8 @@ def read_vendor_export(folder: str | os.PathLike) -> VendorExport:
     manifest = json.loads(manifest_path.read_text())
     checksums: dict[str, str] = manifest.get("files", {})
     for name in dict.fromkeys((CSV_NAME, JSONL_NAME, *checksums)):
+        if Path(name).name != name:
+            raise CorruptExport(f"{manifest_path}: lists {name!r}, not a file of the drop; re-export the round")
         path = folder / name
         if name not in checksums:
             raise CorruptExport(f"{manifest_path}: no checksum for {name}; re-export the round")

@@ -113,8 +113,8 @@ frame was bought (detections per class, the most uncertain object's MC spread, t
 **The score** is the round's acquisition value in nats. CEAL's default, `localization_entropy`, is the Gaussian \
 differential entropy of the MC-Dropout samples of each detected box (x, y, z, l, w, h, sin yaw, cos yaw: 8 \
 values, each adding 0.5 ln(2 pi e var)), aggregated over the frame's objects (mean, max or sum: the \
-`aggregate`). A differential entropy is negative whenever a value's spread is below 1/sqrt(2 pi e) = 0.24 m, \
-the normal case: a perfectly certain box scores the floor 4 ln(2 pi e 1e-4) = -25.5 nats (covariance floor \
+`aggregate`). That differential entropy is negative: a value's term is below 0 whenever its spread is under \
+1/sqrt(2 pi e) = 0.24 m, the normal case, and a perfectly certain box scores the floor 4 ln(2 pi e 1e-4) = -25.5 nats (covariance floor \
 1e-4 m^2), and a frame without detections scores that floor under the localization-only functions \
 (`no_detection_floor`; such frames rank last). **Higher (less negative) = the passes disagree more about where \
 the objects are = more worth labeling**: +1 nat is an uncertainty volume e = 2.7 times larger, +8 nats every box \
