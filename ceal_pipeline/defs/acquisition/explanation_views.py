@@ -176,6 +176,8 @@ def _draw_scene(ax, frame: FrameRecord, points: np.ndarray | None, rank: int, sc
         status = "no explanation in its score shard"
     elif explanation.at_empty_floor:
         status = "no detection: scored at the floor"
+    elif explanation.n_detections == 0:
+        status = f"no detection: scored by {explanation.acquisition_fn}"
     else:
         counts = ", ".join(f"{n} {c}" for c, n in explanation.class_counts.items()) or "no detection"
         status = f"{counts}; {explanation.aggregate} of object entropies"
@@ -312,6 +314,8 @@ def bird_eye_view_markdown(
         _draw_camera_thumbnail(fig.add_subplot(grid[len(frames), :2]), frames[0],
                                explanations.get(frames[0].frame_id))
         fig.suptitle(title, fontsize=10)
+        fig.subplots_adjust(left=0.06, right=0.98, top=1.0 - 0.95 / fig.get_figheight(), bottom=0.02,
+                            hspace=0.45, wspace=0.35)
         caption = (
             "One row per top frame. Left: the scene from above, LiDAR points (darker = lower), the ego vehicle "
             "(triangle, facing +x) and the MC-mean footprints of the 1st (red), 2nd (amber) and 3rd (teal) most "
@@ -321,6 +325,6 @@ def bird_eye_view_markdown(
             "and the higher the object's localization entropy. Bottom: the camera that sees the top frame's "
             "most uncertain object, with the objects' MC-mean boxes projected."
         )
-        return figure_markdown(fig, title, caption)
+        return figure_markdown(fig, title, caption, tight=False)
     finally:
         plt.close(fig)

@@ -56,13 +56,15 @@ def pyplot():
     return plt
 
 
-def figure_markdown(fig, title: str, caption: str = "") -> dg.MetadataValue:
+def figure_markdown(fig, title: str, caption: str = "", *, tight: bool = True) -> dg.MetadataValue:
     """``fig`` as a PNG embedded in markdown (base64 ``data:`` URI), with an optional caption
     below. The Dagster UI renders it inline: its markdown sanitizer allows ``data:`` image
-    sources (``MarkdownWithPlugins.tsx`` in dagster-ui)."""
+    sources (``MarkdownWithPlugins.tsx`` in dagster-ui). ``tight=False`` keeps the figure's own
+    layout (``tight_layout`` draws the whole figure once more: seconds for a large one)."""
     from PIL import Image
 
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     rendered = io.BytesIO()
     fig.savefig(rendered, format="png")
     # A 256-colour palette makes the PNG ~3x smaller (it is stored in the event log with every
