@@ -84,6 +84,7 @@ class InstantModelStore(ModelStoreResource):
             path: Path
             version: str
             metrics: dict
+            loss_curve: tuple = ()
 
         version = f"instant-{seed % 10**8:08d}-{len(frames)}"
         folder = self.round_checkpoint_dir(round_index)
@@ -100,7 +101,9 @@ class InstantModelStore(ModelStoreResource):
         from types import SimpleNamespace
 
         ids = [f.frame_id for f in frames]
-        return SimpleNamespace(frame_ids=ids, scores=random_scores(ids, str(model)), forward_passes=0)
+        explanations = stand_in_explanations(ids, str(model), acquisition_fn=acquisition_fn, aggregate=aggregate)
+        return SimpleNamespace(frame_ids=ids, scores=random_scores(ids, str(model)), forward_passes=0,
+                               explanations=lambda: explanations)
 
     def evaluate(self, model, frames):
         return {}
@@ -110,6 +113,27 @@ def random_scores(frame_ids: list[str], salt: str) -> np.ndarray:
     """Uniform [0, 1) scores that depend only on (frame id, salt)."""
     return np.array([int(hashlib.blake2b(f"{f}|{salt}".encode(), digest_size=8).hexdigest(), 16) / 2**64
                      for f in frame_ids])
+
+
+def stand_in_explanations(frame_ids: list[str], salt: str, *, acquisition_fn: str, aggregate: str) -> list:
+    """Explanations for stand-in scores, one per frame: 0-3 objects of random class, place and
+    MC spread, drawn from (frame id, salt), so the shard files have the real layout and size.
+    None is at the no-detection floor: stand-in scores are not."""
+    from ceal_pipeline.core.frame_explanation import FrameObjects, explain_frame
+    from ceal_pipeline.frames.records import DETECTION_CLASSES
+
+    explanations = []
+    for frame_id in frame_ids:
+        rng = np.random.default_rng(int(hashlib.blake2b(f"{frame_id}|{salt}".encode(), digest_size=8).hexdigest(), 16))
+        k = int(rng.integers(0, 4))
+        boxes = np.column_stack([rng.uniform(-40, 40, (k, 2)), np.full(k, -1.0), rng.uniform(0.6, 5.0, (k, 3)),
+                                 rng.uniform(-np.pi, np.pi, k)])
+        objects = FrameObjects(boxes=boxes, box_std=rng.uniform(0.01, 0.5, (k, 7)),
+                               labels=rng.integers(0, len(DETECTION_CLASSES), k), confidences=rng.uniform(0, 1, k),
+                               localization_entropy=rng.uniform(-25.0, -10.0, k))
+        explanations.append(explain_frame(objects, DETECTION_CLASSES, acquisition_fn=acquisition_fn,
+                                          aggregate=aggregate, at_empty_floor=False))
+    return explanations
 
 
 def _ingest_child(catalog_root: str, source_root: str) -> dict:

@@ -103,6 +103,28 @@ def localization_entropy(box_samples: np.ndarray, covariance_floor: float = 1e-4
     return gaussian_entropy(covariances)
 
 
+def box_mean_and_std(box_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MC mean and standard deviation of ``(T, K, 7)`` box samples, two ``(K, 7)`` arrays.
+
+    ``x, y, z, l, w, h``: the arithmetic mean and the standard deviation over
+    the ``T`` samples (``ddof = 0``), metres. ``yaw``: the circular mean and the
+    circular standard deviation ``sqrt(-2 ln R)`` (``R`` the mean resultant
+    length), radians, so that samples at ``+pi - e`` and ``-pi + e`` have a mean
+    near ``pi`` and a spread near ``e``, not ``0`` and ``pi``. For small spreads
+    the circular std equals the linear one to first order.
+    """
+    box_samples = np.asarray(box_samples, dtype=np.float64)
+    if box_samples.ndim != 3 or box_samples.shape[2] != BOX_DIM or box_samples.shape[0] < 1:
+        raise ValueError(f"box_samples must be (T >= 1, K, 7), got shape {box_samples.shape}")
+    mean = box_samples.mean(axis=0)
+    std = box_samples.std(axis=0)
+    sin, cos = np.sin(box_samples[..., 6]).mean(axis=0), np.cos(box_samples[..., 6]).mean(axis=0)
+    mean[:, 6] = np.arctan2(sin, cos)
+    resultant = np.clip(np.hypot(sin, cos), np.finfo(np.float64).tiny, 1.0)
+    std[:, 6] = np.sqrt(-2.0 * np.log(resultant))
+    return mean, std
+
+
 def minimum_localization_entropy(covariance_floor: float = 1e-4) -> float:
     """The entropy of a box whose MC samples all agree: the floor's own entropy, in nats."""
     return 0.5 * EMBEDDED_DIM * float(np.log(2.0 * np.pi * np.e * covariance_floor))

@@ -6,7 +6,9 @@ A checkpoint is one plain dict of tensors and primitives (no pickled classes):
 every score), ``config`` (the full detector config, so the file rebuilds its
 model), ``state_dict``, ``optimizer`` (for resuming), ``epoch`` (epochs
 completed), ``global_step``, ``run`` (what identifies the training run: config
-name, seed, planned epochs, a hash of the training frame ids) and ``metrics``.
+name, seed, planned epochs, a hash of the training frame ids), ``metrics`` (the
+last epoch's mean losses) and ``loss_curve`` (every epoch's, so far: a resumed
+run carries the killed run's epochs on; absent in older files).
 
 The version id is ``<config name>-<12 hex of sha256 over the weights>``: the same
 weights always get the same id, different weights (practically) never do.
@@ -31,11 +33,14 @@ _EPOCH_FILE = re.compile(r"^epoch_(\d{4,})\.pt$")
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A saved detector: ``path`` to the file, ``version`` id, training ``metrics``."""
+    """A saved detector: ``path`` to the file, ``version`` id, training ``metrics`` of the last
+    epoch and ``loss_curve``, one ``{"epoch", "loss", "loss_heatmap", "loss_bbox", "seconds"}``
+    per epoch trained so far."""
 
     path: Path
     version: str
     metrics: dict[str, float] = field(default_factory=dict)
+    loss_curve: tuple[dict[str, float], ...] = ()
 
 
 def weights_version(name: str, state_dict: dict[str, torch.Tensor]) -> str:
@@ -63,7 +68,8 @@ def latest_checkpoint_path(checkpoint_dir: str | Path) -> Path | None:
 
 
 def save_checkpoint(path: str | Path, *, model, optimizer=None, epoch: int, global_step: int,
-                    run: dict[str, Any], metrics: dict[str, float]) -> Checkpoint:
+                    run: dict[str, Any], metrics: dict[str, float],
+                    loss_curve: tuple[dict[str, float], ...] = ()) -> Checkpoint:
     """Write a checkpoint atomically (temp file + rename: a killed run never leaves half a file)."""
     state_dict = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     version = weights_version(model.ceal_config["name"], state_dict)
@@ -78,13 +84,15 @@ def save_checkpoint(path: str | Path, *, model, optimizer=None, epoch: int, glob
         "global_step": int(global_step),
         "run": dict(run),
         "metrics": {k: float(v) for k, v in metrics.items()},
+        "loss_curve": [{k: float(v) for k, v in entry.items()} for entry in loss_curve],
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
-    return Checkpoint(path=path, version=version, metrics=payload["metrics"])
+    return Checkpoint(path=path, version=version, metrics=payload["metrics"],
+                      loss_curve=tuple(payload["loss_curve"]))
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -36,30 +36,14 @@ from ceal_pipeline.core.detection_acquisition import (
     DetectionMCOutputs,
     get_detection_acquisition_function,
 )
-from ceal_pipeline.core.localization import localization_entropy
+from ceal_pipeline.core.frame_explanation import TOP_OBJECTS, FrameExplanation, FrameObjects, explain_frame
+from ceal_pipeline.core.localization import box_mean_and_std, localization_entropy
 from ceal_pipeline.detector.builder import resolve_device
 from ceal_pipeline.detector.inputs import DetectorBatch
 from ceal_pipeline.detector.loader import FrameDataset, frame_loader
 from ceal_pipeline.frames.records import FrameRecord
 
 MODES = ("head", "full")
-
-
-@dataclass
-class FrameObjects:
-    """Objects the detector found in one frame, with their MC-Dropout statistics.
-
-    ``boxes`` ``(K, 7)`` MC-mean boxes ``x y z l w h yaw`` (metres, rad; yaw is the
-    circular mean), ``box_std`` ``(K, 7)`` the MC standard deviation of each
-    value, ``labels`` ``(K,)`` class indices into ``class_names``, ``confidences``
-    ``(K,)`` heatmap scores in [0, 1], ``localization_entropy`` ``(K,)`` nats.
-    """
-
-    boxes: np.ndarray
-    box_std: np.ndarray
-    labels: np.ndarray
-    confidences: np.ndarray
-    localization_entropy: np.ndarray
 
 
 @dataclass
@@ -99,11 +83,15 @@ class FrameScores:
         from_heatmap = get_detection_acquisition_function(self.acquisition_fn).empty_frames_from_heatmap
         return (self.n_detections == 0) & (not from_heatmap)
 
-
-def _circular_mean_box(samples: np.ndarray) -> np.ndarray:
-    mean = samples.mean(axis=0)
-    mean[:, 6] = np.arctan2(np.sin(samples[..., 6]).mean(axis=0), np.cos(samples[..., 6]).mean(axis=0))
-    return mean
+    def explanations(self, top: int = TOP_OBJECTS) -> list[FrameExplanation]:
+        """Why each frame scored what it scored (:func:`~ceal_pipeline.core.frame_explanation.explain_frame`),
+        in frame order: detections per class, the ``top`` most uncertain objects, the aggregate
+        and the no-detection floor flag."""
+        return [
+            explain_frame(objects, self.class_names, acquisition_fn=self.acquisition_fn, aggregate=self.aggregate,
+                          at_empty_floor=bool(floor), top=top)
+            for objects, floor in zip(self.objects, self.scored_at_empty_floor)
+        ]
 
 
 def mc_box_samples(model, batch, masks: torch.Tensor, mode: str):
@@ -161,9 +149,10 @@ def frame_objects(outputs: DetectionMCOutputs, peaks, covariance_floor: float) -
     objects = []
     for b in range(outputs.n_frames):
         sel = outputs.frame_index == b
+        mean, std = box_mean_and_std(samples[:, sel])
         objects.append(FrameObjects(
-            boxes=_circular_mean_box(samples[:, sel]),
-            box_std=samples[:, sel].std(axis=0),
+            boxes=mean,
+            box_std=std,
             labels=labels[sel],
             confidences=confidences[sel],
             localization_entropy=entropy[sel],

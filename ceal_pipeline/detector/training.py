@@ -93,7 +93,8 @@ def train_detector(
             ``None`` = the default, ``0`` = in this process. The weights do not depend on it.
 
     Returns:
-        the :class:`Checkpoint` of the last epoch (``metrics``: mean losses of that epoch).
+        the :class:`Checkpoint` of the last epoch (``metrics``: mean losses of that epoch;
+        ``loss_curve``: those of every epoch of the run, including epochs before a resume).
     """
     _check_labeled(frames)
     if epochs < 1:
@@ -120,6 +121,7 @@ def train_detector(
     total_steps = epochs * steps_per_epoch
 
     start_epoch, global_step = 0, 0
+    loss_curve: list[dict[str, float]] = []
     latest = latest_checkpoint_path(checkpoint_dir) if resume else None
     if latest is not None:
         state = read_checkpoint(latest)
@@ -131,8 +133,10 @@ def train_detector(
         model.load_state_dict(state["state_dict"], strict=True)
         optimizer.load_state_dict(state["optimizer"])
         start_epoch, global_step = int(state["epoch"]), int(state["global_step"])
+        loss_curve = list(state.get("loss_curve", []))
         if start_epoch >= epochs:
-            return Checkpoint(path=latest, version=state["version"], metrics=state["metrics"])
+            return Checkpoint(path=latest, version=state["version"], metrics=state["metrics"],
+                              loss_curve=tuple(loss_curve))
 
     batch_order = BatchOrder(len(frames), batch_size)
     loader = frame_loader(FrameDataset.for_model(frames, model, with_labels=True), batch_order=batch_order,
@@ -167,10 +171,12 @@ def train_detector(
                 totals[key] += float(losses[key].item()) * len(batch.frame_ids)
         metrics = {key: value / len(frames) for key, value in totals.items()}
         metrics["seconds"] = time.perf_counter() - started
+        loss_curve.append({"epoch": float(epoch + 1), **metrics})
         model.eval()
         checkpoint = save_checkpoint(
             epoch_checkpoint_path(checkpoint_dir, epoch + 1),
             model=model, optimizer=optimizer, epoch=epoch + 1, global_step=global_step, run=run, metrics=metrics,
+            loss_curve=tuple(loss_curve),
         )
         if log is not None:
             log({"epoch": epoch + 1, **metrics})

@@ -4,6 +4,11 @@ A round's export is the folder ``<outbox>/round-NNNN/`` holding
 
 - ``selected_frames.csv``: header ``frame_id,sequence_id,score,rank`` then one row per frame;
 - ``selected_frames.jsonl``: the same rows as JSON objects, one a line;
+- ``explanations.jsonl`` (when the scores were explained): per frame, in rank
+  order, ``frame_id``, ``rank``, ``score``, ``score_unit`` and ``explanation``:
+  why it was bought (:meth:`ceal_pipeline.core.frame_explanation.FrameExplanation.to_record`:
+  detections per class, the most uncertain objects with their MC spread, the
+  aggregate, the no-detection floor flag), or ``null``;
 - ``manifest.json``: round, model version, count, created time and the sha256
   of each data file.
 
@@ -30,15 +35,17 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 from ceal_pipeline.frames.records import validate_frame_id
 
 CSV_NAME = "selected_frames.csv"
 JSONL_NAME = "selected_frames.jsonl"
+EXPLANATIONS_NAME = "explanations.jsonl"
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "ceal-vendor-export/1"
 _CSV_HEADER = ("frame_id", "sequence_id", "score", "rank")
@@ -67,11 +74,13 @@ class CorruptExport(RuntimeError):
 
 @dataclass(frozen=True)
 class ExportedFrame:
-    """One exported row: the frame, its sequence and its acquisition score (nats)."""
+    """One exported row: the frame, its sequence, its acquisition score (nats) and, when the
+    score was explained, why it was bought (a JSON-ready record)."""
 
     frame_id: str
     sequence_id: str = ""
     score: float = float("nan")
+    explanation: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +147,18 @@ def _render(rows: Sequence[ExportedFrame]) -> tuple[bytes, bytes]:
     return csv_buffer.getvalue().encode("utf-8"), jsonl.encode("utf-8")
 
 
+def _render_explanations(rows: Sequence[ExportedFrame]) -> bytes | None:
+    """``explanations.jsonl`` bytes, or None when no row is explained."""
+    if all(row.explanation is None for row in rows):
+        return None
+    lines = (
+        json.dumps({"frame_id": row.frame_id, "rank": rank, "score": None if row.score != row.score else row.score,
+                    "score_unit": "nats", "explanation": None if row.explanation is None else dict(row.explanation)})
+        for rank, row in enumerate(rows, start=1)
+    )
+    return "".join(line + "\n" for line in lines).encode("utf-8")
+
+
 def _write_synced(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
@@ -175,7 +196,9 @@ def read_vendor_export(folder: str | os.PathLike) -> VendorExport:
         raise FileNotFoundError(f"{manifest_path}: no export manifest (is {folder} a vendor export folder?)")
     manifest = json.loads(manifest_path.read_text())
     checksums: dict[str, str] = manifest.get("files", {})
-    for name in (CSV_NAME, JSONL_NAME):
+    for name in dict.fromkeys((CSV_NAME, JSONL_NAME, *checksums)):
+        if Path(name).name != name:
+            raise CorruptExport(f"{manifest_path}: lists {name!r}, not a file of the drop; re-export the round")
         path = folder / name
         if name not in checksums:
             raise CorruptExport(f"{manifest_path}: no checksum for {name}; re-export the round")
@@ -236,7 +259,11 @@ def write_vendor_export(
         return existing
 
     csv_bytes, jsonl_bytes = _render(rows)
-    checksums = {CSV_NAME: _sha256(csv_bytes), JSONL_NAME: _sha256(jsonl_bytes)}
+    files = {CSV_NAME: csv_bytes, JSONL_NAME: jsonl_bytes}
+    explanations = _render_explanations(rows)
+    if explanations is not None:
+        files[EXPLANATIONS_NAME] = explanations
+    checksums = {name: _sha256(data) for name, data in files.items()}
     manifest = {
         "format": MANIFEST_FORMAT,
         "round": round_index,
@@ -250,8 +277,8 @@ def write_vendor_export(
     _clear_stale_staging(outbox, round_index)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{round_folder_name(round_index)}-", dir=outbox))
     try:
-        _write_synced(staging / CSV_NAME, csv_bytes)
-        _write_synced(staging / JSONL_NAME, jsonl_bytes)
+        for name, data in files.items():
+            _write_synced(staging / name, data)
         _write_synced(staging / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
         _fsync_dir(staging)
         os.chmod(staging, EXPORT_FOLDER_MODE)

@@ -76,6 +76,20 @@ def test_frame_without_detections_scores_as_perfectly_certain(frames):
     result = score_frames(silent, frames[:2], T=3, device="cpu")
     assert [len(o.labels) for o in result.objects] == [0, 0]
     np.testing.assert_allclose(result.scores, minimum_localization_entropy())
+    assert [e.at_empty_floor for e in result.explanations()] == [True, True]
+    assert [e.n_detections for e in result.explanations()] == [0, 0]
+
+
+def test_each_scored_frame_is_explained_by_its_most_uncertain_objects(detector, frames):
+    result = score_frames(detector, frames[:2], T=4, seed=0, aggregate="max", device="cpu")
+    for objects, explanation, score in zip(result.objects, result.explanations(), result.scores):
+        assert explanation.n_detections == len(objects.labels) == 8  # max_detections, threshold 0
+        assert sum(explanation.class_counts.values()) == 8 and not explanation.at_empty_floor
+        assert explanation.aggregate == "max" and explanation.acquisition_fn == "localization_entropy"
+        entropies = [o.localization_entropy for o in explanation.most_uncertain]
+        assert len(entropies) == 3 and entropies == sorted(entropies, reverse=True)
+        assert entropies[0] == pytest.approx(score)  # the max aggregate is the top object's entropy
+        assert all(o.class_name in detector.class_names for o in explanation.most_uncertain)
 
 
 def test_scoring_rejects_unknown_mode_and_aggregation(detector, frames):

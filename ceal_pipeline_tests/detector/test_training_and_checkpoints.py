@@ -37,6 +37,9 @@ def test_resumed_training_gives_the_weights_of_an_uninterrupted_run(frames, tmp_
     for key, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][key]), key
     assert straight.version == resumed.version
+    # The loss curve (shown in the UI) carries the killed run's epochs on.
+    assert [e["epoch"] for e in resumed.loss_curve] == [1.0, 2.0]
+    assert [e["loss"] for e in resumed.loss_curve] == [e["loss"] for e in straight.loss_curve]
 
 
 def test_finished_run_is_not_retrained_on_resume(frames, tmp_path):

@@ -4,8 +4,9 @@ The pipeline tests are about orchestration: rounds, shards, resumption,
 idempotent export, sensors. They run the real assets, history, sampling,
 selection and synthetic frame source, with the detector replaced by
 :class:`DeterministicModelStore`, a stand-in whose "training" and "scoring" take
-milliseconds, so a whole round fits in seconds on two CPU cores. The real
-detector runs in ``ceal demo`` and ``ceal bench round``.
+milliseconds (it explains each score with 0-3 random objects), so a whole round
+fits in seconds on two CPU cores. The real detector runs in ``ceal demo`` and
+``ceal bench round``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
+from ceal_pipeline.benchmarks.pipeline_round import stand_in_explanations
 from ceal_pipeline.defs import build_defs
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
@@ -37,6 +39,7 @@ class _Checkpoint:
     path: Path
     version: str
     metrics: dict
+    loss_curve: tuple = ()
 
 
 @dataclass
@@ -44,6 +47,10 @@ class _Scores:
     frame_ids: list
     scores: np.ndarray
     forward_passes: int
+    explained: list
+
+    def explanations(self) -> list:
+        return self.explained
 
 
 class DeterministicModelStore(ModelStoreResource):
@@ -65,7 +72,10 @@ class DeterministicModelStore(ModelStoreResource):
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "weights.json"
         path.write_text(json.dumps({"version": version, "frames": len(ids)}))
-        return _Checkpoint(path, version, {"loss": 1.0 / (1 + len(ids))})
+        # A loss that falls with the epochs, as a real training's does.
+        curve = tuple({"epoch": float(e), "loss": 2.0 / e, "loss_heatmap": 1.5 / e, "loss_bbox": 0.5 / e}
+                      for e in range(1, epochs + 1))
+        return _Checkpoint(path, version, dict(curve[-1]), curve)
 
     def load(self, path):
         version = json.loads(Path(path).read_text())["version"]
@@ -84,7 +94,9 @@ class DeterministicModelStore(ModelStoreResource):
         scores = np.array(
             [int(hashlib.sha256(f"{f.frame_id}|{model}".encode()).hexdigest()[:8], 16) / 2**32 for f in frames]
         )
-        return _Scores([f.frame_id for f in frames], scores, len(frames) * mc_passes)
+        ids = [f.frame_id for f in frames]
+        explained = stand_in_explanations(ids, str(model), acquisition_fn=acquisition_fn, aggregate=aggregate)
+        return _Scores(ids, scores, len(frames) * mc_passes, explained)
 
     def evaluate(self, model, frames):
         return {"mAP": 0.5, "per_class": {"car": 0.5}}

@@ -27,7 +27,7 @@ from ceal_pipeline.core.history.rounds import export_digest
 from ceal_pipeline.core.history.schema import LATEST_VERSION, MIGRATIONS, apply_migrations, schema_version
 from ceal_pipeline.core.history.ingest import IngestResult
 from ceal_pipeline.core.history.scores import PoolScores, ScoreHistory
-from ceal_pipeline.core.history.shards import SHARD_COLUMNS, write_score_shard
+from ceal_pipeline.core.history.shards import SHARD_COLUMNS, read_shard_explanations, write_score_shard
 from ceal_pipeline.core.history.store import AcquisitionHistory
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "UnknownFrames",
     "apply_migrations",
     "export_digest",
+    "read_shard_explanations",
     "schema_version",
     "write_score_shard",
 ]

@@ -16,6 +16,27 @@ run_id          VARCHAR   the Dagster run that scored it (same)
 scored_at       TIMESTAMP UTC time the shard was scored (same)
 =============== ========= ==============================================
 
+plus, when the scorer explains its scores (the pipeline's detector does), why
+each frame scored what it scored (:mod:`ceal_pipeline.core.frame_explanation`):
+
+=============== ===================== ==========================================
+column          type                  meaning
+=============== ===================== ==========================================
+n_detections    INTEGER               objects the detector found in the frame
+class_counts    MAP(VARCHAR, INTEGER) objects per detected class
+most_uncertain  STRUCT(...)[]         up to 3 objects by decreasing localization
+                                      entropy: ``class_name``, MC-mean box
+                                      ``x y z l w h yaw``, MC std ``std_x ..
+                                      std_yaw``, ``confidence``,
+                                      ``localization_entropy`` (nats)
+aggregate       VARCHAR               per-frame reduction: mean, max or sum
+at_empty_floor  BOOLEAN               no detection; scored at the constant
+                                      no-detection value (the floor)
+=============== ===================== ==========================================
+
+The merge ingests ``frame_id`` and ``score`` only; the explanation stays in the
+file, which the shard exchange keeps, and the UI and the export read it by frame.
+
 Workers need no access to the history database (they may run on other machines
 and write to shared storage); the single merge step ingests the files. The file
 is written to a temporary name and renamed, so a killed worker never leaves a
@@ -35,6 +56,7 @@ import duckdb
 import numpy as np
 
 from ceal_pipeline.atomic_files import atomic_target
+from ceal_pipeline.core.frame_explanation import BOX_FIELDS, FrameExplanation
 from ceal_pipeline.core.history.connection import utc_now
 from ceal_pipeline.core.history.errors import ShardFileError
 from ceal_pipeline.core.history.staging import (
@@ -61,6 +83,50 @@ SHARD_COLUMNS: dict[str, str] = {
 #: Columns that must hold one value for the whole shard.
 SHARD_CONSTANTS: tuple[str, ...] = ("round", "shard", "model_version", "acquisition_fn", "run_id", "scored_at")
 
+#: The optional explanation columns, in file order (see the module docstring).
+EXPLANATION_COLUMNS: tuple[str, ...] = ("n_detections", "class_counts", "most_uncertain", "aggregate",
+                                        "at_empty_floor")
+
+
+def _explanation_schema():
+    import pyarrow as pa
+
+    uncertain_object = pa.struct(
+        [("class_name", pa.string())]
+        + [(name, pa.float64()) for name in BOX_FIELDS]
+        + [(f"std_{name}", pa.float64()) for name in BOX_FIELDS]
+        + [("confidence", pa.float64()), ("localization_entropy", pa.float64())]
+    )
+    return pa.schema([
+        ("pos", pa.int64()),
+        ("n_detections", pa.int32()),
+        ("class_counts", pa.map_(pa.string(), pa.int32())),
+        ("most_uncertain", pa.list_(uncertain_object)),
+        ("aggregate", pa.string()),
+        ("at_empty_floor", pa.bool_()),
+    ])
+
+
+def _stage_explanations(con: duckdb.DuckDBPyConnection, explanations: Sequence[FrameExplanation], n: int,
+                        what: str) -> None:
+    """Temporary table ``shard_explanations`` (``pos`` + :data:`EXPLANATION_COLUMNS`), one row per frame."""
+    import pyarrow as pa
+
+    if len(explanations) != n:
+        raise ValueError(f"{what}: {len(explanations)} explanations for {n} frames; give one per frame, in order")
+    rows = []
+    for pos, explanation in enumerate(explanations):
+        if not isinstance(explanation, FrameExplanation):
+            raise TypeError(f"{what}: explanation {pos} is a {type(explanation).__name__}, not a FrameExplanation")
+        record = explanation.to_record()
+        del record["acquisition_fn"]  # the shard's own column
+        record["class_counts"] = list(record["class_counts"].items())
+        rows.append({"pos": pos, **record})
+    table = pa.Table.from_pylist(rows, schema=_explanation_schema())
+    con.register("shard_explanations__arrow", table)
+    con.execute("CREATE OR REPLACE TEMP TABLE shard_explanations AS SELECT * FROM shard_explanations__arrow")
+    con.unregister("shard_explanations__arrow")
+
 
 def write_score_shard(
     path: str | os.PathLike[str],
@@ -74,6 +140,7 @@ def write_score_shard(
     run_id: str,
     scored_at: datetime | None = None,
     facts: Mapping[str, Any] | None = None,
+    explanations: Sequence[FrameExplanation] | None = None,
 ) -> Path:
     """Write one score shard as Parquet (zstd) at ``path``, atomically.
 
@@ -87,6 +154,9 @@ def write_score_shard(
             seconds of scoring) kept in the file's Parquet key-value metadata
             under ``ceal`` with round, shard and model version, so that a reader
             learns them from the footer without scanning rows.
+        explanations: one :class:`~ceal_pipeline.core.frame_explanation.FrameExplanation`
+            per frame, in ``frame_ids`` order, written as the explanation columns;
+            ``None`` writes a shard without them (as from a scorer that cannot explain).
 
     Returns:
         The path written.
@@ -104,12 +174,17 @@ def write_score_shard(
     try:
         stage(con, "shard_rows", {"frame_id": ids, "score": values})
         require_unique(con, "shard_rows", what)
+        explained, join = "", ""
+        if explanations is not None:
+            _stage_explanations(con, explanations, len(ids), what)
+            explained = "".join(f", e.{c}" for c in EXPLANATION_COLUMNS)
+            join = "JOIN shard_explanations e USING (pos)"
         con.execute(
-            """
+            f"""
             CREATE TEMP TABLE shard_out AS
             SELECT frame_id, score, ?::INTEGER AS round, ?::INTEGER AS shard, ?::VARCHAR AS model_version,
-                   ?::VARCHAR AS acquisition_fn, ?::VARCHAR AS run_id, ?::TIMESTAMP AS scored_at
-            FROM shard_rows ORDER BY pos
+                   ?::VARCHAR AS acquisition_fn, ?::VARCHAR AS run_id, ?::TIMESTAMP AS scored_at{explained}
+            FROM shard_rows {join} ORDER BY pos
             """,
             [round, shard, model_version, acquisition_fn, run_id, scored_at or utc_now()],
         )
@@ -153,19 +228,21 @@ def load_score_shard(con: duckdb.DuckDBPyConnection, path: Path, table: str, *, 
     if not path.is_file():
         raise ShardFileError(f"score shard {path} does not exist; {fix}")
     try:
+        present = {row[0] for row in con.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)]).fetchall()}
+        missing = [c for c in SHARD_COLUMNS if c not in present]
+        if missing:
+            raise ShardFileError(
+                f"score shard {path} lacks columns {missing}; write shards with "
+                f"ceal_pipeline.core.history.write_score_shard (columns {list(SHARD_COLUMNS)}); {fix}"
+            )
+        # Only the columns the merge needs: the explanation columns stay in the file.
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table}_raw AS SELECT * FROM read_parquet(?, file_row_number = true)",
+            f"CREATE OR REPLACE TEMP TABLE {table}_raw AS SELECT {', '.join(SHARD_COLUMNS)}, file_row_number "
+            "FROM read_parquet(?, file_row_number = true)",
             [str(path)],
         )
     except duckdb.Error as exc:
         raise ShardFileError(f"score shard {path} cannot be read as Parquet ({exc}); {fix}") from exc
-    present = {row[0] for row in con.execute(f"DESCRIBE {table}_raw").fetchall()}
-    missing = [c for c in SHARD_COLUMNS if c not in present]
-    if missing:
-        raise ShardFileError(
-            f"score shard {path} lacks columns {missing}; write shards with "
-            f"ceal_pipeline.core.history.write_score_shard (columns {list(SHARD_COLUMNS)}); {fix}"
-        )
     distinct = ", ".join(f"count(DISTINCT {c}), any_value({c})" for c in SHARD_CONSTANTS)
     nulls = " + ".join(f"count(*) - count({c})" for c in SHARD_CONSTANTS)
     row = con.execute(f"SELECT count(*), {nulls}, {distinct} FROM {table}_raw").fetchone()
@@ -195,3 +272,34 @@ def load_score_shard(con: duckdb.DuckDBPyConnection, path: Path, table: str, *, 
         raise ShardFileError(f"score shard {path}: frame_id or score has the wrong type ({exc}); {fix}") from exc
     con.execute(f"DROP TABLE {table}_raw")
     return {k: v for k, v in constants.items() if k not in ("round", "shard")}
+
+
+def read_shard_explanations(
+    path: str | os.PathLike[str], frame_ids: Sequence[str] | None = None
+) -> dict[str, FrameExplanation]:
+    """The explanations a score shard carries, by frame id: all of them, or those of ``frame_ids``.
+
+    A shard written without explanations (by a scorer that cannot explain, or
+    before shards carried them) gives ``{}``: a reader shows such frames as
+    unexplained rather than failing.
+
+    Raises:
+        ShardFileError: the file is missing or not Parquet.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        names = set(pq.read_schema(path).names)
+    except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for a corrupt file
+        raise ShardFileError(f"score shard {path} cannot be read as Parquet ({exc})") from exc
+    if not set(EXPLANATION_COLUMNS) <= names:
+        return {}
+    wanted = None if frame_ids is None else [str(f) for f in frame_ids]
+    if wanted is not None and not wanted:
+        return {}
+    table = pq.read_table(
+        path, columns=["frame_id", "acquisition_fn", *EXPLANATION_COLUMNS],
+        filters=None if wanted is None else [("frame_id", "in", wanted)],
+    )
+    return {row.pop("frame_id"): FrameExplanation.from_record(row) for row in table.to_pylist()}

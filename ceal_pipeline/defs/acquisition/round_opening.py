@@ -19,7 +19,7 @@ import numpy as np
 from ceal_pipeline.core import round as algorithm
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig
-from ceal_pipeline.defs.acquisition.metadata import histogram_markdown
+from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, training_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
     candidate_shards,
@@ -216,7 +216,8 @@ def _fingerprint(frame_ids: list[str]) -> str:
     kinds={"pytorch"},
     pool="gpu",
     description="The BEVFusion-like detector trained on the labeled set for the opening round; a versioned "
-    "checkpoint whose version is stamped on every score it produces. mAP is measured on the val split.",
+    "checkpoint whose version is stamped on every score it produces. mAP is measured on the val split; "
+    "metadata plots the training loss per epoch and the per-class AP (BEV centre-distance, nuScenes thresholds).",
 )
 def detector(
     context: dg.AssetExecutionContext,
@@ -268,6 +269,7 @@ def detector(
         "labeled_fingerprint": fingerprint,
         "warm_start": warm.version if warm is not None else None,
         "train_metrics": {k: float(v) for k, v in dict(checkpoint.metrics).items() if isinstance(v, (int, float))},
+        "loss_curve": [dict(epoch) for epoch in checkpoint.loss_curve],
     }
     published = PublishedModel(round_index, str(checkpoint.path), str(version), training_s, metrics)
     model_store.publish(published)
@@ -275,6 +277,8 @@ def detector(
 
 
 def _detector_metadata(model: PublishedModel, round_index: int, labeled: int, *, reused: bool) -> dict:
+    loss_curve = list(model.metrics.get("loss_curve", []))
+    per_class_ap = dict(model.metrics.get("per_class_ap", {}))
     return {
         "round": round_index,
         "model_version": model.version,
@@ -282,7 +286,13 @@ def _detector_metadata(model: PublishedModel, round_index: int, labeled: int, *,
         "labeled_frames": labeled,
         "training_s": round(model.training_s, 2),
         "mAP_val": model.metrics.get("mAP", float("nan")),
-        "per_class_ap": dg.MetadataValue.json(model.metrics.get("per_class_ap", {})),
+        "per_class_ap": dg.MetadataValue.json(per_class_ap),
+        "epochs_trained": len(loss_curve),
+        "final_training_loss": float(loss_curve[-1]["loss"]) if loss_curve else float("nan"),
+        "loss_curve": dg.MetadataValue.json(loss_curve),
+        "training_and_ap": training_markdown(
+            loss_curve, per_class_ap, title=f"detector {model.version}: training loss and val AP"
+        ),
         "reused_checkpoint": reused,
     }
 

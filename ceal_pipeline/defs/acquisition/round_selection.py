@@ -14,7 +14,8 @@ import numpy as np
 
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, PruningConfig, SelectionConfig
-from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown, top_frames_markdown
+from ceal_pipeline.defs.acquisition.explanation_views import bird_eye_view_markdown, top_frames_table
+from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
 from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
 from ceal_pipeline.defs.acquisition.shard_scoring import round_scores
@@ -101,6 +102,26 @@ def selection_candidates(history: AcquisitionHistoryResource, model_store: Model
     return [str(f) for f in frame_ids[keep]], fresh.scores[keep]
 
 
+#: Frames drawn in selected_batch's bird's-eye view (plus one camera thumbnail of the first).
+BIRD_EYE_VIEW_FRAMES = 3
+
+SELECTED_BATCH_DESCRIPTION = """Top-K of the round's freshly scored candidates (score desc, frame id asc), at most \
+per_sequence_cap frames per sequence; records the round's compute ledger. Metadata: `top_frames` says why each \
+frame was bought (detections per class, the most uncertain object's MC spread, the no-detection floor flag), \
+`bird_eye_view` shows the top frames' LiDAR and most uncertain boxes plus one camera image.
+
+**The score** is the round's acquisition value in nats. CEAL's default, `localization_entropy`, is the Gaussian \
+differential entropy of the MC-Dropout samples of each detected box (x, y, z, l, w, h, sin yaw, cos yaw: 8 \
+values, each adding 0.5 ln(2 pi e var)), aggregated over the frame's objects (mean, max or sum: the \
+`aggregate`). That differential entropy is negative: a value's term is below 0 whenever its spread is under \
+1/sqrt(2 pi e) = 0.24 m, the normal case, and a perfectly certain box scores the floor 4 ln(2 pi e 1e-4) = -25.5 nats (covariance floor \
+1e-4 m^2), and a frame without detections scores that floor under the localization-only functions \
+(`no_detection_floor`; such frames rank last). **Higher (less negative) = the passes disagree more about where \
+the objects are = more worth labeling**: +1 nat is an uncertainty volume e = 2.7 times larger, +8 nats every box \
+value's spread e times larger. Only order and differences matter; the heatmap functions add the entropy of the \
+head's objectness (nats per cell, >= 0), so frames where the detector hesitates but reports nothing score too."""
+
+
 @dg.asset(
     deps=[round_scores, pruned_frames],
     partitions_def=acquisition_rounds,
@@ -108,8 +129,7 @@ def selection_candidates(history: AcquisitionHistoryResource, model_store: Model
     group_name=GROUP,
     kinds={"duckdb"},
     pool="duckdb",
-    description="Top-K of the round's freshly scored candidates (score desc, frame id asc), at most "
-    "per_sequence_cap frames per sequence; records the round's compute ledger.",
+    description=SELECTED_BATCH_DESCRIPTION,
 )
 def selected_batch(
     context: dg.AssetExecutionContext,
@@ -164,6 +184,8 @@ def selected_batch(
     ).to_dict()
     store.record_ledger(round_index, ledger)
     sequence_of = dict(zip(frame_ids, sequences))
+    explanations = exchange.explanations(round_index, chosen)
+    shown = chosen[:BIRD_EYE_VIEW_FRAMES]
     return dg.MaterializeResult(
         check_results=[check_selection(history, round_index, published.version, k)],
         metadata={
@@ -173,12 +195,19 @@ def selected_batch(
             "candidates": len(frame_ids),
             "sequences": len({sequence_of[f] for f in chosen}),
             "model_version": published.version,
-            "top_frames": top_frames_markdown(chosen, chosen_scores, [sequence_of[f] for f in chosen], limit=20),
+            "top_frames": top_frames_table(chosen, chosen_scores, [sequence_of[f] for f in chosen], explanations,
+                                           limit=20),
+            "bird_eye_view": bird_eye_view_markdown(
+                frame_source.catalog().records(shown), chosen_scores[: len(shown)], explanations,
+                title=f"round {round_index}: the {len(shown)} top frames bought, and why",
+            ),
+            "frames_explained": len(explanations),
+            "frames_at_no_detection_floor": sum(1 for e in explanations.values() if e.at_empty_floor),
             "compute_ledger": ledger_markdown(ledger),
             "ledger": dg.MetadataValue.json(ledger),
             "scores_vs_selected": histogram_markdown(
                 scores, highlight=chosen_scores, title=f"round {round_index}: candidates and selection",
-                xlabel="localization entropy (nats)", labels=("candidates", "selected"),
+                xlabel="score (nats; higher = more worth labeling)", labels=("candidates", "selected"),
             ),
         }
     )
@@ -191,8 +220,10 @@ def selected_batch(
     group_name=GROUP,
     kinds={"csv", "json"},
     pool="duckdb",
-    description="The selected frame ids as CSV and JSONL plus a manifest (round, model version, count, "
-    "sha256 of each file), written atomically into the outbox; exactly one export per round.",
+    description="The selected frame ids as CSV and JSONL, why each was bought (explanations.jsonl: detections "
+    "per class, the most uncertain objects with their MC spread, the aggregate, the no-detection floor flag; "
+    "scores in nats) and a manifest (round, model version, count, sha256 of each file), written atomically "
+    "into the outbox; exactly one export per round.",
 )
 def vendor_export(
     context: dg.AssetExecutionContext,
@@ -211,7 +242,11 @@ def vendor_export(
             "first", allow_retries=False,
         )
     sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
-    rows = [ExportedFrame(str(f), s, float(v)) for f, s, v in zip(frame_ids, sequences, scores)]
+    explanations = history.exchange().explanations(round_index, frame_ids)
+    rows = [
+        ExportedFrame(str(f), s, float(v), explanation=e.to_record() if (e := explanations.get(f)) else None)
+        for f, s, v in zip(frame_ids, sequences, scores)
+    ]
     version = round_model(model_store, round_index).version
     export = exporter.export(round_index, version, rows, run_id=context.run.run_id)
     store.record_export(
@@ -234,6 +269,7 @@ def vendor_export(
             "frames": export.count,
             "new_export": export.created,
             "folder": dg.MetadataValue.path(str(export.folder)),
+            "frames_explained": sum(1 for row in rows if row.explanation is not None),
             "model_version": export.model_version,
             "sha256": dg.MetadataValue.json(export.sha256),
         }

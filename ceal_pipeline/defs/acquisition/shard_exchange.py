@@ -12,7 +12,8 @@ only what crosses that boundary, each file written once and atomically::
                                           n_shards, frames, model_version)
     <shard_dir>/round-0003/s007.parquet   shard 7's score events, written by its worker
                                           (core.history.shards; metadata: forward_passes,
-                                          scoring_s): its commit marker
+                                          scoring_s): its commit marker; its explanation
+                                          columns say why each frame scored what it did
 
 ``pool.parquet`` is derived from the history and never edited: when it is
 missing (a kill between the history's commit and the publish) the pool step
@@ -175,3 +176,27 @@ class ShardExchange:
 
     def score_paths(self, round_index: int, shards: Sequence[int]) -> dict[int, Path]:
         return {s: self.scores_path(round_index, s) for s in shards}
+
+    def explanations(self, round_index: int, frame_ids: Sequence[str]) -> dict:
+        """Why each of ``frame_ids`` scored what it did this round: frame id ->
+        :class:`~ceal_pipeline.core.frame_explanation.FrameExplanation`, read from the
+        score shards that hold them (only those shards, only those rows). Frames whose
+        shard carries no explanation (or is missing) are left out."""
+        import pyarrow.parquet as pq
+
+        from ceal_pipeline.core.history.shards import read_shard_explanations
+
+        wanted = [str(f) for f in frame_ids]
+        path = self.pool_path(round_index)
+        if not wanted or not path.is_file():
+            return {}
+        rows = pq.read_table(path, columns=["frame_id", "shard"], filters=[("frame_id", "in", wanted)])
+        by_shard: dict[int, list[str]] = {}
+        for frame_id, shard in zip(rows.column("frame_id").to_pylist(), rows.column("shard").to_pylist()):
+            by_shard.setdefault(int(shard), []).append(frame_id)
+        found = {}
+        for shard, ids in sorted(by_shard.items()):
+            shard_path = self.scores_path(round_index, shard)
+            if shard_path.is_file():
+                found.update(read_shard_explanations(shard_path, ids))
+        return found

@@ -19,7 +19,8 @@ import numpy as np
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
 from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig
-from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, top_frames_markdown
+from ceal_pipeline.defs.acquisition.explanation_views import top_frames_table
+from ceal_pipeline.defs.acquisition.metadata import histogram_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
     candidate_shards,
@@ -41,7 +42,9 @@ GROUP = "acquisition"
     kinds={"pytorch", "parquet"},
     pool="gpu",
     description="One shard of the candidate pool scored with MC-Dropout localization entropy (nats) by the "
-    "round's detector; writes one Parquet shard of score events. Skips a shard already scored by that model.",
+    "round's detector; writes one Parquet shard of score events, each with why the frame scored so "
+    "(detections per class, the 3 most uncertain objects with their MC spread, the aggregate, the "
+    "no-detection floor flag). Skips a shard already scored by that model.",
 )
 def candidate_scores(
     context: dg.AssetExecutionContext,
@@ -96,7 +99,9 @@ def candidate_scores(
 
     from ceal_pipeline.core.history import write_score_shard
 
-    # The Parquet file is the shard's commit marker; its footer carries what scoring cost.
+    explanations = scored.explanations()
+    # The Parquet file is the shard's commit marker; its footer carries what scoring cost,
+    # its explanation columns why each frame scored what it did.
     path = write_score_shard(
         exchange.scores_path(round_index, shard_index),
         frame_ids,
@@ -107,6 +112,7 @@ def candidate_scores(
         acquisition_fn=config.acquisition_fn,
         run_id=context.run.run_id,
         facts={"forward_passes": int(scored.forward_passes), "scoring_s": scoring_s},
+        explanations=explanations,
     )
     sequences = [f.sequence_id for f in frames]
     return dg.MaterializeResult(
@@ -122,7 +128,10 @@ def candidate_scores(
             "mean_score": float(scores.mean()),
             "skipped": False,
             "acquisition_fn": config.acquisition_fn,
-            "top_frames": top_frames_markdown(frame_ids, scores, sequences, title=f"highest {config.acquisition_fn}"),
+            "frames_without_detections": sum(1 for e in explanations if e.n_detections == 0),
+            "frames_at_no_detection_floor": sum(1 for e in explanations if e.at_empty_floor),
+            "top_frames": top_frames_table(frame_ids, scores, sequences, dict(zip(frame_ids, explanations)),
+                                           limit=10),
             "path": dg.MetadataValue.path(str(path)),
         }
     )
