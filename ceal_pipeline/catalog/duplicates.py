@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ceal_pipeline.catalog import parts as part_files
 from ceal_pipeline.catalog.schema import batch_from_tables, boxes_table, frames_table, quarantine_table
@@ -55,8 +54,8 @@ def find_duplicates(live: pa.Table, new: pa.Table, file_of_part: dict[str, str])
 
 def drop_rows(root: Path, name: str, dropped: list[tuple[int, str, str]], unit_path: str) -> tuple[int, int]:
     """Rewrite part ``name`` without the rows ``dropped`` and quarantine them; returns ``(frames, boxes)`` removed."""
-    frames = pq.read_table(part_files.part_path(root, "frames", name))
-    boxes = pq.read_table(part_files.part_path(root, "boxes", name))
+    frames = part_files.read_table(part_files.part_path(root, "frames", name))
+    boxes = part_files.read_table(part_files.part_path(root, "boxes", name))
     batch = batch_from_tables(frames, boxes)
     keep = np.ones(len(batch), dtype=bool)
     keep[[row for row, _, _ in dropped]] = False
@@ -72,6 +71,6 @@ def drop_rows(root: Path, name: str, dropped: list[tuple[int, str, str]], unit_p
                                                  f"{kept_file}, whose copy is kept; give each dataset its own ids "
                                                  "(frame_id_prefix=) or remove one entry",
                               path=unit_path, source=source_kind) for _, f, kept_file in dropped]
-    table = pa.concat_tables([pq.read_table(quarantine_path), quarantine_table(extra, unit_path)])
+    table = pa.concat_tables([part_files.read_table(quarantine_path), quarantine_table(extra, unit_path)])
     part_files.write_table(quarantine_path, table.sort_by("frame_id"), "quarantine")
     return len(dropped), int(frames.column("box_count").to_numpy()[~keep].sum())
