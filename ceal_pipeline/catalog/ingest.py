@@ -176,6 +176,8 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
             unit.parts, unit.frames, unit.boxes = result.parts, result.frames, result.boxes
             unit.quarantined, unit.generation = result.quarantined, generation
             report.quarantined += result.quarantined
+            report.unit_s += result.seconds
+            report.load_s += result.load_s
             report.add_dropped(result.dropped_objects)
             if result.unnamed_labels:
                 report.unnamed_labels[unit.path] = dict(sorted(result.unnamed_labels.items()))
