@@ -90,38 +90,34 @@ def dataset(files: list[str], schema: pa.Schema, table: str) -> ds.Dataset:
 
 
 class Batches:
-    """Random access to the fixed-size record batches of one IPC part (memory-mapped)."""
+    """Random access to the fixed-size record batches of one IPC part (memory-mapped).
+
+    Decoding an uncompressed batch only maps its buffers, so a batch is read
+    whole and the columns asked for are selected from it (a projected reader
+    would cost a second open of the file)."""
 
     def __init__(self, path: Path, kind: str):
         self.path = Path(path)
         self.step = ROW_GROUP_ROWS[kind]
         self._file = ipc.open_file(pa.memory_map(str(self.path)))
         self.schema = self._file.schema
-        self._projected: dict[tuple[str, ...], ipc.RecordBatchFileReader] = {}
 
     @property
     def num_batches(self) -> int:
         return self._file.num_record_batches
 
-    def _reader(self, columns: list[str] | None):
-        if columns is None or list(columns) == self.schema.names:
-            return self._file
-        key = tuple(columns)
-        if key not in self._projected:
-            fields = [self.schema.get_field_index(c) for c in columns]
-            self._projected[key] = ipc.open_file(pa.memory_map(str(self.path)),
-                                                 options=ipc.IpcReadOptions(included_fields=fields))
-        return self._projected[key]
-
     def batch(self, index: int, columns: list[str] | None = None) -> pa.RecordBatch:
-        """Record batch ``index``, decoding ``columns`` only (all when ``None``)."""
-        return self._reader(columns).get_batch(int(index))
+        """Record batch ``index``, ``columns`` only (all when ``None``)."""
+        batch = self._file.get_batch(int(index))
+        return batch.select(list(columns)) if columns is not None else batch
 
     def read(self, batches, columns: list[str] | None = None) -> pa.Table:
         """Batches ``batches`` (sorted) concatenated, ``columns`` only (in that order)."""
         read = [self.batch(i, columns) for i in batches]
-        table = pa.Table.from_batches(read, schema=read[0].schema) if read else self._reader(columns).schema.empty_table()
-        return table.select(list(columns)) if columns is not None else table
+        if read:
+            return pa.Table.from_batches(read, schema=read[0].schema)
+        empty = self.schema.empty_table()
+        return empty.select(list(columns)) if columns is not None else empty
 
     def rows(self, rows: np.ndarray, columns: list[str] | None = None) -> pa.Table:
         """Rows ``rows`` (sorted, unique) in that order, reading only their batches.
@@ -134,17 +130,16 @@ class Batches:
         rows = np.asarray(rows, dtype=np.int64)
         of_row = rows // self.step
         # a run ends where the batch changes or a row is skipped
-        breaks = np.flatnonzero((np.diff(of_row) != 0) | (np.diff(rows) != 1)) + 1
-        starts, ends = np.r_[0, breaks], np.r_[breaks, len(rows)]
+        breaks = (np.flatnonzero((np.diff(of_row) != 0) | (np.diff(rows) != 1)) + 1).tolist()
+        starts, ends = [0] + breaks, breaks + [len(rows)]
         batches: dict[int, pa.RecordBatch] = {}
         pieces = []
-        for start, end in zip(starts.tolist(), ends.tolist()):
+        for start, end in zip(starts, ends):
             index = int(of_row[start])
             if index not in batches:
                 batches[index] = self.batch(index, columns)
             pieces.append(batches[index].slice(int(rows[start] - index * self.step), end - start))
-        table = pa.Table.from_batches(pieces, schema=pieces[0].schema)
-        return table.select(list(columns)) if columns is not None else table
+        return pa.Table.from_batches(pieces, schema=pieces[0].schema)
 
 
 def part_files(root: Path, parts: list[str], table: str = "frames") -> list[str]:
