@@ -25,7 +25,9 @@ def find_duplicates(live: pa.Table, new: pa.Table, file_of_part: dict[str, str])
     """Rows of ``new`` (index rows of the parsed parts, in unit order) to drop:
     ``{part: [(row, frame_id, kept_file)]}``. ``live`` are the index rows kept from before."""
     ids = new.column("frame_id")
-    against_live = pc.is_in(ids, value_set=live.column("frame_id")).to_numpy(zero_copy_only=False)
+    # hash the few new ids and probe the many live ones, not the other way round
+    live_hits = live.filter(pc.is_in(live.column("frame_id"), value_set=ids))
+    against_live = pc.is_in(ids, value_set=live_hits.column("frame_id")).to_numpy(zero_copy_only=False)
     counts = new.group_by("frame_id").aggregate([("frame_id", "count")])
     repeated = counts.filter(pc.greater(counts.column("frame_id_count"), 1)).column("frame_id")
     within = pc.is_in(ids, value_set=repeated).to_numpy(zero_copy_only=False)
@@ -34,8 +36,7 @@ def find_duplicates(live: pa.Table, new: pa.Table, file_of_part: dict[str, str])
         return {}
     live_part = {}
     if against_live.any():
-        hits = live.filter(pc.is_in(live.column("frame_id"), value_set=ids.take(pa.array(suspects))))
-        live_part = dict(zip(hits.column("frame_id").to_pylist(), hits.column("part").to_pylist()))
+        live_part = dict(zip(live_hits.column("frame_id").to_pylist(), live_hits.column("part").to_pylist()))
     rows = new.take(pa.array(suspects)).to_pylist()
     kept_in: dict[str, str] = {}
     losers: dict[str, list] = {}
