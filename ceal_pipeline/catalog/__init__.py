@@ -1,4 +1,4 @@
-"""The frame catalog: every known frame as Parquet tables, ingested incrementally.
+"""The frame catalog: every known frame as columnar tables (Arrow IPC and Parquet), ingested incrementally.
 
 ``FrameCatalog(root)`` is the one entry point (:mod:`.catalog`); the modules:
 
@@ -8,7 +8,7 @@
 - :mod:`.units`: source units (info files, sequence folders), their signatures, parsing one unit;
 - :mod:`.ingest`: the incremental ingest and its commit;
 - :mod:`.manifest`: the committed state (live parts, ingested source files);
-- :mod:`.parts`: part file layout and atomic Parquet writes;
+- :mod:`.parts`: part file layout, encodings, atomic writes and random access to record batches;
 - :mod:`.reads`: lookups by frame id with row-group and column pushdown;
 - :mod:`.report`: :class:`IngestReport`.
 

@@ -1,10 +1,11 @@
 """``FrameCatalog``: the persisted, incremental, columnar catalog of every known frame.
 
-Layout under ``root`` (see ``docs/ARCHITECTURE.md`` for why Parquet)::
+Layout under ``root`` (see ``docs/ARCHITECTURE.md`` for why these encodings)::
 
     manifest.json              the commit: live parts, ingested source units (atomic, written last)
-    frames/<part>.parquet      one row per frame, sorted by frame id (schema: catalog.schema)
-    boxes/<part>.parquet       one row per box, the sibling of the frames part of the same name
+    frames/<part>.arrow        one row per frame, sorted by frame id (schema: catalog.schema; Arrow IPC)
+    boxes/<part>.arrow         one row per box, the sibling of the frames part of the same name
+    index/<gen>.arrow          (frame_id, part, row) of every live frame, sorted by id
     quarantine/<part>.parquet  frames the source could not read, with reason and file
     changes/<gen>.parquet      what each ingest added, changed, removed, or found duplicated
 
@@ -99,10 +100,18 @@ class FrameCatalog:
         return self._read.changes()
 
     def files(self, table: str = "frames") -> list[str]:
-        """The live Parquet files of ``table`` (``frames``, ``boxes``, ``quarantine``), e.g. for DuckDB:
-        ``duckdb.sql("SELECT split, count(*) FROM read_parquet($files) GROUP BY split", params=...)``.
-        Never glob the folders: they may hold parts of a replaced or unfinished ingest."""
+        """The live part files of ``table`` (``frames``, ``boxes``: Arrow IPC; ``quarantine``:
+        Parquet). Never glob the folders: they may hold parts of a replaced or unfinished ingest."""
         return self._read.files(table)
+
+    def dataset(self, table: str = "frames"):
+        """The live parts of ``table`` as one ``pyarrow.dataset`` (projection and filter
+        pushdown), which DuckDB queries in place::
+
+            frames = catalog.dataset("frames")
+            duckdb.sql("SELECT split, count(*) FROM frames GROUP BY split")
+        """
+        return self._read.dataset(table)
 
     def refresh(self) -> None:
         """See the latest committed ingest (another process may have ingested)."""

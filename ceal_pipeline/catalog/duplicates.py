@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ceal_pipeline.catalog import parts as part_files
 from ceal_pipeline.catalog.schema import batch_from_tables, boxes_table, frames_table, quarantine_table
@@ -26,7 +25,9 @@ def find_duplicates(live: pa.Table, new: pa.Table, file_of_part: dict[str, str])
     """Rows of ``new`` (index rows of the parsed parts, in unit order) to drop:
     ``{part: [(row, frame_id, kept_file)]}``. ``live`` are the index rows kept from before."""
     ids = new.column("frame_id")
-    against_live = pc.is_in(ids, value_set=live.column("frame_id")).to_numpy(zero_copy_only=False)
+    # hash the few new ids and probe the many live ones, not the other way round
+    live_hits = live.filter(pc.is_in(live.column("frame_id"), value_set=ids))
+    against_live = pc.is_in(ids, value_set=live_hits.column("frame_id")).to_numpy(zero_copy_only=False)
     counts = new.group_by("frame_id").aggregate([("frame_id", "count")])
     repeated = counts.filter(pc.greater(counts.column("frame_id_count"), 1)).column("frame_id")
     within = pc.is_in(ids, value_set=repeated).to_numpy(zero_copy_only=False)
@@ -35,8 +36,7 @@ def find_duplicates(live: pa.Table, new: pa.Table, file_of_part: dict[str, str])
         return {}
     live_part = {}
     if against_live.any():
-        hits = live.filter(pc.is_in(live.column("frame_id"), value_set=ids.take(pa.array(suspects))))
-        live_part = dict(zip(hits.column("frame_id").to_pylist(), hits.column("part").to_pylist()))
+        live_part = dict(zip(live_hits.column("frame_id").to_pylist(), live_hits.column("part").to_pylist()))
     rows = new.take(pa.array(suspects)).to_pylist()
     kept_in: dict[str, str] = {}
     losers: dict[str, list] = {}
@@ -55,8 +55,8 @@ def find_duplicates(live: pa.Table, new: pa.Table, file_of_part: dict[str, str])
 
 def drop_rows(root: Path, name: str, dropped: list[tuple[int, str, str]], unit_path: str) -> tuple[int, int]:
     """Rewrite part ``name`` without the rows ``dropped`` and quarantine them; returns ``(frames, boxes)`` removed."""
-    frames = pq.read_table(part_files.part_path(root, "frames", name))
-    boxes = pq.read_table(part_files.part_path(root, "boxes", name))
+    frames = part_files.read_table(part_files.part_path(root, "frames", name))
+    boxes = part_files.read_table(part_files.part_path(root, "boxes", name))
     batch = batch_from_tables(frames, boxes)
     keep = np.ones(len(batch), dtype=bool)
     keep[[row for row, _, _ in dropped]] = False
@@ -72,6 +72,6 @@ def drop_rows(root: Path, name: str, dropped: list[tuple[int, str, str]], unit_p
                                                  f"{kept_file}, whose copy is kept; give each dataset its own ids "
                                                  "(frame_id_prefix=) or remove one entry",
                               path=unit_path, source=source_kind) for _, f, kept_file in dropped]
-    table = pa.concat_tables([pq.read_table(quarantine_path), quarantine_table(extra, unit_path)])
+    table = pa.concat_tables([part_files.read_table(quarantine_path), quarantine_table(extra, unit_path)])
     part_files.write_table(quarantine_path, table.sort_by("frame_id"), "quarantine")
     return len(dropped), int(frames.column("box_count").to_numpy()[~keep].sum())

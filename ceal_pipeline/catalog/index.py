@@ -2,10 +2,10 @@
 
 Parts are sorted by frame id within themselves, but every part of uniformly
 distributed ids (nuScenes tokens, UUIDs) spans the whole key range, so a
-part's row-group statistics cannot exclude it. ``index/<generation>.parquet``
-holds ``(frame_id, part, row)`` for every live frame, sorted by frame id in
-small row groups, and the first id of each group in its key-value metadata: a
-lookup of ``k`` ids reads at most ``k`` of its row groups instead of the
+part's statistics cannot exclude it. ``index/<generation>.arrow`` holds
+``(frame_id, part, row)`` for every live frame, sorted by frame id in small
+record batches, and the first id of each batch in its schema metadata: a
+lookup of ``k`` ids decodes at most ``k`` of its batches instead of the
 ``frame_id`` column of every part.
 
 The index is derived state, rewritten at every commit from the previous index
@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ceal_pipeline.catalog import parts as part_files
 
@@ -35,7 +34,7 @@ def index_rows(root: Path, parts: list[str]) -> pa.Table:
     """``(frame_id, part, row)`` of every frame of ``parts``, part by part."""
     tables = []
     for part in parts:
-        ids = pq.read_table(part_files.part_path(root, "frames", part), columns=["frame_id"]).column(0)
+        ids = part_files.read_table(part_files.part_path(root, "frames", part), columns=["frame_id"]).column(0)
         tables.append(pa.table({"frame_id": ids, "part": pa.array([part] * len(ids), pa.string()),
                                 "row": pa.array(np.arange(len(ids), dtype=np.int32))}, schema=INDEX_SCHEMA))
     return pa.concat_tables(tables) if tables else INDEX_SCHEMA.empty_table()
@@ -45,13 +44,13 @@ def read_index(root: Path, name: str) -> pa.Table:
     """The rows of a committed index (empty for ``""``)."""
     if not name:
         return INDEX_SCHEMA.empty_table()
-    return pq.read_table(part_files.part_path(root, "index", name)).replace_schema_metadata(None)
+    return part_files.read_table(part_files.part_path(root, "index", name)).replace_schema_metadata(None)
 
 
 def write_index(root: Path, name: str, rows: pa.Table) -> None:
-    """Sort ``rows`` by frame id and write them as ``index/<name>.parquet``."""
+    """Sort ``rows`` by frame id and write them as ``index/<name>.arrow``."""
     table = rows.sort_by("frame_id")
-    # the first id of every row group, so that a lookup finds its groups without walking the footer's statistics
+    # the first id of every batch, so that a lookup finds its batches by bisection
     step = part_files.ROW_GROUP_ROWS["index"]
     mins = table.column("frame_id").take(pa.array(np.arange(0, table.num_rows, step))).to_pylist()
     table = table.replace_schema_metadata({GROUP_MINS_KEY: json.dumps(mins)})
@@ -62,25 +61,27 @@ class FrameIndex:
     """Lookups in one index file (its footer is read once)."""
 
     def __init__(self, path: Path):
-        self.file = pq.ParquetFile(path)
-        self.mins = json.loads(self.file.schema_arrow.metadata[GROUP_MINS_KEY.encode()])
+        self.file = part_files.Batches(path, "index")
+        self.mins = json.loads(self.file.schema.metadata[GROUP_MINS_KEY.encode()])
 
     def locate(self, frame_ids: list[str]) -> tuple[np.ndarray, list, np.ndarray]:
-        """``(found, part per id, row per id)``; reads only the row groups whose id range holds a wanted id."""
+        """``(found, part per id, row per id)``; reads only the batches whose id range holds a wanted id."""
         groups = {bisect.bisect_right(self.mins, frame_id) - 1 for frame_id in frame_ids} - {-1}
         found = np.zeros(len(frame_ids), dtype=bool)
         part_of, rows = [None] * len(frame_ids), np.zeros(len(frame_ids), dtype=np.int64)
         if not groups:
             return found, part_of, rows
-        table = self.file.read_row_groups(sorted(groups), columns=["frame_id", "part", "row"])
-        index = pc.index_in(pa.array(frame_ids, pa.string()), value_set=table.column("frame_id"))
-        found = index.is_valid().to_numpy(zero_copy_only=False)
-        hits = pa.array(index.fill_null(0).to_numpy(zero_copy_only=False)[found], pa.int64())
-        for i, part in zip(np.flatnonzero(found), table.column("part").take(hits).to_pylist()):
-            part_of[i] = part
-        rows[found] = table.column("row").take(hits).to_numpy()
+        table = self.file.read(sorted(groups), columns=["frame_id", "part", "row"])
+        # probe the (up to k x 1024) index ids against the k wanted ones, not the other way round
+        table = table.filter(pc.is_in(table.column("frame_id"), value_set=pa.array(frame_ids, pa.string())))
+        where = {frame_id: i for i, frame_id in enumerate(table.column("frame_id").to_pylist())}
+        parts, index_rows_ = table.column("part").to_pylist(), table.column("row").to_numpy()
+        for i, frame_id in enumerate(frame_ids):
+            hit = where.get(frame_id)
+            if hit is not None:
+                found[i], part_of[i], rows[i] = True, parts[hit], index_rows_[hit]
         return found, part_of, rows
 
     def frame_ids(self) -> pa.Array:
         """Every live frame id, sorted."""
-        return self.file.read(columns=["frame_id"]).column(0)
+        return self.file.read(range(self.file.num_batches), columns=["frame_id"]).column(0)

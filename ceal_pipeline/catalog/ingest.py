@@ -42,7 +42,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ceal_pipeline.catalog import parts as part_files
 from ceal_pipeline.catalog.duplicates import drop_rows, find_duplicates
@@ -92,9 +91,9 @@ def _collect_garbage(root: Path, manifest: Manifest) -> None:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            name = path.name[:-len(".parquet")] if path.name.endswith(".parquet") else None
+            name = part_files.part_name(path)
             stale = name is None or name not in names
-            if stale and (path.name.endswith(".parquet") or path.name.endswith(".tmp")):
+            if stale and (name is not None or path.name.endswith(".tmp")):
                 path.unlink(missing_ok=True)
 
 
@@ -117,8 +116,8 @@ def _run_tasks(tasks: list[UnitTask], workers: int | None, sizes: list[int], pro
 
 
 def _ids_and_fingerprints(root: Path, parts: list[str]) -> pa.Table:
-    tables = [pq.read_table(part_files.part_path(root, "frames", p), columns=["frame_id", "fingerprint",
-                                                                             "source_file"])
+    tables = [part_files.read_table(part_files.part_path(root, "frames", p), columns=["frame_id", "fingerprint",
+                                                                                     "source_file"])
               for p in parts]
     if not tables:
         return pa.table({"frame_id": pa.array([], pa.string()), "fingerprint": pa.array([], pa.binary(32)),
@@ -133,8 +132,11 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
     root, source_root = Path(root), Path(source_root)
     report = IngestReport(kind=kind, source_root=str(source_root))
     with _writer_lock(root):
-        manifest = read_manifest(root)
+        manifest = read_manifest(root, upgrade=True)
         _collect_garbage(root, manifest)
+        if manifest.upgraded_from is not None:
+            report.warnings.append(f"the catalog was written in format version {manifest.upgraded_from}; every "
+                                   "source unit is parsed again to rebuild it in the current format")
         units, parse_options, complete = discover_units(kind, source_root, check, options, progress=progress)
         scope = units[0].scope if units else f"{kind}:{source_root.resolve()}"
         fresh = {u.key: u for u in units}
@@ -174,6 +176,8 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
             unit.parts, unit.frames, unit.boxes = result.parts, result.frames, result.boxes
             unit.quarantined, unit.generation = result.quarantined, generation
             report.quarantined += result.quarantined
+            report.unit_s += result.seconds
+            report.load_s += result.load_s
             report.add_dropped(result.dropped_objects)
             if result.unnamed_labels:
                 report.unnamed_labels[unit.path] = dict(sorted(result.unnamed_labels.items()))

@@ -19,7 +19,10 @@ from ceal_pipeline.atomic_files import atomic_write_bytes
 
 MANIFEST_FILE = "manifest.json"
 FORMAT = "ceal-frame-catalog"
-VERSION = 1
+#: 2: frames, boxes and index parts are Arrow IPC files (version 1: Parquet); an
+#: ingest rebuilds a version-1 catalog (:func:`read_manifest` with ``upgrade``).
+VERSION = 2
+UPGRADABLE_VERSIONS = (1,)
 
 
 class CatalogFormatError(RuntimeError):
@@ -58,8 +61,10 @@ class Manifest:
     committed_at: str = ""
     units: dict[str, SourceUnit] = field(default_factory=dict)
     changes: list[str] = field(default_factory=list)
-    #: the frame-id index of exactly these parts (``index/<name>.parquet``), "" while empty
+    #: the frame-id index of exactly these parts (``index/<name>.arrow``), "" while empty
     index: str = ""
+    #: the version of the manifest this one replaces when an ingest is rebuilding an older catalog
+    upgraded_from: int | None = None
 
     @property
     def parts(self) -> list[str]:
@@ -75,8 +80,13 @@ class Manifest:
                           indent=1) + "\n"
 
 
-def read_manifest(root: str | Path) -> Manifest:
-    """The manifest of the catalog at ``root`` (an empty one when none is committed yet)."""
+def read_manifest(root: str | Path, upgrade: bool = False) -> Manifest:
+    """The manifest of the catalog at ``root`` (an empty one when none is committed yet).
+
+    A manifest of an older, upgradable version is an error for readers; with
+    ``upgrade`` (the ingest) it reads as an empty catalog of the same generation
+    and change log, so that the ingest re-parses every unit into current parts
+    and collects the old files."""
     path = Path(root) / MANIFEST_FILE
     try:
         data = json.loads(path.read_text())
@@ -85,6 +95,13 @@ def read_manifest(root: str | Path) -> Manifest:
     except ValueError as exc:
         raise CatalogFormatError(f"catalog manifest {path} is not valid JSON ({exc}); restore it from a "
                                  "backup or re-ingest into an empty folder") from exc
+    if upgrade and data.get("format") == FORMAT and data.get("version") in UPGRADABLE_VERSIONS:
+        return Manifest(generation=int(data["generation"]), committed_at=data.get("committed_at", ""),
+                        changes=list(data.get("changes", [])), upgraded_from=int(data["version"]))
+    if data.get("format") == FORMAT and data.get("version") in UPGRADABLE_VERSIONS:
+        raise CatalogFormatError(f"the frame catalog at {Path(root)} was written by an older ceal-pipeline "
+                                 f"(version {data['version']}; this one reads version {VERSION}): ingest again "
+                                 "(materialize the frame_catalog asset, or FrameCatalog.ingest) to rebuild it")
     if data.get("format") != FORMAT or data.get("version") != VERSION:
         raise CatalogFormatError(f"{path} is not a version-{VERSION} {FORMAT} manifest "
                                  f"(format {data.get('format')!r}, version {data.get('version')!r}): "

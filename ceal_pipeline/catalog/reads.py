@@ -1,11 +1,11 @@
 """Reads by frame id: only the parts, row groups and columns a lookup needs.
 
 A lookup of ``k`` ids finds the part and row of each id in the frame-id index
-(:mod:`.index`: at most ``k`` small row groups of it), then decodes only the
-row groups of the parts holding those rows and only the requested columns, and
-the frames' boxes by their ``box_row`` range in the sibling boxes part. Footers
-are kept per reader, so a second lookup in the same process reads only row
-groups.
+(:mod:`.index`: at most ``k`` small batches of it), then decodes only the
+record batches of the parts holding those rows and only the requested columns,
+and the frames' boxes by their ``box_row`` range in the sibling boxes part
+(:class:`.parts.Batches`: memory-mapped Arrow IPC files). Open files are kept
+per reader, so a second lookup in the same process decodes only batches.
 
 A reader serves one committed manifest; when an ingest has since replaced its
 parts, the next call reloads the manifest (see :class:`CatalogReader.refresh`).
@@ -13,15 +13,12 @@ parts, the next call reloads the manifest (see :class:`CatalogReader.refresh`).
 
 from __future__ import annotations
 
-import bisect
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from ceal_pipeline.catalog import parts as part_files
 from ceal_pipeline.catalog.index import FrameIndex
@@ -48,44 +45,29 @@ def unknown_ids_error(unknown: list[str], root: Path) -> KeyError:
 
 
 class _Part:
-    """One live part: its frames (and, when asked, boxes) file footer and row-group starts."""
+    """One live part: its frames and (when asked) boxes files, memory-mapped."""
 
     def __init__(self, root: Path, name: str):
         self.name = name
-        self.frames = pq.ParquetFile(part_files.part_path(root, "frames", name))
-        starts = [0]
-        for i in range(self.frames.metadata.num_row_groups):
-            starts.append(starts[-1] + self.frames.metadata.row_group(i).num_rows)
-        self.starts = starts
-        self._boxes: pq.ParquetFile | None = None
-        self._box_starts: list[int] | None = None
+        self.frames = part_files.Batches(part_files.part_path(root, "frames", name), "frames")
+        self._boxes: part_files.Batches | None = None
         self._root = root
 
     def rows(self, rows: np.ndarray, columns: list[str]) -> pa.Table:
-        """``columns`` of ``rows`` (sorted, unique) reading only their row groups."""
-        return _read_rows(self.frames, self.starts, rows, columns)
+        """``columns`` of ``rows`` (sorted, unique) reading only their record batches."""
+        return self.frames.rows(rows, columns)
 
     def box_rows(self, rows: np.ndarray) -> pa.Table:
         if self._boxes is None:
-            self._boxes = pq.ParquetFile(part_files.part_path(self._root, "boxes", self.name))
-            starts = [0]
-            for i in range(self._boxes.metadata.num_row_groups):
-                starts.append(starts[-1] + self._boxes.metadata.row_group(i).num_rows)
-            self._box_starts = starts
-        return _read_rows(self._boxes, self._box_starts, rows, list(BOXES_SCHEMA.names))
+            self._boxes = part_files.Batches(part_files.part_path(self._root, "boxes", self.name), "boxes")
+        return self._boxes.rows(rows, list(BOXES_SCHEMA.names))
 
 
-def _read_rows(file: pq.ParquetFile, starts: list[int], rows: np.ndarray, columns: list[str]) -> pa.Table:
-    if len(rows) == 0:
-        return file.schema_arrow.empty_table().select(columns)
-    groups = sorted({bisect.bisect_right(starts, int(r)) - 1 for r in (rows[0], rows[-1])} |
-                    {bisect.bisect_right(starts, int(r)) - 1 for r in rows})
-    table = file.read_row_groups(groups, columns=columns)
-    # position of each wanted row inside the concatenation of the groups read
-    offsets = np.cumsum([0] + [starts[g + 1] - starts[g] for g in groups])
-    group_of = np.searchsorted(np.asarray(starts), rows, side="right") - 1
-    local = offsets[np.searchsorted(groups, group_of)] + (rows - np.asarray(starts)[group_of])
-    return table.take(pa.array(local, pa.int64()))
+def _rows_in_order(read, rows: np.ndarray, *args) -> pa.Table:
+    """``read(unique sorted rows, *args)`` expanded to ``rows`` (ascending, possibly repeated)."""
+    unique_rows, inverse = np.unique(rows, return_inverse=True)
+    table = read(unique_rows, *args)
+    return table if len(unique_rows) == len(rows) else table.take(pa.array(inverse, pa.int64()))
 
 
 class CatalogReader:
@@ -122,10 +104,10 @@ class CatalogReader:
     def frame_count(self) -> int:
         return self.manifest.frame_count()
 
-    def _dataset(self, table: str = "frames"):
+    def dataset(self, table: str = "frames"):
         files = self.files(table)
         schema = {"frames": FRAMES_SCHEMA, "boxes": BOXES_SCHEMA, "quarantine": QUARANTINE_SCHEMA}[table]
-        return ds.dataset(files, schema=schema, format="parquet")
+        return part_files.dataset(files, schema, table)
 
     def frame_ids(self, split: str | None = None, annotated: bool | None = None) -> np.ndarray:
         """Sorted ids of live frames, optionally of one ``split`` and/or (not) annotated."""
@@ -141,7 +123,7 @@ class CatalogReader:
             if condition is None:  # the index holds every live id, already sorted
                 return np.asarray(FrameIndex(part_files.part_path(self.root, "index", self.manifest.index))
                                   .frame_ids().to_pylist(), dtype=object)
-            ids = self._dataset().to_table(columns=["frame_id"], filter=condition).column(0)
+            ids = self.dataset().to_table(columns=["frame_id"], filter=condition).column(0)
             return np.sort(np.asarray(ids.to_pylist(), dtype=object)) if len(ids) else np.zeros(0, object)
         return self._retrying(read)
 
@@ -155,7 +137,11 @@ class CatalogReader:
         by_part: dict[str, list[int]] = {}
         for i in np.flatnonzero(found):
             by_part.setdefault(part_of[i], []).append(i)
-        located = [(name, np.asarray(positions), rows[positions]) for name, positions in by_part.items()]
+        located = []
+        for name, positions in by_part.items():
+            positions = np.asarray(positions)
+            positions = positions[np.argsort(rows[positions], kind="stable")]  # each part read in row order
+            located.append((name, positions, rows[positions]))
         return located, [frame_ids[i] for i in np.flatnonzero(~found)]
 
     def table(self, columns: list[str] | None = None, frame_ids=None) -> pa.Table:
@@ -168,7 +154,7 @@ class CatalogReader:
             raise ValueError(f"unknown catalog column(s) {unknown_columns}; the frames table has "
                              f"{FRAMES_SCHEMA.names}")
         if frame_ids is None:
-            return self._retrying(lambda: self._dataset().to_table(columns=columns))
+            return self._retrying(lambda: self.dataset().to_table(columns=columns))
         return self._retrying(lambda: self._by_id(list(frame_ids), columns)[0])
 
     def _by_id(self, frame_ids: list[str], columns: list[str]) -> tuple[pa.Table, np.ndarray]:
@@ -207,32 +193,27 @@ class CatalogReader:
             else:
                 pieces = [self._part_records(*item) for item in located]
             frames = pa.concat_tables([f for f, _ in pieces])
+            boxes = pa.concat_tables([b for _, b in pieces])
+            # records in part order, then placed at their positions (cheaper than reordering nested columns)
+            out: list = [None] * len(frame_ids)
             order = np.concatenate([positions for _, positions, _ in located])
-            inverse = np.empty(len(frame_ids), dtype=np.int64)
-            inverse[order] = np.arange(len(frame_ids))
-            box_slices = [s for _, slices in pieces for s in slices]
-            boxes = [box_slices[i] for i in inverse if box_slices[i] is not None]
-            boxes = pa.concat_tables(boxes) if boxes else BOXES_SCHEMA.empty_table()
-            return batch_from_tables(frames.take(pa.array(inverse, pa.int64())), boxes).records()
+            for position, record in zip(order.tolist(), batch_from_tables(frames, boxes).records()):
+                out[position] = record
+            return out
         return self._retrying(read)
 
-    def _part_records(self, name: str, positions: np.ndarray, rows: np.ndarray):
-        """Frame rows (in ``positions`` order) of one part and each one's box rows (or ``None``)."""
+    def _part_records(self, name: str, positions: np.ndarray, rows: np.ndarray) -> tuple[pa.Table, pa.Table]:
+        """Frame rows ``rows`` (ascending) of one part and their box rows, both in that order."""
         part = self._part(name)
-        unique_rows, inverse = np.unique(rows, return_inverse=True)
-        frames = part.rows(unique_rows, list(RECORD_COLUMNS)).take(pa.array(inverse, pa.int64()))
-        starts = frames.column("box_row").to_numpy()
+        frames = _rows_in_order(part.rows, rows, list(RECORD_COLUMNS))
+        starts = frames.column("box_row").to_numpy().astype(np.int64)
         counts = frames.column("box_count").to_numpy().astype(np.int64)
-        slices = [None] * len(positions)
-        boxed = np.flatnonzero(counts > 0)
-        if len(boxed):
-            box_rows = np.concatenate([np.arange(starts[i], starts[i] + counts[i]) for i in boxed])
-            unique_rows, inverse = np.unique(box_rows, return_inverse=True)
-            table = part.box_rows(unique_rows).take(pa.array(inverse, pa.int64()))
-            offsets = offsets_of(counts[boxed])
-            for k, i in enumerate(boxed):
-                slices[i] = table.slice(int(offsets[k]), int(counts[i]))
-        return frames, slices
+        total = int(counts.sum())
+        if not total:
+            return frames, BOXES_SCHEMA.empty_table()
+        # every frame's box rows, in frame order: starts[i] .. starts[i] + counts[i]
+        box_rows = np.repeat(starts - offsets_of(counts)[:-1], counts) + np.arange(total)
+        return frames, _rows_in_order(part.box_rows, box_rows)
 
     def sequence_ids(self, frame_ids) -> np.ndarray:
         """The sequence of each id, in the given order."""
@@ -241,11 +222,11 @@ class CatalogReader:
 
     def quarantined(self) -> list[QuarantinedFrame]:
         def read():
-            table = self._dataset("quarantine").to_table()
+            table = self.dataset("quarantine").to_table()
             return [QuarantinedFrame(frame_id=r["frame_id"], reason=r["reason"], path=r["path"], source=r["source"])
                     for r in table.to_pylist()]
         return self._retrying(read)
 
     def changes(self) -> pa.Table:
         files = part_files.part_files(self.root, self.manifest.changes, "changes")
-        return pa.concat_tables([pq.read_table(f) for f in files]) if files else pa.table({})
+        return pa.concat_tables([part_files.read_table(f) for f in files]) if files else pa.table({})

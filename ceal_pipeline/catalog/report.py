@@ -44,6 +44,10 @@ class IngestReport:
     unnamed_labels: dict[str, dict[int, int]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: parser-process seconds summed over the parsed units, and the part of them spent
+    #: loading (unpickling) info files: the floor no parser can go below
+    unit_s: float = 0.0
+    load_s: float = 0.0
 
     def add_examples(self, kind: str, frame_ids) -> None:
         kept = self.examples.setdefault(kind, [])

@@ -65,6 +65,8 @@ class UnitResult:
     dropped_objects: Counter = field(default_factory=Counter)
     unnamed_labels: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    #: of ``seconds``, the time spent loading (unpickling) the unit's info file
+    load_s: float = 0.0
 
 
 def options_digest(check: str, options: dict) -> str:
@@ -187,14 +189,16 @@ def parse_unit(task: UnitTask) -> UnitResult:
     else:
         from ceal_pipeline.frames.mmdet3d_info import gc_paused, iter_info_chunks
 
+        timings: dict = {}
         with gc_paused():
             for parsed in iter_info_chunks(Path(task.path), Path(task.source_root), chunk_frames=task.chunk_frames,
-                                           check=task.check, **dict(task.options)):
+                                           check=task.check, timings=timings, **dict(task.options)):
                 pending.append(parsed.batch)
                 pending_quarantine.extend(parsed.quarantined)
                 result.dropped_objects.update(parsed.dropped_objects)
                 result.unnamed_labels.update(parsed.unnamed_labels)
                 flush(final=False)
+        result.load_s = timings.get("load_s", 0.0)
     flush(final=True)
     result.seconds = time.perf_counter() - started
     return result

@@ -47,6 +47,7 @@ import json
 import pickle
 import posixpath
 import re
+import time
 from pathlib import Path, PurePath
 from typing import Iterable
 
@@ -261,13 +262,17 @@ def split_in_name(info_path: Path) -> str:
 
 
 def iter_info_chunks(info_path: Path, root: Path, *, chunk_frames: int = CHUNK_FRAMES, check: str = "header",
-                     **options):
+                     timings: dict | None = None, **options):
     """:class:`~ceal_pipeline.frames.mmdet3d_columns.ParsedEntries` of one info
-    file, ``chunk_frames`` entries at a time (options as :func:`read_frames`)."""
+    file, ``chunk_frames`` entries at a time (options as :func:`read_frames`);
+    ``timings["load_s"]`` receives the seconds spent loading the file."""
     from ceal_pipeline.frames.file_checks import FileChecks
     from ceal_pipeline.frames.mmdet3d_columns import InfoContext, chunk_entries, parse_entries
 
+    started = time.perf_counter()
     info = load_info_file(info_path)
+    if timings is not None:
+        timings["load_s"] = time.perf_counter() - started
     context = InfoContext(info_path=Path(info_path), root=Path(root), metainfo=info["metainfo"],
                           checks=FileChecks(check), **options)
     data_list = info.pop("data_list")

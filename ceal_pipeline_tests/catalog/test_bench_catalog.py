@@ -18,3 +18,6 @@ def test_bench_catalog_prints_one_json_line_with_ingest_incremental_and_lookup_f
     assert result["shard_lookup_frames"] == 16 and result["shard_lookup_boxes"] > 0
     for key in ("ingest_s", "incremental_s", "shard_lookup_s", "peak_rss_mb"):
         assert result[key] > 0
+    # the unpickling floor is a part of the parser processes' time, which the ingest's wall time bounds per worker
+    assert 0 < result["ingest_unpickle_s"] <= result["ingest_parser_s"]
+    assert result["ingest_workers"] == 1 and result["ingest_parser_s"] <= result["ingest_s"]

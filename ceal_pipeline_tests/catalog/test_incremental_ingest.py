@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 
-import pyarrow.parquet as pq
 import pytest
 
 from ceal_pipeline.catalog import CatalogBusy, FrameCatalog
 from ceal_pipeline.catalog import ingest as ingest_module
 from ceal_pipeline.catalog import units as units_module
+from ceal_pipeline.catalog.manifest import CatalogFormatError
+from ceal_pipeline.catalog.parts import ROW_GROUP_ROWS, Batches, read_table
 
 
 def _parsed_paths(monkeypatch) -> list[str]:
@@ -132,12 +134,12 @@ def test_an_ingest_killed_before_its_commit_leaves_the_previous_catalog(tmp_path
     with pytest.raises(KeyboardInterrupt):
         catalog.ingest("mmdet3d", infos.root)
     monkeypatch.undo()
-    orphans = len(list((tmp_path / "catalog" / "frames").glob("*.parquet")))
+    orphans = len(list((tmp_path / "catalog" / "frames").glob("*.arrow")))
     assert orphans == 2  # the new unit's part exists but is not live
     assert sorted(FrameCatalog(tmp_path / "catalog").frame_ids()) == before
     report = catalog.ingest("mmdet3d", infos.root)
     assert report.frames_added == 4 and catalog.frame_count() == 8
-    assert len(list((tmp_path / "catalog" / "frames").glob("*.parquet"))) == 2  # orphan collected
+    assert len(list((tmp_path / "catalog" / "frames").glob("*.arrow"))) == 2  # orphan collected
 
 
 def test_a_second_writer_is_refused_while_one_ingests(tmp_path, infos):
@@ -152,13 +154,29 @@ def test_a_second_writer_is_refused_while_one_ingests(tmp_path, infos):
             FrameCatalog(root).ingest("mmdet3d", infos.root)
 
 
-def test_every_part_is_sorted_by_frame_id_with_small_row_groups(tmp_path, infos):
+def test_every_part_is_sorted_by_frame_id_in_small_record_batches(tmp_path, infos):
     infos.write("a.pkl", 0, 600)
     catalog = FrameCatalog(tmp_path / "catalog")
     catalog.ingest("mmdet3d", infos.root, check="exists")
-    (part,) = (tmp_path / "catalog" / "frames").glob("*.parquet")
-    ids = pq.read_table(part, columns=["frame_id"]).column(0).to_pylist()
-    assert ids == sorted(ids) and pq.ParquetFile(part).metadata.num_row_groups >= 2
+    (part,) = (tmp_path / "catalog" / "frames").glob("*.arrow")
+    ids = read_table(part, columns=["frame_id"]).column(0).to_pylist()
+    assert ids == sorted(ids) and Batches(part, "frames").num_batches == -(-600 // ROW_GROUP_ROWS["frames"])
+
+
+def test_a_catalog_of_the_previous_format_is_rebuilt_by_the_next_ingest_and_refused_by_readers(tmp_path, infos):
+    infos.write("a.pkl", 0, 5)
+    root = tmp_path / "catalog"
+    FrameCatalog(root).ingest("mmdet3d", infos.root, check="exists")
+    manifest = json.loads((root / "manifest.json").read_text())
+    manifest["version"] = 1  # as a catalog written with Parquet parts left it
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    (root / "frames" / "g000001-old-000.parquet").write_bytes(b"PAR1 a version-1 part")
+    with pytest.raises(CatalogFormatError, match="older ceal-pipeline.*ingest again"):
+        FrameCatalog(root).frame_ids()
+    report = FrameCatalog(root).ingest("mmdet3d", infos.root, check="exists")
+    assert report.units_parsed == 1 and any("format version 1" in w for w in report.warnings)
+    assert sorted(FrameCatalog(root).frame_ids()) == sorted(infos.ids(0, 5))
+    assert not list((root / "frames").glob("*.parquet"))  # the old part is collected
 
 
 def test_unreadable_frames_are_quarantined_with_reason_and_file(tmp_path, infos):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ceal_pipeline.catalog import FrameCatalog
 from ceal_pipeline.catalog.fingerprint import frame_fingerprints
-from ceal_pipeline.catalog.parts import ROW_GROUP_ROWS
+from ceal_pipeline.catalog.parts import ROW_GROUP_ROWS, Batches
 from ceal_pipeline.catalog.schema import batch_from_tables, boxes_table, frames_table
 from ceal_pipeline.frames.batch import batch_from_records
 from ceal_pipeline.frames.sources import read_source
@@ -131,19 +131,19 @@ def test_sequence_ids_and_table_columns_follow_the_requested_ids(two_files):
         catalog.table(["nope"])
 
 
-def test_a_lookup_decodes_only_the_row_groups_and_columns_it_needs(tmp_path, infos, monkeypatch):
+def test_a_lookup_decodes_only_the_record_batches_and_columns_it_needs(tmp_path, infos, monkeypatch):
     infos.write("a.pkl", 0, 1500, boxes=2)
     catalog = FrameCatalog(tmp_path / "catalog")
     catalog.ingest("mmdet3d", infos.root, check="exists")
     reads = []
-    original = pq.ParquetFile.read_row_groups
+    original = Batches.batch
 
-    def spy(self, row_groups, columns=None, **kwargs):
-        reads.append((list(row_groups), list(columns or [])))
-        return original(self, row_groups, columns=columns, **kwargs)
+    def spy(self, index, columns=None):
+        reads.append(([int(index)], list(columns or [])))
+        return original(self, index, columns)
 
-    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy)
-    wanted = sorted(infos.ids(0, 1500))[700:703]  # neighbours in id order: one row group
+    monkeypatch.setattr(Batches, "batch", spy)
+    wanted = sorted(infos.ids(0, 1500))[700:703]  # neighbours in id order: one record batch
     catalog.records(wanted)
     frame_reads = [r for r in reads if "cameras" in r[1]]
     assert len(frame_reads) == 1 and len(frame_reads[0][0]) == 1
@@ -151,16 +151,16 @@ def test_a_lookup_decodes_only_the_row_groups_and_columns_it_needs(tmp_path, inf
     reads.clear()
     catalog.table(["split"], wanted)
     index_reads = [r for r in reads if r[1] == ["frame_id", "part", "row"]]
-    assert index_reads == [([0], ["frame_id", "part", "row"])]  # 1500 ids: the one ~1024-id group holding them
+    assert index_reads == [([0], ["frame_id", "part", "row"])]  # 1500 ids: the one 1024-id batch holding them
     assert [r for r in reads if r not in index_reads] == [([700 // ROW_GROUP_ROWS["frames"]], ["split"])]
 
 
-def test_duckdb_queries_the_live_files_the_catalog_names(two_files):
+def test_duckdb_queries_the_live_parts_the_catalog_names(two_files):
     import duckdb
 
     catalog, _ = two_files
-    rows = duckdb.sql(f"SELECT split, count(*) FROM read_parquet({catalog.files('frames')!r}) GROUP BY split "
-                      "ORDER BY split").fetchall()
+    frames = catalog.dataset("frames")  # noqa: F841 (DuckDB finds it by name)
+    rows = duckdb.sql("SELECT split, count(*) FROM frames GROUP BY split ORDER BY split").fetchall()
     assert rows == [("train", 40), ("val", 20)]
     with pytest.raises(ValueError, match="unknown catalog table"):
         catalog.files("nope")
