@@ -16,6 +16,7 @@ variable                   default                 meaning
 ``CEAL_SEED_LABELED``      ``100``                 initial labeled seed set (simulated vendor)
 ``CEAL_DETECTOR_CONFIG``   ``bevfusion_lite``      detector config name or path
 ``CEAL_DEVICE``            ``auto``                ``auto``, ``cpu``, ``cuda[:n]``
+``CEAL_VENDOR_URI_BASE``   (empty: ``file://``)    base URI of sensor files in exports
 =========================  ======================  =======================================
 """
 
@@ -70,3 +71,7 @@ def detector_config() -> str:
 
 def device() -> str:
     return os.environ.get("CEAL_DEVICE", "auto")
+
+
+def vendor_uri_base() -> str:
+    return os.environ.get("CEAL_VENDOR_URI_BASE", "")

@@ -79,3 +79,19 @@ def class_names_of(labels: np.ndarray, class_names: Sequence[str] = DETECTION_CL
 def labels_of(class_names: Sequence[str]) -> np.ndarray:
     """Class names (of :data:`DETECTION_CLASSES`) -> ``(n,)`` int64 label indices."""
     return np.asarray([DETECTION_CLASSES.index(c) for c in class_names], dtype=np.int64)
+
+
+def with_delivered_labels(records: Sequence, delivered: dict) -> list:
+    """``records`` (FrameRecords) with the vendor's boxes in place of the source's wherever a
+    frame was delivered (``delivered``: frame id -> (boxes, class names)); the others unchanged.
+    The detector trains on what the vendor delivered, not on what the source happens to hold."""
+    from dataclasses import replace
+
+    out = []
+    for record in records:
+        if record.frame_id in delivered:
+            boxes, names = delivered[record.frame_id]
+            record = replace(record, boxes=np.asarray(boxes, np.float32).reshape(-1, 7), labels=labels_of(names),
+                             class_names=DETECTION_CLASSES)
+        out.append(record)
+    return out

@@ -171,6 +171,12 @@ class DeliveryStore(HistoryConnection):
         return {f: (np.asarray([v for v, _ in b], np.float64).reshape(-1, 7), tuple(n for _, n in b))
                 for f, b in boxes.items()}
 
+    def delivered_frame_ids(self) -> set[str]:
+        """Ids of every frame the vendor delivered boxes for."""
+        with self._connect() as con:
+            rows = con.execute("SELECT f.frame_id FROM delivered_frames d JOIN frames f USING (frame_key)").fetchall()
+        return {r[0] for r in rows}
+
     def deliveries(self) -> list[dict]:
         """Every ingested delivery file with its provenance, oldest first."""
         with self._connect() as con:
