@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 from pathlib import Path
+
+from ceal_pipeline.atomic_files import atomic_write_bytes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,10 +39,7 @@ def _into_inbox(path: Path, folder: Path) -> Path:
             raise SystemExit(f"ceal labels ingest: {target} already holds another delivery of that name; "
                              "rename the new file")
         return target
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{path.name}.{os.getpid()}.tmp"
-    shutil.copyfile(path, tmp)
-    os.replace(tmp, target)
+    atomic_write_bytes(target, path.read_bytes())
     return target
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ceal_pipeline.atomic_files import atomic_write_bytes
 from ceal_pipeline.export.file_drop import list_exports, read_vendor_export, round_folder_name
 from ceal_pipeline.export.mmdet3d_format import dump_infos, mmdet3d_delivery, read_mmdet3d
 from ceal_pipeline.export.openlabel import MalformedDelivery, openlabel_delivery, read_openlabel
@@ -126,13 +127,6 @@ def read_label_deliveries(inbox: str | os.PathLike) -> tuple[list[LabelDelivery]
     return deliveries, rejected
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def delivery_bytes(labels: Mapping[str, tuple[np.ndarray, Sequence[str]]], fmt: str, vendor: str) -> bytes:
     """A delivery file's bytes in ``fmt`` from frame id -> (pipeline boxes, class names)."""
     labels = {f: (np.asarray(b, np.float64).reshape(-1, 7), tuple(n)) for f, (b, n) in labels.items()}
@@ -149,7 +143,7 @@ def write_label_delivery(inbox: str | os.PathLike, round_index: int,
     """Write (atomically) a delivery answering ``round_index`` into the inbox; returns its path."""
     suffix = ".json" if fmt == "openlabel" else ".pkl"
     path = delivery_folder(inbox, round_index) / f"{name}{suffix}"
-    _write_atomic(path, delivery_bytes(labels, fmt, vendor))
+    atomic_write_bytes(path, delivery_bytes(labels, fmt, vendor))
     return path
 
 
