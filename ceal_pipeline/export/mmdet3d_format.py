@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ceal_pipeline.export.label_spec import LABEL_SPEC_VERSION
-from ceal_pipeline.export.openlabel import MalformedDelivery
+from ceal_pipeline.export.openlabel import MalformedDelivery, parse_strictly
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor, vendor_boxes_to_pipeline
 from ceal_pipeline.export.vendor_tasks import FrameTask
 from ceal_pipeline.frames.records import DETECTION_CLASSES, validate_frame_id
@@ -161,7 +161,7 @@ def read_mmdet3d(path: Path) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
         payload = json.loads(data) if path.suffix == ".json" else _PlainUnpickler(io.BytesIO(data)).load()
     except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
         raise MalformedDelivery(f"{path}: not a readable info file ({exc})") from None
-    return parse_mmdet3d_delivery(payload, path)
+    return parse_strictly(parse_mmdet3d_delivery, payload, path)
 
 
 def dump_infos(infos: dict) -> bytes:

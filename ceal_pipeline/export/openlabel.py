@@ -229,4 +229,17 @@ def read_openlabel(path: Path) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
         payload = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise MalformedDelivery(f"{path}: not readable JSON ({exc})") from None
-    return parse_openlabel_delivery(payload, Path(path))
+    return parse_strictly(parse_openlabel_delivery, payload, Path(path))
+
+
+def parse_strictly(parse, payload: object, path: Path):
+    """``parse(payload, path)``, with any structural surprise (a list where an object belongs,
+    a missing key) turned into :class:`MalformedDelivery` naming the file."""
+    from ceal_pipeline.export.vendor_boxes import InvalidDeliveredBoxes
+
+    try:
+        return parse(payload, path)
+    except (MalformedDelivery, InvalidDeliveredBoxes):
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError) as exc:
+        raise MalformedDelivery(f"{path}: unexpected structure ({type(exc).__name__}: {exc})") from None

@@ -65,6 +65,8 @@ def _first_cuboid(doc):
         (lambda d: d["frames"]["0"]["frame_properties"].__setitem__("external_id", "../x"), "is not valid"),
         (lambda d: d["metadata"].__setitem__("schema_version", "0.9"), "only 1.x is read"),
         (lambda d: d["frames"].clear(), "no 'frames'"),
+        (lambda d: d["objects"].__setitem__("0", 5), "unexpected structure"),
+        (lambda d: d["frames"]["0"].__setitem__("frame_properties", []), "unexpected structure"),
     ],
 )
 def test_a_bad_openlabel_delivery_is_refused_whole_with_its_file_and_reason(tmp_path, edit, reason):
@@ -91,6 +93,8 @@ def test_a_bad_openlabel_delivery_is_refused_whole_with_its_file_and_reason(tmp_
          b'"instances": [{"bbox_3d": [1, 2, 0, 1, 1, 1, 0], "bbox_label_3d": 9}]}]}', "unknown class names ['barrier']"),
         (b'{"metainfo": {"categories": {"car": 0}}, "data_list": [{"token": "seq01-000004", '
          b'"instances": [{"bbox_3d": [1, 2, 0, 1, 1], "bbox_label_3d": 0}]}]}', "has 5 values, not 7"),
+        (b'{"metainfo": {"categories": {"car": 0}}, "data_list": [{"token": "seq01-000004", '
+         b'"instances": [{"bbox_3d": [1, 2, 0, 1, 1, 1, 0], "bbox_label_3d": null}]}]}', "unexpected structure"),
         (b"not a delivery", "not a delivery file"),
     ],
 )
