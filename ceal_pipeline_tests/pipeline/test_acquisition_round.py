@@ -35,6 +35,13 @@ def test_round_zero_scores_every_unlabeled_frame_and_exports_k_fresh_frames(defs
     export = read_vendor_export(report.export_folder)
     assert export.count == K and report.new_export
     assert list(export.frame_ids) == [str(f) for f in history.selection(0).frame_ids]
+    # what the vendor labels from: one task per frame, with sensor URIs and the detector's pre-labels
+    assert {"project.json", "tasks.jsonl", "mmdet3d_infos.pkl"} <= set(export.sha256)
+    assert sorted(f for f in export.sha256 if f.startswith("openlabel/")) == sorted(
+        f"openlabel/{f}.json" for f in export.frame_ids)
+    tasks = [json.loads(line) for line in (export.folder / "tasks.jsonl").read_text().splitlines()]
+    assert [t["external_id"] for t in tasks] == list(export.frame_ids)
+    assert all(t["lidar"]["uri"].startswith("file://") for t in tasks) and any(t["pre_labels"] for t in tasks)
     # the selection is the top-K of the round's fresh scores under the sequence cap
     fresh = history.round_scores(0)
     best = sorted(zip(fresh.scores, fresh.frame_ids), key=lambda p: (-p[0], p[1]))
