@@ -66,6 +66,7 @@ def _first_cuboid(doc):
         (lambda d: d["metadata"].__setitem__("schema_version", "0.9"), "only 1.x is read"),
         (lambda d: d["frames"].clear(), "no 'frames'"),
         (lambda d: d["objects"].__setitem__("0", 5), "unexpected structure"),
+        (lambda d: d["frames"].__setitem__("9", d["frames"]["0"]), "frame seq01-000004 appears twice in the file"),
         (lambda d: d["frames"]["0"].__setitem__("frame_properties", []), "unexpected structure"),
     ],
 )
