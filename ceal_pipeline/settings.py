@@ -6,24 +6,7 @@ source and detector without anyone retyping them into run config. Like the
 storage locations in :mod:`ceal_pipeline.paths`, they are read once, at load,
 and shown in the UI as the resources' defaults.
 
-===========================  ======================  =======================================
-variable                     default                 meaning
-===========================  ======================  =======================================
-``CEAL_SOURCE_KIND``         ``synthetic``           ``synthetic``, ``mmdet3d`` or ``aimotive``
-``CEAL_SOURCE_INFO``         (empty)                 mmdet3d info files, comma-separated
-``CEAL_SYNTHETIC_FRAMES``    ``2000``                frames the synthetic generator writes
-``CEAL_LABEL_MODE``          ``simulated_vendor``    ``source`` or ``simulated_vendor``
-``CEAL_SEED_LABELED``        ``100``                 initial labeled seed set (simulated vendor)
-``CEAL_DETECTOR_CONFIG``     ``bevfusion_lite``      detector config name or path
-``CEAL_DEVICE``              ``auto``                ``auto``, ``cpu``, ``cuda[:n]``
-``CEAL_NIGHTLY_RUN_CONFIG``  (empty)                 YAML run config of the schedule's runs
-===========================  ======================  =======================================
-
-``CEAL_NIGHTLY_RUN_CONFIG`` names a YAML file holding the run config (``ops:
-candidate_pool: config: {k: ...}``) that the nightly schedule gives every round
-it opens, so an unattended round can have other round parameters than the
-config classes' defaults.
-"""
+===========================  ======================  ================================"""
 
 from __future__ import annotations
 
@@ -77,6 +60,10 @@ def detector_config() -> str:
 
 def device() -> str:
     return os.environ.get("CEAL_DEVICE", "auto")
+
+
+def vendor_uri_base() -> str:
+    return os.environ.get("CEAL_VENDOR_URI_BASE", "")
 
 
 def nightly_run_config() -> dict:

@@ -199,7 +199,8 @@ def run(args: argparse.Namespace) -> dict:
         "model_store": InstantModelStore(model_dir=str(home / "models")),
         "frame_source": FrameSourceResource(kind="mmdet3d", root=str(data), catalog_dir=str(home / "catalog"),
                                             seed_labeled=args.seed_labeled, synthetic_seed=args.seed),
-        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
+        # no pre-labels: the instant "detector" has no boxes to offer (the real one's pass costs K frames)
+        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox"), pre_labels=False),
     }
     defs = build_defs(resources, with_validation=False)
     loggers = {"console": {"config": {"log_level": "WARNING"}}}

@@ -18,6 +18,8 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("benchmark", "ceal_pipeline.cli.benchmark", "validation of CEAL against full-pool acquisition: MNIST, CIFAR-10, the 3D detector"),
     ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),
     ("export", "ceal_pipeline.cli.export", "withdraw (part of) a round's vendor export, recorded with a reason"),
+    ("labels", "ceal_pipeline.cli.labels", "ingest a vendor's label delivery (OpenLABEL or mmdet3d) as boxes"),
+    ("vendor", "ceal_pipeline.cli.vendor", "the vendor round-trip self-check on a dataset (export, deliver, ingest)"),
 )
 
 

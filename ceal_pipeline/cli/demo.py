@@ -3,9 +3,10 @@
 Each round runs the pipeline's three jobs in this process (no daemon needed):
 train the detector on the labeled set, draw the candidate pool, score its
 shards with MC-Dropout, merge, prune, select the top-K and export them to the
-outbox. A simulated vendor then "labels" the exported frames (it reveals the
-synthetic ground truth of exactly those frames) so the next round trains on
-them. A table per round shows labeled frames, pool size, frames scored against
+outbox. A simulated vendor then "labels" the exported frames: it writes an
+ASAM OpenLABEL delivery of the synthetic ground truth of exactly those frames
+into the inbox, which the next round's ``labeled_set`` ingests as boxes (the
+real ingest path) and trains on. A table per round shows labeled frames, pool size, frames scored against
 the unlabeled pool, mAP on the held-out (val) split and seconds.
 
 Everything lives under ``--home`` (default ``.ceal/demo``), including the
@@ -183,7 +184,8 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
         print(f"round {index}: train, draw the pool, score its shards, select, export ...", file=sys.stderr)
         round_started = time.perf_counter()
         report = run_acquisition_round(defs, instance, configs, log_level=args.log_level)
-        delivered = simulate_vendor(resources["exporter"].outbox, resources["exporter"].inbox)
+        delivered = simulate_vendor(resources["exporter"].outbox, resources["exporter"].inbox,
+                                    resources["frame_source"].catalog().records)
         seconds = time.perf_counter() - round_started
         share = report.frames_scored / max(1, report.unlabeled_frames)
         rows.append((
@@ -192,7 +194,7 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
             f"{seconds:.0f}",
         ))
         print(_row(rows[-1], widths), f"  -> exported {report.selected} frames to {report.export_folder}; "
-              f"vendor delivered {sum(len(d.frame_ids) for d in delivered)} labels", file=sys.stderr)
+              f"vendor delivered {len(delivered)} OpenLABEL file(s): {', '.join(p.name for p in delivered)}", file=sys.stderr)
 
     print(f"\nCEAL demo: {args.rounds} rounds, detector {args.detector_config}, K={args.k}, "
           f"pool {args.pool_fraction:.0%} of the unlabeled frames, T={args.temperature}, {args.mc_passes} MC passes")
@@ -200,7 +202,9 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
     for row in rows:
         print(_row(row, widths))
     total = time.perf_counter() - started
-    print(f"\nexports (CSV, JSONL, manifest): {resources['exporter'].outbox}/round-NNNN/")
+    print(f"\nexports (CSV, JSONL, project manifest, tasks, OpenLABEL, mmdet3d infos): "
+          f"{resources['exporter'].outbox}/round-NNNN/")
+    print(f"deliveries (OpenLABEL): {resources['exporter'].inbox}/round-NNNN/")
     print(f"history: {resources['history'].path}")
     print(f"dataset generation {generation_s:.0f} s, total {total:.0f} s")
     print(f"browse the runs: DAGSTER_HOME={home / 'dagster_home'} .venv/bin/dagster dev -w workspace.yaml")

@@ -28,6 +28,7 @@ from ceal_pipeline.export import (
     read_vendor_export,
     write_vendor_export,
 )
+from ceal_pipeline.export.sensor_uris import SensorUriRule
 
 
 class AcquisitionHistoryResource(dg.ConfigurableResource):
@@ -158,6 +159,18 @@ class ModelStoreResource(dg.ConfigurableResource):
             acquisition_fn=acquisition_fn,
         )
 
+    def predict(self, model, frames: list) -> list[tuple]:
+        """The detector's boxes per frame (deterministic, dropout off): ``[(boxes (K, 7) bottom-centre
+        float64, class names, confidences (K,))]``, in frame order."""
+        from ceal_pipeline.detector.evaluation import predict_frames
+
+        detections = predict_frames(model, frames, device=self.device, num_workers=self.loader_workers)
+        return [
+            (d.boxes.detach().cpu().double().numpy(), tuple(model.class_names[int(i)] for i in d.labels.tolist()),
+             d.scores.detach().cpu().double().numpy())
+            for d in detections
+        ]
+
     def evaluate(self, model, frames: list) -> dict:
         """BEV centre-distance mAP and per-class AP on labeled ``frames``."""
         from ceal_pipeline.detector.evaluation import evaluate_detector
@@ -218,10 +231,27 @@ class VendorExporterResource(dg.ConfigurableResource):
     """The file drop the labeling vendor polls, and the inbox it answers into."""
 
     outbox: str = Field(default=paths.outbox_dir(), description="folder of per-round export drops")
-    inbox: str = Field(default=paths.inbox_dir(), description="folder of label deliveries from the vendor")
+    inbox: str = Field(default=paths.inbox_dir(), description="folder of label deliveries from the vendor "
+                       "(round-NNNN/ per answered export)")
+    uri_base: str = Field(
+        default=settings.vendor_uri_base(),
+        description="base URI the vendor reads sensor files from (e.g. s3://bucket/prefix): a file's URI is "
+        "this + '/' + its path relative to dataset_root; empty = file:// URIs; CEAL_VENDOR_URI_BASE",
+    )
+    dataset_root: str = Field(
+        default="", description="local folder the URIs are relative to; empty = the frame source's root"
+    )
+    pre_labels: bool = Field(
+        default=True, description="add the round's detector's boxes to each task as pre-labels"
+    )
 
-    def export(self, round_index: int, model_version: str, rows: Iterable[ExportedFrame], run_id: str) -> VendorExport:
-        return write_vendor_export(self.outbox, round_index, model_version, list(rows), extra={"run_id": run_id})
+    def uri_rule(self, source_root: str) -> SensorUriRule:
+        return SensorUriRule(self.dataset_root or source_root, self.uri_base)
+
+    def export(self, round_index: int, model_version: str, rows: Iterable[ExportedFrame], run_id: str,
+               files: dict | None = None) -> VendorExport:
+        return write_vendor_export(self.outbox, round_index, model_version, list(rows), extra={"run_id": run_id},
+                                   files=files)
 
     def exported(self, round_index: int) -> VendorExport | None:
         folder = export_folder(self.outbox, round_index)

@@ -10,7 +10,10 @@ A round's export is the folder ``<outbox>/round-NNNN/`` holding
   detections per class, the most uncertain objects with their MC spread, the
   aggregate, the no-detection floor flag), or ``null``;
 - ``manifest.json``: round, model version, count, created time and the sha256
-  of each data file.
+  of each data file;
+- the files a vendor labels from (``project.json``, ``tasks.jsonl``,
+  ``openlabel/<frame>.json``, ``mmdet3d_infos.pkl``: see :mod:`.vendor_formats`),
+  passed in as ``files`` and checksummed like the rest.
 
 Atomicity: everything is written into a hidden staging folder inside the outbox
 (same filesystem), fsynced, then the folder is renamed into place. A vendor
@@ -36,6 +39,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import PurePosixPath
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -127,6 +131,14 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _checked_name(name: str) -> str:
+    """A relative file name inside the drop (no absolute path, no ``..``, not the manifest)."""
+    parts = PurePosixPath(name).parts
+    if not parts or name.startswith("/") or ".." in parts or name == MANIFEST_NAME or "\\" in name:
+        raise ValueError(f"export file name {name!r} must be a relative path inside the drop folder")
+    return name
+
+
 def _render(rows: Sequence[ExportedFrame]) -> tuple[bytes, bytes]:
     """CSV and JSONL bytes for ``rows``; rank is 1-based selection order."""
     csv_buffer = io.StringIO()
@@ -196,12 +208,15 @@ def read_vendor_export(folder: str | os.PathLike) -> VendorExport:
         raise FileNotFoundError(f"{manifest_path}: no export manifest (is {folder} a vendor export folder?)")
     manifest = json.loads(manifest_path.read_text())
     checksums: dict[str, str] = manifest.get("files", {})
-    for name in dict.fromkeys((CSV_NAME, JSONL_NAME, *checksums)):
-        if Path(name).name != name:
-            raise CorruptExport(f"{manifest_path}: lists {name!r}, not a file of the drop; re-export the round")
-        path = folder / name
+    for name in (CSV_NAME, JSONL_NAME):
         if name not in checksums:
             raise CorruptExport(f"{manifest_path}: no checksum for {name}; re-export the round")
+    for name in checksums:
+        try:
+            _checked_name(name)
+        except ValueError:
+            raise CorruptExport(f"{manifest_path}: lists {name!r}, not a file of the drop; re-export the round") from None
+        path = folder / name
         actual = _sha256(path.read_bytes()) if path.is_file() else "<missing>"
         if actual != checksums[name]:
             raise CorruptExport(
@@ -229,11 +244,13 @@ def write_vendor_export(
     rows: Sequence[ExportedFrame],
     *,
     extra: dict | None = None,
+    files: Mapping[str, bytes] | None = None,
 ) -> VendorExport:
     """Write round ``round_index``'s drop into ``outbox`` atomically, once.
 
     ``rows`` are in selection order (best first). ``extra`` is merged into the
-    manifest (e.g. the run id). Returns the export; ``created`` is False when
+    manifest (e.g. the run id); ``files`` maps further relative file names
+    (``/``-separated, sub-folders allowed) to their bytes. Returns the export; ``created`` is False when
     an identical drop for the round was already there. Raises
     :class:`ExportConflict` when the round was exported with other frames, and
     ``InvalidFrameId`` / ``ValueError`` for unsafe ids or duplicates.
@@ -259,11 +276,13 @@ def write_vendor_export(
         return existing
 
     csv_bytes, jsonl_bytes = _render(rows)
-    files = {CSV_NAME: csv_bytes, JSONL_NAME: jsonl_bytes}
+    contents = {CSV_NAME: csv_bytes, JSONL_NAME: jsonl_bytes}
     explanations = _render_explanations(rows)
     if explanations is not None:
-        files[EXPLANATIONS_NAME] = explanations
-    checksums = {name: _sha256(data) for name, data in files.items()}
+        contents[EXPLANATIONS_NAME] = explanations
+    for name, data in (files or {}).items():
+        contents[_checked_name(name)] = data
+    checksums = {name: _sha256(data) for name, data in contents.items()}
     manifest = {
         "format": MANIFEST_FORMAT,
         "round": round_index,
@@ -277,7 +296,8 @@ def write_vendor_export(
     _clear_stale_staging(outbox, round_index)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{round_folder_name(round_index)}-", dir=outbox))
     try:
-        for name, data in files.items():
+        for name, data in contents.items():
+            (staging / name).parent.mkdir(mode=EXPORT_FOLDER_MODE, parents=True, exist_ok=True)
             _write_synced(staging / name, data)
         _write_synced(staging / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
         _fsync_dir(staging)
@@ -286,7 +306,7 @@ def write_vendor_export(
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         if final.exists():  # lost a race with an identical writer: same contract as above
-            return write_vendor_export(outbox, round_index, model_version, rows, extra=extra)
+            return write_vendor_export(outbox, round_index, model_version, rows, extra=extra, files=files)
         raise
     _fsync_dir(outbox)
     return VendorExport(

@@ -1,51 +1,62 @@
 """Label deliveries coming back from the vendor, and a simulated vendor for demos.
 
-A delivery is ``<inbox>/delivery-round-NNNN.json``: ``{"round": r, "frame_ids": [...]}``,
-the frames of round ``r``'s export whose annotations have arrived. The
-``labeled_set`` asset reads the inbox and records those frames as labeled.
+The inbox mirrors the outbox: the answer to round ``r``'s export goes into
+``<inbox>/round-NNNN/`` as one or more files, each either an ASAM OpenLABEL
+document (``*.json`` with a top-level ``openlabel`` object) or an mmdet3d info
+file (``*.pkl``, or ``*.json`` with ``data_list``). The folder names the round;
+the files carry boxes keyed by frame id (:mod:`.openlabel`, :mod:`.mmdet3d_format`).
+Files whose names start with ``.`` are in flight and ignored.
 
-With a real vendor the annotations land in the frame source and the delivery
-file says which ones are new. In simulations (the demo, the round benchmark,
-tests) the source already holds ground truth for every frame but the pipeline
-is only allowed to use it for frames that were delivered:
-:func:`simulate_vendor` answers every export in the outbox at once.
+Reading is strict: a file that does not parse, or holds a NaN or flat box or a
+class outside the ontology, is rejected whole with the reason. Whether its frames
+were exported in that round, and whether a frame was delivered before with other
+boxes, are checks against the history (:mod:`.label_ingest`).
+
+In simulations (the demo, tests) the source holds ground truth for every frame;
+:func:`simulate_vendor` answers each export with an OpenLABEL delivery of the
+ground truth of exactly the exported frames, so the real ingest path runs.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ceal_pipeline.export.file_drop import list_exports, read_vendor_export
-from ceal_pipeline.frames.records import validate_frame_id
+import numpy as np
 
-_DELIVERY_GLOB = "delivery-round-[0-9]*.json"
+from ceal_pipeline.atomic_files import atomic_write_bytes
+from ceal_pipeline.export.file_drop import list_exports, read_vendor_export, round_folder_name
+from ceal_pipeline.export.mmdet3d_format import dump_infos, mmdet3d_delivery, read_mmdet3d
+from ceal_pipeline.export.openlabel import MalformedDelivery, openlabel_delivery, read_openlabel
+from ceal_pipeline.export.vendor_boxes import InvalidDeliveredBoxes, class_names_of
+from ceal_pipeline.frames.records import FrameRecord
+
+DELIVERY_FORMATS = ("openlabel", "mmdet3d")
+_ROUND_FOLDER = re.compile(r"^round-(\d{4,})$")
+
+#: frame id -> (boxes (n, 7) in the pipeline's convention, class names)
+FrameLabels = dict[str, tuple[np.ndarray, tuple[str, ...]]]
 
 
 @dataclass(frozen=True)
 class LabelDelivery:
-    """The frames of one round's export whose labels the vendor delivered."""
+    """One delivered file: the round it answers, its boxes per frame, and where it came from."""
 
     round_index: int
-    frame_ids: tuple[str, ...]
     path: Path
+    format: str
+    vendor: str
+    sha256: str
+    labels: FrameLabels
 
-
-def delivery_path(inbox: str | os.PathLike, round_index: int) -> Path:
-    return Path(inbox) / f"delivery-round-{round_index:04d}.json"
-
-
-def write_label_delivery(inbox: str | os.PathLike, round_index: int, frame_ids: list[str]) -> LabelDelivery:
-    """Record (atomically) that the labels of ``frame_ids`` from round ``round_index`` arrived."""
-    ids = tuple(validate_frame_id(f) for f in frame_ids)
-    path = delivery_path(inbox, round_index)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"round": round_index, "frame_ids": list(ids)}) + "\n")
-    os.replace(tmp, path)
-    return LabelDelivery(round_index, ids, path)
+    @property
+    def frame_ids(self) -> tuple[str, ...]:
+        return tuple(self.labels)
 
 
 @dataclass(frozen=True)
@@ -56,51 +67,106 @@ class RejectedDelivery:
     reason: str
 
 
-def _parse_delivery(path: Path) -> LabelDelivery:
-    """One delivery file, strictly: the round an int that matches the file name, valid unique frame ids."""
-    payload = json.loads(path.read_text())
-    if not isinstance(payload, dict) or set(payload) != {"round", "frame_ids"}:
-        raise ValueError("expected exactly {'round': int, 'frame_ids': [...]}")
-    round_index = payload["round"]
-    if isinstance(round_index, bool) or not isinstance(round_index, int) or round_index < 0:
-        raise ValueError(f"round {round_index!r} is not a round number (a non-negative integer)")
-    named = int(path.stem.rsplit("-", 1)[1])
-    if named != round_index:
-        raise ValueError(f"the file name says round {named} but its 'round' field says {round_index}")
-    frame_ids = payload["frame_ids"]
-    if not isinstance(frame_ids, list) or not frame_ids:
-        raise ValueError("'frame_ids' must be a non-empty list of frame ids")
-    ids = tuple(validate_frame_id(f) for f in frame_ids)
-    if len(set(ids)) != len(ids):
-        raise ValueError("'frame_ids' names a frame more than once")
-    return LabelDelivery(round_index, ids, path)
+def delivery_folder(inbox: str | os.PathLike, round_index: int) -> Path:
+    """Where the answer to round ``round_index``'s export goes."""
+    return Path(inbox) / round_folder_name(round_index)
+
+
+def detect_format(path: Path) -> str:
+    """``openlabel`` or ``mmdet3d`` from the file's name and (for JSON) its top-level key."""
+    if path.suffix == ".pkl":
+        return "mmdet3d"
+    if path.suffix == ".json":
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(4096).decode("utf-8", errors="replace")
+        except OSError as exc:
+            raise MalformedDelivery(f"{path}: unreadable ({exc})") from None
+        return "openlabel" if '"openlabel"' in head else "mmdet3d"
+    raise MalformedDelivery(f"{path}: not a delivery file (use .json for OpenLABEL or mmdet3d, .pkl for mmdet3d)")
+
+
+def _annotator(path: Path, fmt: str) -> str:
+    if fmt == "openlabel" or path.suffix == ".json":
+        try:
+            payload = json.loads(path.read_text())
+            meta = payload["openlabel"]["metadata"] if fmt == "openlabel" else payload["metainfo"]
+            return str(meta.get("annotator", "")) or "unknown"
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return "unknown"
+    return "unknown"
+
+
+def read_delivery(path: str | os.PathLike, round_index: int, fmt: str | None = None,
+                  vendor: str | None = None) -> LabelDelivery:
+    """One delivery file answering ``round_index``; raises :class:`MalformedDelivery` or
+    :class:`InvalidDeliveredBoxes` naming the file and the problem."""
+    path = Path(path)
+    detected = detect_format(path)
+    if fmt is not None and fmt != detected:
+        raise MalformedDelivery(f"{path}: given as {fmt} but it reads as {detected}; pass --format {detected}")
+    labels = read_openlabel(path) if detected == "openlabel" else read_mmdet3d(path)
+    if vendor is None:
+        vendor = _annotator(path, detected)
+    return LabelDelivery(round_index, path, detected, vendor, hashlib.sha256(path.read_bytes()).hexdigest(), labels)
 
 
 def read_label_deliveries(inbox: str | os.PathLike) -> tuple[list[LabelDelivery], list[RejectedDelivery]]:
-    """``(deliveries, rejected)`` in ``inbox``, oldest round first.
-
-    A file that is not a well-formed delivery is rejected whole, with the reason;
-    the caller reports it and ingests nothing of it. Whether its frames belong
-    to that round's export is the caller's check (it needs the history).
-    """
+    """``(deliveries, rejected)`` under ``inbox/round-NNNN/``, oldest round first, files by name."""
     inbox = Path(inbox)
     if not inbox.is_dir():
         return [], []
     deliveries, rejected = [], []
-    for path in sorted(inbox.glob(_DELIVERY_GLOB)):
-        try:
-            deliveries.append(_parse_delivery(path))
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            rejected.append(RejectedDelivery(path, f"not a label delivery ({exc}): fix or remove the file"))
+    for folder in sorted(p for p in inbox.iterdir() if p.is_dir() and _ROUND_FOLDER.match(p.name)):
+        round_index = int(_ROUND_FOLDER.match(folder.name).group(1))
+        for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+            try:
+                deliveries.append(read_delivery(path, round_index))
+            except (MalformedDelivery, InvalidDeliveredBoxes) as exc:
+                rejected.append(RejectedDelivery(path, f"{exc}; nothing of the file was used: fix or remove it"))
     return deliveries, rejected
 
 
-def simulate_vendor(outbox: str | os.PathLike, inbox: str | os.PathLike) -> list[LabelDelivery]:
-    """Answer every verified export in ``outbox`` that has no delivery yet; return the new deliveries."""
-    delivered = {d.round_index for d in read_label_deliveries(inbox)[0]}
+def delivery_bytes(labels: Mapping[str, tuple[np.ndarray, Sequence[str]]], fmt: str, vendor: str) -> bytes:
+    """A delivery file's bytes in ``fmt`` from frame id -> (pipeline boxes, class names)."""
+    labels = {f: (np.asarray(b, np.float64).reshape(-1, 7), tuple(n)) for f, (b, n) in labels.items()}
+    if fmt == "openlabel":
+        return (json.dumps(openlabel_delivery(labels, vendor), indent=1, allow_nan=True) + "\n").encode("utf-8")
+    if fmt == "mmdet3d":
+        return dump_infos(mmdet3d_delivery(labels, vendor))
+    raise ValueError(f"unknown delivery format {fmt!r}: use one of {DELIVERY_FORMATS}")
+
+
+def write_label_delivery(inbox: str | os.PathLike, round_index: int,
+                         labels: Mapping[str, tuple[np.ndarray, Sequence[str]]], *, fmt: str = "openlabel",
+                         vendor: str = "simulated-vendor", name: str = "delivery") -> Path:
+    """Write (atomically) a delivery answering ``round_index`` into the inbox; returns its path."""
+    suffix = ".json" if fmt == "openlabel" else ".pkl"
+    path = delivery_folder(inbox, round_index) / f"{name}{suffix}"
+    atomic_write_bytes(path, delivery_bytes(labels, fmt, vendor))
+    return path
+
+
+def ground_truth_labels(records: Sequence[FrameRecord]) -> FrameLabels:
+    """Frame id -> (boxes, class names) of annotated records: what a perfect vendor returns."""
+    out = {}
+    for record in records:
+        if record.boxes is None:
+            raise ValueError(f"frame {record.frame_id} has no ground truth to deliver")
+        out[record.frame_id] = (np.asarray(record.boxes, np.float64), class_names_of(record.labels, record.class_names))
+    return out
+
+
+def simulate_vendor(outbox: str | os.PathLike, inbox: str | os.PathLike,
+                    ground_truth: Callable[[list[str]], Sequence[FrameRecord]]) -> list[Path]:
+    """Answer every verified export in ``outbox`` that has no delivery yet with an OpenLABEL
+    delivery of ``ground_truth(frame ids)``; return the new delivery files."""
     new = []
     for folder in list_exports(outbox):
         export = read_vendor_export(folder)  # verifies the checksums, as a vendor would
-        if export.round_index not in delivered:
-            new.append(write_label_delivery(inbox, export.round_index, list(export.frame_ids)))
+        answer = delivery_folder(inbox, export.round_index)
+        if answer.is_dir() and any(p.is_file() and not p.name.startswith(".") for p in answer.iterdir()):
+            continue
+        labels = ground_truth_labels(ground_truth(list(export.frame_ids)))
+        new.append(write_label_delivery(inbox, export.round_index, labels))
     return new

@@ -41,6 +41,29 @@ def quaternion_wxyz_to_yaw(quaternions: np.ndarray) -> np.ndarray:
     return np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
 
 
+def yaw_to_quaternion_xyzw(yaw: np.ndarray) -> np.ndarray:
+    """``(n, 4)`` quaternions ordered X, Y, Z, W (ASAM OpenLABEL's order) of rotations
+    by ``yaw`` radians about +z."""
+    half = 0.5 * np.asarray(yaw, dtype=np.float64).reshape(-1)
+    zeros = np.zeros_like(half)
+    return np.column_stack([zeros, zeros, np.sin(half), np.cos(half)])
+
+
+def quaternion_xyzw_to_yaw(quaternions: np.ndarray) -> np.ndarray:
+    """Yaw (radians about +z) of ``(n, 4)`` quaternions ordered X, Y, Z, W; see
+    :func:`quaternion_wxyz_to_yaw` (pitch and roll are dropped)."""
+    q = np.asarray(quaternions, dtype=np.float64).reshape(-1, 4)
+    return quaternion_wxyz_to_yaw(q[:, [3, 0, 1, 2]])
+
+
+def to_centre_origin(boxes: np.ndarray) -> np.ndarray:
+    """Bottom-centre ``(n, 7)`` boxes -> the gravity centre as origin (the inverse of
+    :func:`to_bottom_origin` with ``origin_z=0.5``); metres."""
+    out = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 7)
+    out[:, 2] += out[:, 5] * 0.5
+    return out
+
+
 def to_bottom_origin(boxes: np.ndarray, origin_z: float = 0.5) -> np.ndarray:
     """``(n, 7)`` boxes whose origin sits ``origin_z`` of the height up (0.5: the
     gravity centre) -> bottom-centre origin; metres."""

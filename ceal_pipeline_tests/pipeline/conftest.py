@@ -63,10 +63,14 @@ class DeterministicModelStore(ModelStoreResource):
 
     fail_on_shard_call: int = 0
     scoring_log: str = ""
+    training_log: str = ""
 
     def train(self, frames, round_index, *, epochs, seed, init_checkpoint=None, log=None):
         ids = sorted(f.frame_id for f in frames)
         assert all(f.is_labeled for f in frames), "trained on a frame without labels"
+        if self.training_log:  # one line per training: frame id -> its boxes, as the detector got them
+            with open(self.training_log, "a") as handle:
+                handle.write(json.dumps({f.frame_id: np.asarray(f.boxes).tolist() for f in frames}) + "\n")
         version = "stub-" + hashlib.sha256(("|".join(ids) + f"|{seed}").encode()).hexdigest()[:12]
         folder = self.round_checkpoint_dir(round_index)
         folder.mkdir(parents=True, exist_ok=True)
@@ -98,6 +102,11 @@ class DeterministicModelStore(ModelStoreResource):
         explained = stand_in_explanations(ids, str(model), acquisition_fn=acquisition_fn, aggregate=aggregate)
         return _Scores(ids, scores, len(frames) * mc_passes, explained)
 
+    def predict(self, model, frames):
+        # "Detections": each frame's first source box, as the pre-label a vendor would see.
+        return [(np.asarray(f.boxes[:1], np.float64), tuple(f.class_names[int(i)] for i in f.labels[:1]),
+                 np.full(min(1, len(f.boxes)), 0.5)) for f in frames]
+
     def evaluate(self, model, frames):
         return {"mAP": 0.5, "per_class": {"car": 0.5}}
 
@@ -117,7 +126,8 @@ def resources(tmp_path, synthetic_root) -> dict:
     home = tmp_path / "ceal"
     return {
         "history": AcquisitionHistoryResource(path=str(home / "history.duckdb"), shard_dir=str(home / "shards")),
-        "model_store": DeterministicModelStore(model_dir=str(home / "models"), scoring_log=str(tmp_path / "scored.jsonl")),
+        "model_store": DeterministicModelStore(model_dir=str(home / "models"), scoring_log=str(tmp_path / "scored.jsonl"),
+                                              training_log=str(tmp_path / "trained.jsonl")),
         "frame_source": FrameSourceResource(
             root=synthetic_root, catalog_dir=str(home / "catalog"), synthetic_frames=N_FRAMES, synthetic_seed=3,
             seed_labeled=SEED_LABELED,

@@ -17,9 +17,7 @@ from ceal_pipeline.export import (
     ExportConflict,
     ExportedFrame,
     list_exports,
-    read_label_deliveries,
     read_vendor_export,
-    simulate_vendor,
     write_vendor_export,
 )
 from ceal_pipeline.frames.records import InvalidFrameId
@@ -92,46 +90,6 @@ def test_duplicated_and_empty_selections_are_refused(tmp_path):
         write_vendor_export(tmp_path, 0, "v1", [ROWS[0], ROWS[0]])
     with pytest.raises(ValueError, match="empty"):
         write_vendor_export(tmp_path, 0, "v1", [])
-
-
-def test_the_simulated_vendor_answers_each_export_once(tmp_path):
-    outbox, inbox = tmp_path / "outbox", tmp_path / "inbox"
-    write_vendor_export(outbox, 0, "v1", ROWS)
-
-    first = simulate_vendor(outbox, inbox)
-    second = simulate_vendor(outbox, inbox)
-
-    assert [(d.round_index, d.frame_ids) for d in first] == [(0, ("seq01-000004", "seq02-000017"))]
-    assert second == []
-    assert [d.round_index for d in read_label_deliveries(inbox)[0]] == [0]
-
-
-@pytest.mark.parametrize(
-    "name, payload, reason",
-    [
-        ("delivery-round-0000.json", {"round": 0.9, "frame_ids": ["f1"]}, "0.9 is not a round number"),
-        ("delivery-round-0000.json", {"round": True, "frame_ids": ["f1"]}, "True is not a round number"),
-        ("delivery-round-0099.json", {"round": 100, "frame_ids": ["f1"]}, "file name says round 99"),
-        ("delivery-round-0001.json", {"round": 1, "frame_ids": []}, "non-empty list"),
-        ("delivery-round-0001.json", {"round": 1, "frame_ids": ["f1", "f1"]}, "more than once"),
-        ("delivery-round-0001.json", {"round": 1, "frame_ids": ["../etc/passwd"]}, "is not valid"),
-        ("delivery-round-0001.json", {"round": 1, "frame_ids": ["f1"], "extra": 1}, "expected exactly"),
-    ],
-)
-def test_a_malformed_delivery_is_rejected_whole_with_its_file_and_reason(tmp_path, name, payload, reason):
-    (tmp_path / name).write_text(json.dumps(payload))
-    (tmp_path / "delivery-round-0002.json").write_text(json.dumps({"round": 2, "frame_ids": ["ok-1"]}))
-
-    deliveries, rejected = read_label_deliveries(tmp_path)
-
-    assert [(d.round_index, d.frame_ids) for d in deliveries] == [(2, ("ok-1",))]
-    assert [r.path.name for r in rejected] == [name] and reason in rejected[0].reason
-
-
-def test_a_corrupt_delivery_file_is_rejected_not_a_traceback(tmp_path):
-    (tmp_path / "delivery-round-0003.json").write_text("{not json")
-    deliveries, rejected = read_label_deliveries(tmp_path)
-    assert deliveries == [] and "not a label delivery" in rejected[0].reason
 
 
 frame_ids = st.lists(

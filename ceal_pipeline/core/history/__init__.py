@@ -8,6 +8,7 @@ merge step. Imports duckdb and numpy only.
 
 from ceal_pipeline.core.history.catalog import RegistrationResult
 from ceal_pipeline.core.history.connection import HistoryLocked
+from ceal_pipeline.core.history.deliveries import DeliveryRejected, DeliveryResult
 from ceal_pipeline.core.history.errors import (
     DuplicateFrames,
     EmptyCandidatePool,
@@ -35,6 +36,8 @@ __all__ = [
     "MIGRATIONS",
     "SHARD_COLUMNS",
     "AcquisitionHistory",
+    "DeliveryRejected",
+    "DeliveryResult",
     "DuplicateFrames",
     "EmptyCandidatePool",
     "FrameConflict",

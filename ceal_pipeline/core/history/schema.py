@@ -27,6 +27,9 @@ Layout (see ``store.py`` for the invariants the store maintains):
   ``(batch_id, frame_key, score)``. Rows are never updated or deleted.
 - ``rounds``, ``candidate_pool_rounds`` + ``candidate_pools``, ``selections``,
   ``prune_events``, ``exports``: one CEAL round's decisions.
+- ``label_deliveries`` + ``delivered_frames`` + ``delivered_boxes``: what the
+  vendor delivered, as boxes in the pipeline's convention with their provenance;
+  ``rejected_deliveries``: files refused, with the reason (``deliveries.py``).
 
 Frame ids are deliberately not a PRIMARY KEY: DuckDB keeps ART indexes in memory
 and rebuilds them on load, which at 10^7 string keys costs seconds and gigabytes
@@ -243,6 +246,53 @@ MIGRATIONS: tuple[Migration, ...] = (
                 frame_key    BIGINT    NOT NULL,
                 reason       VARCHAR   NOT NULL,
                 withdrawn_at TIMESTAMP NOT NULL
+            )
+            """,
+        ),
+    ),
+    Migration(
+        4,
+        "label deliveries: the vendor's boxes with provenance (round, file, vendor, time), and rejected files",
+        (
+            """
+            CREATE TABLE label_deliveries (
+                delivery_id  INTEGER   PRIMARY KEY,
+                round        INTEGER   NOT NULL,
+                path         VARCHAR   NOT NULL,
+                sha256       VARCHAR   NOT NULL UNIQUE,
+                format       VARCHAR   NOT NULL,
+                vendor       VARCHAR   NOT NULL,
+                n_frames     BIGINT    NOT NULL,
+                n_boxes      BIGINT    NOT NULL,
+                ingested_at  TIMESTAMP NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE delivered_boxes (
+                delivery_id INTEGER NOT NULL,
+                frame_key   BIGINT  NOT NULL,
+                box_index   INTEGER NOT NULL,
+                x DOUBLE NOT NULL, y DOUBLE NOT NULL, z DOUBLE NOT NULL,
+                l DOUBLE NOT NULL, w DOUBLE NOT NULL, h DOUBLE NOT NULL,
+                yaw DOUBLE NOT NULL,
+                class_name  VARCHAR NOT NULL
+            )
+            """,
+            # One row per labeled frame of a delivery (also frames delivered with 0 boxes).
+            """
+            CREATE TABLE delivered_frames (
+                delivery_id INTEGER NOT NULL,
+                frame_key   BIGINT  NOT NULL,
+                n_boxes     INTEGER NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE rejected_deliveries (
+                path        VARCHAR   NOT NULL,
+                sha256      VARCHAR   NOT NULL,
+                round       INTEGER,
+                reason      VARCHAR   NOT NULL,
+                rejected_at TIMESTAMP NOT NULL
             )
             """,
         ),

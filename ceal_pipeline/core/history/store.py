@@ -45,11 +45,13 @@ Typical round (what the Dagster assets call)::
     fresh = history.round_scores(r)
     history.save_selection(r, chosen_ids, chosen_scores)     # selected_batch
     history.record_export(r, export_path, chosen_ids)        # vendor_export, once
+    history.ingest_delivery(r, path=..., frame_ids=..., boxes=..., ...)  # labeled_set: the vendor's boxes
 """
 
 from __future__ import annotations
 
 from ceal_pipeline.core.history.catalog import CatalogStore
+from ceal_pipeline.core.history.deliveries import DeliveryStore
 from ceal_pipeline.core.history.ingest import ScoreIngest
 from ceal_pipeline.core.history.pools import PoolStore
 from ceal_pipeline.core.history.pruned import PruningStore
@@ -57,7 +59,9 @@ from ceal_pipeline.core.history.rounds import RoundStore
 from ceal_pipeline.core.history.scores import ScoresStore
 
 
-class AcquisitionHistory(CatalogStore, ScoreIngest, ScoresStore, PoolStore, PruningStore, RoundStore):
+class AcquisitionHistory(
+    CatalogStore, ScoreIngest, ScoresStore, PoolStore, PruningStore, RoundStore, DeliveryStore
+):
     """The acquisition history in one DuckDB file at ``path``.
 
     Args:

@@ -33,7 +33,8 @@ from ceal_pipeline.defs.resources import (
     PublishedModel,
     VendorExporterResource,
 )
-from ceal_pipeline.export import RejectedDelivery, read_label_deliveries
+from ceal_pipeline.export.label_ingest import ingest_inbox
+from ceal_pipeline.export.vendor_boxes import with_delivered_labels
 
 GROUP = "acquisition"
 
@@ -129,8 +130,9 @@ def acquisition_history(
     group_name=GROUP,
     kinds={"duckdb"},
     pool="duckdb",
-    description="Frames with labels: the seed set plus what the vendor delivered (inbox). With label_mode "
-    "'source' every frame annotated in the source counts as labeled.",
+    description="Frames with labels: the seed set plus what the vendor delivered (inbox/round-NNNN/, "
+    "OpenLABEL or mmdet3d files), stored as boxes with provenance in the history; refused deliveries are "
+    "recorded with the reason. With label_mode 'source' every frame annotated in the source counts as labeled.",
 )
 def labeled_set(
     context: dg.AssetExecutionContext,
@@ -154,25 +156,14 @@ def labeled_set(
             except ValueError as exc:
                 raise dg.Failure(f"labeled_set: {exc}", allow_retries=False) from exc
             added["seed"] = store.add_labels(seed_set, round=0, source="seed")
-        # A delivery answering round r's export is usable from round r + 1 on; round r
-        # itself, if re-run, must still see those frames as the unlabeled ones it chose.
-        deliveries, rejected = read_label_deliveries(exporter.inbox)
-        for delivery in deliveries:
-            exported = store.exported_frames(delivery.round_index)
-            if exported is None:
-                rejected.append(RejectedDelivery(
-                    delivery.path, f"round {delivery.round_index} has no recorded export: a delivery may only "
-                    "label frames the vendor was sent; check the round number"))
-                continue
-            foreign = sorted(set(delivery.frame_ids) - exported)
-            if foreign:
-                rejected.append(RejectedDelivery(
-                    delivery.path, f"{len(foreign)} frames were not in round {delivery.round_index}'s export "
-                    f"(e.g. {', '.join(foreign[:5])}); nothing of the file was used: ask the vendor to correct it"))
-                continue
-            added[f"vendor r{delivery.round_index}"] = store.add_labels(
-                list(delivery.frame_ids), round=delivery.round_index + 1, source="vendor"
-            )
+        # The vendor's deliveries (inbox/round-NNNN/), stored as boxes with provenance; a delivery
+        # answering round r's export labels its frames from round r + 1 on (round r, if re-run,
+        # must still see them as the unlabeled frames it chose). Refused files change nothing.
+        ingested, rejected = ingest_inbox(store, exporter.inbox)
+        for item in ingested:
+            if item.result.frames_added:
+                key = f"vendor r{item.delivery.round_index}"
+                added[key] = added.get(key, 0) + item.result.frames_added
         for rejection in rejected:
             context.log.warning(f"label delivery {rejection.path} rejected: {rejection.reason}")
     for source, count in added.items():
@@ -187,7 +178,8 @@ def labeled_set(
             f"labeled frames are no longer in the frame catalog ({exc}); restore them in the source and "
             "re-materialize frame_catalog", allow_retries=False,
         ) from exc
-    without_truth = [f for f, truth in zip(labeled, has_truth) if not truth]
+    delivered = store.delivered_frame_ids()  # the vendor's boxes stand in for the source's annotations
+    without_truth = [f for f, truth in zip(labeled, has_truth) if not truth and f not in delivered]
     if without_truth:
         raise dg.Failure(
             f"{len(without_truth)} labeled frames (e.g. {without_truth[:3]}) have no annotations in the "
@@ -201,6 +193,7 @@ def labeled_set(
             "label_mode": frame_source.label_mode,
             "round": round_index,
             "rejected_deliveries": dg.MetadataValue.json({str(r.path): r.reason for r in rejected}),
+            "delivered_frames": len(delivered),
         }
     )
 
@@ -242,7 +235,8 @@ def detector(
     previous = model_store.published_for_round(round_index - 1) if round_index > 0 else None
     warm = previous if config.warm_start else None
     catalog = frame_source.catalog()
-    frames = catalog.records(labeled)  # the training set is a query by id, boxes included
+    # The training set is a query by id, boxes included; delivered frames carry the vendor's boxes.
+    frames = with_delivered_labels(catalog.records(labeled), store.delivered_labels(labeled))
     started = time.perf_counter()
     checkpoint = model_store.train(
         frames,

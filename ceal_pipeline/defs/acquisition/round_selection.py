@@ -25,7 +25,7 @@ from ceal_pipeline.defs.resources import (
     ModelStoreResource,
     VendorExporterResource,
 )
-from ceal_pipeline.export import CorruptExport, ExportedFrame
+from ceal_pipeline.export import CorruptExport, ExportedFrame, PreLabels, export_files, frame_tasks
 
 GROUP = "acquisition"
 
@@ -220,10 +220,13 @@ def selected_batch(
     group_name=GROUP,
     kinds={"csv", "json"},
     pool="duckdb",
-    description="The selected frame ids as CSV and JSONL, why each was bought (explanations.jsonl: detections "
-    "per class, the most uncertain objects with their MC spread, the aggregate, the no-detection floor flag; "
-    "scores in nats) and a manifest (round, model version, count, sha256 of each file), written atomically "
-    "into the outbox; exactly one export per round.",
+    description="The selected frames for the labeling vendor, written atomically into the outbox, exactly "
+    "once per round: ids as CSV and JSONL, why each was bought (explanations.jsonl: detections per class, the "
+    "most uncertain objects with their MC spread, the aggregate, the no-detection floor flag; scores in nats), "
+    "a versioned project manifest (class ontology, label specification, URI rule), one task per frame (sensor "
+    "URIs, camera intrinsics/extrinsics with lens model, timestamp, ego pose, the detector's boxes as "
+    "pre-labels) as project JSON, ASAM OpenLABEL 1.0 scenes and an mmdet3d info file, and a manifest with the "
+    "sha256 of each file. The external id of every task is the frame id.",
 )
 def vendor_export(
     context: dg.AssetExecutionContext,
@@ -241,14 +244,19 @@ def vendor_export(
             f"round {round_index} has no selection; materialize selected_batch for partition {context.partition_key} "
             "first", allow_retries=False,
         )
-    sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
+    catalog = frame_source.catalog()
+    sequences = [str(q) for q in catalog.sequence_ids(frame_ids)]
     explanations = history.exchange().explanations(round_index, frame_ids)
     rows = [
         ExportedFrame(str(f), s, float(v), explanation=e.to_record() if (e := explanations.get(f)) else None)
         for f, s, v in zip(frame_ids, sequences, scores)
     ]
-    version = round_model(model_store, round_index).version
-    export = exporter.export(round_index, version, rows, run_id=context.run.run_id)
+    published = round_model(model_store, round_index)
+    version = published.version
+    files = None
+    if exporter.exported(round_index) is None:  # exactly once: a drop already written is never rebuilt
+        files = vendor_files(context, round_index, published, frame_ids, catalog, frame_source, model_store, exporter)
+    export = exporter.export(round_index, version, rows, run_id=context.run.run_id, files=files)
     store.record_export(
         round_index, export.folder, list(export.frame_ids),
         manifest={"model_version": export.model_version, "sha256": export.sha256},
@@ -274,3 +282,20 @@ def vendor_export(
             "sha256": dg.MetadataValue.json(export.sha256),
         }
     )
+
+
+def vendor_files(context, round_index, published, frame_ids, catalog, frame_source, model_store, exporter) -> dict:
+    """The vendor-facing files of the round's drop (see :mod:`ceal_pipeline.export.vendor_formats`)."""
+    records = catalog.records(frame_ids)
+    pre_labels = {}
+    if exporter.pre_labels:
+        model, _ = model_store.load(published.path)
+        for record, (boxes, names, confidences) in zip(records, model_store.predict(model, records)):
+            pre_labels[record.frame_id] = PreLabels(boxes, names, confidences)
+        context.log.info(f"round {round_index}: {sum(len(p.boxes) for p in pre_labels.values())} pre-labels from "
+                         f"detector {published.version}")
+    uris = exporter.uri_rule(frame_source.root)
+    try:
+        return export_files(round_index, published.version, frame_tasks(records, uris, pre_labels), uris)
+    except ValueError as exc:  # a sensor file outside the dataset root: configuration, not transient
+        raise dg.Failure(f"round {round_index}: {exc}", allow_retries=False) from exc
