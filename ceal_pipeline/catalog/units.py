@@ -34,7 +34,7 @@ from ceal_pipeline.frames.records import QuarantinedFrame
 SOURCE_KINDS = ("mmdet3d", "aimotive", "synthetic")
 #: Options of the mmdet3d info reader that change what a unit parses into.
 INFO_OPTIONS = ("lidar_prefix", "camera_prefix", "box_frame", "box_origin_z", "camera_key", "frame_id_prefix",
-                "classes")
+                "classes", "extra_roots")
 
 
 @dataclass(frozen=True)
@@ -119,8 +119,9 @@ def discover_units(kind: str, source_root: Path, check: str, options: dict, prog
 
     _reject_unknown(kind, options, INFO_OPTIONS + ("info",))
     parse_options = {k: options[k] for k in INFO_OPTIONS if options.get(k) is not None}
-    if parse_options.get("classes") is not None:
-        parse_options["classes"] = tuple(parse_options["classes"])
+    for key in ("classes", "extra_roots"):
+        if parse_options.get(key) is not None:
+            parse_options[key] = tuple(parse_options[key])
     digest = options_digest(check, parse_options)
     files = find_info_files(source_root, options.get("info"))
     return ([_file_unit(kind, f.resolve(), scope, digest) for f in files], parse_options,
