@@ -30,6 +30,7 @@ from ceal_pipeline.catalog.manifest import SourceUnit
 from ceal_pipeline.catalog.schema import boxes_table, frames_table, quarantine_table, sort_by_frame_id
 from ceal_pipeline.frames.batch import FrameBatch, batch_from_records, concat_batches
 from ceal_pipeline.frames.records import QuarantinedFrame
+from ceal_pipeline.frames.result import printable
 
 SOURCE_KINDS = ("mmdet3d", "aimotive", "synthetic")
 #: Options of the mmdet3d info reader that change what a unit parses into.
@@ -204,7 +205,7 @@ def parse_unit(task: UnitTask) -> UnitResult:
 def _write_part(root: Path, name: str, batch: FrameBatch, quarantined: list[QuarantinedFrame],
                 task: UnitTask) -> None:
     batch, fingerprints = sort_by_frame_id(batch, frame_fingerprints(batch))
-    source_file = task.path
+    source_file = printable(task.path)  # a folder name that is not UTF-8 must not abort the source
     part_files.write_table(part_files.part_path(root, "frames", name),
                            frames_table(batch, fingerprints, source_kind=task.kind, source_file=source_file),
                            "frames")

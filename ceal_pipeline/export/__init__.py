@@ -13,6 +13,7 @@ from ceal_pipeline.export.file_drop import (
 from ceal_pipeline.export.vendor_inbox import (
     LabelDelivery,
     RejectedDelivery,
+    check_against_export,
     read_label_deliveries,
     simulate_vendor,
     write_label_delivery,
@@ -25,6 +26,7 @@ __all__ = [
     "LabelDelivery",
     "RejectedDelivery",
     "VendorExport",
+    "check_against_export",
     "export_folder",
     "list_exports",
     "read_label_deliveries",

@@ -90,9 +90,23 @@ def read_label_deliveries(inbox: str | os.PathLike) -> tuple[list[LabelDelivery]
     for path in sorted(inbox.glob(_DELIVERY_GLOB)):
         try:
             deliveries.append(_parse_delivery(path))
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
+        except (ValueError, KeyError, TypeError, IndexError, OSError) as exc:
             rejected.append(RejectedDelivery(path, f"not a label delivery ({exc}): fix or remove the file"))
     return deliveries, rejected
+
+
+def check_against_export(delivery: LabelDelivery, exported: set[str] | None) -> RejectedDelivery | None:
+    """Why ``delivery`` may not be used given its round's exported frames (``None``:
+    no export recorded for that round), or ``None`` when every frame was exported."""
+    if exported is None:
+        return RejectedDelivery(delivery.path, f"round {delivery.round_index} has no recorded export: a delivery "
+                                "may only label frames the vendor was sent; check the round number")
+    foreign = sorted(set(delivery.frame_ids) - exported)
+    if foreign:
+        return RejectedDelivery(delivery.path, f"{len(foreign)} frames were not in round {delivery.round_index}'s "
+                                f"export (e.g. {', '.join(foreign[:5])}); nothing of the file was used: ask the "
+                                "vendor to correct it")
+    return None
 
 
 def simulate_vendor(outbox: str | os.PathLike, inbox: str | os.PathLike) -> list[LabelDelivery]:

@@ -40,8 +40,10 @@ def _camera_group(ctx, name: str, images: list[dict], lidar2ego: list):
     with_lidar2cam = np.array(["lidar2cam" in image for image in images], dtype=bool)
     lidar2cam = np.empty((len(images), 4, 4))
     if with_lidar2cam.any():
-        lidar2cam[with_lidar2cam] = stack_floats(
-            [image["lidar2cam"] for image, ok in zip(images, with_lidar2cam) if ok], (4, 4))
+        given = stack_floats([image["lidar2cam"] for image, ok in zip(images, with_lidar2cam) if ok], (4, 4))
+        if given.shape[1:] != (4, 4):
+            raise ValueError(f"camera {name} has no valid lidar2cam (a 4x4 matrix)")
+        lidar2cam[with_lidar2cam] = given
     if not with_lidar2cam.all():
         rest = [i for i, ok in enumerate(with_lidar2cam) if not ok]
         if any("cam2ego" not in images[i] for i in rest):

@@ -144,7 +144,11 @@ def _instances(ctx: InfoContext, entries: list[dict]):
     kept = labels >= 0
     values = np.zeros((len(instances), 7))
     if kept.any():
-        values[kept] = _box_values(list(map(_BBOX_3D, compress(instances, kept.tolist()))))
+        try:
+            bboxes = list(map(_BBOX_3D, compress(instances, kept.tolist())))
+        except KeyError:
+            raise ValueError("an instance has a label but no bbox_3d") from None
+        values[kept] = _box_values(bboxes)
     return np.array([len(entry["instances"]) for entry in entries], dtype=np.int64), raw, values
 
 

@@ -33,7 +33,7 @@ from ceal_pipeline.defs.resources import (
     PublishedModel,
     VendorExporterResource,
 )
-from ceal_pipeline.export import RejectedDelivery, read_label_deliveries
+from ceal_pipeline.export import check_against_export, read_label_deliveries
 
 GROUP = "acquisition"
 
@@ -158,17 +158,9 @@ def labeled_set(
         # itself, if re-run, must still see those frames as the unlabeled ones it chose.
         deliveries, rejected = read_label_deliveries(exporter.inbox)
         for delivery in deliveries:
-            exported = store.exported_frames(delivery.round_index)
-            if exported is None:
-                rejected.append(RejectedDelivery(
-                    delivery.path, f"round {delivery.round_index} has no recorded export: a delivery may only "
-                    "label frames the vendor was sent; check the round number"))
-                continue
-            foreign = sorted(set(delivery.frame_ids) - exported)
-            if foreign:
-                rejected.append(RejectedDelivery(
-                    delivery.path, f"{len(foreign)} frames were not in round {delivery.round_index}'s export "
-                    f"(e.g. {', '.join(foreign[:5])}); nothing of the file was used: ask the vendor to correct it"))
+            rejection = check_against_export(delivery, store.exported_frames(delivery.round_index))
+            if rejection is not None:
+                rejected.append(rejection)
                 continue
             added[f"vendor r{delivery.round_index}"] = store.add_labels(
                 list(delivery.frame_ids), round=delivery.round_index + 1, source="vendor"
