@@ -187,9 +187,13 @@ def parse_unit(task: UnitTask) -> UnitResult:
         pending_quarantine.extend(source.quarantined)
         result.dropped_objects.update(source.dropped_objects)
     else:
-        from ceal_pipeline.frames.mmdet3d_info import gc_paused, iter_info_chunks
+        from contextlib import nullcontext
 
-        with gc_paused():
+        from ceal_pipeline.frames.mmdet3d_info import gc_paused, iter_info_chunks
+        from ceal_pipeline.frames.synthetic import dataset_lock
+
+        reading = dataset_lock(task.source_root, exclusive=False) if task.kind == "synthetic" else nullcontext()
+        with gc_paused(), reading:
             for parsed in iter_info_chunks(Path(task.path), Path(task.source_root), chunk_frames=task.chunk_frames,
                                            check=task.check, **dict(task.options)):
                 pending.append(parsed.batch)
