@@ -1,6 +1,7 @@
 """Driver of the kill-point test: run acquisition rounds in this process and SIGKILL it at one point.
 
-``python -m ceal_pipeline_tests.pipeline.kill_points HOME SYNTHETIC_ROOT ROUNDS [KILL_POINT]`` runs
+:func:`run_killed` (in a process forked from a server that imported this module once), or
+``python -m ceal_pipeline_tests.pipeline.kill_points HOME SYNTHETIC_ROOT ROUNDS [KILL_POINT]``, runs
 (or resumes) rounds until ``ROUNDS`` are exported, with the pipeline's state and a
 persistent Dagster instance under ``HOME``; a vendor answers each export before the
 next round opens. With ``KILL_POINT`` (a name of :data:`KILL_POINTS`) the process
@@ -13,10 +14,18 @@ from __future__ import annotations
 
 import functools
 import importlib
+import multiprocessing
 import os
 import signal
 import sys
 from pathlib import Path
+
+# Imported here, not lazily: the fork server imports this module once, so that each killed run
+# starts in a fraction of a second instead of paying Dagster's import again.
+import dagster  # noqa: F401
+
+import ceal_pipeline.defs  # noqa: F401
+import ceal_pipeline_tests.pipeline.conftest  # noqa: F401
 
 #: name -> (object path, "before" | "after"): the kill fires just before the call starts or
 #: right after it returned (its effect durable, nothing after it done). In the order a round reaches them.
@@ -98,6 +107,18 @@ def run_rounds(home: Path, synthetic_root: str, rounds: int) -> None:
         if round_index >= rounds:
             return
         run_acquisition_round(defs, instance, round_configs(), log_level="WARNING")
+
+
+def run_killed(home: Path, synthetic_root: str, rounds: int, kill_point: str | None = None) -> int:
+    """Run :func:`main` in a child process forked from a preloaded server; its exit code
+    (-9 when it was killed)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    args = [str(home), synthetic_root, str(rounds)] + ([kill_point] if kill_point else [])
+    child = context.Process(target=main, args=(args,))
+    child.start()
+    child.join(timeout=300)
+    return child.exitcode
 
 
 def main(argv: list[str]) -> int:

@@ -4,25 +4,19 @@ that was never interrupted."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import duckdb
 
 from ceal_pipeline.export import list_exports, read_vendor_export
-from ceal_pipeline_tests.pipeline.kill_points import KILL_POINTS, run_rounds
+from ceal_pipeline_tests.pipeline.kill_points import KILL_POINTS, run_killed, run_rounds
 
 ROUNDS = 2
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def _run_driver(home: Path, synthetic_root: str, kill_point: str | None = None) -> int:
-    command = [sys.executable, "-m", "ceal_pipeline_tests.pipeline.kill_points", str(home), synthetic_root,
-               str(ROUNDS)] + ([kill_point] if kill_point else [])
-    env = dict(os.environ, PYTHONPATH=str(REPOSITORY), OMP_NUM_THREADS="1")
-    return subprocess.run(command, env=env, cwd=REPOSITORY, capture_output=True, text=True, timeout=300).returncode
+    """One run in a child process (SIGKILLed at ``kill_point``); its exit code."""
+    return run_killed(home, synthetic_root, ROUNDS, kill_point)
 
 
 def _state(home: Path) -> dict:
