@@ -343,7 +343,8 @@ MMDET3D = [
     ("info_old_list_style", info_file_defect(lambda p: p.write_bytes(pickle.dumps([{"token": "a"}])))),
     ("info_data_list_is_a_dict", info_file_defect(
         lambda p: p.write_bytes(pickle.dumps({"metainfo": {}, "data_list": {"a": 1}})))),
-    ("info_data_list_none", info_file_defect(lambda p: p.write_bytes(pickle.dumps({"metainfo": {}, "data_list": None})))),
+    ("info_data_list_none", info_file_defect(
+        lambda p: p.write_bytes(pickle.dumps({"metainfo": {}, "data_list": None})))),
     ("info_metainfo_is_a_string", info_file_defect(
         lambda p: p.write_bytes(pickle.dumps({"metainfo": "kitti", "data_list": []})))),
     ("info_categories_not_integers", info_file_defect(
@@ -547,8 +548,8 @@ def _history(root: Path):
 def _shard_rows(**overrides) -> dict:
     rows = {"frame_id": list(SHARD_FRAMES), "score": [float(i) / 10 for i in range(len(SHARD_FRAMES))],
             "round": [1] * len(SHARD_FRAMES), "shard": [0] * len(SHARD_FRAMES),
-            "model_version": [MODEL] * len(SHARD_FRAMES), "acquisition_fn": ["localization_entropy"] * len(SHARD_FRAMES),
-            "run_id": ["run-1"] * len(SHARD_FRAMES)}
+            "model_version": [MODEL] * len(SHARD_FRAMES),
+            "acquisition_fn": ["localization_entropy"] * len(SHARD_FRAMES), "run_id": ["run-1"] * len(SHARD_FRAMES)}
     rows.update(overrides)
     return rows
 

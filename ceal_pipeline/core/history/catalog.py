@@ -25,7 +25,13 @@ from ceal_pipeline.core.history.staging import (
     stage,
     stage_known_frames,
 )
-from ceal_pipeline.frames.records import ALLOWED_ID_CHARACTERS, FRAME_ID_PATTERN, FrameRecord, InvalidFrameId, QuarantinedFrame
+from ceal_pipeline.frames.records import (
+    ALLOWED_ID_CHARACTERS,
+    FRAME_ID_PATTERN,
+    FrameRecord,
+    InvalidFrameId,
+    QuarantinedFrame,
+)
 
 _ATTRIBUTES = ("sequence_id", "timestamp_s", "lidar_path", "split", "source")
 
