@@ -38,6 +38,7 @@ import numpy as np
 
 from ceal_pipeline.frames.box_conventions import quaternion_wxyz_to_yaw, to_bottom_origin
 from ceal_pipeline.frames.classes import detection_label
+from ceal_pipeline.frames.file_checks import CHECK_LEVELS, FileChecks
 from ceal_pipeline.frames.points import LidarReadError, read_laz_points, read_laz_start_time
 from ceal_pipeline.frames.records import (
     CameraRecord,
@@ -50,7 +51,6 @@ from ceal_pipeline.frames.records import (
 from ceal_pipeline.frames.result import FrameSourceResult
 
 SOURCE = "aimotive"
-CHECK_LEVELS = ("exists", "header", "points")
 _SPLITS = {"train", "val", "test"}
 _FRAME_FILE = re.compile(r"frame_(\d+)\.(laz|json)")
 
@@ -171,23 +171,10 @@ def parse_boxes(path: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray]:
     return to_bottom_origin(np.asarray(boxes).reshape(-1, 7)).astype(np.float32), np.asarray(labels, dtype=np.int64)
 
 
-def _image_reason(path: Path, check: str) -> str | None:
-    if not path.is_file():
-        return f"camera image {path} is missing"
-    if check != "exists":
-        try:
-            from PIL import Image
-
-            with Image.open(path) as image:
-                image.size  # noqa: B018 - decoding the header is the check
-        except Exception as exc:
-            return f"camera image {path} is unreadable ({type(exc).__name__}: {exc})"
-    return None
-
-
 def read_sequence(sequence_dir: Path, check: str = "header") -> FrameSourceResult:
     """Frames of one sequence folder (see the module docstring)."""
     result = FrameSourceResult()
+    image_checks = FileChecks(check)  # header: the image header is read; points: the image is decoded
     name = sequence_dir.name
     split = sequence_dir.parent.parent.name if sequence_dir.parent.parent.name in _SPLITS else "train"
     lidar_dir = sequence_dir / "dynamic" / "raw-revolutions"
@@ -236,7 +223,8 @@ def read_sequence(sequence_dir: Path, check: str = "header") -> FrameSourceResul
         camera_records, camera_problem = [], None
         for camera in cameras:
             image_path = sequence_dir / "sensor" / "camera" / camera["name"] / f"{camera['name']}_{number}.jpg"
-            camera_problem = _image_reason(image_path, check)
+            checked = image_checks.image(str(image_path), need_size=True)
+            camera_problem = checked[0] if isinstance(checked[0], str) else None
             if camera_problem:
                 break
             camera_records.append(CameraRecord(path=str(image_path), **camera))

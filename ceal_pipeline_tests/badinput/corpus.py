@@ -526,6 +526,8 @@ AIMOTIVE = [
                                                      check="points")),
     ("aimotive_jpeg_zero_bytes", _aimotive_file("sensor/camera/M_FISHEYE_L/M_FISHEYE_L_0033644.jpg",
                                                 _replace_with(b""))),
+    ("aimotive_jpeg_truncated_at_check_points", _aimotive_file("sensor/camera/M_FISHEYE_L/M_FISHEYE_L_0033644.jpg",
+                                                               _truncate(3000), check="points")),
 ]
 
 
