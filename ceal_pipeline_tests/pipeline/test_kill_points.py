@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from ceal_pipeline.export import list_exports, read_vendor_export
 from ceal_pipeline_tests.pipeline.kill_points import KILL_POINTS, run_killed, run_rounds
@@ -35,6 +36,7 @@ def _state(home: Path) -> dict:
             "outbox": [(e.round_index, tuple(e.frame_ids)) for e in outbox]}
 
 
+@pytest.mark.slow  # 16 runs of the pipeline's round (stand-in detector): about 1.5 min of CPU
 def test_a_round_sigkilled_at_every_stage_resumes_to_the_uninterrupted_result(tmp_path, synthetic_root):
     run_rounds(tmp_path / "uninterrupted", synthetic_root, ROUNDS)
     expected = _state(tmp_path / "uninterrupted")
