@@ -61,6 +61,29 @@ def round_configs() -> dict:
             "selected_batch": SelectionConfig(k=5, per_sequence_cap=3)}
 
 
+#: File (under HOME) that each run appends its CPU seconds to, so that a test can report the total.
+CPU_LOG = "cpu_seconds.txt"
+_home: Path | None = None
+
+
+def _record_cpu() -> None:
+    if _home is not None:
+        times = os.times()
+        with open(_home / CPU_LOG, "a") as handle:
+            handle.write(f"{times.user + times.system:.3f}\n")
+
+
+def _die() -> None:
+    _record_cpu()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def cpu_seconds(home: Path) -> float:
+    """CPU seconds the runs under ``home`` used (after the fork server's one-off imports)."""
+    path = Path(home) / CPU_LOG
+    return sum(float(line) for line in path.read_text().split()) if path.is_file() else 0.0
+
+
 def install_kill(point: str) -> None:
     """Make this process SIGKILL itself at ``point`` (see :data:`KILL_POINTS`)."""
     target, when = KILL_POINTS[point]
@@ -74,9 +97,9 @@ def install_kill(point: str) -> None:
     @functools.wraps(original)
     def killed(*args, **kwargs):
         if when == "before":
-            os.kill(os.getpid(), signal.SIGKILL)
+            _die()
         result = original(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGKILL)
+        _die()
         return result
 
     if isinstance(owner, type) and path:
@@ -122,10 +145,14 @@ def run_killed(home: Path, synthetic_root: str, rounds: int, kill_point: str | N
 
 
 def main(argv: list[str]) -> int:
+    global _home
     home, synthetic_root, rounds = Path(argv[0]), argv[1], int(argv[2])
+    _home = home
+    home.mkdir(parents=True, exist_ok=True)
     if len(argv) > 3:
         install_kill(argv[3])
     run_rounds(home, synthetic_root, rounds)
+    _record_cpu()
     return 0
 
 
