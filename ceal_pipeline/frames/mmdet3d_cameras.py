@@ -94,11 +94,11 @@ def parse_cameras(ctx, entries: list[dict], lidar_infos: list[dict], reasons: li
     n = len(entries)
     images_of = [entry.get("images") or {} for entry in entries]
     for i, images in enumerate(images_of):
-        if type(images) is not dict:
+        if not isinstance(images, dict):
             if reasons[i] is None:
                 reasons[i] = (f"images is a {type(images).__name__}, not a dict of camera name -> image", None)
             images_of[i] = {}
-        elif not all(image is None or type(image) is dict for image in images.values()) and reasons[i] is None:
+        elif not all(image is None or isinstance(image, dict) for image in images.values()) and reasons[i] is None:
             reasons[i] = ("an entry of images is not a dict (img_path, cam2img, lidar2cam...)", None)
     names = sorted({name for images in images_of for name in images}, key=str)
     frame_parts, rank_parts, path_parts, name_parts = [], [], [], []

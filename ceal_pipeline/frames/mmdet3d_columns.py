@@ -28,6 +28,7 @@ import numpy as np
 from ceal_pipeline.frames import mmdet3d_info as info_format
 from ceal_pipeline.frames.batch import FrameBatch, offsets_of
 from ceal_pipeline.frames.box_conventions import camera_boxes_to_lidar, to_bottom_origin
+from ceal_pipeline.frames.confinement import PathConfinement
 from ceal_pipeline.frames.entry_groups import RECOVERABLE, in_groups, stack_floats
 from ceal_pipeline.frames.file_checks import FileChecks
 from ceal_pipeline.frames.mmdet3d_cameras import parse_cameras
@@ -68,10 +69,9 @@ class InfoContext:
     checks: FileChecks = field(default_factory=lambda: FileChecks("header"))
 
     def __post_init__(self) -> None:
-        camera_prefixes = (self.camera_prefix.values() if isinstance(self.camera_prefix, dict)
-                           else [self.camera_prefix])
-        self.confinement = info_format.PathConfinement(self.root, [self.lidar_prefix, *camera_prefixes],
-                                                       self.extra_roots or ())
+        camera_prefixes = (
+            self.camera_prefix.values() if isinstance(self.camera_prefix, dict) else [self.camera_prefix])
+        self.confinement = PathConfinement(self.root, [self.lidar_prefix, *camera_prefixes], self.extra_roots or ())
         self.frame_kind, self.origin_z, self.ref_camera = info_format.box_convention(
             self.metainfo, self.box_frame, self.box_origin_z, self.camera_key)
         self.class_names = info_format.class_names(self.metainfo, self.classes)
@@ -175,7 +175,7 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
 
     lidar_infos = [entry.get("lidar_points") or {} for entry in entries]
     for i, info in enumerate(lidar_infos):
-        if type(info) is not dict:
+        if not isinstance(info, dict):
             if reasons[i] is None:
                 reasons[i] = (f"lidar_points is a {type(info).__name__}, not a dict with lidar_path", None)
             lidar_infos[i] = {}
@@ -200,7 +200,7 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
 
     labeled = np.array(["instances" in entry for entry in entries], dtype=bool)
     for i in np.flatnonzero(labeled).tolist():
-        if type(entries[i]["instances"]) is not list and reasons[i] is None:
+        if not isinstance(entries[i]["instances"], (list, tuple)) and reasons[i] is None:
             reasons[i] = (f"instances is a {type(entries[i]['instances']).__name__}, not a list of objects", None)
     timestamps = _timestamps(entries, lidar_infos, reasons)
     poses = _poses([entry.get("ego2global") for entry in entries], reasons)
@@ -273,7 +273,7 @@ def _frame_ids(entries: list, first_index: int, ctx: InfoContext, reasons: list)
     clean = entries
     for i, entry in enumerate(entries):
         where = f"{ctx.info_path.name}#{first_index + i}"
-        if type(entry) is not dict:
+        if not isinstance(entry, dict):
             reasons[i] = (f"the entry is a {type(entry).__name__}, not a dict", None)
             frame_ids.append(where)
             clean = clean if clean is not entries else list(entries)

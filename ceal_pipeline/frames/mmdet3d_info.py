@@ -289,7 +289,7 @@ def resolve_paths(root: Path, prefix: str | None, paths: list) -> list[str]:
     """``str(_resolve(root, prefix, p))`` for each of ``paths`` (``""`` for none),
     by string concatenation where that gives the same normalised path; paths
     with ``.``/``..`` parts are normalised (``os.path.normpath``), so that
-    :class:`PathConfinement` sees where they really point."""
+    :class:`~ceal_pipeline.frames.confinement.PathConfinement` sees where they really point."""
     base = str(_resolve(root, prefix, "x"))[:-1]
     out = []
     for path in paths:
@@ -302,28 +302,6 @@ def resolve_paths(root: Path, prefix: str | None, paths: list) -> list[str]:
         else:
             out.append(path if path.startswith("/") else base + path)
     return out
-
-
-class PathConfinement:
-    """Which folders the files an info file names may be in: ``root``, the
-    configured prefix folders, and ``extra_roots`` (configuration, e.g. a shared
-    sweeps folder). Lexical: paths are compared after ``normpath``."""
-
-    def __init__(self, root: Path, prefixes: Iterable[str | None] = (), extra_roots: Iterable[str | Path] = ()):
-        folders = [Path(root)] + [_resolve(Path(root), prefix, "") for prefix in prefixes if prefix]
-        folders += [Path(extra) for extra in extra_roots]
-        self.folders = tuple(sorted({os.path.normpath(os.path.abspath(f)) for f in folders}))
-        self._prefixes = tuple(f.rstrip("/") + "/" for f in self.folders)
-
-    def problem(self, path: str) -> str | None:
-        """``None`` when ``path`` is inside an allowed folder, else the reason and the fix."""
-        absolute = path if path.startswith("/") else os.path.abspath(path)
-        if ("/." in absolute or "//" in absolute) and os.path.normpath(absolute) != absolute:
-            absolute = os.path.normpath(absolute)
-        if absolute.startswith(self._prefixes) or absolute in self.folders:
-            return None
-        return (f"path {path} is outside the dataset root {self.folders[0]}: an info file may only name files "
-                "under the root (fix the info file, or allow the folder with extra_roots / --extra-root)")
 
 
 def sequence_of(entry: dict, lidar_path: str, frame_id: str) -> str:

@@ -48,13 +48,8 @@ def printable(text: str) -> str:
         text.encode("utf-8")
         return text
     except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace") \
-            if _only_escapes(text) else ascii(text)[1:-1]
-
-
-def _only_escapes(text: str) -> bool:
-    try:
-        text.encode("utf-8", "surrogateescape")
-        return True
-    except UnicodeEncodeError:
-        return False
+        pass
+    try:  # undecodable file-name bytes, as os.fsdecode left them
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # other lone surrogates
+        return ascii(text)[1:-1]
