@@ -53,7 +53,7 @@ class FrameCatalog:
         ``kind``: ``"mmdet3d"`` (options ``info`` — one file or a list, default
         every ``*.pkl`` in ``source_root`` —, ``lidar_prefix``, ``camera_prefix``,
         ``box_frame``, ``box_origin_z``, ``camera_key``, ``frame_id_prefix``,
-        ``classes``), ``"aimotive"`` (sequence folders under ``source_root``) or
+        ``classes``, ``extra_roots``), ``"aimotive"`` (sequence folders under ``source_root``) or
         ``"synthetic"`` (generator parameters such as ``n_frames``, ``seed``,
         ``overwrite``; the dataset is generated into ``source_root`` when missing).
         ``check``: ``"exists"``, ``"header"`` or ``"points"`` (as the readers).

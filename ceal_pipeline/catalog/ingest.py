@@ -157,7 +157,7 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
 
         tasks = [UnitTask(key=u.key, kind=u.kind, path=u.path, source_root=str(source_root.resolve()),
                           catalog_root=str(root), check=check, options=tuple(sorted(parse_options.items())),
-                          part_prefix=f"g{generation:06d}-{hashlib.sha1(u.key.encode()).hexdigest()[:10]}",
+                          part_prefix=f"g{generation:06d}-{hashlib.sha1(os.fsencode(u.key)).hexdigest()[:10]}",
                           chunk_frames=chunk_frames, part_rows=part_rows)
                  for u in sorted(to_parse, key=lambda u: u.key)]
         results = {r.key: r for r in _run_tasks(tasks, workers, [u.size for u in to_parse], progress)}

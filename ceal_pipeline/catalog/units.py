@@ -30,11 +30,12 @@ from ceal_pipeline.catalog.manifest import SourceUnit
 from ceal_pipeline.catalog.schema import boxes_table, frames_table, quarantine_table, sort_by_frame_id
 from ceal_pipeline.frames.batch import FrameBatch, batch_from_records, concat_batches
 from ceal_pipeline.frames.records import QuarantinedFrame
+from ceal_pipeline.frames.result import printable
 
 SOURCE_KINDS = ("mmdet3d", "aimotive", "synthetic")
 #: Options of the mmdet3d info reader that change what a unit parses into.
 INFO_OPTIONS = ("lidar_prefix", "camera_prefix", "box_frame", "box_origin_z", "camera_key", "frame_id_prefix",
-                "classes")
+                "classes", "extra_roots")
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,9 @@ def discover_units(kind: str, source_root: Path, check: str, options: dict, prog
 
     _reject_unknown(kind, options, INFO_OPTIONS + ("info",))
     parse_options = {k: options[k] for k in INFO_OPTIONS if options.get(k) is not None}
-    if parse_options.get("classes") is not None:
-        parse_options["classes"] = tuple(parse_options["classes"])
+    for key in ("classes", "extra_roots"):
+        if parse_options.get(key) is not None:
+            parse_options[key] = tuple(parse_options[key])
     digest = options_digest(check, parse_options)
     files = find_info_files(source_root, options.get("info"))
     return ([_file_unit(kind, f.resolve(), scope, digest) for f in files], parse_options,
@@ -187,10 +189,14 @@ def parse_unit(task: UnitTask) -> UnitResult:
         pending_quarantine.extend(source.quarantined)
         result.dropped_objects.update(source.dropped_objects)
     else:
+        from contextlib import nullcontext
+
         from ceal_pipeline.frames.mmdet3d_info import gc_paused, iter_info_chunks
+        from ceal_pipeline.frames.synthetic import dataset_lock
 
         timings: dict = {}
-        with gc_paused():
+        reading = dataset_lock(task.source_root, exclusive=False) if task.kind == "synthetic" else nullcontext()
+        with gc_paused(), reading:
             for parsed in iter_info_chunks(Path(task.path), Path(task.source_root), chunk_frames=task.chunk_frames,
                                            check=task.check, timings=timings, **dict(task.options)):
                 pending.append(parsed.batch)
@@ -207,7 +213,7 @@ def parse_unit(task: UnitTask) -> UnitResult:
 def _write_part(root: Path, name: str, batch: FrameBatch, quarantined: list[QuarantinedFrame],
                 task: UnitTask) -> None:
     batch, fingerprints = sort_by_frame_id(batch, frame_fingerprints(batch))
-    source_file = task.path
+    source_file = printable(task.path)  # a folder name that is not UTF-8 must not abort the source
     part_files.write_table(part_files.part_path(root, "frames", name),
                            frames_table(batch, fingerprints, source_kind=task.kind, source_file=source_file),
                            "frames")

@@ -32,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--camera-prefix", action="append", metavar="[CAM=]PATH",
                         help="folder under --root holding camera images; CAM=PATH for one camera (repeatable)")
     parser.add_argument("--box-frame", choices=("lidar", "camera"), help="override the info file's box frame")
+    parser.add_argument("--extra-root", action="append", metavar="PATH",
+                        help="mmdet3d: a folder outside --root that the info file may name files in (repeatable; "
+                             "any other path outside --root quarantines its frame)")
     parser.add_argument("--classes", help="mmdet3d: comma-separated class names in label order, for info files "
                                           "whose metainfo names none (e.g. Pedestrian,Cyclist,Car)")
     parser.add_argument("--frames-count", type=int, help="synthetic: number of frames to generate (default 2000)")
@@ -93,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     options = {"check": args.check}
     if args.source == "mmdet3d":
         options.update(info=args.info, lidar_prefix=args.lidar_prefix, camera_prefix=_camera_prefix(args.camera_prefix),
-                       box_frame=args.box_frame,
+                       box_frame=args.box_frame, extra_roots=args.extra_root,
                        classes=[c.strip() for c in args.classes.split(",")] if args.classes else None)
     elif args.source == "synthetic":
         options.update(n_frames=args.frames_count, seed=args.seed, overwrite=args.overwrite or None,
@@ -104,8 +107,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"ceal inspect: {exc}", file=sys.stderr)
         return 2
 
-    frames = result.frames
-    quarantined: list[QuarantinedFrame] = list(result.quarantined)
+    frames, duplicates = _first_copies(result.frames)
+    quarantined: list[QuarantinedFrame] = list(result.quarantined) + duplicates
     to_load = frames if args.limit is None else frames[: args.limit]
     progress = _Progress("reading points", show_progress)
     n_points, boxes_in_range, boxes_with_points = [], 0, 0
@@ -145,13 +148,14 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "source": args.source,
         "root": str(args.root),
-        "frames": len(frames) - (len(quarantined) - len(result.quarantined)),
+        "frames": len(frames) - (len(quarantined) - len(result.quarantined) - len(duplicates)),
         "sequences": len({r.sequence_id for r in frames}),
         "labeled_frames": sum(r.is_labeled for r in frames),
         "boxes": int(sum(len(r.boxes) for r in frames if r.is_labeled)),
         "points_mean": round(float(np.mean(n_points)), 1) if n_points else 0.0,
         "cameras": len({c.name for r in frames for c in r.cameras}),
         "quarantined": len(quarantined),
+        "duplicate_ids": len(duplicates),
         "frames_with_points_loaded": len(loaded_ok),
         "boxes_within_range": boxes_in_range,
         "boxes_with_points_within_range": boxes_with_points,
@@ -167,11 +171,33 @@ def run(args: argparse.Namespace) -> int:
 
         # Loud on stderr in both modes: a dataset read as "0 boxes" trains a detector on nothing.
         print(f"ceal inspect: WARNING: {unnamed_labels_message(result.unnamed_labels, args.root)}", file=sys.stderr)
+    if duplicates:
+        print(f"ceal inspect: WARNING: {len(duplicates)} frames repeat an id already read (e.g. "
+              f"{', '.join(sorted({q.frame_id for q in duplicates})[:5])}); the catalog keeps the first copy and "
+              "quarantines the others: give each dataset its own ids (frame_id_prefix)", file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
     else:
         _print_table(summary, quarantined)
     return 0
+
+
+def _first_copies(frames: list) -> tuple[list, list]:
+    """``(frames with each id once, a quarantine entry for every later copy)``."""
+    from ceal_pipeline.frames.records import QuarantinedFrame
+
+    first: dict[str, object] = {}
+    kept, repeats = [], []
+    for record in frames:
+        if record.frame_id in first:
+            repeats.append(QuarantinedFrame(
+                record.frame_id, f"duplicate frame id {record.frame_id}: already read from "
+                f"{first[record.frame_id].lidar_path}; give the frames distinct ids in their source "
+                "(or a frame_id_prefix per dataset)", record.lidar_path, record.source))
+        else:
+            first[record.frame_id] = record
+            kept.append(record)
+    return kept, repeats
 
 
 def _share_in_view(points, camera) -> float:

@@ -195,6 +195,11 @@ class FrameSourceResource(dg.ConfigurableResource):
         default=settings.source_info(),
         description="mmdet3d info .pkl files relative to root, comma-separated; empty = every *.pkl; CEAL_SOURCE_INFO",
     )
+    extra_roots: str = Field(
+        default="",
+        description="mmdet3d: folders outside root that the info files may name files in, comma-separated "
+        "(any other path outside root quarantines its frame)",
+    )
     catalog_dir: str = Field(default=paths.catalog_dir(), description="folder of the columnar frame catalog")
     synthetic_frames: int = Field(
         default=settings.synthetic_frames(), description="frames the synthetic generator writes; CEAL_SYNTHETIC_FRAMES"
@@ -224,6 +229,9 @@ class FrameSourceResource(dg.ConfigurableResource):
         else:
             infos = [part.strip() for part in self.info.split(",") if part.strip()]
             options = {"info": infos} if infos and self.kind == "mmdet3d" else {}
+            extra_roots = [part.strip() for part in self.extra_roots.split(",") if part.strip()]
+            if extra_roots and self.kind == "mmdet3d":
+                options["extra_roots"] = extra_roots
         return self.catalog().ingest(self.kind, self.root, **options)
 
 

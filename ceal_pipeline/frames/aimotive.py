@@ -21,6 +21,11 @@ first point of the revolution.
 
 A camera folder that is absent from a sequence is left out of its records; a
 camera whose folder exists but lacks the frame's image quarantines the frame.
+
+Frame ids are ``<sequence folder>:<frame number>``, kept as they are (``@`` is a
+valid id character); a sequence whose folder name makes invalid ids (spaces,
+non-ASCII letters) has its frames quarantined with the name shown, and the
+other sequences are read.
 """
 
 from __future__ import annotations
@@ -33,15 +38,21 @@ import numpy as np
 
 from ceal_pipeline.frames.box_conventions import quaternion_wxyz_to_yaw, to_bottom_origin
 from ceal_pipeline.frames.classes import detection_label
+from ceal_pipeline.frames.file_checks import CHECK_LEVELS, FileChecks
 from ceal_pipeline.frames.points import LidarReadError, read_laz_points, read_laz_start_time
-from ceal_pipeline.frames.records import CameraRecord, FrameRecord, LidarFormat
+from ceal_pipeline.frames.records import (
+    CameraRecord,
+    FrameRecord,
+    LidarFormat,
+    invalid_id_message,
+    is_valid_frame_id,
+    shown_id,
+)
 from ceal_pipeline.frames.result import FrameSourceResult
 
 SOURCE = "aimotive"
-CHECK_LEVELS = ("exists", "header", "points")
 _SPLITS = {"train", "val", "test"}
-_FRAME_FILE = re.compile(r"^frame_(\d+)\.(laz|json)$")
-_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._:+\-]")
+_FRAME_FILE = re.compile(r"frame_(\d+)\.(laz|json)")
 
 
 def find_sequences(root: str | Path, max_depth: int = 5) -> list[Path]:
@@ -63,8 +74,8 @@ def find_sequences(root: str | Path, max_depth: int = 5) -> list[Path]:
 
 
 def frame_id_for(sequence_name: str, frame_number: str) -> str:
-    """``<sequence>:<frame>`` with characters unsafe in ids (``@``) replaced by ``_``."""
-    return _UNSAFE_ID_CHARS.sub("_", f"{sequence_name}:{frame_number}")
+    """``<sequence>:<frame>``, as it is (validated by the reader, never rewritten)."""
+    return f"{sequence_name}:{frame_number}"
 
 
 def read_cameras(sequence_dir: Path) -> list[dict]:
@@ -95,14 +106,21 @@ def read_cameras(sequence_dir: Path) -> list[dict]:
             fx, fy = (float(v) for v in sensor["focal_length_px"])
             cx, cy = (float(v) for v in sensor["principal_point_px"])
             width, height = (int(v) for v in sensor.get("image_resolution_px", (0, 0)))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"calibration file {path}: camera {name} lacks a valid {exc} entry") from exc
+            model = str(sensor.get("model", "pinhole"))
+            coeffs = tuple(float(c) for c in sensor.get("distortion_coeffs", ()))
+            # The Mei (unified omnidirectional) model adds the mirror parameter xi.
+            distortion = ((float(sensor["xi"]),) + coeffs) if model == "mei" and "xi" in sensor else coeffs
+        except (KeyError, TypeError, ValueError, np.linalg.LinAlgError) as exc:
+            raise ValueError(f"calibration file {path}: camera {name} lacks a valid entry ({type(exc).__name__}: "
+                             f"{exc}); restore the file from the dataset") from exc
         if lidar2cam.shape != (4, 4):
             raise ValueError(f"calibration file {path}: camera {name} extrinsic is {lidar2cam.shape}, expected 4x4")
-        model = str(sensor.get("model", "pinhole"))
-        coeffs = tuple(float(c) for c in sensor.get("distortion_coeffs", ()))
-        # The Mei (unified omnidirectional) model adds the mirror parameter xi.
-        distortion = ((float(sensor["xi"]),) + coeffs) if model == "mei" and "xi" in sensor else coeffs
+        if not (np.isfinite(lidar2cam).all() and np.isfinite([fx, fy, cx, cy, *distortion]).all()):
+            raise ValueError(f"calibration file {path}: camera {name} has a non-finite extrinsic, intrinsic or "
+                             "distortion value; restore the file from the dataset")
+        if fx <= 0 or fy <= 0 or width < 0 or height < 0:
+            raise ValueError(f"calibration file {path}: camera {name} has a non-positive focal length or a "
+                             "negative resolution; restore the file from the dataset")
         cameras.append(
             dict(
                 name=name,
@@ -122,9 +140,15 @@ def parse_boxes(path: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray]:
 
     Raises ``ValueError`` naming the file and object when it is malformed.
     """
-    objects = json.loads(path.read_text())["CapturedObjects"]
+    payload = json.loads(path.read_text())
+    objects = payload.get("CapturedObjects") if isinstance(payload, dict) else None
+    if not isinstance(objects, list):
+        raise ValueError(f"{path}: expected {{'CapturedObjects': [...]}}, got {type(payload).__name__} "
+                         f"with CapturedObjects {type(objects).__name__}")
     boxes, labels = [], []
     for i, obj in enumerate(objects):
+        if not isinstance(obj, dict):
+            raise ValueError(f"{path}: object {i} is a {type(obj).__name__}, not an object with BoundingBox3D fields")
         type_name = str(obj.get("ObjectType", ""))
         label = detection_label(type_name)
         if label is None:
@@ -137,8 +161,9 @@ def parse_boxes(path: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray]:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: object {i} ({type_name}) lacks {exc}") from exc
         values = np.array(centre + extent + quat)
-        if not np.isfinite(values).all() or min(extent) <= 0:
-            raise ValueError(f"{path}: object {i} ({type_name}) has a non-finite value or a non-positive extent")
+        if not np.isfinite(values).all() or min(extent) <= 0 or not np.any(quat):
+            raise ValueError(f"{path}: object {i} ({type_name}) has a non-finite value, a non-positive extent or a "
+                             "zero orientation quaternion")
         yaw = float(quaternion_wxyz_to_yaw(np.array(quat))[0])
         boxes.append([*centre, *extent, yaw])
         labels.append(label)
@@ -146,29 +171,16 @@ def parse_boxes(path: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray]:
     return to_bottom_origin(np.asarray(boxes).reshape(-1, 7)).astype(np.float32), np.asarray(labels, dtype=np.int64)
 
 
-def _image_reason(path: Path, check: str) -> str | None:
-    if not path.is_file():
-        return f"camera image {path} is missing"
-    if check != "exists":
-        try:
-            from PIL import Image
-
-            with Image.open(path) as image:
-                image.size  # noqa: B018 - decoding the header is the check
-        except Exception as exc:
-            return f"camera image {path} is unreadable ({type(exc).__name__}: {exc})"
-    return None
-
-
 def read_sequence(sequence_dir: Path, check: str = "header") -> FrameSourceResult:
     """Frames of one sequence folder (see the module docstring)."""
     result = FrameSourceResult()
+    image_checks = FileChecks(check)  # header: the image header is read; points: the image is decoded
     name = sequence_dir.name
     split = sequence_dir.parent.parent.name if sequence_dir.parent.parent.name in _SPLITS else "train"
     lidar_dir = sequence_dir / "dynamic" / "raw-revolutions"
     box_dir = sequence_dir / "dynamic" / "box" / "3d_body"
     names = [f.name for d in (lidar_dir, box_dir) if d.is_dir() for f in d.iterdir()]
-    numbers = sorted({m.group(1) for name in names if (m := _FRAME_FILE.match(name))})
+    numbers = sorted({m.group(1) for name in names if (m := _FRAME_FILE.fullmatch(name))})
     try:
         cameras = read_cameras(sequence_dir)
         calibration_error = None
@@ -177,6 +189,10 @@ def read_sequence(sequence_dir: Path, check: str = "header") -> FrameSourceResul
     for number in numbers:
         frame_id = frame_id_for(name, number)
         lidar_path = lidar_dir / f"frame_{number}.laz"
+        if not is_valid_frame_id(frame_id):
+            result.quarantine(shown_id(frame_id), f"sequence folder {sequence_dir}: {invalid_id_message(frame_id)}",
+                              sequence_dir, SOURCE)
+            continue
         if calibration_error:
             result.quarantine(frame_id, calibration_error, sequence_dir / "sensor" / "calibration", SOURCE)
             continue
@@ -207,7 +223,8 @@ def read_sequence(sequence_dir: Path, check: str = "header") -> FrameSourceResul
         camera_records, camera_problem = [], None
         for camera in cameras:
             image_path = sequence_dir / "sensor" / "camera" / camera["name"] / f"{camera['name']}_{number}.jpg"
-            camera_problem = _image_reason(image_path, check)
+            checked = image_checks.image(str(image_path), need_size=True)
+            camera_problem = checked[0] if isinstance(checked[0], str) else None
             if camera_problem:
                 break
             camera_records.append(CameraRecord(path=str(image_path), **camera))

@@ -8,8 +8,9 @@ calibration targets, benchmark data, re-used sweeps); a reader asks
 from __future__ import annotations
 
 import os
+from stat import S_ISREG
 
-from ceal_pipeline.frames.points import LidarReadError, check_bin_file, read_bin_points
+from ceal_pipeline.frames.points import LidarReadError, check_bin_file, finite_points, read_bin_points
 from ceal_pipeline.frames.records import LidarFormat
 
 CHECK_LEVELS = ("exists", "header", "points")
@@ -18,8 +19,10 @@ CHECK_LEVELS = ("exists", "header", "points")
 class FileChecks:
     """File checks at one ``check`` level, each path checked once.
 
-    ``problem`` results are ``(message, path)`` or ``None``; image sizes are
-    read from the header when the info file gives none (``check != "exists"``).
+    ``problem`` results are ``(message, path)`` or ``None``. Images: ``exists``
+    stats them; ``header`` also refuses empty files and reads the header when the
+    info file gives no size; ``points`` decodes every image (a garbage or
+    truncated JPEG fails here, not in training).
     """
 
     def __init__(self, check: str):
@@ -42,7 +45,7 @@ class FileChecks:
             if self.check == "header":
                 check_bin_file(path, lidar_format)
             elif self.check == "points":
-                read_bin_points(path, lidar_format)
+                finite_points(read_bin_points(path, lidar_format), path)
         except (LidarReadError, OSError) as exc:
             return str(exc), path
         return None
@@ -54,16 +57,26 @@ class FileChecks:
             self._images[key] = self._check_image(path, key[1])
         return self._images[key]
 
-    @staticmethod
-    def _check_image(path: str, read_size: bool):
-        if not os.path.isfile(path):
+    def _check_image(self, path: str, read_size: bool):
+        try:
+            stat = os.stat(path)
+        except OSError:
+            stat = None
+        if stat is None or not S_ISREG(stat.st_mode):
             return f"camera image {path} is missing", path
-        if not read_size:
+        if self.check == "exists":
+            return 0, 0
+        if stat.st_size == 0:
+            return f"camera image {path} is empty (0 bytes); restore it from the dataset", path
+        decode = self.check == "points"
+        if not (read_size or decode):
             return 0, 0
         from PIL import Image
 
         try:
             with Image.open(path) as opened:
+                if decode:
+                    opened.load()
                 return opened.size
         except Exception as exc:
-            return f"camera image {path} is unreadable ({type(exc).__name__}: {exc})", path
+            return f"camera image {path} is unreadable ({type(exc).__name__}: {exc}); restore it from the dataset", path

@@ -10,6 +10,8 @@ gets the reader's own message.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ceal_pipeline.frames import mmdet3d_info as info_format
@@ -38,8 +40,10 @@ def _camera_group(ctx, name: str, images: list[dict], lidar2ego: list):
     with_lidar2cam = np.array(["lidar2cam" in image for image in images], dtype=bool)
     lidar2cam = np.empty((len(images), 4, 4))
     if with_lidar2cam.any():
-        lidar2cam[with_lidar2cam] = stack_floats(
-            [image["lidar2cam"] for image, ok in zip(images, with_lidar2cam) if ok], (4, 4))
+        given = stack_floats([image["lidar2cam"] for image, ok in zip(images, with_lidar2cam) if ok], (4, 4))
+        if given.shape[1:] != (4, 4):
+            raise ValueError(f"camera {name} has no valid lidar2cam (a 4x4 matrix)")
+        lidar2cam[with_lidar2cam] = given
     if not with_lidar2cam.all():
         rest = [i for i, ok in enumerate(with_lidar2cam) if not ok]
         if any("cam2ego" not in images[i] for i in rest):
@@ -48,6 +52,8 @@ def _camera_group(ctx, name: str, images: list[dict], lidar2ego: list):
         ego = stack_floats([_EYE if lidar2ego[i] is None else lidar2ego[i] for i in rest], (4, 4))
         lidar2cam[rest] = np.linalg.inv(cam2ego) @ ego
     intrinsics = projection[:, :3, :3].copy()
+    if not (np.isfinite(intrinsics).all() and np.isfinite(lidar2cam).all()):
+        raise ValueError(f"camera {name} has a non-finite cam2img or lidar2cam (NaN or infinite calibration)")
     if projection.shape[2] == 4:
         # KITTI's P2 = K [I | t]: fold the stereo offset into the extrinsic so
         # that cam2img @ lidar2cam still equals the projection the info gives.
@@ -59,12 +65,42 @@ def _camera_group(ctx, name: str, images: list[dict], lidar2ego: list):
     return intrinsics, lidar2cam
 
 
+def _sizes(images: list[dict]) -> list[tuple]:
+    """``(width, height)`` the info gives per image (0 when absent); a value that is
+    not a whole number is kept as it is, for :func:`_image_problem` to report."""
+    def size(value):
+        if value is None or value == 0:
+            return 0
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            return int(value)
+        return value
+    return [(size(image.get("width")), size(image.get("height"))) for image in images]
+
+
+def _image_problem(ctx, path: str, image: dict, size: tuple) -> tuple[str, str] | None:
+    if not path:
+        return f"img_path {image.get('img_path')!r} is not a file path", str(ctx.info_path)
+    outside = ctx.confinement.problem(path)
+    if outside:
+        return outside, path
+    if not all(isinstance(v, int) and v >= 0 for v in size):
+        return f"image {path} has width/height {size!r}: give whole numbers of pixels, or none", path
+    return None
+
+
 def parse_cameras(ctx, entries: list[dict], lidar_infos: list[dict], reasons: list) -> dict:
     """Camera rows of every frame, each frame's cameras sorted by name; sets
     ``reasons`` of frames with a broken calibration or image."""
     n = len(entries)
     images_of = [entry.get("images") or {} for entry in entries]
-    names = sorted({name for images in images_of for name in images})
+    for i, images in enumerate(images_of):
+        if not isinstance(images, dict):
+            if reasons[i] is None:
+                reasons[i] = (f"images is a {type(images).__name__}, not a dict of camera name -> image", None)
+            images_of[i] = {}
+        elif not all(image is None or isinstance(image, dict) for image in images.values()) and reasons[i] is None:
+            reasons[i] = ("an entry of images is not a dict (img_path, cam2img, lidar2cam...)", None)
+    names = sorted({name for images in images_of for name in images}, key=str)
     frame_parts, rank_parts, path_parts, name_parts = [], [], [], []
     k_parts, l_parts, w_parts, h_parts = [], [], [], []
     for rank, name in enumerate(names):
@@ -80,9 +116,12 @@ def parse_cameras(ctx, entries: list[dict], lidar_infos: list[dict], reasons: li
         prefix = (ctx.camera_prefix.get(name, ctx.camera_prefix.get("*")) if isinstance(ctx.camera_prefix, dict)
                   else ctx.camera_prefix)
         images = [images_of[i][name] for i in ok]
-        paths = info_format.resolve_paths(ctx.root, prefix, [image["img_path"] for image in images])
-        given = [(int(image.get("width", 0) or 0), int(image.get("height", 0) or 0)) for image in images]
-        checked = list(map(ctx.checks.image, paths, [not (w and h) for w, h in given]))
+        paths = info_format.resolve_paths(
+            ctx.root, prefix, [p if isinstance(p := image["img_path"], (str, os.PathLike)) else "" for image in images])
+        given = _sizes(images)
+        problems = [_image_problem(ctx, path, image, size) for path, image, size in zip(paths, images, given)]
+        checked = [problem or ctx.checks.image(path, not (size[0] and size[1]))
+                   for path, size, problem in zip(paths, given, problems)]
         rows, widths, heights = [], [], []
         read_sizes = ctx.checks.check != "exists"
         for k, (i, (width, height), check) in enumerate(zip(ok, given, checked)):

@@ -28,10 +28,12 @@ import numpy as np
 from ceal_pipeline.frames import mmdet3d_info as info_format
 from ceal_pipeline.frames.batch import FrameBatch, offsets_of
 from ceal_pipeline.frames.box_conventions import camera_boxes_to_lidar, to_bottom_origin
+from ceal_pipeline.frames.confinement import PathConfinement
 from ceal_pipeline.frames.entry_groups import RECOVERABLE, in_groups, stack_floats
 from ceal_pipeline.frames.file_checks import FileChecks
 from ceal_pipeline.frames.mmdet3d_cameras import parse_cameras
-from ceal_pipeline.frames.records import FRAME_ID_PATTERN, QuarantinedFrame, validate_frame_id
+from ceal_pipeline.frames.records import QuarantinedFrame, invalid_id_message, is_valid_frame_id
+from ceal_pipeline.frames.result import printable
 
 _LABEL_3D, _BBOX_3D = itemgetter("bbox_label_3d"), itemgetter("bbox_3d")
 
@@ -62,9 +64,14 @@ class InfoContext:
     camera_key: str | None = None
     frame_id_prefix: str = ""
     classes: tuple[str, ...] | None = None
+    #: folders outside ``root`` that the info file's paths may name (configuration, not data)
+    extra_roots: tuple[str, ...] = ()
     checks: FileChecks = field(default_factory=lambda: FileChecks("header"))
 
     def __post_init__(self) -> None:
+        camera_prefixes = (
+            self.camera_prefix.values() if isinstance(self.camera_prefix, dict) else [self.camera_prefix])
+        self.confinement = PathConfinement(self.root, [self.lidar_prefix, *camera_prefixes], self.extra_roots or ())
         self.frame_kind, self.origin_z, self.ref_camera = info_format.box_convention(
             self.metainfo, self.box_frame, self.box_origin_z, self.camera_key)
         self.class_names = info_format.class_names(self.metainfo, self.classes)
@@ -100,26 +107,48 @@ def _box_values(bboxes: list) -> np.ndarray:
             if box.size != 7:
                 raise ValueError(f"malformed bbox_3d {bbox!r}") from None
             values[j] = box
-    bad = ~np.isfinite(values).all(axis=1)
+    bad = ~np.isfinite(values).all(axis=1) | (values[:, 3:6] <= 0).any(axis=1)
     if bad.any():
-        raise ValueError(f"malformed bbox_3d {bboxes[int(np.flatnonzero(bad)[0])]!r}")
+        raise ValueError(f"malformed bbox_3d {bboxes[int(np.flatnonzero(bad)[0])]!r} (a non-finite value, or a "
+                         "size that is not positive)")
     return values
+
+
+def _raw_labels(instances: list) -> np.ndarray:
+    """``bbox_label_3d`` of every instance as int64; raises ``ValueError`` naming a bad one."""
+    try:  # every instance has bbox_label_3d (v1.x converters): one C-level pass
+        raw = np.fromiter(map(_LABEL_3D, instances), np.float64, count=len(instances))
+    except (KeyError, TypeError, ValueError):
+        for instance in instances:  # only when the fast path failed
+            if not isinstance(instance, dict):
+                raise ValueError(f"instance {instance!r} is not a dict with bbox_3d and bbox_label_3d") from None
+        values = [instance.get("bbox_label_3d", instance.get("bbox_label", -1)) for instance in instances]
+        try:
+            raw = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"bbox_label_3d values {values[:5]!r} are not integer labels") from None
+        if raw.ndim != 1:
+            raise ValueError(f"bbox_label_3d values {values[:5]!r} are not integer labels") from None
+    whole = np.isfinite(raw) & (raw == np.round(raw))
+    if not whole.all():
+        raise ValueError(f"bbox_label_3d {raw[~whole][0]!r} is not an integer label")
+    return raw.astype(np.int64)
 
 
 def _instances(ctx: InfoContext, entries: list[dict]):
     """Every instance of ``entries``: ``(counts per entry, raw labels, (k, 7) values as stored)``;
     values of dropped instances are left 0 and not validated, as the reader drops them first."""
     instances = [instance for entry in entries for instance in entry["instances"]]
-    try:  # every instance has bbox_label_3d (v1.x converters): one C-level pass
-        raw = np.fromiter(map(_LABEL_3D, instances), np.int64, count=len(instances))
-    except (KeyError, TypeError, ValueError):
-        raw = np.asarray([instance.get("bbox_label_3d", instance.get("bbox_label", -1)) for instance in instances],
-                         dtype=np.int64)
+    raw = _raw_labels(instances)
     labels = ctx.detector_labels(raw) if len(raw) else np.zeros(0, np.int64)
     kept = labels >= 0
     values = np.zeros((len(instances), 7))
     if kept.any():
-        values[kept] = _box_values(list(map(_BBOX_3D, compress(instances, kept.tolist()))))
+        try:
+            bboxes = list(map(_BBOX_3D, compress(instances, kept.tolist())))
+        except KeyError:
+            raise ValueError("an instance has a label but no bbox_3d") from None
+        values[kept] = _box_values(bboxes)
     return np.array([len(entry["instances"]) for entry in entries], dtype=np.int64), raw, values
 
 
@@ -142,35 +171,39 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
     """Frames of ``entries`` (``data_list[first_index:first_index + len(entries)]``)."""
     n = len(entries)
     reasons: list[tuple[str, str | None] | None] = [None] * n
-    frame_ids = [info_format.frame_id_of(entry, first_index + i, ctx.frame_id_prefix)
-                 for i, entry in enumerate(entries)]
-    for i, frame_id in enumerate(frame_ids):
-        if not FRAME_ID_PATTERN.match(frame_id):
-            try:
-                validate_frame_id(frame_id)
-            except ValueError as exc:
-                reasons[i] = (str(exc), None)
+    entries, frame_ids = _frame_ids(entries, first_index, ctx, reasons)
 
     lidar_infos = [entry.get("lidar_points") or {} for entry in entries]
+    for i, info in enumerate(lidar_infos):
+        if not isinstance(info, dict):
+            if reasons[i] is None:
+                reasons[i] = (f"lidar_points is a {type(info).__name__}, not a dict with lidar_path", None)
+            lidar_infos[i] = {}
     lidar_rel = [info.get("lidar_path") for info in lidar_infos]
-    lidar_paths = info_format.resolve_paths(ctx.root, ctx.lidar_prefix, lidar_rel)
+    lidar_paths = info_format.resolve_paths(ctx.root, ctx.lidar_prefix,
+                                            [p if isinstance(p, (str, Path)) else "" for p in lidar_rel])
     num_features = np.zeros(n, dtype=np.int64)
     for i, info in enumerate(lidar_infos):
         if reasons[i] is not None:
             continue
-        if not lidar_rel[i]:
-            reasons[i] = (f"entry {first_index + i} has no lidar_points.lidar_path", None)
+        if not lidar_rel[i] or not isinstance(lidar_rel[i], (str, Path)):
+            reasons[i] = (f"lidar_points.lidar_path is {lidar_rel[i]!r}, not a file path", None)
             continue
-        try:
-            num_features[i] = int(info.get("num_pts_feats", 4))
-        except (TypeError, ValueError) as exc:
-            reasons[i] = (str(exc), None)
+        reasons[i] = _num_features_problem(info.get("num_pts_feats", 4))
+        if reasons[i] is not None:
             continue
-        reasons[i] = ctx.checks.lidar(lidar_paths[i], int(num_features[i]))
+        num_features[i] = int(info.get("num_pts_feats", 4))
+        outside = ctx.confinement.problem(lidar_paths[i])
+        reasons[i] = (outside, lidar_paths[i]) if outside else ctx.checks.lidar(lidar_paths[i], int(num_features[i]))
 
     cameras = parse_cameras(ctx, entries, lidar_infos, reasons)
 
     labeled = np.array(["instances" in entry for entry in entries], dtype=bool)
+    for i in np.flatnonzero(labeled).tolist():
+        if not isinstance(entries[i]["instances"], (list, tuple)) and reasons[i] is None:
+            reasons[i] = (f"instances is a {type(entries[i]['instances']).__name__}, not a list of objects", None)
+    timestamps = _timestamps(entries, lidar_infos, reasons)
+    poses = _poses([entry.get("ego2global") for entry in entries], reasons)
     ok_labeled, parsed = in_groups(lambda idx: _instances(ctx, [entries[i] for i in idx]),
                                     [i for i in range(n) if labeled[i] and reasons[i] is None], reasons)
     counts, raw, values = parsed if parsed else (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 7)))
@@ -186,8 +219,8 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
     for i in np.flatnonzero(~good):
         message, path = reasons[i]
         result.quarantined.append(QuarantinedFrame(
-            frame_id=frame_ids[i], reason=f"{ctx.info_path.name} entry {first_index + i}: {message}",
-            path=str(path if path is not None else ctx.info_path), source=ctx.dataset))
+            frame_id=frame_ids[i], reason=printable(f"{ctx.info_path.name} entry {first_index + i}: {message}"),
+            path=printable(str(path if path is not None else ctx.info_path)), source=ctx.dataset))
     in_good = good[frame_of] if len(frame_of) else np.zeros(0, dtype=bool)
     dropped_values, dropped_counts = np.unique(raw[in_good & ~keep], return_counts=True)
     for value, count in zip(dropped_values.tolist(), dropped_counts.tolist()):
@@ -201,9 +234,7 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
     keep_idx = np.flatnonzero(good)
     # a frame quarantined after its cameras were read (instances) leaves its camera rows behind
     cam_rows = np.flatnonzero(good[cameras["frame"]]) if len(cameras["frame"]) else np.zeros(0, np.int64)
-    timestamps = info_format.seconds_of([entries[i].get("timestamp", lidar_infos[i].get("timestamp"))
-                                         for i in keep_idx])
-    poses = [entries[i].get("ego2global") for i in keep_idx]
+    timestamps = timestamps[keep_idx]
     result.batch = FrameBatch(
         frame_id=[frame_ids[i] for i in keep_idx],
         sequence_id=[info_format.sequence_of(entries[i], lidar_rel[i], frame_ids[i]) for i in keep_idx],
@@ -214,7 +245,7 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
         lidar_kind=["bin"] * len(keep_idx),
         lidar_num_features=num_features[keep_idx],
         lidar_use_dims=[(0, 1, 2, 3)] * len(keep_idx),
-        ego_pose=_poses(poses),
+        ego_pose=poses[keep_idx],
         labeled=labeled[keep_idx],
         annotation=[f"{ctx.info_path}#{first_index + i}" if labeled[i] else "" for i in keep_idx],
         camera_offsets=offsets_of(np.diff(cameras["offsets"])[keep_idx]),
@@ -233,8 +264,62 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
     return result
 
 
-def _poses(poses: list) -> np.ndarray:
-    """``(n, 4, 4)`` ego poses, NaN where an entry has none (or a malformed one)."""
+def _frame_ids(entries: list, first_index: int, ctx: InfoContext, reasons: list) -> tuple[list[dict], list[str]]:
+    """``(entries, frame ids)``: entries that are not dicts become ``{}`` (their reason
+    set), ids are kept as written; a frame without a valid id is quarantined under
+    its original id as shown by :func:`~ceal_pipeline.frames.records.shown_id`, or
+    ``<info file>#<index>`` when it has none (neither can be a valid id)."""
+    frame_ids = []
+    clean = entries
+    for i, entry in enumerate(entries):
+        where = f"{ctx.info_path.name}#{first_index + i}"
+        if not isinstance(entry, dict):
+            reasons[i] = (f"the entry is a {type(entry).__name__}, not a dict", None)
+            frame_ids.append(where)
+            clean = clean if clean is not entries else list(entries)
+            clean[i] = {}
+            continue
+        try:
+            frame_id = info_format.frame_id_of(entry, first_index + i, ctx.frame_id_prefix)
+        except ValueError as exc:
+            reasons[i] = (str(exc), None)
+            frame_ids.append(where)
+            continue
+        if not is_valid_frame_id(frame_id):
+            reasons[i] = (invalid_id_message(frame_id), None)
+            frame_id = ascii(frame_id)
+        frame_ids.append(frame_id)
+    return clean, frame_ids
+
+
+def _num_features_problem(value) -> tuple[str, None] | None:
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 3:
+        return None
+    return (f"lidar_points.num_pts_feats is {value!r}: a point needs at least x, y, z (an integer >= 3; "
+            "nuScenes writes 5, KITTI 4)", None)
+
+
+def _timestamps(entries: list, lidar_infos: list, reasons: list) -> np.ndarray:
+    """Seconds per entry (NaN where none is given); entries with a timestamp that is
+    not a time get their reason."""
+    values = [entry.get("timestamp", info.get("timestamp")) for entry, info in zip(entries, lidar_infos)]
+    try:
+        return info_format.seconds_of(values)
+    except ValueError:
+        pass
+    out = np.full(len(values), np.nan)
+    for i, value in enumerate(values):
+        try:
+            out[i] = info_format.seconds_of([value])[0]
+        except ValueError as exc:
+            if reasons[i] is None:
+                reasons[i] = (str(exc), None)
+    return out
+
+
+def _poses(poses: list, reasons: list) -> np.ndarray:
+    """``(n, 4, 4)`` ego poses, NaN where an entry has none; an entry whose pose is
+    not a finite 4x4 matrix gets its reason."""
     out = np.full((len(poses), 4, 4), np.nan)
     present = [i for i, pose in enumerate(poses) if pose is not None]
     if present:
@@ -245,7 +330,12 @@ def _poses(poses: list) -> np.ndarray:
                 try:
                     out[i] = np.asarray(poses[i], dtype=np.float64).reshape(4, 4)
                 except (ValueError, TypeError):
-                    pass
+                    out[i] = np.inf  # reported below
+        bad = ~np.isfinite(out[present]).all(axis=(1, 2))
+        for i in np.asarray(present)[bad].tolist():
+            if reasons[i] is None:
+                reasons[i] = (f"ego2global {poses[i]!r} is not a finite 4x4 matrix", None)
+            out[i] = np.nan
     return out
 
 

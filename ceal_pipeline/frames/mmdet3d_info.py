@@ -29,7 +29,13 @@ names then come from ``classes`` or from the dataset's known class list,
 still have no class name are counted in ``FrameSourceResult.unnamed_labels``
 and explained by :func:`unnamed_labels_message`, never silently read as 0 boxes.
 Paths resolve against ``root`` joined with ``lidar_prefix`` / ``camera_prefix``
-(mmdet3d's ``data_prefix``); absolute paths are used as they are.
+(mmdet3d's ``data_prefix``) and must stay inside ``root`` (or the prefix folder,
+or one of ``extra_roots``): a ``../`` path or an absolute path elsewhere
+quarantines its frame, since an info file is data, not configuration. The
+check is lexical (symbolic links inside ``root`` are the dataset owner's choice).
+Frame ids are kept exactly as written (``token``, ``sample_idx``...); an entry
+whose id is not a valid frame id is quarantined with its original id shown
+(:func:`ceal_pipeline.frames.records.shown_id`), never renamed.
 Timestamps in micro- or nanoseconds (Waymo) are converted to seconds; a missing
 timestamp (KITTI) reads as NaN. The sequence is ``scene_token``,
 ``sequence_id`` or ``context_name`` when present, else the nuScenes-style log
@@ -45,6 +51,7 @@ import contextlib
 import gc
 import json
 import pickle
+import os
 import posixpath
 import re
 import time
@@ -69,7 +76,6 @@ KNOWN_CLASSES: dict[str, tuple[str, ...]] = {
              "pedestrian", "animal"),
 }
 
-_UNSAFE_ID_CHARS = re.compile(r"[^A-Za-z0-9._:+\-]")
 _SPLIT_IN_NAME = re.compile(r"(?:^|[_\-.])(train|val|test|trainval)(?:[_\-.]|$)")
 
 
@@ -100,6 +106,8 @@ def normalise_metainfo(metainfo: dict) -> dict:
     """``metainfo`` with lower-case keys: mmdet3d's own fixtures and older
     converters write ``DATASET: KITTI`` or ``CLASSES`` where v1.x writes
     ``dataset``/``classes``; a lower-case key wins over its upper-case twin."""
+    if not isinstance(metainfo, dict):
+        raise ValueError(f"'metainfo' is a {type(metainfo).__name__}, not a dict of dataset facts")
     normalised = {}
     for key, value in metainfo.items():
         lower = str(key).lower()
@@ -127,7 +135,13 @@ def load_info_file(path: str | Path) -> dict:
             f"info file {path} is not an mmdet3d v1.x info file (no 'data_list'); convert old infos with "
             "mmdet3d's tools/dataset_converters/update_infos_to_v2.py"
         )
-    info["metainfo"] = normalise_metainfo(info.get("metainfo") or {})
+    if not isinstance(info["data_list"], list):
+        raise InfoFileError(f"info file {path}: 'data_list' is a {type(info['data_list']).__name__}, not a list of "
+                            "frame entries; regenerate the info file with mmdet3d's converters")
+    try:
+        info["metainfo"] = normalise_metainfo(info.get("metainfo") or {})
+    except ValueError as exc:
+        raise InfoFileError(f"info file {path}: {exc}; fix its metainfo or regenerate the file") from exc
     return info
 
 
@@ -182,7 +196,12 @@ def class_names(metainfo: dict, classes: Iterable[str] | None = None) -> dict[in
         return dict(enumerate(str(c) for c in classes))
     categories = metainfo.get("categories")
     if isinstance(categories, dict) and categories:
-        return {int(v): str(k) for k, v in categories.items() if int(v) >= 0}
+        try:
+            labels = {str(k): int(v) for k, v in categories.items()}
+        except (TypeError, ValueError):
+            raise ValueError(f"metainfo['categories'] must map class names to integer labels, got {categories!r}"
+                             ) from None
+        return {v: k for k, v in labels.items() if v >= 0}
     names = metainfo.get("classes") or KNOWN_CLASSES.get(dataset_name(metainfo).lower(), ())
     return dict(enumerate(str(c) for c in names))
 
@@ -205,20 +224,59 @@ def unnamed_labels_message(unnamed: dict, where: str) -> str:
             "{name: label}, or pass the class names in label order (classes=[...], CLI --classes)")
 
 
+_ID_KEYS = ("token", "sample_idx", "sample_id")
+
+
 def frame_id_of(entry: dict, index: int, prefix: str = "") -> str:
-    """The frame id of ``data_list[index]``: ``token``, else ``sample_idx``, else
-    ``sample_id`` (older converters), else the index; unsafe characters -> ``_``."""
-    raw = entry.get("token")
-    if raw is None:
-        raw = entry.get("sample_idx", entry.get("sample_id", index))
-    return _UNSAFE_ID_CHARS.sub("_", f"{prefix}{raw}")
+    """The frame id of ``data_list[index]``, exactly as written: ``prefix`` +
+    ``token``, else ``sample_idx``, else ``sample_id`` (older converters), else the
+    index when the entry has none of these keys. Never rewritten: the caller
+    validates it (:func:`ceal_pipeline.frames.records.validate_frame_id`).
+
+    Raises ``ValueError`` when the id key holds no usable value (``None``, an
+    empty string, a list...), which would otherwise become an id like ``"None"``.
+    """
+    blank = None
+    for key in _ID_KEYS:
+        raw = entry.get(key)
+        if raw is None:
+            blank = blank or (key if key in entry else None)
+            continue
+        if isinstance(raw, bool) or not isinstance(raw, (str, int, np.integer)) or raw == "":
+            raise ValueError(f"its {key} is {raw!r}, not a frame id: give every entry a token or sample_idx")
+        return f"{prefix}{raw}"
+    if blank is not None:
+        raise ValueError(f"its {blank} is None and it has no other id: give every entry a token or sample_idx")
+    return f"{prefix}{index}"
 
 
 def seconds_of(values: list) -> np.ndarray:
-    """Timestamps in seconds: micro- (Waymo) and nanoseconds are scaled, ``None`` is NaN."""
-    t = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    """Timestamps in seconds: micro- (Waymo) and nanoseconds are scaled, ``None`` is NaN.
+
+    Raises ``ValueError`` when a value is not a number, or is infinite or
+    negative (callers convert a chunk at once and retry a failing one entry by entry).
+    """
+    try:
+        t = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+    except (TypeError, ValueError):
+        bad = next(v for v in values if not _is_number(v))
+        raise ValueError(f"timestamp {bad!r} is not a number of seconds (or micro-/nanoseconds)") from None
+    if t.ndim != 1:
+        raise ValueError("timestamp is not a single number")
+    invalid = np.isinf(t) | (t < 0)
+    if invalid.any():
+        raise ValueError(f"timestamp {t[invalid][0]!r} is not a time (negative or infinite)")
     # Epoch seconds are ~1.7e9; Waymo stores microseconds (~1e15), some exports nanoseconds.
     return np.where(t > 1e17, t * 1e-9, np.where(t > 1e14, t * 1e-6, t))
+
+
+def _is_number(value) -> bool:
+    if value is None:
+        return True
+    try:
+        return np.asarray(value, dtype=np.float64).ndim == 0
+    except (TypeError, ValueError):
+        return False
 
 
 def _resolve(root: Path, prefix: str | None, path: str) -> Path:
@@ -230,7 +288,9 @@ def _resolve(root: Path, prefix: str | None, path: str) -> Path:
 
 def resolve_paths(root: Path, prefix: str | None, paths: list) -> list[str]:
     """``str(_resolve(root, prefix, p))`` for each of ``paths`` (``""`` for none),
-    by string concatenation where that gives the same normalised path."""
+    by string concatenation where that gives the same normalised path; paths
+    with ``.``/``..`` parts are normalised (``os.path.normpath``), so that
+    :class:`~ceal_pipeline.frames.confinement.PathConfinement` sees where they really point."""
     base = str(_resolve(root, prefix, "x"))[:-1]
     out = []
     for path in paths:
@@ -239,7 +299,7 @@ def resolve_paths(root: Path, prefix: str | None, paths: list) -> list[str]:
             continue
         path = str(path)
         if "//" in path or "/." in path or path.startswith(".") or path.endswith("/"):
-            out.append(str(_resolve(root, prefix, path)))
+            out.append(os.path.normpath(_resolve(root, prefix, path)))
         else:
             out.append(path if path.startswith("/") else base + path)
     return out
@@ -273,8 +333,14 @@ def iter_info_chunks(info_path: Path, root: Path, *, chunk_frames: int = CHUNK_F
     info = load_info_file(info_path)
     if timings is not None:
         timings["load_s"] = time.perf_counter() - started
-    context = InfoContext(info_path=Path(info_path), root=Path(root), metainfo=info["metainfo"],
-                          checks=FileChecks(check), **options)
+    if options.get("extra_roots") is not None:
+        options["extra_roots"] = tuple(str(r) for r in options["extra_roots"])
+    try:
+        context = InfoContext(info_path=Path(info_path), root=Path(root), metainfo=info["metainfo"],
+                              checks=FileChecks(check), **options)
+    except ValueError as exc:
+        raise InfoFileError(f"info file {info_path}: {exc}; fix its metainfo, or override the convention with "
+                            "box_frame / box_origin_z / classes") from exc
     data_list = info.pop("data_list")
     del info
     for start, entries in chunk_entries(data_list, chunk_frames):
@@ -283,14 +349,15 @@ def iter_info_chunks(info_path: Path, root: Path, *, chunk_frames: int = CHUNK_F
 
 def read_info_file(info_path: Path, root: Path, *, lidar_prefix=None, camera_prefix=None, check="header",
                    box_frame=None, box_origin_z=None, camera_key=None, frame_id_prefix="",
-                   classes=None) -> FrameSourceResult:
+                   classes=None, extra_roots=None) -> FrameSourceResult:
     """Frames of one info file (see the module docstring)."""
     result = FrameSourceResult()
     # the loaded info is millions of objects: a collection triggered while parsing walks them all, for nothing
     with gc_paused():
         for parsed in iter_info_chunks(info_path, root, check=check, lidar_prefix=lidar_prefix,
                                        camera_prefix=camera_prefix, box_frame=box_frame, box_origin_z=box_origin_z,
-                                       camera_key=camera_key, frame_id_prefix=frame_id_prefix, classes=classes):
+                                       camera_key=camera_key, frame_id_prefix=frame_id_prefix, classes=classes,
+                                       extra_roots=extra_roots):
             result.frames.extend(parsed.batch.records())
             result.quarantined.extend(parsed.quarantined)
             result.dropped_objects.update(parsed.dropped_objects)
@@ -302,7 +369,8 @@ def read_frames(root: str | Path, info: str | Path | list[str | Path] | None = N
                 lidar_prefix: str | None = None, camera_prefix: str | dict[str, str] | None = None,
                 check: str = "header", box_frame: str | None = None, box_origin_z: float | None = None,
                 camera_key: str | None = None, frame_id_prefix: str = "",
-                classes: list[str] | tuple[str, ...] | None = None) -> FrameSourceResult:
+                classes: list[str] | tuple[str, ...] | None = None,
+                extra_roots: list[str] | tuple[str, ...] | None = None) -> FrameSourceResult:
     """All frames of the info file(s) under ``root``.
 
     ``info``: the info file(s) (default: every ``*.pkl`` in ``root``);
@@ -312,7 +380,9 @@ def read_frames(root: str | Path, info: str | Path | list[str | Path] | None = N
     sizes and image headers) or ``"points"`` (decode every cloud);
     ``box_frame`` / ``box_origin_z`` / ``camera_key`` override the per-dataset
     box convention; ``frame_id_prefix`` keeps ids unique across datasets;
-    ``classes`` names the raw labels in order when the info file does not.
+    ``classes`` names the raw labels in order when the info file does not;
+    ``extra_roots``: folders outside ``root`` the info file may name files in
+    (any other path outside ``root`` quarantines its frame).
     Labels without a class name are counted in ``unnamed_labels``.
     """
     if check not in CHECK_LEVELS:
@@ -322,5 +392,6 @@ def read_frames(root: str | Path, info: str | Path | list[str | Path] | None = N
     for info_path in find_info_files(root, info):
         result.extend(read_info_file(info_path, root, lidar_prefix=lidar_prefix, camera_prefix=camera_prefix,
                                      check=check, box_frame=box_frame, box_origin_z=box_origin_z,
-                                     camera_key=camera_key, frame_id_prefix=frame_id_prefix, classes=classes))
+                                     camera_key=camera_key, frame_id_prefix=frame_id_prefix, classes=classes,
+                                     extra_roots=extra_roots))
     return result

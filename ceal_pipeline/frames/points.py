@@ -89,9 +89,24 @@ def read_bin_points(path: str | os.PathLike, lidar_format: LidarFormat) -> np.nd
     return points
 
 
+def finite_points(points: np.ndarray, path: str | os.PathLike) -> np.ndarray:
+    """``points`` without rows whose x, y or z is not finite (padding in some exports).
+
+    Raises :class:`LidarReadError` when no point is left: an empty or all-NaN
+    cloud is a broken file, not a frame where the LiDAR saw nothing.
+    """
+    finite = np.isfinite(points[:, :3]).all(axis=1)
+    if not finite.any():
+        what = "holds no points" if len(points) == 0 else f"holds no finite point (all {len(points)} are NaN/inf)"
+        raise LidarReadError(f"LiDAR file {path} {what}")
+    return points if finite.all() else points[finite]
+
+
 def check_bin_file(path: str | os.PathLike, lidar_format: LidarFormat) -> None:
     """Cheap structural check of a ``.bin`` (size only); raises :class:`LidarReadError`."""
     size = os.path.getsize(path)
+    if int(lidar_format.num_features) < 3:
+        raise LidarReadError(f"{path}: num_features={lidar_format.num_features}, but x, y, z need at least 3")
     row_bytes = 4 * int(lidar_format.num_features)
     if size == 0 or size % row_bytes:
         raise LidarReadError(
@@ -122,9 +137,9 @@ def load_points(record: FrameRecord) -> np.ndarray:
                 raise LidarReadError(f"LAZ file {path} is unreadable ({type(exc).__name__}: {exc})") from exc
         else:
             raise LidarReadError(f"unknown LiDAR format kind {kind!r} (expected 'bin' or 'laz')")
+        points = finite_points(points, path)
     except LidarReadError as exc:
         raise LidarReadError(
             f"frame {record.frame_id}: {exc}; fix or remove the file, or re-run the source's preparation"
         ) from exc
-    finite = np.isfinite(points[:, :3]).all(axis=1)
-    return points if finite.all() else points[finite]
+    return points

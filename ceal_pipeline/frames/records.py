@@ -14,8 +14,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-#: What a frame id may look like: it becomes part of file names and export rows.
-FRAME_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:+\-]{0,199}$")
+#: What a frame id may look like (matched whole, with ``fullmatch``): it becomes part of file
+#: names and export rows. ``@`` is allowed after the first character because aiMotive's
+#: sequence names hold it (``...-00.37.27@Yoda``).
+#:
+#: One policy for every source: an id is kept exactly as the source writes it, or the
+#: frame is quarantined with the original id shown (:func:`shown_id`) and the fix. No id
+#: is ever rewritten, so two different source ids can never become one.
+FRAME_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:+@\-]{0,199}")
+ALLOWED_ID_CHARACTERS = "letters, digits and '._:+-@'"
 
 #: Detector classes, in label order, for every source (sources map onto these).
 DETECTION_CLASSES: tuple[str, ...] = ("car", "truck", "pedestrian", "cyclist")
@@ -28,15 +35,31 @@ class InvalidFrameId(ValueError):
 def validate_frame_id(frame_id: str) -> str:
     """Return ``frame_id`` if it is a safe id, else raise :class:`InvalidFrameId`.
 
-    Ids are 1-200 characters of letters, digits and ``. _ : + -``, starting with a
-    letter or digit, so they can never escape a folder when used in a file name.
+    Ids are 1-200 ASCII characters of letters, digits and ``. _ : + - @``,
+    starting with a letter or digit, so they can never escape a folder when used
+    in a file name nor start a spreadsheet formula.
     """
-    if not isinstance(frame_id, str) or not FRAME_ID_PATTERN.match(frame_id):
-        raise InvalidFrameId(
-            f"frame id {frame_id!r} is not valid: use 1-200 characters of letters, digits and '._:+-', "
-            "starting with a letter or digit (rename the frame in its source)"
-        )
+    if not is_valid_frame_id(frame_id):
+        raise InvalidFrameId(invalid_id_message(frame_id))
     return frame_id
+
+
+def is_valid_frame_id(frame_id) -> bool:
+    """Whether ``frame_id`` is a str matching :data:`FRAME_ID_PATTERN` as a whole (``"abc\\n"`` is not)."""
+    return isinstance(frame_id, str) and frame_id.isascii() and FRAME_ID_PATTERN.fullmatch(frame_id) is not None
+
+
+def shown_id(raw) -> str:
+    """How a frame id is shown in a quarantine entry or an error: as it is when it is a
+    valid id, else its ``ascii()`` form (quotes and escapes, never a valid id itself), so
+    that two different bad ids stay two entries and any byte the source holds prints."""
+    return raw if is_valid_frame_id(raw) else ascii(raw)
+
+
+def invalid_id_message(raw) -> str:
+    """Why ``raw`` is not a frame id, with the original shown and the fix."""
+    return (f"frame id {ascii(raw)} is not valid: use 1-200 ASCII characters of {ALLOWED_ID_CHARACTERS}, "
+            "starting with a letter or digit (ids are never rewritten, so rename the frame in its source)")
 
 
 @dataclass(frozen=True)

@@ -36,4 +36,20 @@ class FrameSourceResult:
 
     def quarantine(self, frame_id: str, reason: str, path: str = "", source: str = "") -> None:
         """Record a frame that could not be read, with the reason and the offending file."""
-        self.quarantined.append(QuarantinedFrame(frame_id=frame_id, reason=reason, path=str(path), source=source))
+        self.quarantined.append(QuarantinedFrame(frame_id=printable(frame_id), reason=printable(reason),
+                                                 path=printable(str(path)), source=source))
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8: a file name holding bytes that are not UTF-8 (read by
+    Python as lone surrogates) shows them as ``\\xNN`` instead of failing every later
+    write (Parquet, JSON, the terminal)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        pass
+    try:  # undecodable file-name bytes, as os.fsdecode left them
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # other lone surrogates
+        return ascii(text)[1:-1]

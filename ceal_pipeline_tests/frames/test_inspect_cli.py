@@ -94,3 +94,28 @@ def test_an_extrinsic_in_the_wrong_units_shows_as_a_camera_that_sees_no_points(t
     assert main(["inspect", "--source", "synthetic", "--root", str(root), "--json"]) == 0
     broken = _json_lines(capsys)[0]["camera_points_in_view"]
     assert broken["CAM_FRONT"] < 0.2 * healthy["CAM_FRONT"] and broken["CAM_BACK"] == healthy["CAM_BACK"]
+
+
+def test_inspect_reports_frame_ids_read_twice_and_quarantines_the_later_copy(tmp_path, capsys):
+    from ceal_pipeline_tests.badinput.corpus import _good_entry, write_info_dataset
+
+    entries = [_good_entry(0), _good_entry(1), dict(_good_entry(2), token="frame-0")]
+    write_info_dataset(tmp_path, entries)
+    assert main(["inspect", "--source", "mmdet3d", "--root", str(tmp_path), "--lidar-prefix", "lidar",
+                 "--camera-prefix", "camera", "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.splitlines()[-1])
+    assert summary["duplicate_ids"] == 1 and summary["frames"] == 2 and summary["quarantined"] == 1
+    assert "repeat an id already read (e.g. frame-0)" in captured.err
+
+
+def test_inspect_at_check_points_opens_images_the_info_file_gives_a_size_for(tmp_path, capsys):
+    from ceal_pipeline_tests.badinput.corpus import write_info_dataset
+
+    write_info_dataset(tmp_path)
+    (tmp_path / "camera" / "frame-2.jpg").write_bytes(b"\xff\xd8\xff\xe0 garbage" * 40)
+    args = ["inspect", "--source", "mmdet3d", "--root", str(tmp_path), "--lidar-prefix", "lidar", "--camera-prefix",
+            "camera", "--json"]
+    assert main(args) == 0 and json.loads(capsys.readouterr().out)["quarantined"] == 0  # header: size only
+    assert main(args + ["--check", "points"]) == 0
+    assert json.loads(capsys.readouterr().out)["quarantined"] == 1

@@ -21,8 +21,9 @@ from .conftest import SMALL_SYNTHETIC
 
 
 def _digests(root: Path) -> dict[str, str]:
+    """Digest of every dataset file (the generation lock is not part of the dataset)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != synthetic.writer.LOCK_FILE}
 
 
 def test_same_seed_gives_byte_identical_datasets(small_synthetic, tmp_path):
@@ -201,3 +202,45 @@ def test_dataset_of_another_generator_version_is_regenerated_not_refused(tmp_pat
     result = synthetic.read_frames(root)
     assert len(result.frames) == 2
     assert json.loads(manifest_path.read_text())["version"] == synthetic.GENERATOR_VERSION
+
+
+def _hold_lock(root, exclusive: bool):
+    """A child process holding ``root``'s generation lock (as a reader, or a generator) until killed."""
+    import subprocess
+    import sys
+
+    code = ("import sys, time; from ceal_pipeline.frames.synthetic import dataset_lock\n"
+            f"with dataset_lock(sys.argv[1], exclusive={exclusive}):\n"
+            "    print('held', flush=True); time.sleep(120)")
+    child = subprocess.Popen([sys.executable, "-c", code, str(root)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_a_dataset_being_read_by_another_process_is_not_regenerated_or_deleted_under_it(tmp_path):
+    root = tmp_path / "syn"
+    synthetic.generate_dataset(root, n_frames=4, seed=1, frames_per_sequence=2)
+    before = {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    reader = _hold_lock(root, exclusive=False)
+    try:
+        with pytest.raises(synthetic.SyntheticDatasetBusy, match="another process is reading .* wait for it"):
+            synthetic.generate_dataset(root, n_frames=2, seed=5, frames_per_sequence=2, overwrite=True)
+    finally:
+        reader.kill()
+        reader.wait()
+    assert {p.relative_to(root): p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    synthetic.generate_dataset(root, n_frames=2, seed=5, frames_per_sequence=2, overwrite=True)
+    assert sorted(p.name for p in (root / "lidar").iterdir()) == ["syn5-00000-000.bin", "syn5-00000-001.bin"]
+
+
+def test_a_dataset_being_generated_by_another_process_is_not_read_half_written(tmp_path):
+    root = tmp_path / "syn"
+    synthetic.generate_dataset(root, n_frames=2, seed=1, frames_per_sequence=2)
+    generator = _hold_lock(root, exclusive=True)
+    try:
+        with pytest.raises(synthetic.SyntheticDatasetBusy, match="another process is generating"):
+            synthetic.read_frames(root)
+    finally:
+        generator.kill()
+        generator.wait()
+    assert len(synthetic.read_frames(root).frames) == 2

@@ -121,19 +121,23 @@ def synthetic_root(tmp_path_factory) -> str:
     return str(root)
 
 
-@pytest.fixture
-def resources(tmp_path, synthetic_root) -> dict:
-    home = tmp_path / "ceal"
+def pipeline_resources(home: Path, synthetic_root: str, scoring_log: Path) -> dict:
+    """The resources of a pipeline whose state lives under ``home`` (also used by the kill-point driver)."""
     return {
         "history": AcquisitionHistoryResource(path=str(home / "history.duckdb"), shard_dir=str(home / "shards")),
-        "model_store": DeterministicModelStore(model_dir=str(home / "models"), scoring_log=str(tmp_path / "scored.jsonl"),
-                                              training_log=str(tmp_path / "trained.jsonl")),
+        "model_store": DeterministicModelStore(model_dir=str(home / "models"), scoring_log=str(scoring_log),
+                                              training_log=str(Path(scoring_log).with_name("trained.jsonl"))),
         "frame_source": FrameSourceResource(
             root=synthetic_root, catalog_dir=str(home / "catalog"), synthetic_frames=N_FRAMES, synthetic_seed=3,
             seed_labeled=SEED_LABELED,
         ),
         "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
     }
+
+
+@pytest.fixture
+def resources(tmp_path, synthetic_root) -> dict:
+    return pipeline_resources(tmp_path / "ceal", synthetic_root, tmp_path / "scored.jsonl")
 
 
 @pytest.fixture

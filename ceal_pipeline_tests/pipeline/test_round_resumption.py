@@ -147,35 +147,3 @@ def test_a_selection_that_cannot_be_met_fails_once_with_the_reason_and_no_retry(
     error = closing.failure_data_for_node("selected_batch").error
     assert "k=40" in error.message and "lower k" in error.message
     assert list_exports(resources["exporter"].outbox) == []
-
-
-def test_a_kill_between_the_export_and_its_history_record_leaves_the_round_open_and_the_rerun_records_it(
-    defs, instance, resources, monkeypatch
-):
-    from ceal_pipeline.core.history import AcquisitionHistory
-    from ceal_pipeline.defs.acquisition.round_status import is_exported, next_round
-
-    record_export = AcquisitionHistory.record_export
-
-    def killed(*args, **kwargs):
-        raise KeyboardInterrupt("injected kill after the outbox write, before the history record")
-
-    monkeypatch.setattr(AcquisitionHistory, "record_export", killed)
-    with pytest.raises(KeyboardInterrupt):
-        run_acquisition_round(defs, instance, CONFIGS)
-    assert len(list_exports(resources["exporter"].outbox)) == 1  # the vendor may already see it
-    assert resources["history"].open().export(0) is None
-    assert not is_exported(instance, 0) and next_round(instance) == (0, False)  # the round is still open
-
-    monkeypatch.setattr(AcquisitionHistory, "record_export", record_export)
-    closing = defs.resolve_job_def("round_selection").execute_in_process(
-        instance=instance, partition_key="r0000",
-        run_config=dg.RunConfig(ops={"selected_batch": CONFIGS["selected_batch"]}),
-    )
-
-    export = closing.asset_materializations_for_node("vendor_export")[0].metadata
-    assert export["new_export"].value is False  # the same drop, not a second one
-    recorded = resources["history"].open().export(0)
-    assert recorded is not None and recorded["n_frames"] == K
-    assert len(list_exports(resources["exporter"].outbox)) == 1
-    assert is_exported(instance, 0) and next_round(instance) == (1, True)

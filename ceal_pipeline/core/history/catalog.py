@@ -25,7 +25,13 @@ from ceal_pipeline.core.history.staging import (
     stage,
     stage_known_frames,
 )
-from ceal_pipeline.frames.records import FRAME_ID_PATTERN, FrameRecord, InvalidFrameId, QuarantinedFrame
+from ceal_pipeline.frames.records import (
+    ALLOWED_ID_CHARACTERS,
+    FRAME_ID_PATTERN,
+    FrameRecord,
+    InvalidFrameId,
+    QuarantinedFrame,
+)
 
 _ATTRIBUTES = ("sequence_id", "timestamp_s", "lidar_path", "split", "source")
 
@@ -173,8 +179,8 @@ class CatalogStore(HistoryConnection):
                 [FRAME_ID_PATTERN.pattern],
             ).fetchone()[0]
             raise InvalidFrameId(
-                f"{what}: invalid ids for {describe_frames([repr(b[0]) for b in bad], total)}: use 1-200 "
-                "characters of letters, digits and '._:+-', starting with a letter or digit (rename the frames "
+                f"{what}: invalid ids for {describe_frames([ascii(b[0]) for b in bad], total)}: use 1-200 "
+                f"ASCII characters of {ALLOWED_ID_CHARACTERS}, starting with a letter or digit (rename the frames "
                 "in their source; nothing was written)"
             )
         for column in _ATTRIBUTES:

@@ -16,13 +16,16 @@ from ceal_pipeline.frames.synthetic.config import GENERATOR_VERSION, SyntheticCo
 from ceal_pipeline.frames.synthetic.scenes import CONDITIONS
 from ceal_pipeline.frames.synthetic.writer import (
     INFO_FILE,
+    SyntheticDatasetBusy,
     SyntheticDatasetMismatch,
+    dataset_lock,
     generate_dataset,
     read_manifest,
 )
 
-__all__ = ["CONDITIONS", "GENERATOR_VERSION", "INFO_FILE", "SyntheticConfig", "SyntheticDatasetMismatch", "generate_dataset",
-           "frame_conditions", "read_frames", "read_manifest"]
+__all__ = ["CONDITIONS", "GENERATOR_VERSION", "INFO_FILE", "SyntheticConfig", "SyntheticDatasetBusy",
+           "SyntheticDatasetMismatch", "dataset_lock", "generate_dataset", "frame_conditions", "read_frames",
+           "read_manifest"]
 
 
 def read_frames(root: str | Path, n_frames: int | None = None, seed: int | None = None, *, check: str = "header",
@@ -46,7 +49,8 @@ def read_frames(root: str | Path, n_frames: int | None = None, seed: int | None 
         generate_dataset(root, n_frames=defaults.n_frames if n_frames is None else n_frames,
                          seed=defaults.seed if seed is None else seed, overwrite=overwrite, progress=progress,
                          **options)
-    return mmdet3d_info.read_frames(root, info=INFO_FILE, check=check)
+    with dataset_lock(root, exclusive=False):  # not regenerated while it is read
+        return mmdet3d_info.read_frames(root, info=INFO_FILE, check=check)
 
 
 def frame_conditions(root: str | Path) -> dict[str, tuple[str, ...]]:

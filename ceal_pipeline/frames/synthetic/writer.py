@@ -6,15 +6,27 @@
 ``manifest.json`` with the parameters. The manifest is written last and
 atomically, so an interrupted generation is redone, and a completed one with
 the same parameters is reused as it is.
+
+Another process may be reading the dataset while it is regenerated. Every file
+is written under a temporary name and renamed into place, so a reader never
+opens a half-written file; a generation holds an exclusive lock on
+``root/.generate.lock`` and the readers of the source (``read_frames``, the
+catalog ingest) a shared one (:func:`dataset_lock`), so a dataset being read
+is never regenerated or cleaned up under its reader: the generator refuses
+with :class:`SyntheticDatasetBusy` instead. Files of the previous generation
+that the new one does not name are removed only after the new manifest is
+committed, under the exclusive lock.
 """
 
 from __future__ import annotations
 
+import fcntl
+import io
 import json
 import os
 import pickle
-import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +43,38 @@ INFO_FILE = "ceal_synthetic_infos.pkl"
 MANIFEST_FILE = "manifest.json"
 DATASET_NAME = "ceal-synthetic"
 _OWN_FOLDERS = ("lidar", "camera")
+LOCK_FILE = ".generate.lock"
 
 
 class SyntheticDatasetMismatch(RuntimeError):
     """``root`` already holds a synthetic dataset generated with other parameters."""
+
+
+class SyntheticDatasetBusy(RuntimeError):
+    """Another process is generating the dataset in ``root``, or reading the one there."""
+
+
+@contextmanager
+def dataset_lock(root: str | Path, *, exclusive: bool):
+    """Hold ``root``'s generation lock: exclusive to (re)generate, shared to read.
+
+    Never waits: a conflicting holder raises :class:`SyntheticDatasetBusy` naming
+    ``root`` and what to do.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK_FILE, "a+") as handle:
+        try:
+            fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            doing = "another process is reading" if exclusive else "another process is generating"
+            raise SyntheticDatasetBusy(
+                f"{doing} the synthetic dataset in {root}; wait for it to finish and run again, or use another "
+                "root (a dataset is never regenerated under its readers)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def frame_id(seed: int, sequence: int, frame: int) -> str:
@@ -72,7 +112,7 @@ def _ground_reflectance(lane_lines_y, pose):
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
 
@@ -91,21 +131,33 @@ def generate_dataset(root: str | Path, n_frames: int = 2000, seed: int = 0, *, o
     config = SyntheticConfig.from_options(n_frames=n_frames, seed=seed, **options)
     root = Path(root)
     wanted = _manifest_for(config)
-    existing = read_manifest(root)
-    if existing is not None and (root / INFO_FILE).is_file():
-        if existing == wanted:
+    if _reusable(root, wanted, overwrite):
+        return root / INFO_FILE
+    with dataset_lock(root, exclusive=True):
+        if _reusable(root, wanted, overwrite):  # another process finished it while we waited for the lock
             return root / INFO_FILE
-        # Data from another generator version is stale whatever its parameters:
-        # regenerate it; only a parameter change by the user needs consent.
-        if existing.get("version") == GENERATOR_VERSION and not overwrite:
-            raise SyntheticDatasetMismatch(
-                f"{root} holds a synthetic dataset generated with {existing.get('params')}, not {wanted['params']}: "
-                "pick another root, or pass overwrite=True (CLI: --overwrite) to regenerate it"
-            )
-    root.mkdir(parents=True, exist_ok=True)
+        return _generate(root, config, wanted, progress)
+
+
+def _reusable(root: Path, wanted: dict, overwrite: bool) -> bool:
+    existing = read_manifest(root)
+    if existing is None or not (root / INFO_FILE).is_file():
+        return False
+    if existing == wanted:
+        return True
+    # Data from another generator version is stale whatever its parameters:
+    # regenerate it; only a parameter change by the user needs consent.
+    if existing.get("version") == GENERATOR_VERSION and not overwrite:
+        raise SyntheticDatasetMismatch(
+            f"{root} holds a synthetic dataset generated with {existing.get('params')}, not {wanted['params']}: "
+            "pick another root, or pass overwrite=True (CLI: --overwrite) to regenerate it"
+        )
+    return False
+
+
+def _generate(root: Path, config: SyntheticConfig, wanted: dict, progress) -> Path:
+    """Write the dataset (under the exclusive lock), then remove what the previous generation left."""
     (root / MANIFEST_FILE).unlink(missing_ok=True)
-    for folder in _OWN_FOLDERS:
-        shutil.rmtree(root / folder, ignore_errors=True)
     cameras = make_cameras(config)
     for camera in cameras:
         (root / "camera" / camera.name).mkdir(parents=True, exist_ok=True)
@@ -136,7 +188,21 @@ def generate_dataset(root: str | Path, n_frames: int = 2000, seed: int = 0, *, o
     }
     _atomic_write(root / INFO_FILE, pickle.dumps({"metainfo": metainfo, "data_list": data_list}, protocol=4))
     _atomic_write(root / MANIFEST_FILE, (json.dumps(wanted, indent=2, sort_keys=True) + "\n").encode())
+    _remove_stale_files(root, data_list)
     return root / INFO_FILE
+
+
+def _remove_stale_files(root: Path, data_list: list[dict]) -> None:
+    """Delete files under the generator's own folders that the new info file does not name
+    (a previous generation's frames, temporary files of a killed one)."""
+    named = {entry["lidar_points"]["lidar_path"] for entry in data_list}
+    named |= {image["img_path"] for entry in data_list for image in entry["images"].values()}
+    for folder in _OWN_FOLDERS:
+        for dirpath, _, names in os.walk(root / folder):
+            for name in names:
+                path = Path(dirpath) / name
+                if path.relative_to(root).as_posix() not in named:
+                    path.unlink(missing_ok=True)
 
 
 def _write_frame(root, config, scene, k, lidar, cameras, backgrounds, rng, sample_idx) -> dict:
@@ -146,7 +212,7 @@ def _write_frame(root, config, scene, k, lidar, cameras, backgrounds, rng, sampl
                                _ground_reflectance(scene.lane_lines_y, view.ego_pose), rng, rain=scene.rain)
     counts = count_points_in_boxes(points, view.label_boxes)
     lidar_rel = f"lidar/{fid}.bin"
-    points.tofile(root / lidar_rel)
+    _atomic_write(root / lidar_rel, points.tobytes())
     timestamp = round(scene.index * 1000.0 + view.t, 6)  # sequences 1000 s apart on one clock
     images = {}
     noise = (16.0 if scene.night else 3.0) + (4.0 if scene.rain else 0.0)
@@ -154,7 +220,9 @@ def _write_frame(root, config, scene, k, lidar, cameras, backgrounds, rng, sampl
         pixels = render(camera, backgrounds[(camera.name, scene.night)], view.parts, view.part_colors,
                         scene.night, noise, rng)
         rel = f"camera/{camera.name}/{fid}.jpg"
-        Image.fromarray(pixels).save(root / rel, format="JPEG", quality=90)
+        encoded = io.BytesIO()
+        Image.fromarray(pixels).save(encoded, format="JPEG", quality=90)
+        _atomic_write(root / rel, encoded.getvalue())
         images[camera.name] = {
             "img_path": rel, "cam2img": camera.cam2img.tolist(), "lidar2cam": camera.lidar2cam.tolist(),
             "cam2ego": camera.cam2ego.tolist(), "height": camera.height, "width": camera.width,
