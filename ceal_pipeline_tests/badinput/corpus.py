@@ -669,8 +669,8 @@ def delivery_defect(content: bytes | str | object, name: str = "acme.json", roun
         from ceal_pipeline.export.label_ingest import ingest_inbox
 
         history = AcquisitionHistory(root / "history.duckdb", threads=1)
-        ids = [f"seq{i // 10}-frame{i:03d}" for i in range(20)]
-        history.register_frame_arrays(ids, [i.split("-")[0] for i in ids], np.arange(20.0),
+        ids = EXPORTED + ["seq1-frame009", "seq2-frame020"]  # registered; the last two never exported
+        history.register_frame_arrays(ids, [i.split("-")[0] for i in ids], np.arange(float(len(ids))),
                                       [f"/data/{i}.bin" for i in ids])
         if exported is not None:
             history.start_round(1, seed=1, parameters={})
