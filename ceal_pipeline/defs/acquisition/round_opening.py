@@ -311,19 +311,9 @@ def candidate_pool(
     sampling_s = 0.0
     if not reused:
         pool = store.unlabeled_pool()
-        parameters = {
-            "run_seed": config.run_seed,
-            "temperature": config.temperature,
-            "pool_fraction": config.pool_fraction,
-            "pool_count": config.pool_count,
-            "normalisation": config.normalisation,
-            "prior": config.prior,
-            "round_zero_mode": config.round_zero_mode,
-            "shard_size": config.shard_size,
-            "k": config.k,
-            "per_sequence_cap": config.per_sequence_cap,
-            "unlabeled_frames": len(pool),
-        }
+        # Every round parameter is recorded: the round's shards, selection and export read them
+        # back (recorded_round_config), whoever launches those runs.
+        parameters = {**config.model_dump(), "unlabeled_frames": len(pool)}
         started = time.perf_counter()
         try:
             drawn = algorithm.draw_candidate_pool(

@@ -13,7 +13,7 @@ import dagster as dg
 import numpy as np
 
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
-from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, PruningConfig, SelectionConfig
+from ceal_pipeline.defs.acquisition.config import SelectionConfig, recorded_round_config
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown, top_frames_markdown
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
 from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
@@ -38,31 +38,31 @@ GROUP = "acquisition"
     description="Frames whose last m scores were each in the bottom q quantile of their round leave the "
     "unlabeled pool (recorded as prune events: reversible, history kept).",
 )
-def pruned_frames(
-    context: dg.AssetExecutionContext, config: PruningConfig, history: AcquisitionHistoryResource
-) -> dg.MaterializeResult:
+def pruned_frames(context: dg.AssetExecutionContext, history: AcquisitionHistoryResource) -> dg.MaterializeResult:
     from ceal_pipeline.core.pruning import persistently_low
 
     round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
+    config = recorded_round_config(store.round_parameters(round_index))  # the round's pruning rule
     newly = []
-    if config.enabled:
-        events = store.recent_scores(config.last_m, unlabeled_only=True)
+    if config.prune:
+        events = store.recent_scores(config.prune_last_m, unlabeled_only=True)
         low = persistently_low(
             events.frame_ids, events.rounds, events.scores,
-            last_m=config.last_m, quantile=config.quantile, floor=config.floor,
+            last_m=config.prune_last_m, quantile=config.prune_quantile, floor=config.prune_floor,
         )
         already = {str(f) for f in store.pruned_frames().frame_ids}
         newly = sorted(str(f) for f in low if str(f) not in already)
         if newly:
             store.prune(
                 newly, round=round_index,
-                reason=f"persistently low: last {config.last_m} scores in the bottom {config.quantile:.0%} of their rounds",
+                reason=f"persistently low: last {config.prune_last_m} scores in the bottom {config.prune_quantile:.0%} "
+                "of their rounds",
             )
     return dg.MaterializeResult(
         metadata={
             "round": round_index,
-            "enabled": config.enabled,
+            "enabled": config.prune,
             "pruned_this_round": len(newly),
             "pruned_total": len(store.pruned_frames()),
             "examples": dg.MetadataValue.json(newly[:20]),
@@ -73,12 +73,9 @@ def pruned_frames(
 def round_selection_parameters(recorded: dict, config: SelectionConfig) -> tuple[int, int]:
     """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
     sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
-    # Rounds opened before K was a round parameter fall back to candidate_pool's defaults.
-    defaults = CandidatePoolConfig.model_fields
-    k = config.k if config.k is not None else int(recorded.get("k", defaults["k"].default))
-    cap = config.per_sequence_cap if config.per_sequence_cap is not None else int(
-        recorded.get("per_sequence_cap", defaults["per_sequence_cap"].default)
-    )
+    opened_with = recorded_round_config(recorded)
+    k = config.k if config.k is not None else opened_with.k
+    cap = config.per_sequence_cap if config.per_sequence_cap is not None else opened_with.per_sequence_cap
     if k < 1 or cap < 0:
         raise dg.Failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}",
                          allow_retries=False)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
-from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig
+from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig, recorded_round_config
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, top_frames_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
@@ -66,6 +66,8 @@ def candidate_scores(
             metadata={"round": round_index, "shard": shard_index, "frames": existing.frames, "skipped": True}
         )
 
+    # What is computed is the round's (recorded when it opened), so every shard scores alike.
+    parameters = recorded_round_config(history.open().round_parameters(round_index))
     frame_ids = exchange.shard_frames(round_index, shard_index)
     frames = frame_source.catalog().records(frame_ids)  # only this shard's rows are read
     model, version = model_store.load(published.path)
@@ -74,17 +76,17 @@ def candidate_scores(
             f"{published.path} holds detector {version} but round {round_index} published {published.version}; "
             "re-materialize the detector asset"
         )
-    seed = derive_seed(config.run_seed, round_index, f"mc_dropout/{context.partition_key}")
+    seed = derive_seed(parameters.run_seed, round_index, f"mc_dropout/{context.partition_key}")
     started = time.perf_counter()
     scored = model_store.score(
         model,
         frames,
-        mc_passes=config.mc_passes,
-        mode=config.mode,
+        mc_passes=parameters.mc_passes,
+        mode=parameters.mc_mode,
         seed=seed,
-        aggregate=config.aggregate,
+        aggregate=parameters.aggregate,
         batch_size=config.batch_size,
-        acquisition_fn=config.acquisition_fn,
+        acquisition_fn=parameters.acquisition_fn,
     )
     scoring_s = time.perf_counter() - started
     scores = np.asarray(scored.scores, dtype=np.float64)
@@ -104,7 +106,7 @@ def candidate_scores(
         round=round_index,
         shard=shard_index,
         model_version=published.version,
-        acquisition_fn=config.acquisition_fn,
+        acquisition_fn=parameters.acquisition_fn,
         run_id=context.run.run_id,
         facts={"forward_passes": int(scored.forward_passes), "scoring_s": scoring_s},
     )
@@ -121,8 +123,9 @@ def candidate_scores(
             "mc_seed": seed,
             "mean_score": float(scores.mean()),
             "skipped": False,
-            "acquisition_fn": config.acquisition_fn,
-            "top_frames": top_frames_markdown(frame_ids, scores, sequences, title=f"highest {config.acquisition_fn}"),
+            "acquisition_fn": parameters.acquisition_fn,
+            "mc_passes": parameters.mc_passes,
+            "top_frames": top_frames_markdown(frame_ids, scores, sequences, title=f"highest {parameters.acquisition_fn}"),
             "path": dg.MetadataValue.path(str(path)),
         }
     )
