@@ -16,12 +16,13 @@ from ceal_pipeline.frames.synthetic.config import GENERATOR_VERSION, SyntheticCo
 from ceal_pipeline.frames.synthetic.scenes import CONDITIONS
 from ceal_pipeline.frames.synthetic.writer import (
     INFO_FILE,
+    ForeignDataFolder,
     SyntheticDatasetMismatch,
     generate_dataset,
     read_manifest,
 )
 
-__all__ = ["CONDITIONS", "GENERATOR_VERSION", "INFO_FILE", "SyntheticConfig", "SyntheticDatasetMismatch", "generate_dataset",
+__all__ = ["CONDITIONS", "ForeignDataFolder", "GENERATOR_VERSION", "INFO_FILE", "SyntheticConfig", "SyntheticDatasetMismatch", "generate_dataset",
            "frame_conditions", "read_frames", "read_manifest"]
 
 
