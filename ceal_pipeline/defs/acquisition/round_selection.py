@@ -12,6 +12,7 @@ import time
 import dagster as dg
 import numpy as np
 
+from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
 from ceal_pipeline.defs.acquisition.config import SelectionConfig, recorded_round_config
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown, top_frames_markdown
@@ -38,6 +39,7 @@ GROUP = "acquisition"
     description="Frames whose last m scores were each in the bottom q quantile of their round leave the "
     "unlabeled pool (recorded as prune events: reversible, history kept).",
 )
+@retry_when_busy
 def pruned_frames(context: dg.AssetExecutionContext, history: AcquisitionHistoryResource) -> dg.MaterializeResult:
     from ceal_pipeline.core.pruning import persistently_low
 
@@ -77,8 +79,7 @@ def round_selection_parameters(recorded: dict, config: SelectionConfig) -> tuple
     k = config.k if config.k is not None else opened_with.k
     cap = config.per_sequence_cap if config.per_sequence_cap is not None else opened_with.per_sequence_cap
     if k < 1 or cap < 0:
-        raise dg.Failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}",
-                         allow_retries=False)
+        raise permanent_failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}")
     return k, cap
 
 
@@ -108,6 +109,7 @@ def selection_candidates(history: AcquisitionHistoryResource, model_store: Model
     description="Top-K of the round's freshly scored candidates (score desc, frame id asc), at most "
     "per_sequence_cap frames per sequence; records the round's compute ledger.",
 )
+@retry_when_busy
 def selected_batch(
     context: dg.AssetExecutionContext,
     config: SelectionConfig,
@@ -126,10 +128,9 @@ def selected_batch(
     frame_ids, scores = selection_candidates(history, model_store, round_index)
     sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
     if k > len(frame_ids):
-        raise dg.Failure(
+        raise permanent_failure(
             f"round {round_index}: K={k} but only {len(frame_ids)} freshly scored candidates are "
-            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)",
-            allow_retries=False,
+            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)"
         )
     try:
         chosen = select_top_k(
@@ -140,7 +141,7 @@ def selected_batch(
             per_sequence_cap=cap or None,
         )
     except ValueError as exc:  # a configuration that cannot be met: retrying cannot heal it
-        raise dg.Failure(f"round {round_index}: {exc}", allow_retries=False) from exc
+        raise permanent_failure(f"round {round_index}: {exc}") from exc
     chosen = [str(f) for f in chosen]
     score_of = dict(zip(frame_ids, scores))
     chosen_scores = [float(score_of[f]) for f in chosen]
@@ -191,6 +192,7 @@ def selected_batch(
     description="The selected frame ids as CSV and JSONL plus a manifest (round, model version, count, "
     "sha256 of each file), written atomically into the outbox; exactly one export per round.",
 )
+@retry_when_busy
 def vendor_export(
     context: dg.AssetExecutionContext,
     history: AcquisitionHistoryResource,
@@ -203,9 +205,9 @@ def vendor_export(
     stored = store.selection(round_index)
     frame_ids, scores = [str(f) for f in stored.frame_ids], stored.scores
     if not frame_ids:
-        raise dg.Failure(
+        raise permanent_failure(
             f"round {round_index} has no selection; materialize selected_batch for partition {context.partition_key} "
-            "first", allow_retries=False,
+            "first"
         )
     sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
     rows = [ExportedFrame(str(f), s, float(v)) for f, s, v in zip(frame_ids, sequences, scores)]

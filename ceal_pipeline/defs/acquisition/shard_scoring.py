@@ -17,6 +17,7 @@ import dagster as dg
 import numpy as np
 
 from ceal_pipeline.core.seeding import derive_seed
+from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
 from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig, recorded_round_config
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, top_frames_markdown
@@ -55,9 +56,8 @@ def candidate_scores(
     published = round_model(model_store, round_index)
     pool = require_published_pool(exchange, round_index)
     if shard_index >= pool.n_shards:
-        raise dg.Failure(
-            f"{context.partition_key}: round {round_index}'s candidate pool has shards 0..{pool.n_shards - 1}",
-            allow_retries=False,
+        raise permanent_failure(
+            f"{context.partition_key}: round {round_index}'s candidate pool has shards 0..{pool.n_shards - 1}"
         )
     existing = exchange.shard_stats(round_index, shard_index)
     if existing is not None and existing.model_version == published.version and not config.rescore_existing:
@@ -66,13 +66,14 @@ def candidate_scores(
             metadata={"round": round_index, "shard": shard_index, "frames": existing.frames, "skipped": True}
         )
 
-    # What is computed is the round's (recorded when it opened), so every shard scores alike.
-    parameters = recorded_round_config(history.open().round_parameters(round_index))
+    # What is computed is the round's (recorded when it opened, published with the pool), so
+    # every shard scores alike, and the worker never opens the history.
+    parameters = recorded_round_config(pool.parameters)
     frame_ids = exchange.shard_frames(round_index, shard_index)
     frames = frame_source.catalog().records(frame_ids)  # only this shard's rows are read
     model, version = model_store.load(published.path)
     if str(version) != published.version:
-        raise dg.Failure(
+        raise permanent_failure(
             f"{published.path} holds detector {version} but round {round_index} published {published.version}; "
             "re-materialize the detector asset"
         )
@@ -91,10 +92,10 @@ def candidate_scores(
     scoring_s = time.perf_counter() - started
     scores = np.asarray(scored.scores, dtype=np.float64)
     if list(scored.frame_ids) != frame_ids:
-        raise dg.Failure(f"{context.partition_key}: the scorer returned frames in another order or set than asked")
+        raise permanent_failure(f"{context.partition_key}: the scorer returned frames in another order or set than asked")
     bad = [f for f, s in zip(frame_ids, scores) if not np.isfinite(s)]
     if bad:
-        raise dg.Failure(f"{context.partition_key}: non-finite scores for {len(bad)} frames, e.g. {bad[:5]}")
+        raise permanent_failure(f"{context.partition_key}: non-finite scores for {len(bad)} frames, e.g. {bad[:5]}")
 
     from ceal_pipeline.core.history import write_score_shard
 
@@ -147,6 +148,7 @@ def unscored_shard_keys(exchange: ShardExchange, pool: PublishedPool) -> list[st
     "the round's detector, merged into the acquisition history by its single writer; ingest is keyed by "
     "(round, shard), so a shard ingested twice changes nothing.",
 )
+@retry_when_busy
 def round_scores(
     context: dg.AssetExecutionContext, history: AcquisitionHistoryResource, model_store: ModelStoreResource
 ) -> dg.MaterializeResult:
@@ -156,11 +158,10 @@ def round_scores(
     model = round_model(model_store, round_index)
     missing = unscored_shard_keys(exchange, pool)
     if missing:
-        raise dg.Failure(
+        raise permanent_failure(
             f"round {round_index}: {len(missing)} shards are not scored by the round's detector yet "
             f"({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}); materialize those candidate_scores "
-            "partitions (the candidate_shards_sensor does it when the daemon runs)",
-            allow_retries=False,
+            "partitions (the candidate_shards_sensor does it when the daemon runs)"
         )
     store = history.open()
     # One transaction for the whole round: all shards or none, one catalog scan; rows are
