@@ -14,8 +14,10 @@ import sys
 # (command, module, help). `bench` and `benchmark` take a positional target.
 _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("bench", "ceal_pipeline.cli.bench", "performance benchmarks that print one JSON line (sampling, mc, round, catalog)"),
+    ("init", "ceal_pipeline.cli.init", "check a dataset like `inspect` and write the project configuration (ceal.yaml)"),
     ("inspect", "ceal_pipeline.cli.inspect", "summarise a frame source (aimotive, mmdet3d, synthetic) before wiring it in"),
     ("benchmark", "ceal_pipeline.cli.benchmark", "validation of CEAL against full-pool acquisition: MNIST, CIFAR-10, the 3D detector"),
+    ("round", "ceal_pipeline.cli.round", "run acquisition rounds in this process on the project configuration (no daemon)"),
     ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),
     ("export", "ceal_pipeline.cli.export", "withdraw (part of) a round's vendor export, recorded with a reason"),
 )

@@ -120,28 +120,6 @@ def _reset_state(home: Path) -> None:
             path.unlink()
 
 
-def _instance(home: Path):
-    """The demo's own persistent Dagster instance, with the project's dagster.yaml."""
-    import os
-
-    import dagster as dg
-
-    dagster_home = home / "dagster_home"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    project_yaml = Path(__file__).resolve().parents[2] / "dagster.yaml"
-    if project_yaml.is_file():
-        shutil.copyfile(project_yaml, dagster_home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(dagster_home.resolve())
-    instance = dg.DagsterInstance.get()
-    # Without a daemon nobody frees the pool slots of a demo killed mid-step (Ctrl-C):
-    # fail its abandoned runs and release their slots, or the next demo would wait on them.
-    stale = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
-    for run in stale:
-        instance.report_run_failed(run, "abandoned by an interrupted `ceal demo`")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    return instance
-
-
 def _row(cells, widths) -> str:
     return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
 
@@ -159,7 +137,7 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
     from ceal_pipeline.configuration import CONFIG_FILE_NAME, load_project_config
     from ceal_pipeline.defs import build_defs
     from ceal_pipeline.defs.acquisition.config import run_configs_for
-    from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
+    from ceal_pipeline.defs.acquisition.round_runner import local_instance, run_acquisition_round
     from ceal_pipeline.defs.resources import resources_for
     from ceal_pipeline.export import simulate_vendor
     from ceal_pipeline.frames.synthetic import generate_dataset
@@ -181,7 +159,7 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
     resources = resources_for(project)
     configs = run_configs_for(project)
     defs = build_defs(resources, with_validation=False)
-    instance = _instance(home)
+    instance = local_instance(home / "dagster_home")
 
     header = ("round", "labeled", "pool", "scored / unlabeled", "mAP (val)", "seconds")
     widths = (5, 7, 5, 20, 9, 7)

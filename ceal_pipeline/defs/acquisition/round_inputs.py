@@ -4,8 +4,6 @@ One place for the lookup and for the error that names the partition to
 materialize first; the pool step, the shards, the merge and the selection call it.
 """
 
-import dagster as dg
-
 from ceal_pipeline.defs.acquisition.failures import permanent_failure
 from ceal_pipeline.defs.acquisition.shard_exchange import PublishedPool, ShardExchange
 from ceal_pipeline.defs.resources import ModelStoreResource
