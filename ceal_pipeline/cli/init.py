@@ -20,7 +20,6 @@ pool are sized so that a round can be met on the dataset at hand.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
@@ -52,6 +51,7 @@ class InitError(ValueError):
 def plan_configuration(summary: dict, args: argparse.Namespace, home: Path) -> tuple[dict, list[str]]:
     """The ``ceal.yaml`` content for the inspected dataset, and notes for the user."""
     from ceal_pipeline.configuration import PRESETS
+    from ceal_pipeline.core.sampling import pool_size
 
     preset = PRESETS[args.preset]
     train = summary["splits"].get("train", 0)
@@ -79,7 +79,7 @@ def plan_configuration(summary: dict, args: argparse.Namespace, home: Path) -> t
         notes.append(f"every train frame is annotated: the vendor is simulated; round 0 trains on {seed} of them, "
                      f"the other {unlabeled} are the unlabeled pool whose labels a delivery (inbox) reveals")
     parameters = dict(preset["round"])
-    pool = max(1, math.ceil(parameters["pool_fraction"] * unlabeled))
+    pool = pool_size(unlabeled, fraction=parameters["pool_fraction"])
     k = args.k or min(parameters["k"], max(1, pool // 2))
     if k > unlabeled:
         raise InitError(f"--k {k}: only {unlabeled} frames can be bought")
