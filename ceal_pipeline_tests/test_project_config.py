@@ -120,3 +120,22 @@ def test_the_run_config_defaults_of_a_deployment_are_its_configuration(tmp_path)
     assert configs["detector"].epochs == 8
     assert (resources["frame_source"].kind, resources["frame_source"].root) == ("aimotive", str(tmp_path / "data"))
     assert resources["model_store"].detector_config == "bevfusion_tiny"
+
+
+def _ceal(args: list[str], home: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CEAL_HOME": str(home), "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run([sys.executable, "-m", "ceal_pipeline.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def test_a_bad_ceal_yaml_stops_the_commands_that_use_it_with_its_errors_but_not_ceal_init(tmp_path):
+    write(tmp_path / "ceal.yaml", {"round": {"k": 0}})
+    refused = _ceal(["round"], tmp_path)
+    assert refused.returncode == 2
+    assert "round.k: Input should be greater than or equal to 1 (got 0" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert _ceal(["init", "--help"], tmp_path).returncode == 0

@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from ceal_pipeline.configuration import ProjectConfigError
+
 # (command, module, help). `bench` and `benchmark` take a positional target.
 _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("bench", "ceal_pipeline.cli.bench", "performance benchmarks that print one JSON line (sampling, mc, round, catalog)"),
@@ -30,12 +32,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         try:
             module = importlib.import_module(module_name)
+            module.add_arguments(p)
         except ModuleNotFoundError as exc:  # a subcommand still being built
             if exc.name != module_name:
                 raise
             p.set_defaults(_missing=module_name)
             continue
-        module.add_arguments(p)
+        except ProjectConfigError as exc:  # its module loads the code location: say why, keep `ceal init` usable
+            p.set_defaults(_config_error=str(exc))
+            continue
         p.set_defaults(_run=module.run)
     return parser
 
@@ -44,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "_missing", None):
         print(f"ceal {args.command}: not available in this build ({args._missing} missing)", file=sys.stderr)
+        return 2
+    if getattr(args, "_config_error", None):
+        print(f"ceal {args.command}: {args._config_error}\n(`ceal init --force ...` rewrites it)", file=sys.stderr)
         return 2
     return int(args._run(args) or 0)
 

@@ -23,16 +23,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ceal_pipeline.configuration import ProjectConfigError, config_path, load_project_config
-    from ceal_pipeline.defs import build_defs
-    from ceal_pipeline.defs.acquisition.config import run_configs_for
-    from ceal_pipeline.defs.acquisition.round_runner import local_instance, run_acquisition_round
-    from ceal_pipeline.defs.resources import resources_for
 
     try:
         project, path = load_project_config(), config_path()
     except ProjectConfigError as exc:
         print(f"ceal round: {exc}", file=sys.stderr)
         return 2
+    # Imported after the check: the code location reads the same configuration when it loads.
+    from ceal_pipeline.defs import build_defs
+    from ceal_pipeline.defs.acquisition.config import run_configs_for
+    from ceal_pipeline.defs.acquisition.round_runner import local_instance, run_acquisition_round
+    from ceal_pipeline.defs.resources import resources_for
     dagster_home = Path(project.storage.home) / "dagster_home"
     print(f"ceal round: configuration {path or '(none: the gpu preset)'}, Dagster instance {dagster_home}",
           file=sys.stderr)
