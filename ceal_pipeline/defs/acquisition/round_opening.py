@@ -18,8 +18,8 @@ import numpy as np
 
 from ceal_pipeline.core import round as algorithm
 from ceal_pipeline.core.seeding import derive_seed
-from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig
+from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,

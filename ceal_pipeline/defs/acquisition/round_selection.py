@@ -12,9 +12,9 @@ import time
 import dagster as dg
 import numpy as np
 
-from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
 from ceal_pipeline.defs.acquisition.config import SelectionConfig, recorded_round_config
+from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown, top_frames_markdown
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
 from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model

@@ -17,9 +17,9 @@ import dagster as dg
 import numpy as np
 
 from ceal_pipeline.core.seeding import derive_seed
-from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
 from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig, recorded_round_config
+from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, top_frames_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
