@@ -57,3 +57,26 @@ def test_a_launchpad_change_to_the_default_config_does_not_reach_an_open_round(d
     assert again.asset_materializations_for_node("candidate_pool")[0].metadata["reused_pool"].value is True
     recorded = resources["history"].open().round_parameters(0)
     assert (recorded["k"], recorded["mc_passes"]) == (4, 3)
+
+
+def test_reopening_a_half_opened_round_with_other_parameters_fails_once_naming_the_recorded_ones(
+    defs, instance, resources, monkeypatch
+):
+    from ceal_pipeline.core.history import AcquisitionHistory
+    from ceal_pipeline.defs.acquisition.failures import permanent_failure_of
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed between recording the round and saving its pool")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AcquisitionHistory, "save_candidate_pool", killed)
+        assert not open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH}),
+                              raise_on_error=False).success
+
+    other = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=40, k=9)}),
+                       raise_on_error=False)
+
+    assert not other.success
+    reason = permanent_failure_of(instance, instance.get_run_by_id(other.run_id))
+    assert "round 0 was started with seed" in reason and '"k": 4' in reason
+    assert open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH})).success  # its own resume it

@@ -17,6 +17,7 @@ import dagster as dg
 import numpy as np
 
 from ceal_pipeline.core import round as algorithm
+from ceal_pipeline.core.history.errors import RoundConflict
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
@@ -344,7 +345,10 @@ def candidate_pool(
             raise permanent_failure(f"round {round_index}: {exc}") from exc
         sampling_s = time.perf_counter() - started
         seed = drawn.seed if drawn.seed is not None else derive_seed(config.run_seed, round_index, "candidate_pool")
-        store.start_round(round_index, seed=seed, parameters={**parameters, "seed": seed, "full_pool": drawn.backfill})
+        try:
+            store.start_round(round_index, seed=seed, parameters={**parameters, "seed": seed, "full_pool": drawn.backfill})
+        except RoundConflict as exc:  # opened before with other parameters: its own are the ones to use
+            raise permanent_failure(f"round {round_index}: {exc}") from exc
         store.save_candidate_pool(
             round_index, frame_keys=drawn.members, n_shards=n_shards, seed=seed, sampling_s=sampling_s
         )
