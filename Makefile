@@ -49,12 +49,15 @@ bench: install
 	$(VENV)/bin/ceal bench round --frames 20000 --json
 	$(VENV)/bin/ceal bench catalog --frames 1000000 --json
 
-# The UI and the daemon (nightly schedule, shard and round sensors). dagster.yaml
-# carries the gpu/duckdb pool limits and run monitoring, so it goes to DAGSTER_HOME.
+# The UI and the daemon (nightly schedule, shard and round sensors) on one deployment folder,
+# CEAL_HOME (default .ceal): its ceal.yaml (written by `ceal init`; `ceal demo` writes .ceal/demo/ceal.yaml),
+# its state, and its Dagster instance in CEAL_HOME/dagster_home. dagster.yaml carries the gpu/duckdb pool
+# limits, run monitoring and run retries, so it goes there. `make dev CEAL_HOME=$PWD/.ceal/demo` browses the demo.
+CEAL_HOME ?= $(CURDIR)/.ceal
 dev: install
-	home=$${DAGSTER_HOME:-$(CURDIR)/.ceal/dagster_home}; mkdir -p $$home; \
-	  [ -f $$home/dagster.yaml ] || cp dagster.yaml $$home/dagster.yaml; \
-	  DAGSTER_HOME=$$home $(VENV)/bin/dagster dev -w workspace.yaml
+	home=$(abspath $(CEAL_HOME)); mkdir -p $$home/dagster_home; \
+	  [ -f $$home/dagster_home/dagster.yaml ] || cp dagster.yaml $$home/dagster_home/dagster.yaml; \
+	  CEAL_HOME=$$home DAGSTER_HOME=$$home/dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) .ceal .pytest_cache

@@ -51,27 +51,26 @@ UI_RUN_CONFIG = {"ops": {
     "candidate_pool": {"config": {"round_zero_mode": "prior", "pool_fraction": 0.4, "shard_size": 16,
                                   "temperature": 0.5, "k": 6, "per_sequence_cap": 3}},
 }}
-# The rounds the schedule opens: the deployment's own round parameters.
-SCHEDULE_RUN_CONFIG = {"ops": {
-    "detector": {"config": {"epochs": 2, "fine_tune_epochs": 1, "max_eval_frames": 8}},
-    "candidate_pool": {"config": {"pool_fraction": 0.3, "shard_size": 16, "k": 4, "per_sequence_cap": 3}},
-}}
+# The deployment's project configuration (ceal.yaml, CEAL_CONFIG): a tiny synthetic source and the tiny
+# detector on the CPU, so a round takes minutes on 2 cores; the rounds the schedule opens use its round
+# parameters (the UI launch above overrides some of them for r0000, as a Launchpad user would).
+PROJECT_CONFIG = {
+    "preset": "cpu-small",
+    "source": {"kind": "synthetic", "synthetic_frames": 120, "seed_labeled": 16},
+    "detector": {"config": "bevfusion_tiny", "device": "cpu", "epochs": 2, "fine_tune_epochs": 1,
+                 "max_eval_frames": 8},
+    "round": {"pool_fraction": 0.3, "shard_size": 16, "k": 4, "per_sequence_cap": 3},
+}
 
 
 def project_environment(work: Path) -> dict[str, str]:
-    """The deployment's configuration, as the code server (and so every run it launches) sees it:
-    a tiny synthetic source and the tiny detector on the CPU, so a round takes minutes on 2 cores."""
-    nightly = work / "nightly_run_config.yaml"
-    nightly.write_text(yaml.safe_dump(SCHEDULE_RUN_CONFIG))
+    """The deployment's configuration, as the code server (and so every run it launches) sees it."""
+    config = work / "ceal.yaml"
+    config.write_text(yaml.safe_dump(PROJECT_CONFIG, sort_keys=False))
     return {
+        "CEAL_CONFIG": str(config),
         "CEAL_HOME": str(work / "ceal"),
-        "CEAL_SOURCE_KIND": "synthetic",
-        "CEAL_SYNTHETIC_FRAMES": "120",
-        "CEAL_SEED_LABELED": "16",
-        "CEAL_DETECTOR_CONFIG": "bevfusion_tiny",
-        "CEAL_DEVICE": "cpu",
         "CEAL_NIGHTLY_CRON": os.environ.get("CEAL_NIGHTLY_CRON", "* * * * *"),
-        "CEAL_NIGHTLY_RUN_CONFIG": str(nightly),
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         # This checkout's package, also where the venv holds another install of it.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])),

@@ -1,4 +1,10 @@
-"""Hypothesis profiles: deterministic in CI, exploring while developing.
+"""A hermetic project configuration, and Hypothesis profiles: deterministic in CI, exploring while developing.
+
+The code location reads its defaults from the project configuration when it is
+imported (:mod:`ceal_pipeline.configuration`); the tests must see the built-in
+``gpu`` preset, not a ``ceal.yaml`` or ``CEAL_*`` variables of the machine they
+run on, so those are cleared and ``CEAL_HOME`` points at an empty folder here,
+before any test module imports the package.
 
 ``ci`` (the default, and what ``.ci/run`` selects): ``derandomize=True`` draws
 the same examples on every machine and every run, so a commit passes or fails
@@ -12,8 +18,13 @@ checks it from then on.
 from __future__ import annotations
 
 import os
+import tempfile
 
 from hypothesis import settings
+
+for _variable in [name for name in os.environ if name.startswith("CEAL_") and name != "CEAL_DATASETS"]:
+    del os.environ[_variable]
+os.environ["CEAL_HOME"] = tempfile.mkdtemp(prefix="ceal-tests-")
 
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("dev", derandomize=False, print_blob=True)

@@ -67,19 +67,15 @@ def _configs(args: argparse.Namespace, round_zero_mode: str) -> dict:
         CandidatePoolConfig,
         CandidateScoresConfig,
         DetectorConfig,
-        PruningConfig,
     )
 
     return {
         "detector": DetectorConfig(epochs=args.epochs, run_seed=args.seed, max_eval_frames=0),
         "candidate_pool": CandidatePoolConfig(
             pool_fraction=args.pool_fraction, round_zero_mode=round_zero_mode, shard_size=args.shard_size,
-            run_seed=args.seed, k=args.k, per_sequence_cap=0,
+            run_seed=args.seed, k=args.k, per_sequence_cap=0, mc_passes=args.mc_passes, prune=False,
         ),
-        "candidate_scores": CandidateScoresConfig(
-            mc_passes=args.mc_passes, batch_size=args.batch_size, run_seed=args.seed
-        ),
-        "pruned_frames": PruningConfig(enabled=False),
+        "candidate_scores": CandidateScoresConfig(batch_size=args.batch_size),
     }
 
 

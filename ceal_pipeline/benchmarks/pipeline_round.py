@@ -179,7 +179,6 @@ def run(args: argparse.Namespace) -> dict:
     from ceal_pipeline.defs.acquisition.config import (
         CandidatePoolConfig,
         DetectorConfig,
-        PruningConfig,
     )
     from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, shard_partition_key
     from ceal_pipeline.defs.resources import AcquisitionHistoryResource, FrameSourceResource, VendorExporterResource
@@ -209,7 +208,6 @@ def run(args: argparse.Namespace) -> dict:
         "candidate_pool": CandidatePoolConfig(pool_fraction=args.pool_fraction, round_zero_mode="prior",
                                               shard_size=args.shard_size, run_seed=args.seed, k=args.k,
                                               per_sequence_cap=0),
-        "pruned_frames": PruningConfig(),
     }
 
     def config_for(job: str) -> dg.RunConfig:

@@ -11,11 +11,15 @@ import argparse
 import importlib
 import sys
 
+from ceal_pipeline.configuration import ProjectConfigError
+
 # (command, module, help). `bench` and `benchmark` take a positional target.
 _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("bench", "ceal_pipeline.cli.bench", "performance benchmarks that print one JSON line (sampling, mc, round, catalog)"),
+    ("init", "ceal_pipeline.cli.init", "check a dataset like `inspect` and write the project configuration (ceal.yaml)"),
     ("inspect", "ceal_pipeline.cli.inspect", "summarise a frame source (aimotive, mmdet3d, synthetic) before wiring it in"),
     ("benchmark", "ceal_pipeline.cli.benchmark", "validation of CEAL against full-pool acquisition: MNIST, CIFAR-10, the 3D detector"),
+    ("round", "ceal_pipeline.cli.round", "run acquisition rounds in this process on the project configuration (no daemon)"),
     ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),
     ("export", "ceal_pipeline.cli.export", "withdraw (part of) a round's vendor export, recorded with a reason"),
     ("labels", "ceal_pipeline.cli.labels", "ingest a vendor's label delivery (OpenLABEL or mmdet3d) as boxes"),
@@ -30,12 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         try:
             module = importlib.import_module(module_name)
+            module.add_arguments(p)
         except ModuleNotFoundError as exc:  # a subcommand still being built
             if exc.name != module_name:
                 raise
             p.set_defaults(_missing=module_name)
             continue
-        module.add_arguments(p)
+        except ProjectConfigError as exc:  # its module loads the code location: say why, keep `ceal init` usable
+            p.set_defaults(_config_error=str(exc))
+            continue
         p.set_defaults(_run=module.run)
     return parser
 
@@ -44,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "_missing", None):
         print(f"ceal {args.command}: not available in this build ({args._missing} missing)", file=sys.stderr)
+        return 2
+    if getattr(args, "_config_error", None):
+        print(f"ceal {args.command}: {args._config_error}\n(`ceal init --force ...` rewrites it)", file=sys.stderr)
         return 2
     return int(args._run(args) or 0)
 

@@ -9,9 +9,11 @@ into the inbox, which the next round's ``labeled_set`` ingests as boxes (the
 real ingest path) and trains on. A table per round shows labeled frames, pool size, frames scored against
 the unlabeled pool, mAP on the held-out (val) split and seconds.
 
-Everything lives under ``--home`` (default ``.ceal/demo``), including the
-Dagster instance, so ``DAGSTER_HOME=.ceal/demo/dagster_home dagster dev -w
-workspace.yaml`` shows the demo's runs and asset metadata afterwards.
+Everything lives under ``--home`` (default ``.ceal/demo``): the demo's
+``ceal.yaml`` (the ``cpu-small`` preset plus the options given), the data, the
+history and the Dagster instance, so ``make dev CEAL_HOME=$PWD/.ceal/demo``
+shows the demo's runs and asset metadata afterwards, with the same
+configuration. Each run resets that folder's state (not its dataset).
 """
 
 from __future__ import annotations
@@ -25,32 +27,55 @@ from pathlib import Path
 # The Dagster instance goes too: its round partitions and materializations (a round is
 # closed once vendor_export is materialized for it) describe the history being dropped.
 _STATE_DIRS = (
-    "history.duckdb", "history.duckdb.wal", "catalog", "shards", "models", "outbox", "inbox", "dagster_home"
+    "history.duckdb", "history.duckdb.wal", "catalog", "shards", "models", "outbox", "inbox", "dagster_home",
+    "ceal.yaml",
 )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--home", default=".ceal/demo", help="folder for data, history, models and exports")
+    # Unset options take the cpu-small preset's values (ceal_pipeline/configuration/presets.py).
+    parser.add_argument("--home", default=".ceal/demo", help="folder for data, history, models and exports (CEAL_HOME "
+                        "of the demo: `make dev CEAL_HOME=$PWD/.ceal/demo` browses it)")
     parser.add_argument("--rounds", type=int, default=3, help="acquisition rounds to run")
-    parser.add_argument("--frames", type=int, default=600, help="synthetic frames to generate (20 per sequence)")
-    parser.add_argument("--seed-labeled", type=int, default=60, help="initially labeled frames")
-    parser.add_argument("--k", type=int, default=30, help="frames bought per round")
-    parser.add_argument("--pool-fraction", type=float, default=0.2, help="candidate pool as a share of the unlabeled pool")
-    parser.add_argument("--temperature", type=float, default=0.1, help="softmax temperature over normalised scores")
-    parser.add_argument("--mc-passes", type=int, default=10, help="MC-Dropout passes per frame")
-    parser.add_argument("--epochs", type=int, default=8, help="training epochs of round 0")
-    parser.add_argument("--fine-tune-epochs", type=int, default=3, help="epochs of later rounds (warm-started)")
-    parser.add_argument("--eval-frames", type=int, default=40, help="held-out frames for mAP")
-    parser.add_argument("--shard-size", type=int, default=16, help="frames per scoring shard")
+    parser.add_argument("--frames", type=int, help="synthetic frames to generate, 20 per sequence (preset: 600)")
+    parser.add_argument("--seed-labeled", type=int, help="initially labeled frames (preset: 60)")
+    parser.add_argument("--k", type=int, help="frames bought per round (preset: 30)")
+    parser.add_argument("--pool-fraction", type=float, help="candidate pool as a share of the unlabeled pool (preset: 0.2)")
+    parser.add_argument("--temperature", type=float, help="softmax temperature over normalised scores (preset: 0.1)")
+    parser.add_argument("--mc-passes", type=int, help="MC-Dropout passes per frame (preset: 10)")
+    parser.add_argument("--epochs", type=int, help="training epochs of round 0 (preset: 8)")
+    parser.add_argument("--fine-tune-epochs", type=int, help="epochs of later rounds, warm-started (preset: 3)")
+    parser.add_argument("--eval-frames", type=int, help="held-out frames for mAP (preset: 40)")
+    parser.add_argument("--shard-size", type=int, help="frames per scoring shard (preset: 16)")
     parser.add_argument(
-        "--round-zero", choices=("prior", "full_pool"), default="prior",
-        help="round 0: sample from the prior (fast) or score the whole unlabeled pool (the paper's backfill)",
+        "--round-zero", choices=("prior", "full_pool"),
+        help="round 0: sample from the prior (fast, the preset) or score the whole unlabeled pool (the paper's backfill)",
     )
-    parser.add_argument("--detector-config", default="models/bevfusion_tiny.py", help="detector config (models/)")
-    parser.add_argument("--seed", type=int, default=0, help="run seed")
+    parser.add_argument("--detector-config", help="detector config, by name or path (preset: bevfusion_tiny)")
+    parser.add_argument("--seed", type=int, help="run seed (preset: 0)")
     parser.add_argument(
         "--log-level", default="INFO", help="Dagster console log level (INFO: the assets' messages; DEBUG: every event)"
     )
+
+
+def demo_configuration(args: argparse.Namespace) -> dict:
+    """The demo's ``ceal.yaml``: the cpu-small preset, storage and data in the demo's home, and
+    the options given on the command line."""
+    chosen = {
+        "source": {"synthetic_frames": args.frames, "seed_labeled": args.seed_labeled, "synthetic_seed": args.seed},
+        "detector": {"config": args.detector_config, "epochs": args.epochs, "fine_tune_epochs": args.fine_tune_epochs,
+                     "max_eval_frames": args.eval_frames},
+        "round": {"k": args.k, "pool_fraction": args.pool_fraction, "temperature": args.temperature,
+                  "mc_passes": args.mc_passes, "shard_size": args.shard_size, "round_zero_mode": args.round_zero,
+                  "run_seed": args.seed},
+    }
+    configuration = {"preset": "cpu-small", "storage": {"home": "."}}
+    for section, values in chosen.items():
+        configuration[section] = {key: value for key, value in values.items() if value is not None}
+    configuration["source"].update(kind="synthetic", root="data")
+    if args.k is not None:  # the preset's cap is a quarter of its K
+        configuration["round"]["per_sequence_cap"] = max(2, args.k // 4)
+    return configuration
 
 
 class _HomeLock:
@@ -96,28 +121,6 @@ def _reset_state(home: Path) -> None:
             path.unlink()
 
 
-def _instance(home: Path):
-    """The demo's own persistent Dagster instance, with the project's dagster.yaml."""
-    import os
-
-    import dagster as dg
-
-    dagster_home = home / "dagster_home"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    project_yaml = Path(__file__).resolve().parents[2] / "dagster.yaml"
-    if project_yaml.is_file():
-        shutil.copyfile(project_yaml, dagster_home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(dagster_home.resolve())
-    instance = dg.DagsterInstance.get()
-    # Without a daemon nobody frees the pool slots of a demo killed mid-step (Ctrl-C):
-    # fail its abandoned runs and release their slots, or the next demo would wait on them.
-    stale = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
-    for run in stale:
-        instance.report_run_failed(run, "abandoned by an interrupted `ceal demo`")
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-    return instance
-
-
 def _row(cells, widths) -> str:
     return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
 
@@ -130,52 +133,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_locked(args: argparse.Namespace, home: Path) -> int:
+    import yaml
+
+    from ceal_pipeline.configuration import CONFIG_FILE_NAME, load_project_config
     from ceal_pipeline.defs import build_defs
-    from ceal_pipeline.defs.acquisition.config import (
-        CandidatePoolConfig,
-        CandidateScoresConfig,
-        DetectorConfig,
-    )
-    from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
-    from ceal_pipeline.defs.resources import (
-        AcquisitionHistoryResource,
-        FrameSourceResource,
-        ModelStoreResource,
-        VendorExporterResource,
-    )
+    from ceal_pipeline.defs.acquisition.config import run_configs_for
+    from ceal_pipeline.defs.acquisition.round_runner import local_instance, run_acquisition_round
+    from ceal_pipeline.defs.resources import resources_for
     from ceal_pipeline.export import simulate_vendor
     from ceal_pipeline.frames.synthetic import generate_dataset
 
-    print(f"ceal demo: starting from round 0 in {home} (the previous demo's history, models, exports and "
-          "Dagster runs there are removed; the dataset is kept)", file=sys.stderr)
+    print(f"ceal demo: resetting {home}: the previous demo's history, models, exports and Dagster runs there are "
+          "removed (the dataset is kept); starting from round 0", file=sys.stderr)
     _reset_state(home)
+    config_file = home / CONFIG_FILE_NAME
+    config_file.write_text("# written by `ceal demo`: the cpu-small preset with the demo's options\n"
+                           + yaml.safe_dump(demo_configuration(args), sort_keys=False))
+    # Only this file: the demo's variables must not be amended by the shell's CEAL_* ones.
+    project = load_project_config(config_file, environ={})
+    source, detector, parameters = project.source, project.detector, project.round
     started = time.perf_counter()
-    print(f"ceal demo: {args.frames} synthetic frames in {home / 'data'}", file=sys.stderr)
-    generate_dataset(home / "data", n_frames=args.frames, seed=args.seed)
+    print(f"ceal demo: {source.synthetic_frames} synthetic frames in {source.root}", file=sys.stderr)
+    generate_dataset(source.root, n_frames=source.synthetic_frames, seed=source.synthetic_seed)
     generation_s = time.perf_counter() - started
 
-    resources = {
-        "history": AcquisitionHistoryResource(path=str(home / "history.duckdb"), shard_dir=str(home / "shards")),
-        "model_store": ModelStoreResource(model_dir=str(home / "models"), detector_config=args.detector_config),
-        "frame_source": FrameSourceResource(
-            root=str(home / "data"), catalog_dir=str(home / "catalog"), synthetic_frames=args.frames,
-            synthetic_seed=args.seed, seed_labeled=args.seed_labeled,
-        ),
-        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
-    }
-    configs = {
-        "detector": DetectorConfig(
-            epochs=args.epochs, fine_tune_epochs=args.fine_tune_epochs, run_seed=args.seed,
-            max_eval_frames=args.eval_frames,
-        ),
-        "candidate_pool": CandidatePoolConfig(
-            pool_fraction=args.pool_fraction, temperature=args.temperature, round_zero_mode=args.round_zero,
-            shard_size=args.shard_size, run_seed=args.seed, k=args.k, per_sequence_cap=max(2, args.k // 4),
-        ),
-        "candidate_scores": CandidateScoresConfig(mc_passes=args.mc_passes, run_seed=args.seed),
-    }
+    resources = resources_for(project)
+    configs = run_configs_for(project)
     defs = build_defs(resources, with_validation=False)
-    instance = _instance(home)
+    instance = local_instance(home / "dagster_home")
 
     header = ("round", "labeled", "pool", "scored / unlabeled", "mAP (val)", "seconds")
     widths = (5, 7, 5, 20, 9, 7)
@@ -196,8 +181,9 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
         print(_row(rows[-1], widths), f"  -> exported {report.selected} frames to {report.export_folder}; "
               f"vendor delivered {len(delivered)} OpenLABEL file(s): {', '.join(p.name for p in delivered)}", file=sys.stderr)
 
-    print(f"\nCEAL demo: {args.rounds} rounds, detector {args.detector_config}, K={args.k}, "
-          f"pool {args.pool_fraction:.0%} of the unlabeled frames, T={args.temperature}, {args.mc_passes} MC passes")
+    print(f"\nCEAL demo: {args.rounds} rounds, detector {detector.config}, K={parameters.k}, "
+          f"pool {parameters.pool_fraction:.0%} of the unlabeled frames, T={parameters.temperature}, "
+          f"{parameters.mc_passes} MC passes (preset cpu-small, {config_file})")
     print(_row(header, widths))
     for row in rows:
         print(_row(row, widths))
@@ -207,5 +193,6 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
     print(f"deliveries (OpenLABEL): {resources['exporter'].inbox}/round-NNNN/")
     print(f"history: {resources['history'].path}")
     print(f"dataset generation {generation_s:.0f} s, total {total:.0f} s")
-    print(f"browse the runs: DAGSTER_HOME={home / 'dagster_home'} .venv/bin/dagster dev -w workspace.yaml")
+    print(f"browse the runs: make dev CEAL_HOME={home}   (or: CEAL_HOME={home} "
+          f"DAGSTER_HOME={home / 'dagster_home'} .venv/bin/dagster dev -w workspace.yaml)")
     return 0

@@ -19,15 +19,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     withdraw.add_argument("--frame", action="append", default=None, dest="frames",
                           help="a frame of that export (repeat it); default: the whole export")
     withdraw.add_argument("--reason", required=True, help="who asked for it and why (recorded)")
-    withdraw.add_argument("--history", default=None, help="the DuckDB history (default: $CEAL_HISTORY_PATH)")
+    withdraw.add_argument("--history", default=None, help="the DuckDB history (default: storage.history of the project configuration, ceal.yaml)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ceal_pipeline import paths
+    from ceal_pipeline.configuration import load_project_config
     from ceal_pipeline.core.history import AcquisitionHistory
     from ceal_pipeline.core.history.errors import HistoryError
 
-    history = AcquisitionHistory(args.history or paths.history_path())
+    history = AcquisitionHistory(args.history or load_project_config().storage.history)
     try:
         withdrawn = history.withdraw_export(args.round, args.frames, reason=args.reason)
     except (HistoryError, ValueError) as exc:

@@ -83,7 +83,25 @@ class _Progress:
         sys.stderr.flush()
 
 
-def run(args: argparse.Namespace) -> int:
+def source_options(args: argparse.Namespace, progress=None) -> dict:
+    """``read_source`` options from the command line (shared with `ceal init`)."""
+    options = {"check": args.check}
+    if args.source == "mmdet3d":
+        options.update(info=args.info, lidar_prefix=args.lidar_prefix, camera_prefix=_camera_prefix(args.camera_prefix),
+                       box_frame=args.box_frame, extra_roots=getattr(args, "extra_root", None),
+                       classes=[c.strip() for c in args.classes.split(",")] if args.classes else None)
+    elif args.source == "synthetic":
+        options.update(n_frames=args.frames_count, seed=args.seed, overwrite=args.overwrite or None, progress=progress)
+    return options
+
+
+def inspect_source(kind: str, root: str, options: dict, *, limit: int | None = None, max_range: float = 50.0,
+                   on_frame=None, show_progress: bool = False):
+    """Read a source, load points of its first ``limit`` frames and count the points in each box.
+
+    Returns ``(summary dict, quarantined frames)``; ``on_frame(line)`` receives one dict per
+    frame. Raises what ``read_source`` raises for a source that cannot be read.
+    """
     import numpy as np
 
     from ceal_pipeline.frames.points import LidarReadError, load_points
@@ -92,24 +110,10 @@ def run(args: argparse.Namespace) -> int:
     from ceal_pipeline.frames.sources import read_source
 
     started = time.perf_counter()
-    show_progress = not args.json
-    options = {"check": args.check}
-    if args.source == "mmdet3d":
-        options.update(info=args.info, lidar_prefix=args.lidar_prefix, camera_prefix=_camera_prefix(args.camera_prefix),
-                       box_frame=args.box_frame, extra_roots=args.extra_root,
-                       classes=[c.strip() for c in args.classes.split(",")] if args.classes else None)
-    elif args.source == "synthetic":
-        options.update(n_frames=args.frames_count, seed=args.seed, overwrite=args.overwrite or None,
-                       progress=_Progress("generating", show_progress))
-    try:
-        result = read_source(args.source, args.root, **options)
-    except (FileNotFoundError, ValueError, TypeError, RuntimeError) as exc:
-        print(f"ceal inspect: {exc}", file=sys.stderr)
-        return 2
-
+    result = read_source(kind, root, **options)
     frames, duplicates = _first_copies(result.frames)
     quarantined: list[QuarantinedFrame] = list(result.quarantined) + duplicates
-    to_load = frames if args.limit is None else frames[: args.limit]
+    to_load = frames if limit is None else frames[:limit]
     progress = _Progress("reading points", show_progress)
     n_points, boxes_in_range, boxes_with_points = [], 0, 0
     class_counts: dict[str, int] = {}
@@ -127,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         line_boxes = []
         if record.is_labeled:
             counts = count_points_in_boxes(points, record.boxes)
-            near = np.hypot(record.boxes[:, 0], record.boxes[:, 1]) <= args.max_range
+            near = np.hypot(record.boxes[:, 0], record.boxes[:, 1]) <= max_range
             boxes_in_range += int(near.sum())
             boxes_with_points += int((near & (counts > 0)).sum())
             for box, label, count in zip(record.boxes, record.labels, counts):
@@ -135,19 +139,15 @@ def run(args: argparse.Namespace) -> int:
                 class_counts[name] = class_counts.get(name, 0) + 1
                 line_boxes.append({"label": name, "box": [round(float(v), 3) for v in box],
                                    "points_inside": int(count)})
-        if args.frames:
-            print(json.dumps({"id": record.frame_id, "sequence": record.sequence_id, "split": record.split,
-                              "n_points": len(points), "cameras": [c.name for c in record.cameras],
-                              "boxes": line_boxes}))
+        if on_frame is not None:
+            on_frame({"id": record.frame_id, "sequence": record.sequence_id, "split": record.split,
+                      "n_points": len(points), "cameras": [c.name for c in record.cameras], "boxes": line_boxes})
         progress(i, len(to_load))
-    if args.frames:
-        for q in quarantined:
-            print(json.dumps({"id": q.frame_id, "quarantined": q.reason, "path": q.path}))
 
     loaded_ok = {r.frame_id for r in to_load} - {q.frame_id for q in quarantined}
     summary = {
-        "source": args.source,
-        "root": str(args.root),
+        "source": kind,
+        "root": str(root),
         "frames": len(frames) - (len(quarantined) - len(result.quarantined) - len(duplicates)),
         "sequences": len({r.sequence_id for r in frames}),
         "labeled_frames": sum(r.is_labeled for r in frames),
@@ -162,6 +162,8 @@ def run(args: argparse.Namespace) -> int:
         "classes": dict(sorted(class_counts.items())),
         "camera_points_in_view": {name: round(float(np.mean(v)), 4) for name, v in sorted(in_view.items())},
         "splits": dict(sorted({s: sum(r.split == s for r in frames) for s in {r.split for r in frames}}.items())),
+        "labeled_by_split": dict(sorted({s: sum(r.split == s and r.is_labeled for r in frames)
+                                         for s in {r.split for r in frames}}.items())),
         "dropped_objects": dict(sorted(result.dropped_objects.items())),
         "unnamed_labels": {str(k): v for k, v in sorted(result.unnamed_labels.items())},
         "seconds": round(time.perf_counter() - started, 2),
@@ -169,12 +171,28 @@ def run(args: argparse.Namespace) -> int:
     if result.unnamed_labels:
         from ceal_pipeline.frames.mmdet3d_info import unnamed_labels_message
 
-        # Loud on stderr in both modes: a dataset read as "0 boxes" trains a detector on nothing.
-        print(f"ceal inspect: WARNING: {unnamed_labels_message(result.unnamed_labels, args.root)}", file=sys.stderr)
+        # Loud on stderr in every mode: a dataset read as "0 boxes" trains a detector on nothing.
+        print(f"ceal inspect: WARNING: {unnamed_labels_message(result.unnamed_labels, root)}", file=sys.stderr)
     if duplicates:
         print(f"ceal inspect: WARNING: {len(duplicates)} frames repeat an id already read (e.g. "
               f"{', '.join(sorted({q.frame_id for q in duplicates})[:5])}); the catalog keeps the first copy and "
               "quarantines the others: give each dataset its own ids (frame_id_prefix)", file=sys.stderr)
+    return summary, quarantined
+
+
+def run(args: argparse.Namespace) -> int:
+    show_progress = not args.json
+    options = source_options(args, _Progress("generating", show_progress))
+    on_frame = (lambda line: print(json.dumps(line))) if args.frames else None
+    try:
+        summary, quarantined = inspect_source(args.source, args.root, options, limit=args.limit,
+                                              max_range=args.max_range, on_frame=on_frame, show_progress=show_progress)
+    except (FileNotFoundError, ValueError, TypeError, RuntimeError) as exc:
+        print(f"ceal inspect: {exc}", file=sys.stderr)
+        return 2
+    if args.frames:
+        for q in quarantined:
+            print(json.dumps({"id": q.frame_id, "quarantined": q.reason, "path": q.path}))
     if args.json:
         print(json.dumps(summary))
     else:

@@ -44,7 +44,7 @@ def _into_inbox(path: Path, folder: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ceal_pipeline import paths
+    from ceal_pipeline.configuration import project_config
     from ceal_pipeline.core.history import AcquisitionHistory
     from ceal_pipeline.export import MalformedDelivery, InvalidDeliveredBoxes, RejectedDelivery
     from ceal_pipeline.export.label_ingest import ingest_deliveries
@@ -55,8 +55,9 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"ceal labels ingest: {source} does not exist")
     files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")) \
         if source.is_dir() else [source]
-    history = AcquisitionHistory(args.history or paths.history_path())
-    folder = delivery_folder(args.inbox or paths.inbox_dir(), args.round)
+    storage = project_config().storage
+    history = AcquisitionHistory(args.history or storage.history)
+    folder = delivery_folder(args.inbox or storage.inbox, args.round)
     deliveries, rejected = [], []
     for file in files:
         copy = _into_inbox(file, folder)

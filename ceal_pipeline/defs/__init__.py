@@ -12,22 +12,13 @@ import importlib
 import dagster as dg
 
 from ceal_pipeline.defs.acquisition import acquisition_defs
-from ceal_pipeline.defs.resources import (
-    AcquisitionHistoryResource,
-    FrameSourceResource,
-    ModelStoreResource,
-    VendorExporterResource,
-)
+from ceal_pipeline.configuration import project_config
+from ceal_pipeline.defs.resources import resources_for
 
 
 def default_resources() -> dict:
-    """Resources with every field at its default (paths under ``$CEAL_HOME``, see ``ceal_pipeline.paths``)."""
-    return {
-        "history": AcquisitionHistoryResource(),
-        "model_store": ModelStoreResource(),
-        "frame_source": FrameSourceResource(),
-        "exporter": VendorExporterResource(),
-    }
+    """The deployment's resources, configured by its ``ceal.yaml`` (:mod:`ceal_pipeline.configuration`)."""
+    return resources_for(project_config())
 
 
 def _validation_defs() -> dg.Definitions | None:

@@ -1,8 +1,9 @@
 """Dagster resources: the acquisition history, the model store, the frame source, the exporter.
 
-Each is a ``ConfigurableResource`` whose fields all have defaults (paths from
-:mod:`ceal_pipeline.paths`), so the UI's launchpad works unchanged and a
-deployment moves storage with environment variables. Heavy imports (torch,
+Each is a ``ConfigurableResource`` whose fields all default to the project
+configuration (``ceal.yaml``, :mod:`ceal_pipeline.configuration`), so the UI's
+launchpad works unchanged and every run of a deployment, whoever launches it,
+uses the same source, storage and detector. Heavy imports (torch,
 mmdet3d, duckdb) happen inside methods: loading the code location must stay fast
 and must never touch CUDA.
 """
@@ -13,12 +14,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import dagster as dg
 from pydantic import Field
 
-from ceal_pipeline import paths, settings
+from ceal_pipeline.configuration import ProjectConfig, project_config
+from ceal_pipeline.configuration.schema import LabelMode, SourceKind
 from ceal_pipeline.atomic_files import atomic_write_bytes
 from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
 from ceal_pipeline.export import (
@@ -30,14 +32,16 @@ from ceal_pipeline.export import (
 )
 from ceal_pipeline.export.sensor_uris import SensorUriRule
 
+_PROJECT = project_config()
+
 
 class AcquisitionHistoryResource(dg.ConfigurableResource):
     """The DuckDB acquisition history (the single store of round state) and the shard
     exchange its single writer publishes pools to and ingests score shards from."""
 
-    path: str = Field(default=paths.history_path(), description="DuckDB file of the acquisition history")
+    path: str = Field(default=_PROJECT.storage.history, description="DuckDB file of the acquisition history")
     shard_dir: str = Field(
-        default=paths.shard_dir(),
+        default=_PROJECT.storage.shards,
         description="shard exchange: published candidate pools and Parquet score shards (shared storage for "
         "GPU workers)",
     )
@@ -70,17 +74,17 @@ class PublishedModel:
 class ModelStoreResource(dg.ConfigurableResource):
     """Detector checkpoints per round plus a pointer to the one in use (``current.json``)."""
 
-    model_dir: str = Field(default=paths.model_dir(), description="folder of detector checkpoints")
+    model_dir: str = Field(default=_PROJECT.storage.models, description="folder of detector checkpoints")
     detector_config: str = Field(
-        default=settings.detector_config(),
+        default=_PROJECT.detector.config,
         description="mmengine config of the detector, by name or path (bevfusion_tiny for quick runs); "
         "default from CEAL_DETECTOR_CONFIG",
     )
     device: str = Field(
-        default=settings.device(), description="'auto' (cuda when available), 'cpu' or 'cuda[:n]'; CEAL_DEVICE"
+        default=_PROJECT.detector.device, description="'auto' (cuda when available), 'cpu' or 'cuda[:n]'; ceal.yaml detector.device"
     )
     loader_workers: Optional[int] = Field(
-        default=None,
+        default=_PROJECT.detector.loader_workers,
         description="processes reading and decoding frames ahead of the model in training and scoring; "
         "unset = min(4, cores - 1), 0 = read in the step's own process",
     )
@@ -186,33 +190,33 @@ class FrameSourceResource(dg.ConfigurableResource):
     it needs by frame id from the persisted catalog (:meth:`catalog`).
     """
 
-    kind: Literal["synthetic", "mmdet3d", "aimotive"] = Field(
-        default=settings.source_kind(),
-        description="'synthetic' (built-in generator), 'mmdet3d' (info files) or 'aimotive'; CEAL_SOURCE_KIND",
+    kind: SourceKind = Field(
+        default=_PROJECT.source.kind,
+        description="'synthetic' (built-in generator), 'mmdet3d' (info files) or 'aimotive'; ceal.yaml source.kind",
     )
-    root: str = Field(default=paths.data_root(), description="dataset root (synthetic: where it is generated)")
+    root: str = Field(default=_PROJECT.source.root, description="dataset root (synthetic: where it is generated)")
     info: str = Field(
-        default=settings.source_info(),
-        description="mmdet3d info .pkl files relative to root, comma-separated; empty = every *.pkl; CEAL_SOURCE_INFO",
+        default=",".join(_PROJECT.source.info),
+        description="mmdet3d info .pkl files relative to root, comma-separated; empty = every *.pkl; ceal.yaml source.info",
     )
     extra_roots: str = Field(
         default="",
         description="mmdet3d: folders outside root that the info files may name files in, comma-separated "
         "(any other path outside root quarantines its frame)",
     )
-    catalog_dir: str = Field(default=paths.catalog_dir(), description="folder of the columnar frame catalog")
+    catalog_dir: str = Field(default=_PROJECT.storage.catalog, description="folder of the columnar frame catalog")
     synthetic_frames: int = Field(
-        default=settings.synthetic_frames(), description="frames the synthetic generator writes; CEAL_SYNTHETIC_FRAMES"
+        default=_PROJECT.source.synthetic_frames, description="frames the synthetic generator writes; ceal.yaml source.synthetic_frames"
     )
-    synthetic_seed: int = Field(default=0, description="seed of the synthetic generator")
-    label_mode: Literal["source", "simulated_vendor"] = Field(
-        default=settings.label_mode(),
+    synthetic_seed: int = Field(default=_PROJECT.source.synthetic_seed, description="seed of the synthetic generator")
+    label_mode: LabelMode = Field(
+        default=_PROJECT.source.label_mode,
         description="'source': every annotated frame is labeled; 'simulated_vendor': only the seed set and "
-        "frames the vendor delivered (inbox) are, although the source holds ground truth for all; CEAL_LABEL_MODE",
+        "frames the vendor delivered (inbox) are, although the source holds ground truth for all; ceal.yaml source.label_mode",
     )
     seed_labeled: int = Field(
-        default=settings.seed_labeled(),
-        description="simulated_vendor: size of the initial labeled seed set; CEAL_SEED_LABELED",
+        default=_PROJECT.source.seed_labeled,
+        description="simulated_vendor: size of the initial labeled seed set; ceal.yaml source.seed_labeled",
     )
 
     def catalog(self):
@@ -238,13 +242,14 @@ class FrameSourceResource(dg.ConfigurableResource):
 class VendorExporterResource(dg.ConfigurableResource):
     """The file drop the labeling vendor polls, and the inbox it answers into."""
 
-    outbox: str = Field(default=paths.outbox_dir(), description="folder of per-round export drops")
-    inbox: str = Field(default=paths.inbox_dir(), description="folder of label deliveries from the vendor "
+    outbox: str = Field(default=_PROJECT.storage.outbox, description="folder of per-round export drops")
+    inbox: str = Field(default=_PROJECT.storage.inbox, description="folder of label deliveries from the vendor "
                        "(round-NNNN/ per answered export)")
     uri_base: str = Field(
-        default=settings.vendor_uri_base(),
+        default=_PROJECT.source.uri_base,
         description="base URI the vendor reads sensor files from (e.g. s3://bucket/prefix): a file's URI is "
-        "this + '/' + its path relative to dataset_root; empty = file:// URIs; CEAL_VENDOR_URI_BASE",
+        "this + '/' + its path relative to dataset_root; empty = file:// URIs (ceal.yaml source.uri_base, "
+        "CEAL_VENDOR_URI_BASE)",
     )
     dataset_root: str = Field(
         default="", description="local folder the URIs are relative to; empty = the frame source's root"
@@ -264,3 +269,22 @@ class VendorExporterResource(dg.ConfigurableResource):
     def exported(self, round_index: int) -> VendorExport | None:
         folder = export_folder(self.outbox, round_index)
         return read_vendor_export(folder) if folder.exists() else None
+
+
+def resources_for(project: ProjectConfig) -> dict:
+    """The four resources of a deployment configured by ``project`` (the code location uses
+    :func:`~ceal_pipeline.configuration.project_config`; ``ceal demo`` its own file)."""
+    storage, source, detector = project.storage, project.source, project.detector
+    return {
+        "history": AcquisitionHistoryResource(path=storage.history, shard_dir=storage.shards),
+        "model_store": ModelStoreResource(
+            model_dir=storage.models, detector_config=detector.config, device=detector.device,
+            loader_workers=detector.loader_workers,
+        ),
+        "frame_source": FrameSourceResource(
+            kind=source.kind, root=source.root, info=",".join(source.info), catalog_dir=storage.catalog,
+            synthetic_frames=source.synthetic_frames, synthetic_seed=source.synthetic_seed,
+            label_mode=source.label_mode, seed_labeled=source.seed_labeled,
+        ),
+        "exporter": VendorExporterResource(outbox=storage.outbox, inbox=storage.inbox),
+    }

@@ -25,9 +25,13 @@ def _laz_backend():
     import laspy
 
     # lazrs is the backend the project installs; fall back to whatever laspy finds
-    # (e.g. laszip) rather than failing on a machine that has only that one.
+    # (e.g. laszip) rather than failing on a machine that has only that one. The
+    # single-threaded lazrs first: LazrsParallel's rayon thread pool does not survive a
+    # fork, so a DataLoader worker forked after the parent decoded a LAZ file waits for
+    # pool threads that do not exist, forever (seen in a real-data round); frames are
+    # decoded in parallel by the loader's worker processes instead.
     available = laspy.LazBackend.detect_available()
-    for backend in (laspy.LazBackend.LazrsParallel, laspy.LazBackend.Lazrs):
+    for backend in (laspy.LazBackend.Lazrs, laspy.LazBackend.LazrsParallel):
         if backend in available:
             return backend
     if not available:

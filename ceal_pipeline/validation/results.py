@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from ceal_pipeline.paths import ceal_home
+from ceal_pipeline.configuration import storage_home
 
 
 #: The per-round quality a stored run must carry: test accuracy (MNIST, CIFAR-10) or held-out mAP (detection).
@@ -29,7 +29,7 @@ PER_ROUND_METRICS = ("accuracy_per_round", "map_per_round")
 
 def default_results_folder() -> Path:
     """``$CEAL_HOME/validation`` (``CEAL_HOME`` defaults to ``./.ceal``), absolute."""
-    return ceal_home() / "validation"
+    return storage_home() / "validation"
 
 
 class BenchmarkResults:

@@ -21,9 +21,10 @@ from .conftest import SMALL_SYNTHETIC
 
 
 def _digests(root: Path) -> dict[str, str]:
-    """Digest of every dataset file (the generation lock is not part of the dataset)."""
+    """Digest of every data file (not the generation lock, nor the ownership marker every folder it made has)."""
     return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and p.name != synthetic.writer.LOCK_FILE}
+            for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name not in (synthetic.writer.LOCK_FILE, synthetic.writer.OWNER_MARKER)}
 
 
 def test_same_seed_gives_byte_identical_datasets(small_synthetic, tmp_path):
@@ -244,3 +245,29 @@ def test_a_dataset_being_generated_by_another_process_is_not_read_half_written(t
         generator.kill()
         generator.wait()
     assert len(synthetic.read_frames(root).frames) == 2
+
+
+def test_a_folder_the_generator_did_not_create_is_refused_and_left_untouched(tmp_path):
+    dataset = tmp_path / "aimotive"
+    (dataset / "data" / "train").mkdir(parents=True)
+    (dataset / "LICENSE.txt").write_text("CC BY-NC-SA 4.0\n")
+    before = _digests(dataset)
+    with pytest.raises(synthetic.ForeignDataFolder) as refused:
+        synthetic.generate_dataset(dataset, n_frames=2, seed=1, frames_per_sequence=2)
+    message = str(refused.value)
+    assert str(dataset) in message and "LICENSE.txt, data" in message
+    assert "never writes into a folder it did not create" in message
+    assert f"ceal init --source aimotive --root {dataset}" in message and "a new or empty folder" in message
+    assert _digests(dataset) == before and sorted(p.name for p in dataset.iterdir()) == ["LICENSE.txt", "data"]
+
+
+def test_a_new_or_empty_folder_becomes_the_generators_own_and_is_reused(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    synthetic.generate_dataset(empty, n_frames=2, seed=1, frames_per_sequence=2)
+    synthetic.generate_dataset(tmp_path / "new" / "nested", n_frames=2, seed=1, frames_per_sequence=2)
+    for root in (empty, tmp_path / "new" / "nested"):
+        assert (root / ".ceal-synthetic").is_file()
+        # its own folder: a regeneration with other parameters may replace its files
+        synthetic.generate_dataset(root, n_frames=4, seed=1, frames_per_sequence=2, overwrite=True)
+        assert len(list((root / "lidar").glob("*.bin"))) == 4

@@ -151,12 +151,13 @@ def instance():
         yield test_instance
 
 
-def open_round(defs: dg.Definitions, instance: dg.DagsterInstance, run_config=None, round_index: int = 0):
+def open_round(defs: dg.Definitions, instance: dg.DagsterInstance, run_config=None, round_index: int = 0,
+               raise_on_error: bool = True):
     """Add the round's partition key (as the schedule does) and run nightly_acquisition for it."""
     from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, round_partition_key
 
     key = round_partition_key(round_index)
     instance.add_dynamic_partitions(acquisition_rounds.name, [key])
     return defs.resolve_job_def("nightly_acquisition").execute_in_process(
-        instance=instance, partition_key=key, run_config=run_config or {}
+        instance=instance, partition_key=key, run_config=run_config or {}, raise_on_error=raise_on_error
     )

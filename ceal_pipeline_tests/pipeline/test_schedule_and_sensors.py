@@ -47,13 +47,10 @@ def test_the_nightly_schedule_adds_round_zero_once_at_two_utc(defs, instance, re
     assert again.partition_key == "r0000" and instance.get_dynamic_partitions("acquisition_rounds") == ["r0000"]
 
 
-def test_the_schedules_runs_carry_the_deployments_nightly_run_config(defs, instance, resources, monkeypatch):
-    from ceal_pipeline.defs.acquisition import schedules
-
-    nightly = {"ops": {"candidate_pool": {"config": {"k": 4, "pool_fraction": 0.3}}}}
-    monkeypatch.setattr(schedules, "NIGHTLY_RUN_CONFIG", nightly)
+def test_the_schedules_runs_take_the_round_parameters_of_the_project_configuration(defs, instance, resources):
+    # no run config of its own: the candidate_pool config's defaults are ceal.yaml's round section
     (request,) = _tick(defs, instance, resources).run_requests
-    assert request.run_config == nightly
+    assert not request.run_config and request.tags["ceal/opened_by"] == "schedule"
 
 
 def test_the_schedule_leaves_an_open_round_to_the_sensors_and_opens_the_next_after_its_export(

@@ -1,96 +1,111 @@
 """Run configuration of the acquisition assets: everything a UI user may change.
 
-One ``Config`` class per asset that takes parameters; every field has a default
-and a description (shown in the launchpad), so "Materialize" works as is. The
-run seed lives in :class:`RunSeedConfig` fields of each class that draws random
-numbers; all of them default to the same value, and every derived seed is
-recorded next to what it produced.
+One ``Config`` class per asset that takes parameters; every field defaults to
+the project configuration (``ceal.yaml``, :mod:`ceal_pipeline.configuration`)
+and has a description (shown in the launchpad), so "Materialize" works as is
+and the schedule's and sensors' runs use the deployment's values.
+
+A round's parameters (pool, temperature, K, MC passes, acquisition function,
+shard size, pruning) are all fields of :class:`CandidatePoolConfig`, the step
+that opens the round: they are recorded in the history when the round opens,
+and every later run of that round (its shards, its selection, its export) reads
+the recorded values (:func:`recorded_round_config`). So a Launchpad change to
+``nightly_acquisition`` applies to the whole round it opens, and a shard run
+launched by a sensor can never score with different settings than its siblings.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Optional
 
 import dagster as dg
 from pydantic import Field
 
+from ceal_pipeline.configuration import ProjectConfig, project_config
+from ceal_pipeline.configuration.schema import Aggregate, McMode, Normalisation, RoundZeroMode
 from ceal_pipeline.core.detection_acquisition import DetectionAcquisitionName
+
+_DETECTOR = project_config().detector
+_ROUND = project_config().round
 
 
 class DetectorConfig(dg.Config):
     """Training of the round's detector on the labeled set."""
 
-    epochs: int = Field(default=12, description="training epochs over the labeled set")
-    run_seed: int = Field(default=0, description="experiment seed; the round's training seed derives from it")
+    epochs: int = Field(default=_DETECTOR.epochs, description="training epochs over the labeled set")
+    run_seed: int = Field(default=_ROUND.run_seed, description="experiment seed; the round's training seed derives from it")
     max_eval_frames: int = Field(
-        default=200, description="held-out (val split) frames used for mAP; -1 = all, 0 = skip the evaluation"
+        default=_DETECTOR.max_eval_frames,
+        description="held-out (val split) frames used for mAP; -1 = all, 0 = skip the evaluation",
     )
-    warm_start: bool = Field(default=True, description="start from the previous round's detector weights")
+    warm_start: bool = Field(default=_DETECTOR.warm_start, description="start from the previous round's detector weights")
     fine_tune_epochs: int = Field(
-        default=0, description="epochs when warm-starting from the previous round's detector; 0 = epochs"
+        default=_DETECTOR.fine_tune_epochs,
+        description="epochs when warm-starting from the previous round's detector; 0 = epochs",
     )
 
 
 class CandidatePoolConfig(dg.Config):
-    """How the round's candidate pool is drawn from the unlabeled pool (CEAL, Algorithm 1)."""
+    """The round's parameters, recorded when candidate_pool opens the round (CEAL, Algorithm 1)."""
 
-    pool_fraction: float = Field(default=0.05, description="pool size as a fraction alpha of the unlabeled pool")
-    pool_count: int = Field(default=0, description="fixed pool size in frames; overrides pool_fraction when > 0")
+    pool_fraction: float = Field(default=_ROUND.pool_fraction, description="pool size as a fraction alpha of the unlabeled pool")
+    pool_count: int = Field(default=_ROUND.pool_count, description="fixed pool size in frames; overrides pool_fraction when > 0")
     temperature: float = Field(
-        default=0.1,
+        default=_ROUND.temperature,
         description="softmax temperature T over normalised historical scores; ->0 top-m, ->inf uniform",
     )
-    normalisation: Literal["rank", "zscore", "none"] = Field(
-        default="rank", description="score normalisation before the softmax: rank, zscore, none"
+    normalisation: Normalisation = Field(
+        default=_ROUND.normalisation, description="score normalisation before the softmax: rank, zscore, none"
     )
     prior: str = Field(
-        default="optimistic",
+        default=str(_ROUND.prior),
         description="score of never-scored frames: optimistic, pessimistic, mean, or a number",
     )
-    round_zero_mode: Literal["full_pool", "prior"] = Field(
-        default="full_pool",
+    round_zero_mode: RoundZeroMode = Field(
+        default=_ROUND.round_zero_mode,
         description="round 0: 'full_pool' scores every unlabeled frame once (the paper's backfill); "
         "'prior' samples from the prior like any other round",
     )
-    shard_size: int = Field(default=256, description="frames per candidate_scores shard (one GPU step each)")
-    k: int = Field(
-        default=50, description="frames bought from the vendor this round (recorded with the round; the "
-        "sensor-launched round_selection uses it)",
-    )
+    shard_size: int = Field(default=_ROUND.shard_size, description="frames per candidate_scores shard (one GPU step each)")
+    k: int = Field(default=_ROUND.k, description="frames bought from the vendor this round")
     per_sequence_cap: int = Field(
-        default=2, description="at most this many frames bought per sequence this round; 0 = no cap (recorded)"
+        default=_ROUND.per_sequence_cap, description="at most this many frames bought per sequence this round; 0 = no cap"
     )
-    run_seed: int = Field(default=0, description="experiment seed; the pool's seed derives from (seed, round)")
-
-
-class CandidateScoresConfig(dg.Config):
-    """MC-Dropout scoring of one shard of the candidate pool."""
-
-    mc_passes: int = Field(default=10, description="MC-Dropout passes T per frame")
-    mode: Literal["head", "full"] = Field(default="head", description="'head': backbone once, dropout head T times; 'full': whole net T times")
+    mc_passes: int = Field(default=_ROUND.mc_passes, description="MC-Dropout passes T per frame (every shard of the round)")
+    mc_mode: McMode = Field(
+        default=_ROUND.mc_mode, description="'head': backbone once, dropout head T times; 'full': whole net T times"
+    )
     acquisition_fn: DetectionAcquisitionName = Field(
-        default="localization_entropy",
+        default=_ROUND.acquisition_fn,
         description="acquisition function over the MC passes: localization_entropy (CEAL's), "
         "localization_and_class_entropy, heatmap_entropy (sees frames without detections), "
         "localization_and_heatmap_entropy; recorded with every score event",
     )
-    aggregate: Literal["mean", "max", "sum"] = Field(default="mean", description="per-frame aggregation of object entropies: mean, max, sum")
-    batch_size: int = Field(default=8, description="frames per forward batch")
+    aggregate: Aggregate = Field(default=_ROUND.aggregate, description="per-frame aggregation of object entropies: mean, max, sum")
+    prune: bool = Field(default=_ROUND.prune, description="prune frames whose score stayed persistently low")
+    prune_last_m: int = Field(default=_ROUND.prune_last_m, description="a frame is pruned when each of its last m scores ...")
+    prune_quantile: float = Field(default=_ROUND.prune_quantile, description="... was in the bottom q quantile of its round")
+    prune_floor: Optional[float] = Field(default=_ROUND.prune_floor, description="optional absolute score floor (nats) instead")
+    run_seed: int = Field(default=_ROUND.run_seed, description="experiment seed; the pool's seed derives from (seed, round)")
+
+
+def recorded_round_config(recorded: dict) -> CandidatePoolConfig:
+    """The parameters a round was opened with; keys a round opened by an older version did
+    not record take the current defaults."""
+    known = CandidatePoolConfig.model_fields
+    return CandidatePoolConfig(**{key: value for key, value in recorded.items() if key in known})
+
+
+class CandidateScoresConfig(dg.Config):
+    """Execution of one shard's scoring. What is computed (MC passes, acquisition function,
+    aggregation, seed) is the round's, recorded when it opened."""
+
+    batch_size: int = Field(default=_DETECTOR.scoring_batch_size, description="frames per forward batch")
     rescore_existing: bool = Field(
         default=False,
         description="score the shard again even if the round's detector already scored it (before the merge "
         "only: a merged shard is immutable and the merge refuses different scores)",
     )
-    run_seed: int = Field(default=0, description="experiment seed; dropout masks derive from (seed, round, shard)")
-
-
-class PruningConfig(dg.Config):
-    """Frames whose score stayed persistently low leave the unlabeled pool (reversibly)."""
-
-    enabled: bool = Field(default=True, description="prune persistently low frames")
-    last_m: int = Field(default=3, description="a frame is pruned when each of its last m scores ...")
-    quantile: float = Field(default=0.2, description="... was in the bottom q quantile of its round")
-    floor: Optional[float] = Field(default=None, description="optional absolute score floor (nats) instead")
 
 
 class SelectionConfig(dg.Config):
@@ -101,3 +116,18 @@ class SelectionConfig(dg.Config):
     per_sequence_cap: Optional[int] = Field(
         default=None, description="override the round's recorded per-sequence cap; 0 = no cap (unset: the round's)"
     )
+
+
+def run_configs_for(project: ProjectConfig) -> dict[str, dg.Config]:
+    """The per-asset run configuration of a deployment configured by ``project`` (equal to the
+    classes' defaults when ``project`` is this process's configuration; ``ceal demo`` uses it
+    for the configuration it writes)."""
+    detector, parameters = project.detector, project.round
+    return {
+        "detector": DetectorConfig(
+            epochs=detector.epochs, run_seed=parameters.run_seed, max_eval_frames=detector.max_eval_frames,
+            warm_start=detector.warm_start, fine_tune_epochs=detector.fine_tune_epochs,
+        ),
+        "candidate_pool": CandidatePoolConfig(**{**parameters.model_dump(), "prior": str(parameters.prior)}),
+        "candidate_scores": CandidateScoresConfig(batch_size=detector.scoring_batch_size),
+    }

@@ -4,8 +4,7 @@ One place for the lookup and for the error that names the partition to
 materialize first; the pool step, the shards, the merge and the selection call it.
 """
 
-import dagster as dg
-
+from ceal_pipeline.defs.acquisition.failures import permanent_failure
 from ceal_pipeline.defs.acquisition.shard_exchange import PublishedPool, ShardExchange
 from ceal_pipeline.defs.resources import ModelStoreResource
 
@@ -14,10 +13,9 @@ def round_model(model_store: ModelStoreResource, round_index: int):
     """The detector that scores (and whose scores select) round ``round_index``."""
     model = model_store.published_for_round(round_index)
     if model is None:
-        raise dg.Failure(
+        raise permanent_failure(
             f"round {round_index} has no trained detector in {model_store.model_dir}; "
-            f"materialize the detector asset for partition r{round_index:04d} (job nightly_acquisition) first",
-            allow_retries=False,
+            f"materialize the detector asset for partition r{round_index:04d} (job nightly_acquisition) first"
         )
     return model
 
@@ -25,9 +23,8 @@ def round_model(model_store: ModelStoreResource, round_index: int):
 def require_published_pool(exchange: ShardExchange, round_index: int) -> PublishedPool:
     pool = exchange.published_pool(round_index)
     if pool is None:
-        raise dg.Failure(
+        raise permanent_failure(
             f"{exchange.pool_path(round_index)}: round {round_index} has no published candidate pool; "
-            f"materialize candidate_pool for partition r{round_index:04d} (job nightly_acquisition) first",
-            allow_retries=False,
+            f"materialize candidate_pool for partition r{round_index:04d} (job nightly_acquisition) first"
         )
     return pool

@@ -17,8 +17,10 @@ import dagster as dg
 import numpy as np
 
 from ceal_pipeline.core import round as algorithm
+from ceal_pipeline.core.history.errors import RoundConflict
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig
+from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, training_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
@@ -47,8 +49,20 @@ GROUP = "acquisition"
     "ingested incrementally from the configured source: only new or changed source files are parsed, and "
     "frames that disappear or change are reported. The only step that reads the source.",
 )
+@retry_when_busy
 def frame_catalog(context: dg.AssetExecutionContext, frame_source: FrameSourceResource) -> dg.MaterializeResult:
-    report = frame_source.ingest()
+    from ceal_pipeline.catalog.manifest import CatalogFormatError
+    from ceal_pipeline.frames.synthetic import ForeignDataFolder, SyntheticDatasetMismatch
+
+    try:
+        report = frame_source.ingest()
+    except (ForeignDataFolder, SyntheticDatasetMismatch, CatalogFormatError, OSError, ValueError) as exc:
+        # The source as configured cannot be read: a retry reads the same files. (A catalog busy
+        # with another ingest is waited out: retry_when_busy.)
+        raise permanent_failure(
+            f"frame_catalog: the {frame_source.kind} source at {frame_source.root} cannot be catalogued: {exc} "
+            "(fix the data or source.* in ceal.yaml, then launch nightly_acquisition again)"
+        ) from exc
     for warning in report.warnings:
         context.log.warning(warning)
     catalog = frame_source.catalog()
@@ -87,6 +101,7 @@ def frame_catalog(context: dg.AssetExecutionContext, frame_source: FrameSourceRe
     "and quarantined frames registered (idempotently), the append-only score events and each frame's latest "
     "score, and per round its parameters, candidate pool and shards, selection and export.",
 )
+@retry_when_busy
 def acquisition_history(
     context: dg.AssetExecutionContext,
     frame_source: FrameSourceResource,
@@ -134,6 +149,7 @@ def acquisition_history(
     "OpenLABEL or mmdet3d files), stored as boxes with provenance in the history; refused deliveries are "
     "recorded with the reason. With label_mode 'source' every frame annotated in the source counts as labeled.",
 )
+@retry_when_busy
 def labeled_set(
     context: dg.AssetExecutionContext,
     frame_source: FrameSourceResource,
@@ -154,7 +170,7 @@ def labeled_set(
             try:
                 seed_set = algorithm.seed_set(annotated, frame_source.seed_labeled, frame_source.synthetic_seed)
             except ValueError as exc:
-                raise dg.Failure(f"labeled_set: {exc}", allow_retries=False) from exc
+                raise permanent_failure(f"labeled_set: {exc}") from exc
             added["seed"] = store.add_labels(seed_set, round=0, source="seed")
         # The vendor's deliveries (inbox/round-NNNN/), stored as boxes with provenance; a delivery
         # answering round r's export labels its frames from round r + 1 on (round r, if re-run,
@@ -174,14 +190,14 @@ def labeled_set(
     try:
         has_truth = catalog.table(["labeled"], frame_ids=labeled).column("labeled").to_pylist() if labeled else []
     except KeyError as exc:
-        raise dg.Failure(
+        raise permanent_failure(
             f"labeled frames are no longer in the frame catalog ({exc}); restore them in the source and "
-            "re-materialize frame_catalog", allow_retries=False,
+            "re-materialize frame_catalog"
         ) from exc
     delivered = store.delivered_frame_ids()  # the vendor's boxes stand in for the source's annotations
     without_truth = [f for f, truth in zip(labeled, has_truth) if not truth and f not in delivered]
     if without_truth:
-        raise dg.Failure(
+        raise permanent_failure(
             f"{len(without_truth)} labeled frames (e.g. {without_truth[:3]}) have no annotations in the "
             f"{frame_source.kind} source at {frame_source.root}: add their annotation files to the source"
         )
@@ -212,6 +228,7 @@ def _fingerprint(frame_ids: list[str]) -> str:
     "checkpoint whose version is stamped on every score it produces. mAP is measured on the val split; "
     "metadata plots the training loss per epoch and the per-class AP (BEV centre-distance, nuScenes thresholds).",
 )
+@retry_when_busy
 def detector(
     context: dg.AssetExecutionContext,
     config: DetectorConfig,
@@ -223,7 +240,7 @@ def detector(
     store = history.open()
     labeled = sorted(str(f) for f in store.labeled_frames())
     if not labeled:
-        raise dg.Failure("no labeled frames to train on: materialize labeled_set (seed set or vendor deliveries)")
+        raise permanent_failure("no labeled frames to train on: materialize labeled_set (seed set or vendor deliveries)")
     fingerprint = _fingerprint(labeled)
     published = model_store.published_for_round(round_index)
     # Once a round's pool is drawn its detector is fixed: its shards are (being) scored by it.
@@ -301,6 +318,7 @@ def _detector_metadata(model: PublishedModel, round_index: int, labeled: int, *,
     "each frame's latest (historical) score (Gumbel-top-k), split into shards and saved in the history; "
     "published as pool.parquet for the GPU shards. Round 0 may score the whole pool.",
 )
+@retry_when_busy
 def candidate_pool(
     context: dg.AssetExecutionContext,
     config: CandidatePoolConfig,
@@ -315,19 +333,9 @@ def candidate_pool(
     sampling_s = 0.0
     if not reused:
         pool = store.unlabeled_pool()
-        parameters = {
-            "run_seed": config.run_seed,
-            "temperature": config.temperature,
-            "pool_fraction": config.pool_fraction,
-            "pool_count": config.pool_count,
-            "normalisation": config.normalisation,
-            "prior": config.prior,
-            "round_zero_mode": config.round_zero_mode,
-            "shard_size": config.shard_size,
-            "k": config.k,
-            "per_sequence_cap": config.per_sequence_cap,
-            "unlabeled_frames": len(pool),
-        }
+        # Every round parameter is recorded: the round's shards, selection and export read them
+        # back (recorded_round_config), whoever launches those runs.
+        parameters = {**config.model_dump(), "unlabeled_frames": len(pool)}
         started = time.perf_counter()
         try:
             drawn = algorithm.draw_candidate_pool(
@@ -338,10 +346,13 @@ def candidate_pool(
             )
             n_shards = algorithm.shard_count(len(drawn), config.shard_size)
         except ValueError as exc:
-            raise dg.Failure(f"round {round_index}: {exc}", allow_retries=False) from exc
+            raise permanent_failure(f"round {round_index}: {exc}") from exc
         sampling_s = time.perf_counter() - started
         seed = drawn.seed if drawn.seed is not None else derive_seed(config.run_seed, round_index, "candidate_pool")
-        store.start_round(round_index, seed=seed, parameters={**parameters, "seed": seed, "full_pool": drawn.backfill})
+        try:
+            store.start_round(round_index, seed=seed, parameters={**parameters, "seed": seed, "full_pool": drawn.backfill})
+        except RoundConflict as exc:  # opened before with other parameters: its own are the ones to use
+            raise permanent_failure(f"round {round_index}: {exc}") from exc
         store.save_candidate_pool(
             round_index, frame_keys=drawn.members, n_shards=n_shards, seed=seed, sampling_s=sampling_s
         )
@@ -349,17 +360,17 @@ def candidate_pool(
             pool.scores, title=f"round {round_index}: latest scores of the unlabeled pool", xlabel="score (nats)"
         )
     saved = store.candidate_pool(round_index)
+    recorded = store.round_parameters(round_index)
     exchange = history.exchange()
     # Published after the history's commit, and again whenever it is missing or stale.
     published = exchange.published_pool(round_index)
-    if published is None or (published.frames, published.n_shards, published.model_version) != (
-        len(saved), saved.n_shards, published_model.version
+    if published is None or (published.frames, published.n_shards, published.model_version, published.parameters) != (
+        len(saved), saved.n_shards, published_model.version, recorded
     ):
         published = exchange.publish_pool(
-            round_index, saved.frame_ids, saved.shards, saved.n_shards, published_model.version
+            round_index, saved.frame_ids, saved.shards, saved.n_shards, published_model.version, recorded
         )
     context.instance.add_dynamic_partitions(candidate_shards.name, published.partition_keys)
-    recorded = store.round_parameters(round_index)
     return dg.MaterializeResult(
         metadata={
             "round": round_index,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 
@@ -78,6 +79,28 @@ def _configs_for(
         ops={name: config for name, config in configs.items() if name in node_names},
         loggers={"console": {"config": {"log_level": log_level}}},
     )
+
+
+def local_instance(dagster_home: Path) -> dg.DagsterInstance:
+    """A persistent Dagster instance in ``dagster_home`` with the project's ``dagster.yaml`` (pools,
+    run retries), for rounds run in this process (``ceal demo``, ``ceal round``); ``make dev`` on
+    the same folder shows their runs."""
+    import os
+    import shutil
+
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    project_yaml = Path(__file__).resolve().parents[3] / "dagster.yaml"
+    if project_yaml.is_file() and not (dagster_home / "dagster.yaml").is_file():
+        shutil.copyfile(project_yaml, dagster_home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(dagster_home.resolve())
+    instance = dg.DagsterInstance.get()
+    # Without a daemon nobody frees the pool slots of a process killed mid-step (Ctrl-C):
+    # fail its abandoned runs and release their slots, or the next round would wait on them.
+    stale = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]))
+    for run in stale:
+        instance.report_run_failed(run, "abandoned by an interrupted in-process round (ceal demo / ceal round)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+    return instance
 
 
 def run_acquisition_round(

@@ -13,8 +13,9 @@ import dagster as dg
 import numpy as np
 
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
-from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, PruningConfig, SelectionConfig
+from ceal_pipeline.defs.acquisition.config import SelectionConfig, recorded_round_config
 from ceal_pipeline.defs.acquisition.explanation_views import bird_eye_view_markdown, top_frames_table
+from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
 from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
@@ -39,31 +40,32 @@ GROUP = "acquisition"
     description="Frames whose last m scores were each in the bottom q quantile of their round leave the "
     "unlabeled pool (recorded as prune events: reversible, history kept).",
 )
-def pruned_frames(
-    context: dg.AssetExecutionContext, config: PruningConfig, history: AcquisitionHistoryResource
-) -> dg.MaterializeResult:
+@retry_when_busy
+def pruned_frames(context: dg.AssetExecutionContext, history: AcquisitionHistoryResource) -> dg.MaterializeResult:
     from ceal_pipeline.core.pruning import persistently_low
 
     round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
+    config = recorded_round_config(store.round_parameters(round_index))  # the round's pruning rule
     newly = []
-    if config.enabled:
-        events = store.recent_scores(config.last_m, unlabeled_only=True)
+    if config.prune:
+        events = store.recent_scores(config.prune_last_m, unlabeled_only=True)
         low = persistently_low(
             events.frame_ids, events.rounds, events.scores,
-            last_m=config.last_m, quantile=config.quantile, floor=config.floor,
+            last_m=config.prune_last_m, quantile=config.prune_quantile, floor=config.prune_floor,
         )
         already = {str(f) for f in store.pruned_frames().frame_ids}
         newly = sorted(str(f) for f in low if str(f) not in already)
         if newly:
             store.prune(
                 newly, round=round_index,
-                reason=f"persistently low: last {config.last_m} scores in the bottom {config.quantile:.0%} of their rounds",
+                reason=f"persistently low: last {config.prune_last_m} scores in the bottom {config.prune_quantile:.0%} "
+                "of their rounds",
             )
     return dg.MaterializeResult(
         metadata={
             "round": round_index,
-            "enabled": config.enabled,
+            "enabled": config.prune,
             "pruned_this_round": len(newly),
             "pruned_total": len(store.pruned_frames()),
             "examples": dg.MetadataValue.json(newly[:20]),
@@ -74,15 +76,11 @@ def pruned_frames(
 def round_selection_parameters(recorded: dict, config: SelectionConfig) -> tuple[int, int]:
     """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
     sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
-    # Rounds opened before K was a round parameter fall back to candidate_pool's defaults.
-    defaults = CandidatePoolConfig.model_fields
-    k = config.k if config.k is not None else int(recorded.get("k", defaults["k"].default))
-    cap = config.per_sequence_cap if config.per_sequence_cap is not None else int(
-        recorded.get("per_sequence_cap", defaults["per_sequence_cap"].default)
-    )
+    opened_with = recorded_round_config(recorded)
+    k = config.k if config.k is not None else opened_with.k
+    cap = config.per_sequence_cap if config.per_sequence_cap is not None else opened_with.per_sequence_cap
     if k < 1 or cap < 0:
-        raise dg.Failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}",
-                         allow_retries=False)
+        raise permanent_failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}")
     return k, cap
 
 
@@ -131,6 +129,7 @@ head's objectness (nats per cell, >= 0), so frames where the detector hesitates 
     pool="duckdb",
     description=SELECTED_BATCH_DESCRIPTION,
 )
+@retry_when_busy
 def selected_batch(
     context: dg.AssetExecutionContext,
     config: SelectionConfig,
@@ -149,10 +148,9 @@ def selected_batch(
     frame_ids, scores = selection_candidates(history, model_store, round_index)
     sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
     if k > len(frame_ids):
-        raise dg.Failure(
+        raise permanent_failure(
             f"round {round_index}: K={k} but only {len(frame_ids)} freshly scored candidates are "
-            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)",
-            allow_retries=False,
+            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)"
         )
     try:
         chosen = select_top_k(
@@ -163,7 +161,7 @@ def selected_batch(
             per_sequence_cap=cap or None,
         )
     except ValueError as exc:  # a configuration that cannot be met: retrying cannot heal it
-        raise dg.Failure(f"round {round_index}: {exc}", allow_retries=False) from exc
+        raise permanent_failure(f"round {round_index}: {exc}") from exc
     chosen = [str(f) for f in chosen]
     score_of = dict(zip(frame_ids, scores))
     chosen_scores = [float(score_of[f]) for f in chosen]
@@ -228,6 +226,7 @@ def selected_batch(
     "pre-labels) as project JSON, ASAM OpenLABEL 1.0 scenes and an mmdet3d info file, and a manifest with the "
     "sha256 of each file. The external id of every task is the frame id.",
 )
+@retry_when_busy
 def vendor_export(
     context: dg.AssetExecutionContext,
     history: AcquisitionHistoryResource,
@@ -240,9 +239,9 @@ def vendor_export(
     stored = store.selection(round_index)
     frame_ids, scores = [str(f) for f in stored.frame_ids], stored.scores
     if not frame_ids:
-        raise dg.Failure(
+        raise permanent_failure(
             f"round {round_index} has no selection; materialize selected_batch for partition {context.partition_key} "
-            "first", allow_retries=False,
+            "first"
         )
     catalog = frame_source.catalog()
     sequences = [str(q) for q in catalog.sequence_ids(frame_ids)]

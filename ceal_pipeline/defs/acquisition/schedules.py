@@ -1,6 +1,7 @@
 """The nightly schedule: opens a round at 02:00 UTC (``CEAL_NIGHTLY_CRON`` overrides the cron).
 
-Its runs take their run config from ``CEAL_NIGHTLY_RUN_CONFIG`` (:mod:`ceal_pipeline.settings`).
+Its runs take no run config: the round parameters are the project configuration's
+(``ceal.yaml``, :mod:`ceal_pipeline.configuration`), recorded when the round opens.
 
 Each tick adds the next round's partition key once (or resumes the latest round
 while it is neither exported nor past its pool) and launches
@@ -12,14 +13,12 @@ import os
 
 import dagster as dg
 
-from ceal_pipeline import settings
 from ceal_pipeline.defs.acquisition.jobs import nightly_acquisition
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, round_partition_key
 from ceal_pipeline.defs.acquisition.round_status import IN_FLIGHT, next_round, runs_of
 from ceal_pipeline.defs.resources import AcquisitionHistoryResource
 
 NIGHTLY_CRON = os.environ.get("CEAL_NIGHTLY_CRON", "0 2 * * *")
-NIGHTLY_RUN_CONFIG = settings.nightly_run_config()
 
 
 @dg.schedule(
@@ -45,7 +44,7 @@ def nightly_acquisition_schedule(context: dg.ScheduleEvaluationContext, history:
     else:
         # Added once: the next tick finds the key and resumes it if this run dies.
         context.instance.add_dynamic_partitions(acquisition_rounds.name, [key])
-    return dg.RunRequest(partition_key=key, run_config=NIGHTLY_RUN_CONFIG, tags={"ceal/opened_by": "schedule"})
+    return dg.RunRequest(partition_key=key, tags={"ceal/opened_by": "schedule"})
 
 
 acquisition_schedules = [nightly_acquisition_schedule]

@@ -4,15 +4,20 @@ Both look at the latest round partition (:mod:`round_status`): once its pool
 is published and until its export is materialized. ``candidate_shards_sensor``
 launches one ``score_candidate_shards`` run per shard not yet scored by the
 round's detector (and not already queued or running); a shard whose runs failed
-``MAX_ATTEMPTS`` times is left for a person, and the tick's skip reason says
-so. ``round_complete_sensor`` launches ``round_selection`` for the round once
-every shard is scored; a failed selection is requested again (a new run key
-per attempt) up to ``MAX_ATTEMPTS`` times. Neither opens the DuckDB history.
+``MAX_ATTEMPTS`` times, or whose run failed permanently (a configuration or data
+error, :mod:`.failures`), is left for a person, and the tick's skip reason says
+so and why. ``round_complete_sensor`` launches ``round_selection`` for the round
+once every shard is scored; a failed selection is requested again (a new run
+key per attempt) up to ``MAX_ATTEMPTS`` times, and not after a permanent
+failure. After fixing the cause, launch the partition by hand (Launchpad, or
+re-execute the failed run): runs launched by hand do not count as the sensor's
+attempts. Neither sensor opens the DuckDB history.
 """
 
 
 import dagster as dg
 
+from ceal_pipeline.defs.acquisition.failures import permanent_failure_of
 from ceal_pipeline.defs.acquisition.jobs import round_selection, score_candidate_shards
 from ceal_pipeline.defs.acquisition.partitions import candidate_shards, round_partition_key
 from ceal_pipeline.defs.acquisition.round_status import IN_FLIGHT, is_exported, latest_round, runs_of
@@ -41,9 +46,16 @@ def open_round(instance: dg.DagsterInstance, history: AcquisitionHistoryResource
         return dg.SkipReason(f"round {round_index}: {exc}")
 
 
-def _failures(instance: dg.DagsterInstance, job_name: str, key: str, version: str) -> int:
-    failed = runs_of(instance, job_name, key, [dg.DagsterRunStatus.FAILURE])
-    return sum(1 for run in failed if run.tags.get(MODEL_TAG) == version)
+def _failures(instance: dg.DagsterInstance, job_name: str, key: str, version: str) -> tuple[int, str | None]:
+    """``(failed attempts, permanent failure reason or None)`` of this sensor's runs for ``key``
+    with the round's detector ``version`` (runs launched by hand carry no version tag)."""
+    failed = [run for run in runs_of(instance, job_name, key, [dg.DagsterRunStatus.FAILURE])
+              if run.tags.get(MODEL_TAG) == version]
+    for run in failed:  # newest first
+        reason = permanent_failure_of(instance, run)
+        if reason is not None:
+            return len(failed), reason
+    return len(failed), None
 
 
 @dg.sensor(
@@ -61,15 +73,16 @@ def candidate_shards_sensor(context: dg.SensorEvaluationContext, history: Acquis
     if not missing:
         return dg.SkipReason(f"every shard of round {pool.round_index} is scored by {pool.model_version}")
     registered = set(context.instance.get_dynamic_partitions(candidate_shards.name))
-    requests, given_up, in_flight = [], [], []
+    requests, given_up, in_flight, reasons = [], [], [], {}
     for key in missing:
         # Any run of the shard in flight counts, also one launched by hand from the UI.
         if runs_of(context.instance, score_candidate_shards.name, key, IN_FLIGHT):
             in_flight.append(key)
             continue
-        failures = _failures(context.instance, score_candidate_shards.name, key, pool.model_version)
-        if failures >= MAX_ATTEMPTS:
+        failures, permanent = _failures(context.instance, score_candidate_shards.name, key, pool.model_version)
+        if permanent is not None or failures >= MAX_ATTEMPTS:
             given_up.append(key)
+            reasons[key] = permanent or f"{MAX_ATTEMPTS} failed runs"
             continue
         requests.append(
             dg.RunRequest(run_key=f"{key}-{pool.model_version}-attempt{failures}", partition_key=key,
@@ -77,15 +90,15 @@ def candidate_shards_sensor(context: dg.SensorEvaluationContext, history: Acquis
         )
     unregistered = [key for key in missing if key not in registered]
     partition_requests = [candidate_shards.build_add_request(unregistered)] if unregistered else []
+    gave_up = (
+        f"gave up on shards of round {pool.round_index}: "
+        + "; ".join(f"{key}: {reasons[key]}" for key in given_up[:5]) + ("; ..." if len(given_up) > 5 else "")
+        + ". Fix the cause, then materialize those candidate_scores partitions by hand"
+    )
     if given_up and not requests:
-        return dg.SensorResult(
-            skip_reason=f"gave up on shards {', '.join(given_up[:10])} of round {pool.round_index} after "
-            f"{MAX_ATTEMPTS} failed runs each: read the failures, fix the cause, then materialize those "
-            "candidate_scores partitions by hand",
-            dynamic_partitions_requests=partition_requests,
-        )
+        return dg.SensorResult(skip_reason=gave_up, dynamic_partitions_requests=partition_requests)
     if given_up:
-        context.log.warning(f"gave up on shards {given_up[:10]} after {MAX_ATTEMPTS} failed runs each")
+        context.log.warning(gave_up)
     if not requests:
         return dg.SensorResult(
             skip_reason=f"round {pool.round_index}: {len(in_flight)} shard runs in flight "
@@ -111,11 +124,13 @@ def round_complete_sensor(context: dg.SensorEvaluationContext, history: Acquisit
     key = round_partition_key(pool.round_index)
     if runs_of(context.instance, round_selection.name, key, IN_FLIGHT):
         return dg.SkipReason(f"round_selection for {key} is in flight")
-    failures = _failures(context.instance, round_selection.name, key, pool.model_version)
-    if failures >= MAX_ATTEMPTS:
+    failures, permanent = _failures(context.instance, round_selection.name, key, pool.model_version)
+    if permanent is not None or failures >= MAX_ATTEMPTS:
+        why = f"it failed with a configuration or data error: {permanent}" if permanent else (
+            f"{MAX_ATTEMPTS} failed runs: read their failures")
         return dg.SkipReason(
-            f"gave up on round_selection for {key} after {MAX_ATTEMPTS} failed runs: read the failures, fix the "
-            f"cause, then launch round_selection for partition {key} from the UI"
+            f"gave up on round_selection for {key} after {why}. Fix the cause, then launch round_selection for "
+            f"partition {key} from the Launchpad (or re-execute the failed run)"
         )
     # One run key per attempt: a failed selection is asked for again, a running one is not.
     return dg.RunRequest(

@@ -9,7 +9,8 @@ only what crosses that boundary, each file written once and atomically::
     <shard_dir>/round-0003/pool.parquet   frame_id, shard: the round's pool as saved in
                                           the history, published by candidate_pool for
                                           the workers (key-value metadata: round,
-                                          n_shards, frames, model_version)
+                                          n_shards, frames, model_version and the
+                                          round's recorded parameters)
     <shard_dir>/round-0003/s007.parquet   shard 7's score events, written by its worker
                                           (core.history.shards; metadata: forward_passes,
                                           scoring_s): its commit marker; its explanation
@@ -27,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,9 @@ class PublishedPool:
     n_shards: int
     frames: int
     model_version: str
+    #: the round's parameters as recorded in the history when it opened (MC passes, acquisition
+    #: function, ...): the workers score with these without opening the history
+    parameters: dict = field(default_factory=dict)
 
     @property
     def partition_keys(self) -> list[str]:
@@ -113,18 +117,19 @@ class ShardExchange:
 
     # -- the published candidate pool -----------------------------------------
     def publish_pool(
-        self, round_index: int, frame_ids: np.ndarray, shards: np.ndarray, n_shards: int, model_version: str
+        self, round_index: int, frame_ids: np.ndarray, shards: np.ndarray, n_shards: int, model_version: str,
+        parameters: dict | None = None,
     ) -> PublishedPool:
-        """Publish the history's pool of ``round_index`` for the workers (atomically)."""
+        """Publish the history's pool of ``round_index`` and the round's parameters for the workers (atomically)."""
         import pyarrow as pa
 
         facts = {"round": round_index, "n_shards": int(n_shards), "frames": len(frame_ids),
-                 "model_version": model_version}
+                 "model_version": model_version, "parameters": dict(parameters or {})}
         table = pa.table({"frame_id": pa.array([str(f) for f in frame_ids], pa.string()),
                           "shard": pa.array(np.asarray(shards, dtype=np.int32))})
         table = table.replace_schema_metadata({METADATA_KEY: json.dumps(facts).encode()})
         _write_table(self.pool_path(round_index), table)
-        return PublishedPool(round_index, int(n_shards), len(frame_ids), model_version)
+        return PublishedPool(round_index, int(n_shards), len(frame_ids), model_version, facts["parameters"])
 
     def published_pool(self, round_index: int) -> PublishedPool | None:
         """The round's published pool, or None before candidate_pool published it."""
@@ -133,7 +138,7 @@ class ShardExchange:
             return None
         facts = _read_facts(path, "candidate pool", f"re-materialize candidate_pool for round {round_index}")
         return PublishedPool(int(facts["round"]), int(facts["n_shards"]), int(facts["frames"]),
-                             str(facts["model_version"]))
+                             str(facts["model_version"]), dict(facts.get("parameters") or {}))
 
     def shard_frames(self, round_index: int, shard_index: int) -> list[str]:
         """Frame ids of one shard, in pool order: only that shard's rows are read (predicate pushdown)."""

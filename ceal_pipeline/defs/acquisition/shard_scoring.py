@@ -18,8 +18,9 @@ import numpy as np
 
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
-from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig
+from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig, recorded_round_config
 from ceal_pipeline.defs.acquisition.explanation_views import top_frames_table
+from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
@@ -58,9 +59,8 @@ def candidate_scores(
     published = round_model(model_store, round_index)
     pool = require_published_pool(exchange, round_index)
     if shard_index >= pool.n_shards:
-        raise dg.Failure(
-            f"{context.partition_key}: round {round_index}'s candidate pool has shards 0..{pool.n_shards - 1}",
-            allow_retries=False,
+        raise permanent_failure(
+            f"{context.partition_key}: round {round_index}'s candidate pool has shards 0..{pool.n_shards - 1}"
         )
     existing = exchange.shard_stats(round_index, shard_index)
     if existing is not None and existing.model_version == published.version and not config.rescore_existing:
@@ -69,33 +69,36 @@ def candidate_scores(
             metadata={"round": round_index, "shard": shard_index, "frames": existing.frames, "skipped": True}
         )
 
+    # What is computed is the round's (recorded when it opened, published with the pool), so
+    # every shard scores alike, and the worker never opens the history.
+    parameters = recorded_round_config(pool.parameters)
     frame_ids = exchange.shard_frames(round_index, shard_index)
     frames = frame_source.catalog().records(frame_ids)  # only this shard's rows are read
     model, version = model_store.load(published.path)
     if str(version) != published.version:
-        raise dg.Failure(
+        raise permanent_failure(
             f"{published.path} holds detector {version} but round {round_index} published {published.version}; "
             "re-materialize the detector asset"
         )
-    seed = derive_seed(config.run_seed, round_index, f"mc_dropout/{context.partition_key}")
+    seed = derive_seed(parameters.run_seed, round_index, f"mc_dropout/{context.partition_key}")
     started = time.perf_counter()
     scored = model_store.score(
         model,
         frames,
-        mc_passes=config.mc_passes,
-        mode=config.mode,
+        mc_passes=parameters.mc_passes,
+        mode=parameters.mc_mode,
         seed=seed,
-        aggregate=config.aggregate,
+        aggregate=parameters.aggregate,
         batch_size=config.batch_size,
-        acquisition_fn=config.acquisition_fn,
+        acquisition_fn=parameters.acquisition_fn,
     )
     scoring_s = time.perf_counter() - started
     scores = np.asarray(scored.scores, dtype=np.float64)
     if list(scored.frame_ids) != frame_ids:
-        raise dg.Failure(f"{context.partition_key}: the scorer returned frames in another order or set than asked")
+        raise permanent_failure(f"{context.partition_key}: the scorer returned frames in another order or set than asked")
     bad = [f for f, s in zip(frame_ids, scores) if not np.isfinite(s)]
     if bad:
-        raise dg.Failure(f"{context.partition_key}: non-finite scores for {len(bad)} frames, e.g. {bad[:5]}")
+        raise permanent_failure(f"{context.partition_key}: non-finite scores for {len(bad)} frames, e.g. {bad[:5]}")
 
     from ceal_pipeline.core.history import write_score_shard
 
@@ -109,7 +112,7 @@ def candidate_scores(
         round=round_index,
         shard=shard_index,
         model_version=published.version,
-        acquisition_fn=config.acquisition_fn,
+        acquisition_fn=parameters.acquisition_fn,
         run_id=context.run.run_id,
         facts={"forward_passes": int(scored.forward_passes), "scoring_s": scoring_s},
         explanations=explanations,
@@ -127,7 +130,8 @@ def candidate_scores(
             "mc_seed": seed,
             "mean_score": float(scores.mean()),
             "skipped": False,
-            "acquisition_fn": config.acquisition_fn,
+            "acquisition_fn": parameters.acquisition_fn,
+            "mc_passes": parameters.mc_passes,
             "frames_without_detections": sum(1 for e in explanations if e.n_detections == 0),
             "frames_at_no_detection_floor": sum(1 for e in explanations if e.at_empty_floor),
             "top_frames": top_frames_table(frame_ids, scores, sequences, dict(zip(frame_ids, explanations)),
@@ -153,6 +157,7 @@ def unscored_shard_keys(exchange: ShardExchange, pool: PublishedPool) -> list[st
     "the round's detector, merged into the acquisition history by its single writer; ingest is keyed by "
     "(round, shard), so a shard ingested twice changes nothing.",
 )
+@retry_when_busy
 def round_scores(
     context: dg.AssetExecutionContext, history: AcquisitionHistoryResource, model_store: ModelStoreResource
 ) -> dg.MaterializeResult:
@@ -162,11 +167,10 @@ def round_scores(
     model = round_model(model_store, round_index)
     missing = unscored_shard_keys(exchange, pool)
     if missing:
-        raise dg.Failure(
+        raise permanent_failure(
             f"round {round_index}: {len(missing)} shards are not scored by the round's detector yet "
             f"({', '.join(missing[:8])}{', ...' if len(missing) > 8 else ''}); materialize those candidate_scores "
-            "partitions (the candidate_shards_sensor does it when the daemon runs)",
-            allow_retries=False,
+            "partitions (the candidate_shards_sensor does it when the daemon runs)"
         )
     store = history.open()
     # One transaction for the whole round: all shards or none, one catalog scan; rows are

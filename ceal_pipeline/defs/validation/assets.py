@@ -22,7 +22,7 @@ from dataclasses import asdict
 
 import dagster as dg
 
-from ceal_pipeline.paths import ceal_home
+from ceal_pipeline.configuration import storage_home
 from ceal_pipeline.defs.validation.config import BenchmarkConfig, DetectionBenchmarkConfig
 
 
@@ -47,8 +47,8 @@ def materialize_benchmark(context: dg.AssetExecutionContext, dataset: str, confi
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     data = load_dataset(dataset, config.data_root or None, download=config.download,
-                        cache_dir=ceal_home() / "cache" / "datasets")
-    results = BenchmarkResults(ceal_home() / "validation")
+                        cache_dir=storage_home() / "cache" / "datasets")
+    results = BenchmarkResults(storage_home() / "validation")
     context.log.info(f"{dataset} benchmark, preset {preset.name}, protocol {preset.protocol.key()}, "
                      f"strategies {list(preset.strategies)}, data from {data.source}")
     outcome = run_benchmark(preset, data, results, base_seed=config.base_seed, log=context.log.info,
@@ -128,7 +128,7 @@ def detection_benchmark(context: dg.AssetExecutionContext, config: DetectionBenc
                                   repeats=config.new_seeds or None)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
-    results = BenchmarkResults(ceal_home() / "validation")
+    results = BenchmarkResults(storage_home() / "validation")
     context.log.info(f"detection benchmark, preset {preset.name}, protocol {preset.protocol.key()}, "
                      f"strategies {list(preset.strategies)}")
     outcome = run_detection_benchmark(preset, results, base_seed=config.base_seed, log=context.log.info,

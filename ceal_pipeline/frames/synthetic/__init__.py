@@ -16,6 +16,7 @@ from ceal_pipeline.frames.synthetic.config import GENERATOR_VERSION, SyntheticCo
 from ceal_pipeline.frames.synthetic.scenes import CONDITIONS
 from ceal_pipeline.frames.synthetic.writer import (
     INFO_FILE,
+    ForeignDataFolder,
     SyntheticDatasetBusy,
     SyntheticDatasetMismatch,
     dataset_lock,
@@ -23,9 +24,9 @@ from ceal_pipeline.frames.synthetic.writer import (
     read_manifest,
 )
 
-__all__ = ["CONDITIONS", "GENERATOR_VERSION", "INFO_FILE", "SyntheticConfig", "SyntheticDatasetBusy",
-           "SyntheticDatasetMismatch", "dataset_lock", "generate_dataset", "frame_conditions", "read_frames",
-           "read_manifest"]
+__all__ = ["CONDITIONS", "ForeignDataFolder", "GENERATOR_VERSION", "INFO_FILE", "SyntheticConfig",
+           "SyntheticDatasetBusy", "SyntheticDatasetMismatch", "dataset_lock", "generate_dataset", "frame_conditions",
+           "read_frames", "read_manifest"]
 
 
 def read_frames(root: str | Path, n_frames: int | None = None, seed: int | None = None, *, check: str = "header",

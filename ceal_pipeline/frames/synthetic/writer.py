@@ -16,6 +16,12 @@ is never regenerated or cleaned up under its reader: the generator refuses
 with :class:`SyntheticDatasetBusy` instead. Files of the previous generation
 that the new one does not name are removed only after the new manifest is
 committed, under the exclusive lock.
+
+The generator only ever writes into a folder it created: a new or empty one,
+which it marks (``.ceal-synthetic``) before anything else, or one that holds
+its own earlier dataset. Pointing it at a real dataset's folder (the source
+kind left at ``synthetic``) is refused with :class:`ForeignDataFolder`, never
+filled with 2,000 synthetic frames.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from ceal_pipeline.frames.synthetic.scenes import LANE_WIDTH_M, draw_sequence, f
 INFO_FILE = "ceal_synthetic_infos.pkl"
 MANIFEST_FILE = "manifest.json"
 DATASET_NAME = "ceal-synthetic"
+OWNER_MARKER = ".ceal-synthetic"
 _OWN_FOLDERS = ("lidar", "camera")
 LOCK_FILE = ".generate.lock"
 
@@ -75,6 +82,31 @@ def dataset_lock(root: str | Path, *, exclusive: bool):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+class ForeignDataFolder(RuntimeError):
+    """``root`` holds files the synthetic generator did not write; it refuses to write there."""
+
+
+def _claim(root: Path) -> None:
+    """Make sure ``root`` is the generator's own folder (new, empty, marked, or its dataset), and mark it."""
+    if root.exists() and not root.is_dir():
+        raise ForeignDataFolder(f"{root} is a file, not a folder: give the synthetic source a new or empty folder")
+    entries = sorted(p.name for p in root.iterdir() if p.name != LOCK_FILE) if root.is_dir() else []
+    manifest = read_manifest(root) if entries else None
+    owned = not entries or OWNER_MARKER in entries or (manifest or {}).get("generator") == DATASET_NAME
+    if not owned:
+        raise ForeignDataFolder(
+            f"{root} holds files the synthetic generator did not write ({', '.join(entries[:5])}"
+            f"{', ...' if len(entries) > 5 else ''}); it never writes into a folder it did not create. If this is "
+            f"your dataset, configure it as such: `ceal init --source aimotive --root {root}` (or --source mmdet3d "
+            "--info FILE), or set source.kind in ceal.yaml; for synthetic frames give source.root (CEAL_DATA_ROOT) "
+            "a new or empty folder"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    if OWNER_MARKER not in entries:
+        (root / OWNER_MARKER).write_text(
+            "written by the ceal-pipeline synthetic generator; it may replace lidar/, camera/ and its info file here\n"
+        )
 
 
 def frame_id(seed: int, sequence: int, frame: int) -> str:
@@ -125,11 +157,13 @@ def generate_dataset(root: str | Path, n_frames: int = 2000, seed: int = 0, *, o
     holds a completed dataset with the same parameters it is reused untouched;
     with different parameters :class:`SyntheticDatasetMismatch` is raised unless
     ``overwrite`` (then the generator's own files are replaced); one written by
-    another generator version is regenerated. ``progress``, if
+    another generator version is regenerated. A folder holding anything else is
+    refused (:class:`ForeignDataFolder`). ``progress``, if
     given, is called as ``progress(frames_done, n_frames)``.
     """
     config = SyntheticConfig.from_options(n_frames=n_frames, seed=seed, **options)
     root = Path(root)
+    _claim(root)
     wanted = _manifest_for(config)
     if _reusable(root, wanted, overwrite):
         return root / INFO_FILE

@@ -1,0 +1,36 @@
+"""Presets: complete starting points that ``ceal.yaml`` only has to amend.
+
+``gpu`` is the default for real deployments (the BEVFusion-like ``bevfusion_lite``
+detector, the paper's full-pool backfill in round 0, 5 % candidate pools in
+256-frame shards); on a CPU one round of it takes hours. ``cpu-small`` is what
+``ceal demo`` runs (the tiny detector, 600 synthetic frames, round 0 from the
+prior, 16-frame shards): a round takes about a minute on two cores.
+"""
+
+from __future__ import annotations
+
+PRESETS: dict[str, dict] = {
+    "gpu": {
+        "source": {"kind": "synthetic", "label_mode": "simulated_vendor", "seed_labeled": 100,
+                   "synthetic_frames": 2000, "synthetic_seed": 0},
+        "detector": {"config": "bevfusion_lite", "device": "auto", "epochs": 12, "fine_tune_epochs": 0,
+                     "warm_start": True, "max_eval_frames": 200, "scoring_batch_size": 8},
+        "round": {"k": 50, "per_sequence_cap": 2, "pool_fraction": 0.05, "pool_count": 0, "temperature": 0.1,
+                  "normalisation": "rank", "prior": "optimistic", "round_zero_mode": "full_pool", "shard_size": 256,
+                  "mc_passes": 10, "mc_mode": "head", "acquisition_fn": "localization_entropy", "aggregate": "mean",
+                  "prune": True, "prune_last_m": 3, "prune_quantile": 0.2, "prune_floor": None, "run_seed": 0},
+    },
+    "cpu-small": {
+        "source": {"kind": "synthetic", "label_mode": "simulated_vendor", "seed_labeled": 60,
+                   "synthetic_frames": 600, "synthetic_seed": 0},
+        "detector": {"config": "bevfusion_tiny", "device": "cpu", "epochs": 8, "fine_tune_epochs": 3,
+                     "warm_start": True, "max_eval_frames": 40, "scoring_batch_size": 8},
+        "round": {"k": 30, "per_sequence_cap": 7, "pool_fraction": 0.2, "pool_count": 0, "temperature": 0.1,
+                  "normalisation": "rank", "prior": "optimistic", "round_zero_mode": "prior", "shard_size": 16,
+                  "mc_passes": 10, "mc_mode": "head", "acquisition_fn": "localization_entropy", "aggregate": "mean",
+                  "prune": True, "prune_last_m": 3, "prune_quantile": 0.2, "prune_floor": None, "run_seed": 0},
+    },
+}
+
+#: Without a ceal.yaml (or without ``preset:`` in it) a deployment starts from this one.
+DEFAULT_PRESET = "gpu"

@@ -1,0 +1,82 @@
+"""A round's parameters are set once, when nightly_acquisition opens it, and every later run of the
+round uses them: the sensors launch shard and selection runs with no run config at all."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, CandidateScoresConfig
+
+from .conftest import open_round
+
+OPENED_WITH = CandidatePoolConfig(
+    shard_size=40, k=4, per_sequence_cap=0, mc_passes=3, acquisition_fn="heatmap_entropy", aggregate="max",
+    prune=False, temperature=0.7, run_seed=11,
+)
+
+
+def _score_every_shard(defs, instance, run_config=None):
+    results = []
+    for key in sorted(instance.get_dynamic_partitions("candidate_shards")):
+        results.append(defs.resolve_job_def("score_candidate_shards").execute_in_process(
+            instance=instance, partition_key=key, run_config=run_config or {}))
+    return results
+
+
+def test_every_round_parameter_is_recorded_when_the_round_opens(defs, instance, resources):
+    open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH}))
+    recorded = resources["history"].open().round_parameters(0)
+    for name, value in OPENED_WITH.model_dump().items():
+        assert recorded[name] == value, name
+
+
+def test_shards_launched_without_config_score_with_the_rounds_mc_passes_and_acquisition_function(
+    defs, instance, resources
+):
+    open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH}))
+    # As the candidate_shards_sensor launches them (only execution settings may differ per run).
+    results = _score_every_shard(defs, instance, dg.RunConfig(ops={"candidate_scores": CandidateScoresConfig(batch_size=2)}))
+    for result in results:
+        shard = result.asset_materializations_for_node("candidate_scores")[0].metadata
+        assert shard["acquisition_fn"].value == "heatmap_entropy"
+        assert shard["mc_passes"].value == 3
+        assert shard["forward_passes"].value == 3 * shard["frames"].value  # the stand-in scorer: frames x passes
+    events = resources["history"].open()
+    closing = defs.resolve_job_def("round_selection").execute_in_process(instance=instance, partition_key="r0000")
+    assert closing.success
+    assert closing.asset_materializations_for_node("pruned_frames")[0].metadata["enabled"].value is False
+    assert closing.asset_materializations_for_node("selected_batch")[0].metadata["k"].value == 4
+    assert events.score_event_count() > 0
+
+
+def test_a_launchpad_change_to_the_default_config_does_not_reach_an_open_round(defs, instance, resources):
+    open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH}))
+    # Re-running the opening with other values resumes the round as it was opened.
+    again = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=40, k=9,
+                                                                                               mc_passes=20)}))
+    assert again.asset_materializations_for_node("candidate_pool")[0].metadata["reused_pool"].value is True
+    recorded = resources["history"].open().round_parameters(0)
+    assert (recorded["k"], recorded["mc_passes"]) == (4, 3)
+
+
+def test_reopening_a_half_opened_round_with_other_parameters_fails_once_naming_the_recorded_ones(
+    defs, instance, resources, monkeypatch
+):
+    from ceal_pipeline.core.history import AcquisitionHistory
+    from ceal_pipeline.defs.acquisition.failures import permanent_failure_of
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed between recording the round and saving its pool")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(AcquisitionHistory, "save_candidate_pool", killed)
+        assert not open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH}),
+                              raise_on_error=False).success
+
+    other = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=40, k=9)}),
+                       raise_on_error=False)
+
+    assert not other.success
+    reason = permanent_failure_of(instance, instance.get_run_by_id(other.run_id))
+    assert "round 0 was started with seed" in reason and '"k": 4' in reason
+    assert open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH})).success  # its own resume it
