@@ -125,7 +125,8 @@ def run_rounds(home: Path, synthetic_root: str, rounds: int) -> None:
     instance = dg.DagsterInstance.local_temp(tempdir=str(home / "dagster"))
     while True:
         # the vendor answers every export before the next round opens (also one a killed run left unanswered)
-        simulate_vendor(resources["exporter"].outbox, resources["exporter"].inbox)
+        simulate_vendor(resources["exporter"].outbox, resources["exporter"].inbox,
+                        lambda frame_ids: resources["frame_source"].catalog().records(frame_ids))
         round_index, _ = next_round(instance)
         if round_index >= rounds:
             return
