@@ -3,7 +3,7 @@
 Usage, from the repository root after `make install`:
     .venv/bin/python .ci/ui_round.py /tmp/ui-round
 Starts `dagster dev` on port 3777 with a small synthetic source and the tiny detector
-(deployment defaults from the environment, ceal_pipeline/settings.py), adds the
+(CEAL_* variables amending the project configuration, ceal_pipeline/configuration), adds the
 round partition r0000 and launches nightly_acquisition through the webserver's
 GraphQL API with K = 6 set on candidate_pool, then waits for the daemon's sensors
 to score the shards and export the round. Prints one JSON line (runs by job and
