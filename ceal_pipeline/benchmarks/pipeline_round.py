@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -70,6 +71,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder for the info files (kept for reuse) and the round's state (rebuilt)")
 
 
+@dataclass
+class StandInCheckpoint:
+    """What a stand-in model store's ``train`` returns: the fields of
+    ``detector.checkpoints.Checkpoint`` that the assets read, without importing torch."""
+
+    path: Path
+    version: str
+    metrics: dict
+    loss_curve: tuple = ()
+
+
 class InstantModelStore(ModelStoreResource):
     """A model store whose detector costs nothing: what remains is the pipeline around it.
 
@@ -77,21 +89,12 @@ class InstantModelStore(ModelStoreResource):
     re-running a shard gives the same file."""
 
     def train(self, frames, round_index, *, epochs, seed, init_checkpoint=None, log=None):
-        from dataclasses import dataclass
-
-        @dataclass
-        class _Checkpoint:
-            path: Path
-            version: str
-            metrics: dict
-            loss_curve: tuple = ()
-
         version = f"instant-{seed % 10**8:08d}-{len(frames)}"
         folder = self.round_checkpoint_dir(round_index)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / "weights.json"
         path.write_text(json.dumps({"version": version}))
-        return _Checkpoint(path, version, {"frames": len(frames)})
+        return StandInCheckpoint(path, version, {"frames": len(frames)})
 
     def load(self, path):
         version = json.loads(Path(path).read_text())["version"]

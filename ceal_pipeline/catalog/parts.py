@@ -71,8 +71,7 @@ def write_table(path: Path, table: pa.Table, kind: str) -> None:
                 for batch in table.combine_chunks().to_batches(max_chunksize=step):
                     writer.write_batch(batch)
             return
-        dictionary = [c for c in DICTIONARY_COLUMNS]
-        pq.write_table(table, tmp, row_group_size=step, compression="zstd", use_dictionary=dictionary,
+        pq.write_table(table, tmp, row_group_size=step, compression="zstd", use_dictionary=list(DICTIONARY_COLUMNS),
                        write_statistics=["frame_id"] if "frame_id" in table.column_names else False)
 
 

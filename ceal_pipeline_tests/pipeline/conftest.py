@@ -20,7 +20,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from ceal_pipeline.benchmarks.pipeline_round import stand_in_explanations
+from ceal_pipeline.benchmarks.pipeline_round import StandInCheckpoint, stand_in_explanations
 from ceal_pipeline.defs import build_defs
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
@@ -32,14 +32,6 @@ from ceal_pipeline.defs.resources import (
 #: Small synthetic dataset: 5 sequences of 20 frames, one of them in the val split.
 N_FRAMES = 100
 SEED_LABELED = 16
-
-
-@dataclass
-class _Checkpoint:
-    path: Path
-    version: str
-    metrics: dict
-    loss_curve: tuple = ()
 
 
 @dataclass
@@ -79,7 +71,7 @@ class DeterministicModelStore(ModelStoreResource):
         # A loss that falls with the epochs, as a real training's does.
         curve = tuple({"epoch": float(e), "loss": 2.0 / e, "loss_heatmap": 1.5 / e, "loss_bbox": 0.5 / e}
                       for e in range(1, epochs + 1))
-        return _Checkpoint(path, version, dict(curve[-1]), curve)
+        return StandInCheckpoint(path, version, dict(curve[-1]), curve)
 
     def load(self, path):
         version = json.loads(Path(path).read_text())["version"]
