@@ -1,17 +1,49 @@
-"""Selection: which freshly scored candidates are sent to the labeling vendor.
+"""The selection stage: which scored candidates a round buys, and why each one.
 
-After the candidate pool has been rescored with the current model, CEAL buys the
-top ``K`` of the pool. Consecutive frames of one drive are nearly identical, so
-an optional per-sequence cap stops the batch from spending the budget on one
-interesting stretch of road.
+CEAL rescoring gives every candidate an acquisition value; buying the top ``K``
+of them (:func:`ceal_pipeline.core.selection.select_top_k`) is only the simplest
+rule. A :class:`SelectionPolicy` chooses among
 
-Selection works on ``(frame_id, score)`` pairs and never on array positions of
-some other array: shards finish in any order, so the scores arrive shuffled.
+* ``topk``: the best values first (today's rule, per-sequence cap included);
+* ``class_balance``: each frame's value weighted by how much the labeled set
+  needs the classes the frame likely contains (CRB's "concise label" idea:
+  under-represented by labeled box count and/or under-performing by last
+  round's per-class AP), see :mod:`ceal_pipeline.core.class_balance`;
+* ``diversity``: a greedy batch on a per-frame embedding that trades value
+  against the distance to the frames already in the batch (k-center greedy at
+  weight 1; consecutive 10 Hz frames of a drive look alike), see
+  :mod:`ceal_pipeline.core.batch_diversity`;
+* ``class_balance_diversity``: both;
+
+and buys either ``K`` frames or, with a :class:`LabelingBudget`, as much value
+per unit of money as fits the budget (a vendor charges per frame and per
+cuboid; the detector's box count estimates a frame's cuboids). The budget is
+never exceeded.
+
+Every pick records which signal decided it (:data:`DECISIVE_SIGNALS`): the first
+signal of the chain ``acquisition_value -> class_balance -> diversity ->
+value_per_cost`` under which the frame was the unique best of the frames it
+competed with (those still eligible at that step), else ``tie_break_frame_id``.
+A round where the detector finds nothing (every candidate at the empty-frame
+floor) is therefore visibly decided by ``diversity`` (the default tie-break uses
+the embedding) instead of silently by frame id.
+
+Everything is a function of ``(frame id, values)`` pairs, never of the order in
+which candidates arrive: shards finish in any order. :func:`select_top_k` is the
+plain top-K walk that ``topk`` reproduces.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal, Optional
+
 import numpy as np
+
+from ceal_pipeline.core.batch_diversity import DiversityState
+from ceal_pipeline.core.class_balance import class_need, frame_class_weights
+from ceal_pipeline.core.ranks import average_ranks
 
 _MAX_IDS_IN_ERROR = 10
 
@@ -111,3 +143,392 @@ def select_top_k(
             "lower k, enlarge the candidate pool, raise the cap, or pass allow_fewer=True"
         )
     return ids[order[:k]]
+
+SelectionMethod = Literal["topk", "class_balance", "diversity", "class_balance_diversity"]
+SELECTION_METHODS: tuple[str, ...] = ("topk", "class_balance", "diversity", "class_balance_diversity")
+TieBreak = Literal["diversity", "frame_id"]
+
+#: The signals that can decide a pick, in the order they are consulted.
+DECISIVE_SIGNALS: tuple[str, ...] = (
+    "acquisition_value", "class_balance", "diversity", "value_per_cost", "tie_break_frame_id",
+)
+
+
+@dataclass(frozen=True)
+class LabelingBudget:
+    """A vendor's price list and, optionally, the money a round may spend.
+
+    ``amount``: the round's budget in the price list's currency; ``None`` means
+    no money limit (``K`` limits the batch; the prices only estimate its cost).
+    ``price_per_frame``: charged for every frame bought (> 0 when ``amount`` is
+    set, so that value per cost is finite). ``price_per_cuboid``: charged per
+    labeled 3D box; a frame's cuboids are estimated by the detector's box count.
+    """
+
+    amount: Optional[float] = None
+    price_per_frame: float = 1.0
+    price_per_cuboid: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("price_per_frame", "price_per_cuboid"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value < 0:
+                raise ValueError(f"LabelingBudget.{name} must be a finite number >= 0, got {value!r}")
+        if self.amount is not None:
+            if isinstance(self.amount, bool) or not isinstance(self.amount, (int, float)) or not self.amount >= 0:
+                raise ValueError(f"LabelingBudget.amount must be a number >= 0 or None, got {self.amount!r}")
+            if not self.price_per_frame > 0:
+                raise ValueError(
+                    "LabelingBudget.price_per_frame must be > 0 when a budget amount is set (a frame that costs "
+                    "nothing has infinite value per cost); set the vendor's price per frame"
+                )
+
+    def frame_costs(self, cuboids: np.ndarray | None, n: int) -> np.ndarray:
+        """``(n,)`` estimated price of each frame: per frame + per cuboid x estimated cuboids."""
+        if self.price_per_cuboid > 0 and cuboids is None:
+            raise ValueError(
+                "the price list charges per cuboid but the candidates carry no cuboid estimates; "
+                "pass SelectionCandidates.cuboids (the detector's box count per frame) or set price_per_cuboid=0"
+            )
+        boxes = np.zeros(n) if cuboids is None else np.asarray(cuboids, dtype=np.float64)
+        return self.price_per_frame + self.price_per_cuboid * boxes
+
+
+@dataclass(frozen=True)
+class SelectionPolicy:
+    """How a round turns scored candidates into a purchase (recorded when the round opens).
+
+    ``method``: see the module docstring. ``diversity_weight`` in [0, 1]: the
+    share of the greedy objective given to the distance to the batch (0 equals
+    ``topk``; 1 is k-center greedy); used by the diversity methods.
+    ``class_balance_strength`` >= 0: exponent on each class's need (0 equals
+    ``topk``); used by the class-balance methods. ``per_sequence_cap``: at most
+    this many frames per sequence (``None``: no cap). ``budget``: a price list
+    and an optional amount (see :class:`LabelingBudget`). ``tie_break``: frames
+    whose objective ties are separated by their distance to the batch
+    (``diversity``, when embeddings are given) before the frame id.
+    """
+
+    method: SelectionMethod = "topk"
+    diversity_weight: float = 0.5
+    class_balance_strength: float = 1.0
+    per_sequence_cap: Optional[int] = None
+    budget: Optional[LabelingBudget] = None
+    tie_break: TieBreak = "diversity"
+
+    def __post_init__(self) -> None:
+        if self.method not in SELECTION_METHODS:
+            raise ValueError(f"unknown selection method {self.method!r}; use one of {', '.join(SELECTION_METHODS)}")
+        if not 0.0 <= float(self.diversity_weight) <= 1.0:
+            raise ValueError(f"diversity_weight must be in [0, 1], got {self.diversity_weight!r}")
+        if not float(self.class_balance_strength) >= 0.0 or not np.isfinite(self.class_balance_strength):
+            raise ValueError(f"class_balance_strength must be a finite number >= 0, got {self.class_balance_strength!r}")
+        cap = self.per_sequence_cap
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1):
+            raise ValueError(f"per_sequence_cap must be an int >= 1 or None, got {cap!r}")
+        if self.tie_break not in ("diversity", "frame_id"):
+            raise ValueError(f"tie_break must be 'diversity' or 'frame_id', got {self.tie_break!r}")
+
+    @property
+    def uses_class_balance(self) -> bool:
+        return self.method in ("class_balance", "class_balance_diversity")
+
+    @property
+    def uses_diversity(self) -> bool:
+        return self.method in ("diversity", "class_balance_diversity")
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able fields (recorded with the round)."""
+        budget = self.budget
+        return {
+            "method": self.method, "diversity_weight": float(self.diversity_weight),
+            "class_balance_strength": float(self.class_balance_strength),
+            "per_sequence_cap": None if self.per_sequence_cap is None else int(self.per_sequence_cap),
+            "budget": None if budget is None else {
+                "amount": budget.amount, "price_per_frame": budget.price_per_frame,
+                "price_per_cuboid": budget.price_per_cuboid,
+            },
+            "tie_break": self.tie_break,
+        }
+
+
+@dataclass(frozen=True)
+class SelectionCandidates:
+    """The scored candidates of a round, one row per frame (any order).
+
+    ``frame_ids`` ``(n,)`` unique ids; ``acquisition_values`` ``(n,)`` finite,
+    larger = more worth labeling (nats for entropies); ``sequence_ids`` ``(n,)``
+    the drive of each frame (needed with a per-sequence cap); ``class_counts``
+    ``(n, C)`` expected objects per class in each frame (the detector's class
+    order; needed by class balance); ``embeddings`` ``(n, d)`` per-frame feature
+    vectors (needed by diversity; any float dtype); ``cuboids`` ``(n,)``
+    estimated boxes per frame (needed when the price list charges per cuboid).
+    """
+
+    frame_ids: np.ndarray
+    acquisition_values: np.ndarray
+    sequence_ids: Optional[np.ndarray] = None
+    class_counts: Optional[np.ndarray] = None
+    embeddings: Optional[np.ndarray] = None
+    cuboids: Optional[np.ndarray] = None
+
+    def __len__(self) -> int:
+        return int(np.asarray(self.frame_ids).shape[0])
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A round's purchase, best first (pick order).
+
+    ``frame_ids`` ``(b,)`` the chosen ids in the order they were picked;
+    ``values`` ``(b,)`` each one's objective when it was picked (unit-free: the
+    rank-normalised value in (0, 1], class-weighted, mixed with the normalised
+    batch distance, divided by the cost under a budget); ``acquisition_values``
+    ``(b,)`` their raw acquisition values; ``class_weights`` ``(b,)`` the class
+    balance factor (1 without class balance); ``decided_by`` ``(b,)`` the signal
+    that decided each pick (:data:`DECISIVE_SIGNALS`); ``costs`` ``(b,)`` each
+    frame's estimated price (``None`` without a price list);
+    ``estimated_cost`` their sum in pick order (``None`` without a price list);
+    ``stopped_by``: ``k``, ``budget`` or ``candidates`` (nothing eligible was left).
+    """
+
+    frame_ids: np.ndarray
+    values: np.ndarray
+    acquisition_values: np.ndarray
+    class_weights: np.ndarray
+    decided_by: tuple[str, ...]
+    costs: Optional[np.ndarray]
+    estimated_cost: Optional[float]
+    stopped_by: str
+    policy: SelectionPolicy = field(default_factory=SelectionPolicy)
+
+    def __len__(self) -> int:
+        return int(self.frame_ids.shape[0])
+
+    def decided_by_counts(self) -> dict[str, int]:
+        """Picks per deciding signal, every signal of :data:`DECISIVE_SIGNALS` listed."""
+        counts = Counter(self.decided_by)
+        return {signal: int(counts.get(signal, 0)) for signal in DECISIVE_SIGNALS}
+
+    @property
+    def decided_by_round(self) -> str:
+        """The signal that decided most picks (ties: the earlier signal of the chain); the round's verdict."""
+        counts = self.decided_by_counts()
+        if not self.decided_by:
+            return "none"
+        return max(DECISIVE_SIGNALS, key=lambda s: (counts[s], -DECISIVE_SIGNALS.index(s)))
+
+    def summary(self) -> dict:
+        """JSON-able record of the round's selection (metadata, the round's facts)."""
+        return {
+            "policy": self.policy.to_dict(),
+            "frames": len(self),
+            "decided_by": self.decided_by_round,
+            "decided_by_counts": self.decided_by_counts(),
+            "estimated_cost": self.estimated_cost,
+            "stopped_by": self.stopped_by,
+        }
+
+
+def _checked_rows(candidates: SelectionCandidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ids = np.asarray(candidates.frame_ids)
+    values = np.asarray(candidates.acquisition_values, dtype=np.float64)
+    if ids.ndim != 1 or values.shape != ids.shape:
+        raise ValueError(f"frame_ids and acquisition_values must both be (n,); got {ids.shape} and {values.shape}")
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(
+            f"frames {_listed(ids[bad])} have non-finite acquisition values {_listed(values[bad])}; "
+            "rescore them (a NaN value cannot be ranked) or drop them from the candidates"
+        )
+    sortable = _as_sortable_ids(ids)
+    unique, counts = np.unique(sortable, return_counts=True)
+    if unique.size != sortable.size:
+        raise ValueError(
+            f"frame ids {_listed(unique[counts > 1])} appear more than once among the candidates; "
+            "deduplicate the scores (keep one score per frame) before selecting"
+        )
+    for name, width in (("sequence_ids", None), ("cuboids", None), ("class_counts", 2), ("embeddings", 2)):
+        column = getattr(candidates, name)
+        if column is not None:
+            shape = np.asarray(column).shape
+            if shape[:1] != ids.shape or (width is not None and len(shape) != width) or (
+                    width is None and len(shape) != 1):
+                wanted = "(n,)" if width is None else "(n, ...)"
+                raise ValueError(f"SelectionCandidates.{name} must be {wanted} with n={ids.size} rows, got {shape}")
+    return ids, values, sortable
+
+
+def _unique_best(scores: np.ndarray, pick: int, competitors: np.ndarray) -> bool:
+    """Whether ``scores[pick]`` is strictly above every other competitor's."""
+    others = competitors.copy()
+    others[pick] = False
+    return not others.any() or bool(scores[pick] > scores[others].max())
+
+
+def select_batch(
+    candidates: SelectionCandidates,
+    policy: SelectionPolicy = SelectionPolicy(),
+    *,
+    k: Optional[int] = None,
+    labeled_class_counts: Optional[np.ndarray] = None,
+    class_ap: Optional[np.ndarray] = None,
+) -> Selection:
+    """Choose the round's batch from ``candidates`` under ``policy``.
+
+    Args:
+        candidates: the scored candidates (see :class:`SelectionCandidates`).
+        policy: method, weights, cap and budget (see :class:`SelectionPolicy`).
+        k: frames to buy; ``None`` only with a budget amount (then the money
+            limits the batch). With both, whichever binds first.
+        labeled_class_counts: ``(C,)`` labeled boxes per class in the labeled
+            set (class balance: under-represented classes are needed more).
+        class_ap: ``(C,)`` last round's per-class AP in [0, 1] (NaN: unknown;
+            class balance: under-performing classes are needed more). Class
+            balance needs at least one of the two.
+
+    Returns:
+        the :class:`Selection`. Deterministic: the same candidates in any order
+        give the same selection. Without a budget amount, asking for more
+        frames than are selectable (after the cap) is an error, as in
+        :func:`~ceal_pipeline.core.selection.select_top_k`; with one, the batch
+        ends when nothing eligible fits the money left.
+
+    With ``topk``, no budget amount and either no embeddings or
+    ``tie_break="frame_id"``, the chosen ids equal ``select_top_k``'s exactly.
+    Cost: ``O(b * n * (d + C))`` for a batch of ``b`` frames, vectorised per pick.
+    """
+    ids, raw, sortable = _checked_rows(candidates)
+    n = ids.size
+    # Work in frame-id order so that every float reduction (ranks, centroid) and every tie
+    # is independent of the order in which the candidates arrived.
+    canonical = np.argsort(sortable, kind="stable")
+    ids, raw = ids[canonical], raw[canonical]
+
+    def column(name: str, dtype=np.float64):
+        value = getattr(candidates, name)
+        return None if value is None else np.asarray(value, dtype=dtype)[canonical]
+
+    budget = policy.budget
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 0):
+        raise ValueError(f"k must be an int >= 0 or None, got {k!r}")
+    if k is None and (budget is None or budget.amount is None):
+        raise ValueError("give k (frames to buy) or a budget amount (SelectionPolicy.budget.amount); neither was set")
+    cap = policy.per_sequence_cap
+    if cap is not None and candidates.sequence_ids is None:
+        raise ValueError("per_sequence_cap needs SelectionCandidates.sequence_ids (the sequence of each frame)")
+
+    # Values on one unit-free scale in (0, 1]: rank normalisation keeps the order and the
+    # ties of the raw values (so topk is unchanged) and makes them positive, which weighting
+    # by class need and dividing by cost require (localization entropy is negative nats).
+    value = (average_ranks(raw) + 1.0) / max(n, 1)
+    weights = np.ones(n)
+    if policy.uses_class_balance:
+        if candidates.class_counts is None:
+            raise ValueError(
+                f"selection method {policy.method!r} needs SelectionCandidates.class_counts (expected objects per "
+                "class in each frame, from the scoring passes); score with a detector that records them or use "
+                "method 'topk' / 'diversity'"
+            )
+        need = class_need(labeled_class_counts, class_ap, strength=float(policy.class_balance_strength))
+        weights = frame_class_weights(column("class_counts"), need)
+    balanced = value * weights
+
+    diversity_weight = float(policy.diversity_weight) if policy.uses_diversity else 0.0
+    embeddings = column("embeddings")
+    if diversity_weight > 0 and embeddings is None:
+        raise ValueError(
+            f"selection method {policy.method!r} needs SelectionCandidates.embeddings (one vector per frame, from "
+            "the scoring pass); score with a detector that records them, or set diversity_weight=0"
+        )
+    tie_distance = policy.tie_break == "diversity" and embeddings is not None
+    diversity = DiversityState(embeddings) if (diversity_weight > 0 or tie_distance) else None
+
+    cuboids = column("cuboids")
+    if cuboids is not None and (not np.isfinite(cuboids).all() or (cuboids < 0).any()):
+        raise ValueError(f"frames {_listed(ids[~(np.isfinite(cuboids) & (cuboids >= 0))])} have cuboid estimates "
+                         "that are not finite counts >= 0")
+    costs = None if budget is None else budget.frame_costs(cuboids, n)
+    limited_by_money = budget is not None and budget.amount is not None
+
+    sequences = None
+    if cap is not None:
+        by_sequence = _as_sortable_ids(np.asarray(candidates.sequence_ids)[canonical])
+        sequences = np.unique(by_sequence, return_inverse=True)[1].reshape(-1)
+        taken_per_sequence = np.zeros(int(sequences.max(initial=-1)) + 1, dtype=np.int64)
+
+    available = np.ones(n, dtype=bool)
+    spent = 0.0
+    picks: list[int] = []
+    picked_values: list[float] = []
+    decided: list[str] = []
+    target = n if k is None else int(k)
+    stopped_by = "k" if k is not None else "candidates"
+    while len(picks) < target:
+        room = available if cap is None else available & (taken_per_sequence[sequences] < cap)
+        eligible = room & (spent + costs <= budget.amount) if limited_by_money else room
+        if not eligible.any():
+            stopped_by = "budget" if room.any() else "candidates"
+            break
+        distance = None
+        mixed = balanced
+        if diversity is not None:
+            distance = diversity.normalised_distances(eligible)
+            if diversity_weight > 0:
+                mixed = (1.0 - diversity_weight) * balanced + diversity_weight * distance
+        objective = mixed / costs if limited_by_money else mixed
+        # Lexicographic best: objective, then class-balanced value, then distance, then frame id.
+        best = eligible & (objective == objective[eligible].max())
+        for tie_key in (balanced, distance if tie_distance else None):
+            if tie_key is not None and np.count_nonzero(best) > 1:
+                best &= tie_key == tie_key[best].max()
+        pick = int(np.flatnonzero(best)[0])  # rows are in frame-id order: the smallest id wins
+        decided.append(_decisive_signal(pick, eligible, raw, balanced, mixed, objective,
+                                        distance if tie_distance else None, policy, diversity_weight,
+                                        limited_by_money))
+        picks.append(pick)
+        picked_values.append(float(objective[pick]))
+        available[pick] = False
+        if cap is not None:
+            taken_per_sequence[sequences[pick]] += 1
+        if limited_by_money:
+            spent = spent + float(costs[pick])
+        if diversity is not None:
+            diversity.add(pick)
+    if k is not None and len(picks) < k and not limited_by_money:
+        capped = f" after a cap of {cap} per sequence" if cap is not None else ""
+        raise ValueError(
+            f"asked to select k={k} frames but only {len(picks)} of {n} candidates are selectable{capped}; "
+            "lower k, enlarge the candidate pool, raise the cap, or set a budget"
+        )
+    chosen = np.asarray(picks, dtype=np.int64)
+    chosen_costs = None if costs is None else costs[chosen]
+    estimated = None
+    if chosen_costs is not None:
+        estimated = 0.0
+        for cost in chosen_costs.tolist():  # the same left fold the budget check used
+            estimated = estimated + cost
+    return Selection(
+        frame_ids=ids[chosen], values=np.asarray(picked_values), acquisition_values=raw[chosen],
+        class_weights=weights[chosen], decided_by=tuple(decided), costs=chosen_costs, estimated_cost=estimated,
+        stopped_by=stopped_by, policy=policy,
+    )
+
+
+def _decisive_signal(pick, eligible, raw, balanced, mixed, objective, tie_distance, policy, diversity_weight,
+                     limited_by_money) -> str:
+    """The first signal of the chain under which ``pick`` was the unique best eligible frame."""
+    if _unique_best(raw, pick, eligible):
+        return "acquisition_value"
+    if policy.uses_class_balance and _unique_best(balanced, pick, eligible):
+        return "class_balance"
+    if diversity_weight > 0 and _unique_best(mixed, pick, eligible):
+        return "diversity"
+    if limited_by_money and _unique_best(objective, pick, eligible):
+        return "value_per_cost"
+    if tie_distance is not None:
+        tied = eligible & (objective == objective[pick])
+        tied &= balanced == balanced[pick]
+        if _unique_best(tie_distance, pick, tied):
+            return "diversity"
+    return "tie_break_frame_id"
