@@ -183,6 +183,10 @@ class LabelingBudget:
                     "nothing has infinite value per cost); set the vendor's price per frame"
                 )
 
+    def price(self, frames: int, cuboids: int) -> float:
+        """What the vendor charges for ``frames`` frames holding ``cuboids`` boxes in all (e.g. a delivery)."""
+        return float(self.price_per_frame * frames + self.price_per_cuboid * cuboids)
+
     def frame_costs(self, cuboids: np.ndarray | None, n: int) -> np.ndarray:
         """``(n,)`` estimated price of each frame: per frame + per cuboid x estimated cuboids."""
         if self.price_per_cuboid > 0 and cuboids is None:
