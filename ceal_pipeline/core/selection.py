@@ -260,7 +260,8 @@ def select_batch(
             "the scoring pass); score with a detector that records them, or set diversity_weight=0"
         )
     tie_distance = policy.tie_break == "diversity" and embeddings is not None
-    diversity = DiversityState(embeddings) if (diversity_weight > 0 or tie_distance) else None
+    diversity = DiversityState(embeddings, every_pick=diversity_weight > 0) if (
+        diversity_weight > 0 or tie_distance) else None
 
     cuboids = column("cuboids")
     if cuboids is not None and (not np.isfinite(cuboids).all() or (cuboids < 0).any()):
@@ -288,22 +289,26 @@ def select_batch(
         if not eligible.any():
             stopped_by = "budget" if room.any() else "candidates"
             break
-        distance = None
         mixed = balanced
-        if diversity is not None:
+        if diversity_weight > 0:
             distance = diversity.normalised_distances(eligible)
-            if diversity_weight > 0:
-                mixed = (1.0 - diversity_weight) * balanced + diversity_weight * distance
+            mixed = (1.0 - diversity_weight) * balanced + diversity_weight * distance
         objective = mixed / costs if limited_by_money else mixed
         # Lexicographic best: objective, then class-balanced value, then distance, then frame id.
         best = eligible & (objective == objective[eligible].max())
-        for tie_key in (balanced, distance if tie_distance else None):
-            if tie_key is not None and np.count_nonzero(best) > 1:
-                best &= tie_key == tie_key[best].max()
-        pick = int(np.flatnonzero(best)[0])  # rows are in frame-id order: the smallest id wins
-        decided.append(_decisive_signal(pick, eligible, raw, balanced, mixed, objective,
-                                        distance if tie_distance else None, policy, diversity_weight,
-                                        limited_by_money))
+        if np.count_nonzero(best) > 1:
+            best &= balanced == balanced[best].max()
+        tied = np.flatnonzero(best)  # rows are in frame-id order: the smallest id wins what is left
+        distance_decided = False
+        if tie_distance and tied.size > 1:
+            # Only the tied frames' distances are needed (computed lazily unless diversity is weighted).
+            tied_distance = diversity.distances_of(tied)
+            farthest = tied_distance == tied_distance.max()
+            distance_decided = bool(np.count_nonzero(farthest) == 1)
+            tied = tied[farthest]
+        pick = int(tied[0])
+        decided.append(_decisive_signal(pick, eligible, raw, balanced, mixed, objective, distance_decided, policy,
+                                        diversity_weight, limited_by_money))
         picks.append(pick)
         picked_values.append(float(objective[pick]))
         available[pick] = False
@@ -333,7 +338,7 @@ def select_batch(
     )
 
 
-def _decisive_signal(pick, eligible, raw, balanced, mixed, objective, tie_distance, policy, diversity_weight,
+def _decisive_signal(pick, eligible, raw, balanced, mixed, objective, distance_decided, policy, diversity_weight,
                      limited_by_money) -> str:
     """The first signal of the chain under which ``pick`` was the unique best eligible frame."""
     if _unique_best(raw, pick, eligible):
@@ -344,9 +349,4 @@ def _decisive_signal(pick, eligible, raw, balanced, mixed, objective, tie_distan
         return "diversity"
     if limited_by_money and _unique_best(objective, pick, eligible):
         return "value_per_cost"
-    if tie_distance is not None:
-        tied = eligible & (objective == objective[pick])
-        tied &= balanced == balanced[pick]
-        if _unique_best(tie_distance, pick, tied):
-            return "diversity"
-    return "tie_break_frame_id"
+    return "diversity" if distance_decided else "tie_break_frame_id"
