@@ -140,3 +140,18 @@ def test_fine_tune_changes_the_weights_through_the_models_own_loss_and_frozen_ke
     changed = [k for k, v in detector.model.state_dict().items() if v.is_floating_point()
                and not torch.equal(before[k], v)]
     assert any(k.startswith("bbox_head.conv_cls") for k in changed)
+
+
+def test_ceal_bench_mc_prints_head_only_and_full_network_figures_for_an_official_config(capsys, tmp_path):
+    import json
+
+    from ceal_pipeline.cli import main as ceal
+
+    assert ceal(["bench", "mc", "--config", str(official_config(POINTPILLARS)), "--frames", "2", "--passes", "2",
+                 "--device", "cpu", "--data-dir", str(tmp_path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["detector"] == "mmdet3d VoxelNet / Anchor3DHead" and result["weights"] == "random init"
+    assert result["frames"] == 2 and result["T"] == 2
+    assert (result["backbone_passes_head"], result["backbone_passes_full"]) == (2, 4)
+    assert result["head_only_s_per_frame"] > 0 and result["full_s_per_frame"] > 0 and result["speedup"] > 0
+    assert result["max_abs_score_diff"] < 1e-6
