@@ -155,3 +155,18 @@ def test_vendor_selfcheck_round_trips_mmdet3d_kitti_boxes(kitti_root, tmp_path):
     for fmt in ("mmdet3d", "openlabel"):
         summary = run_selfcheck("mmdet3d", kitti_root, fmt, tmp_path / fmt, info="v2/kitti_infos_train.pkl")
         assert summary["passed"], summary
+
+
+def test_ceal_init_writes_a_configuration_for_mmdet3d_kitti_infos(kitti_root, tmp_path, capsys):
+    import yaml
+
+    from ceal_pipeline.cli import main as ceal
+
+    config = tmp_path / "ceal.yaml"
+    assert ceal(["init", "--source", "mmdet3d", "--root", str(kitti_root), "--info", "v2/kitti_infos_train.pkl",
+                 "--info", "v2/kitti_infos_val.pkl", "--home", str(tmp_path / "home"), "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "3 frames, 3 annotated" in out and "0 quarantined" in out
+    written = yaml.safe_load(config.read_text())
+    assert written["source"]["info"] == ["v2/kitti_infos_train.pkl", "v2/kitti_infos_val.pkl"]
+    assert written["source"]["label_mode"] == "simulated_vendor"  # every train frame is annotated
