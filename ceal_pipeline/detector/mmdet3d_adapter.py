@@ -238,7 +238,10 @@ def load_weights(detector: Mmdet3dDetector, checkpoint: str | Path) -> None:
     if not path.is_file():
         raise FileNotFoundError(f"detector checkpoint {path} does not exist: give detector.checkpoint the .pth "
                                 "file the team trained with this config")
-    payload = torch.load(path, map_location="cpu", weights_only=False)  # mmengine checkpoints hold meta objects
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # mmengine's .pth keep pickled objects in their meta: the team's own file, trusted as mmdet3d does
+        payload = torch.load(path, map_location="cpu", weights_only=False)
     state = payload.get("state_dict", payload) if isinstance(payload, dict) else payload
     state = {k[len("model."):] if k.startswith("model.") and k[6:] in detector.model.state_dict() else k: v
              for k, v in state.items()}
@@ -265,10 +268,20 @@ def save_checkpoint(detector: Mmdet3dDetector, path: str | Path) -> str:
     return version
 
 
+def adapter_checkpoint_meta(path: str | Path) -> dict | None:
+    """The ``meta`` of a checkpoint :func:`save_checkpoint` wrote, ``None`` for any other file
+    (read with ``weights_only=True``: our files hold tensors and plain containers only)."""
+    try:
+        payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    meta = payload.get("meta") if isinstance(payload, dict) else None
+    return meta if isinstance(meta, dict) and meta.get("format") == CHECKPOINT_FORMAT else None
+
+
 def load_mmdet3d_checkpoint(path: str | Path) -> tuple[Mmdet3dDetector, str]:
     """Rebuild the detector a :func:`save_checkpoint` file holds, with its weights: ``(detector, version)``."""
-    payload = torch.load(Path(path), map_location="cpu", weights_only=False)
-    meta = payload.get("meta") or {}
+    meta = adapter_checkpoint_meta(path) or {}
     if meta.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path} is not a checkpoint saved by ceal's mmdet3d adapter (no meta.format "
                          f"{CHECKPOINT_FORMAT!r}); build the detector from its config with checkpoint={path}")

@@ -155,3 +155,27 @@ def test_ceal_bench_mc_prints_head_only_and_full_network_figures_for_an_official
     assert (result["backbone_passes_head"], result["backbone_passes_full"]) == (2, 4)
     assert result["head_only_s_per_frame"] > 0 and result["full_s_per_frame"] > 0 and result["speedup"] > 0
     assert result["max_abs_score_diff"] < 1e-6
+
+
+def test_model_store_runs_a_round_with_the_teams_mmdet3d_detector_frozen_then_fine_tuned(lidar_frames, tmp_path):
+    from ceal_pipeline.defs.resources import ModelStoreResource
+    from ceal_pipeline.detector.mmdet3d_adapter import save_checkpoint
+    from ceal_pipeline.frames.records import DETECTION_CLASSES
+
+    team_version = save_checkpoint(_build(POINTPILLARS, seed=3), tmp_path / "team.pth")
+    store = ModelStoreResource(model_dir=str(tmp_path / "models"), detector_config=str(official_config(POINTPILLARS)),
+                               device="cpu", loader_workers=0, detector_checkpoint=str(tmp_path / "team.pth"),
+                               detector_train="frozen")
+    frozen = store.train(lidar_frames, 0, epochs=1, seed=0)
+    assert frozen.version == team_version  # frozen: the team's weights as they are
+    model, version = store.load(str(frozen.path))
+    assert version == team_version and model.class_names == ("Pedestrian", "Cyclist", "Car")
+    scores = store.score(model, lidar_frames, mc_passes=2, mode="head", seed=0, aggregate="mean", batch_size=1,
+                         acquisition_fn="heatmap_entropy")
+    assert scores.frame_ids == [f.frame_id for f in lidar_frames] and np.isfinite(scores.scores).all()
+    for boxes, names, confidences in store.predict(model, lidar_frames):
+        assert set(names) <= set(DETECTION_CLASSES) and len(boxes) == len(names) == len(confidences)
+
+    tuned = store.model_copy(update={"detector_train": "fine_tune"}).train(
+        lidar_frames, 1, epochs=1, seed=0, init_checkpoint=str(frozen.path))
+    assert tuned.version != team_version and np.isfinite(tuned.metrics["loss"])
