@@ -71,9 +71,12 @@ class CenterHeadMC:
         """The shared conv's output ``(B, C, H, W)``: the map dropout is applied to."""
         return self.head.shared_conv(features[0])
 
+    #: the SeparateHead branches a box needs (velocity and any extra branch are not run)
+    BRANCHES = ("heatmap", "reg", "height", "dim", "rot")
+
     def outputs(self, trunk: Tensor, mask: Tensor | None) -> list[dict]:
         x = trunk if mask is None else trunk * mask.to(trunk.device)
-        return [task(x) for task in self.head.task_heads]
+        return [{name: getattr(task, name)(x) for name in self.BRANCHES} for task in self.head.task_heads]
 
     def heatmap_logits(self, outputs: list[dict]) -> Tensor:
         """``(B, C, H, W)``: the tasks' heatmaps side by side, in the model's class order."""

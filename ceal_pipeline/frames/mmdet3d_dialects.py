@@ -25,9 +25,11 @@ dialect            recognised by                                   box frame    
 =================  ==============================================  ===========  ======  ==========
 
 KITTI records no time: its frames read as recorded at 0 s (the acquisition
-history needs a number; nothing orders KITTI frames in time). ``generic`` files take ``metainfo.box_frame`` / ``box_origin_z`` (default LiDAR,
-bottom), else the convention of the dataset the metainfo names (a hand-written
-KITTI fixture without ``R0_rect`` still holds camera-frame boxes).
+history needs a number; nothing orders KITTI frames in time). A file whose metainfo states its convention (``box_frame`` / ``box_origin_z``,
+as ceal-synthetic writes) is read by it, whatever its structure; other
+``generic`` files get LiDAR bottom-centre boxes, or the convention of the dataset
+the metainfo names (a hand-written KITTI fixture without ``R0_rect`` still holds
+camera-frame boxes).
 
 nuScenes infos hold no scene token (mmdet3d's converter drops it); the LiDAR file
 name's log prefix (``n015-2018-08-02-17-16-37+0800__LIDAR_TOP__...``) groups the
@@ -111,6 +113,8 @@ def detect_dialect(metainfo: dict, data_list: list) -> Dialect:
     images = entry.get("images") if isinstance(entry.get("images"), dict) else {}
     lidar = entry.get("lidar_points") if isinstance(entry.get("lidar_points"), dict) else {}
     name = str(metainfo.get("dataset") or "").lower()
+    if "box_frame" in metainfo or "box_origin_z" in metainfo:
+        return _generic(metainfo)  # the file states its own convention (ceal-synthetic, our exports)
     if "R0_rect" in images or ("CAM2" in images and "Tr_velo_to_cam" in lidar):
         return KITTI
     if str(metainfo.get("info_version", "")) == "mmdet3d_v1.4" or "context_name" in entry:
@@ -123,6 +127,10 @@ def detect_dialect(metainfo: dict, data_list: list) -> Dialect:
         return WAYMO_V14
     if name in _BY_NAME:
         return _BY_NAME[name]
+    return _generic(metainfo)
+
+
+def _generic(metainfo: dict) -> Dialect:
     return Dialect("generic", str(metainfo.get("box_frame", "lidar")), float(metainfo.get("box_origin_z", 0.0)),
                    None, "sequence_id / scene_token / context_name of the entry, else the frame itself")
 

@@ -8,9 +8,9 @@ matrix gets boxes measurably off. Objects are placed in the LiDAR frame, their
 LiDAR points sampled on their surfaces (just inside the box), and written to
 ``label_2`` in the rectified camera frame: bottom centre, ``h w l``, ``ry``.
 
-The same geometry also serves the KITTI-layout Waymo files
-(:func:`write_waymo_kitti_layout`), which mmdet3d's ``create_waymo_info_file``
-reads with five cameras, poses and timestamps.
+The same geometry also serves the KITTI-like layout of mmdet3d's older Waymo
+converter (:func:`write_waymo_kitti_layout`), which mmdet3d's
+``create_waymo_info_file`` reads with five cameras, poses and timestamps.
 """
 
 from __future__ import annotations
@@ -169,3 +169,41 @@ def axis_difference(a: float, b: float) -> float:
     """Angle between two undirected axes, radians in ``[0, pi/2]``."""
     d = (a - b) % np.pi
     return float(min(d, np.pi - d))
+
+
+def write_waymo_kitti_layout(root: Path, frames=FRAMES, prefix: int = 1, file_index: int = 3,
+                             start_timestamp_us: int = 1550083467346370) -> list[int]:
+    """Write the KITTI-like layout mmdet3d's older Waymo converter produced (and ``create_waymo_info_file``
+    reads): 7-digit ids ``prefix + file + frame``, five cameras, six point features, poses and
+    microsecond timestamps. Returns the frame ids; all go to ``ImageSets/train.txt``."""
+    training = root / "training"
+    for folder in ("calib", "label_all", "cam_sync_label_all", "velodyne", "pose", "timestamp",
+                   *(f"image_{i}" for i in range(5))):
+        (training / folder).mkdir(parents=True, exist_ok=True)
+    lidar2cam = R0_RECT @ TR_VELO_TO_CAM
+    ids = []
+    for index, objects in enumerate(frames):
+        frame_id = int(f"{prefix}{file_index:03d}{index:03d}")
+        ids.append(frame_id)
+        name = str(frame_id)
+        calib = "".join(_matrix_line(f"P{i}", P2) for i in range(5)) + _matrix_line("R0_rect", R0_RECT[:3, :3])
+        calib += "".join(_matrix_line(f"Tr_velo_to_cam_{i}", TR_VELO_TO_CAM[:3]) for i in range(5))
+        (training / "calib" / f"{name}.txt").write_text(calib)
+        labels = [line + " 0" for line in _label_lines(objects, lidar2cam, P2)[:-1]]  # camera_id 0, no DontCare
+        for folder in ("label_all", "cam_sync_label_all"):
+            (training / folder / f"{name}.txt").write_text("\n".join(labels) + "\n")
+        cloud = frame_points(objects, seed=index)
+        np.column_stack([cloud, np.zeros((len(cloud), 2), np.float32)]).astype(np.float32).tofile(
+            training / "velodyne" / f"{name}.bin")
+        np.savetxt(training / "pose" / f"{name}.txt", np.eye(4))
+        (training / "timestamp" / f"{name}.txt").write_text(str(start_timestamp_us + 100000 * index))
+        for camera in range(5):
+            from PIL import Image
+
+            Image.fromarray(np.full((IMAGE_SIZE[1], IMAGE_SIZE[0], 3), 90, np.uint8)).save(
+                training / f"image_{camera}" / f"{name}.jpg")
+    (root / "ImageSets").mkdir(exist_ok=True)
+    (root / "ImageSets" / "train.txt").write_text("".join(f"{i}\n" for i in ids))
+    (root / "ImageSets" / "val.txt").write_text("")
+    (root / "ImageSets" / "test.txt").write_text("")
+    return ids

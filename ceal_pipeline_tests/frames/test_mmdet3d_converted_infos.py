@@ -170,3 +170,45 @@ def test_ceal_init_writes_a_configuration_for_mmdet3d_kitti_infos(kitti_root, tm
     written = yaml.safe_load(config.read_text())
     assert written["source"]["info"] == ["v2/kitti_infos_train.pkl", "v2/kitti_infos_val.pkl"]
     assert written["source"]["label_mode"] == "simulated_vendor"  # every train frame is annotated
+
+
+_CONVERT_WAYMO = """
+import sys
+from pathlib import Path
+import mmdet3d
+sys.path.insert(0, str(Path(mmdet3d.__file__).parent / ".mim"))
+from tools.dataset_converters import kitti_converter
+from tools.dataset_converters.update_infos_to_v2 import update_pkl_infos
+root, out = sys.argv[1], sys.argv[2]
+kitti_converter.create_waymo_info_file(root, "waymo", relative_path=True, max_sweeps=5, workers=1)
+update_pkl_infos("waymo", out_dir=out, pkl_path=str(Path(root) / "waymo_infos_train.pkl"))
+"""
+
+
+def test_waymo_infos_updated_by_mmdet3d_from_the_older_layout_hold_every_box_on_its_points(tmp_path):
+    ids = kitti_raw.write_waymo_kitti_layout(tmp_path)
+    (tmp_path / "v2").mkdir()
+    done = subprocess.run([sys.executable, "-c", _CONVERT_WAYMO, str(tmp_path), str(tmp_path / "v2")],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"mmdet3d's converters failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    info = pickle.loads((tmp_path / "v2" / "waymo_infos_train.pkl").read_bytes())
+    assert info["metainfo"]["info_version"] == "1.1" and "Tr_velo_to_cam" in info["data_list"][0]["lidar_points"]
+    result = mmdet3d_info.read_frames(tmp_path, info="v2/waymo_infos_train.pkl", check="points")
+    assert not result.quarantined
+    assert [f.frame_id for f in result.frames] == [str(i) for i in ids]
+    assert {f.sequence_id for f in result.frames} == {"waymo-1003"}  # prefix 1 + file 003: one drive
+    assert [f.timestamp for f in result.frames] == pytest.approx([1550083467.34637, 1550083467.44637,
+                                                                  1550083467.54637])
+    assert all(len(f.cameras) == 5 and f.lidar_format.num_features == 6 for f in result.frames)
+    assert result.dropped_objects == {"ignored (-1)": 1}  # the van: Waymo's classes are Car, Pedestrian, Cyclist
+    for index, frame in enumerate(result.frames):
+        boxes, kinds = _expected(index)
+        boxes = boxes[[kind != "Van" for kind in kinds]]
+        points = load_points(frame)
+        inside = points_in_boxes(points, frame.boxes)
+        assert (inside.sum(axis=0) >= 380).all()
+        for k, box in enumerate(frame.boxes):
+            axis = kitti_raw.long_axis_yaw(points[inside[:, k]])
+            assert kitti_raw.axis_difference(axis, float(box[6])) < AXIS_TOLERANCE
+        np.testing.assert_allclose(frame.boxes[:, :6], boxes[:, :6], atol=0.01)
+        np.testing.assert_allclose(np.angle(np.exp(1j * (frame.boxes[:, 6] - boxes[:, 6]))), 0.0, atol=1e-3)
