@@ -344,10 +344,10 @@ def iter_info_chunks(info_path: Path, root: Path, *, chunk_frames: int = CHUNK_F
         timings["load_s"] = time.perf_counter() - started
     if options.get("extra_roots") is not None:
         options["extra_roots"] = tuple(str(r) for r in options["extra_roots"])
-    dialect = detect_dialect(info["metainfo"], info["data_list"])
-    options["lidar_prefix"], options["camera_prefix"] = default_prefixes(
-        dialect, root, options.get("lidar_prefix"), options.get("camera_prefix"))
     try:
+        dialect = detect_dialect(info["metainfo"], info["data_list"])
+        options["lidar_prefix"], options["camera_prefix"] = default_prefixes(
+            dialect, root, options.get("lidar_prefix"), options.get("camera_prefix"))
         context = InfoContext(info_path=Path(info_path), root=Path(root), metainfo=info["metainfo"],
                               checks=FileChecks(check), dialect=dialect, **options)
     except ValueError as exc:

@@ -212,3 +212,32 @@ def test_init_shows_the_quarantine_reasons_when_no_frame_is_usable(tmp_path, cap
     assert code == 2
     err = capsys.readouterr().err
     assert "no usable frame" in err and "quarantined because" in err and "missing" in err
+
+
+WRITERS = {
+    "waymo_v1.4": waymo_v14,
+    "waymo_kitti": waymo_kitti_layout,
+    "nuscenes": lambda root: nuscenes_like(root, "nuscenes", NUSCENES_CLASSES),
+    "lyft": lambda root: nuscenes_like(root, "lyft", LYFT_CLASSES,
+                                       lidar_name="host-a017_lidar1_123611888690112592{frame}.bin"),
+}
+
+
+@pytest.mark.parametrize("dialect", sorted(WRITERS))
+def test_inspect_init_catalog_and_vendor_selfcheck_work_on_each_dialect(dialect, tmp_path, capsys):
+    from ceal_pipeline.catalog import FrameCatalog
+    from ceal_pipeline.export.selfcheck import run_selfcheck
+
+    root = tmp_path / "data"
+    root.mkdir()
+    WRITERS[dialect](root)
+    assert ceal(["inspect", "--source", "mmdet3d", "--root", str(root), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["frames"] == 2 and summary["boxes"] == 6 and summary["quarantined"] == 0
+    assert summary["boxes_with_points_within_range"] == summary["boxes_within_range"] == 6
+    assert ceal(["init", "--source", "mmdet3d", "--root", str(root), "--home", str(tmp_path / "home")]) == 0
+    assert "2 frames, 2 annotated, 6 boxes, 0 quarantined" in capsys.readouterr().out
+    report = FrameCatalog(tmp_path / "catalog").ingest("mmdet3d", root)
+    assert report.boxes == 6
+    for fmt in ("mmdet3d", "openlabel"):
+        assert run_selfcheck("mmdet3d", root, fmt, tmp_path / fmt)["passed"]
