@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ceal_pipeline.frames.points import load_points
 from ceal_pipeline_tests.detector.conftest import make_frames
 
 pytestmark = pytest.mark.mmdet3d
@@ -21,7 +22,8 @@ pytestmark = pytest.mark.mmdet3d
 POINTPILLARS = "pointpillars/pointpillars_hv_secfpn_8xb6-160e_kitti-3d-3class.py"
 CENTERPOINT = "centerpoint/centerpoint_pillar02_second_secfpn_head-circlenms_8xb4-cyclic-20e_nus-3d.py"
 THRESHOLD = {POINTPILLARS: 0.005, CENTERPOINT: 0.1}
-FUNCTIONS = ("localization_entropy", "heatmap_entropy", "localization_and_heatmap_entropy")
+FUNCTIONS = ("localization_entropy", "heatmap_entropy", "localization_and_heatmap_entropy",
+             "localization_and_class_entropy")
 
 
 def official_config(name: str) -> Path:
@@ -64,6 +66,21 @@ def test_scores_are_finite_for_every_acquisition_function_and_objects_are_detect
     (objects,) = scores.objects
     assert objects.boxes.shape[1] == 7 and np.isfinite(objects.localization_entropy).all()
     assert (objects.box_std > 0).any()  # the T passes differ: dropout is in the head
+
+
+def test_dropout_reaches_the_classification_branch_so_class_scores_vary_over_the_passes(scored, lidar_frames):
+    import torch
+
+    from ceal_pipeline.detector.mmdet3d_scoring import mc_passes
+
+    _, detector, _ = scored
+    points = [detector.prepare_points(load_points(lidar_frames[0]))]
+    outputs, peaks = mc_passes(detector, points, T=2, mode="head", seed=0)
+    assert outputs.heatmap_probs.shape[0] == 2 and len(peaks.label) == outputs.box_samples.shape[1]
+    assert not np.array_equal(outputs.heatmap_probs[0], outputs.heatmap_probs[1])
+    class_probs = outputs.peak_class_probs()  # (T, K, C) at the objects
+    assert class_probs.shape[0] == 2 and np.allclose(class_probs.sum(axis=-1), 1.0)
+    assert torch.is_tensor(peaks.label)
 
 
 def test_scores_are_deterministic_for_a_seed_and_change_with_the_dropout_seed(scored, lidar_frames):
