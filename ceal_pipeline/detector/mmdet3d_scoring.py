@@ -32,18 +32,21 @@ from ceal_pipeline.core.detection_acquisition import (
 )
 from ceal_pipeline.detector.mmdet3d_adapter import Mmdet3dDetector
 from ceal_pipeline.detector.mmdet3d_mc_heads import dropout_mask
-from ceal_pipeline.detector.scoring import MODES, FrameScores, frame_objects
+from ceal_pipeline.detector.scoring import MODES, FrameScores, as_float16_embeddings, bev_embedding, frame_objects
 from ceal_pipeline.frames.points import load_points
 from ceal_pipeline.frames.records import FrameRecord
 
 
 @torch.no_grad()
 def mc_passes(detector: Mmdet3dDetector, points: list[torch.Tensor], T: int, mode: str, seed: int):
-    """Run one batch: ``(DetectionMCOutputs, peaks)`` of ``T`` passes in ``mode``."""
+    """Run one batch: ``(DetectionMCOutputs, peaks, embedding (B, 2 C))`` of ``T`` passes in ``mode``;
+    the embedding is :func:`~ceal_pipeline.detector.scoring.bev_embedding` of the neck's map."""
     if mode not in MODES:
         raise ValueError(f"unknown MC-Dropout mode {mode!r}; choose one of {MODES}")
     head = detector.head
-    trunk = head.trunk(detector.features(points))
+    features = detector.features(points)
+    embedding = bev_embedding(features[0])
+    trunk = head.trunk(features)
     reference = head.outputs(trunk, None)
     peaks = head.find_objects(reference)
     mask_shape = tuple(trunk.shape[1:])
@@ -60,7 +63,7 @@ def mc_passes(detector: Mmdet3dDetector, points: list[torch.Tensor], T: int, mod
         peak_cell=peaks.cell.cpu().numpy(),
         heatmap_probs=torch.stack(heatmaps).double().cpu().numpy(),
     )
-    return outputs, peaks
+    return outputs, peaks, embedding
 
 
 def score_frames_mmdet3d(
@@ -90,11 +93,12 @@ def score_frames_mmdet3d(
     started = time.perf_counter()
     frame_ids: list[str] = []
     parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
-    objects = []
+    objects, embeddings = [], []
     for start in range(0, len(frames), batch_size):
         batch = list(frames[start:start + batch_size])
         points = [detector.prepare_points(load_points(frame)) for frame in batch]
-        outputs, peaks = mc_passes(detector, points, T, mode, seed)
+        outputs, peaks, embedding = mc_passes(detector, points, T, mode, seed)
+        embeddings.append(embedding.float().cpu().numpy())
         frame_ids.extend(frame.frame_id for frame in batch)
         for name, function in functions.items():
             parts[name].append(function(outputs, settings))
@@ -114,4 +118,5 @@ def score_frames_mmdet3d(
         wall_s=time.perf_counter() - started,
         acquisition_fn=acquisition_fn,
         scores_by_fn=scores_by_fn,
+        embeddings=as_float16_embeddings(np.concatenate(embeddings) if embeddings else np.zeros((0, 0))),
     )

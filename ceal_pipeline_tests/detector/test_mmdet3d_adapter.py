@@ -66,6 +66,8 @@ def test_scores_are_finite_for_every_acquisition_function_and_objects_are_detect
     (objects,) = scores.objects
     assert objects.boxes.shape[1] == 7 and np.isfinite(objects.localization_entropy).all()
     assert (objects.box_std > 0).any()  # the T passes differ: dropout is in the head
+    # the selection stage's diversity reads an embedding per frame: mean and max of the neck's channels
+    assert scores.embeddings.shape == (1, 2 * 384) and np.isfinite(scores.embeddings.astype(np.float32)).all()
 
 
 def test_dropout_reaches_the_classification_branch_so_class_scores_vary_over_the_passes(scored, lidar_frames):
@@ -75,7 +77,7 @@ def test_dropout_reaches_the_classification_branch_so_class_scores_vary_over_the
 
     _, detector, _ = scored
     points = [detector.prepare_points(load_points(lidar_frames[0]))]
-    outputs, peaks = mc_passes(detector, points, T=2, mode="head", seed=0)
+    outputs, peaks, _ = mc_passes(detector, points, T=2, mode="head", seed=0)
     assert outputs.heatmap_probs.shape[0] == 2 and len(peaks.label) == outputs.box_samples.shape[1]
     assert not np.array_equal(outputs.heatmap_probs[0], outputs.heatmap_probs[1])
     class_probs = outputs.peak_class_probs()  # (T, K, C) at the objects
