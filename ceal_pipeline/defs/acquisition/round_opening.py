@@ -181,7 +181,8 @@ def labeled_set(
                 key = f"vendor r{item.delivery.round_index}"
                 added[key] = added.get(key, 0) + item.result.frames_added
         for rejection in rejected:
-            context.log.warning(f"label delivery {rejection.path} rejected: {rejection.reason}")
+            verdict = "waits" if rejection.deferred else "rejected"
+            context.log.warning(f"label delivery {rejection.path} {verdict}: {rejection.reason}")
     for source, count in added.items():
         if count:
             context.log.info(f"{count} new labels from {source}")
@@ -192,7 +193,8 @@ def labeled_set(
     except KeyError as exc:
         raise permanent_failure(
             f"labeled frames are no longer in the frame catalog ({exc}); restore them in the source and "
-            "re-materialize frame_catalog"
+            "re-materialize frame_catalog, or, if they left the source for good, retire them: "
+            "`ceal labels retire --missing-from-source --reason '...'` (docs/OPERATIONS.md)"
         ) from exc
     delivered = store.delivered_frame_ids()  # the vendor's boxes stand in for the source's annotations
     without_truth = [f for f, truth in zip(labeled, has_truth) if not truth and f not in delivered]
