@@ -152,7 +152,7 @@ def load_delivery_payload(path: Path, data: bytes | None = None) -> object:
         data = read_regular_file(path, what="delivery") if data is None else data
         return load_json(data, str(path)) if path.suffix != ".pkl" else load_pickle(data, str(path))
     except UntrustedInputError as exc:
-        raise MalformedDelivery(f"{exc}") from None
+        raise MalformedDelivery(f"not a readable info file: {exc}") from None
 
 
 def dump_infos(infos: dict) -> bytes:

@@ -180,10 +180,11 @@ def _require_upright(quaternions: np.ndarray, norms: np.ndarray, ok: np.ndarray,
     # the cuboid's own z axis after the rotation, against +z: cos(tilt) = 1 - 2 (qx^2 + qy^2)
     tilt = np.degrees(np.arccos(np.clip(1.0 - 2.0 * (unit[:, 0] ** 2 + unit[:, 1] ** 2), -1.0, 1.0)))
     tilted = np.flatnonzero(tilt > MAX_TILT_DEG)
-    _require(not len(tilted), path, f"frame {frame_id}: cuboid {int(np.flatnonzero(ok)[tilted[0]])} is tilted "
-             f"{tilt[tilted[0]]:.1f} degrees from upright (quaternion {unit[tilted[0]].round(4).tolist()}); the label "
-             f"specification allows rotations about +z only (at most {MAX_TILT_DEG} degrees of roll or pitch): "
-             "ask the vendor to deliver upright cuboids")
+    if len(tilted):
+        _require(False, path, f"frame {frame_id}: cuboid {int(np.flatnonzero(ok)[tilted[0]])} is tilted "
+                 f"{tilt[tilted[0]]:.1f} degrees from upright (quaternion {unit[tilted[0]].round(4).tolist()}); the "
+                 f"label specification allows rotations about +z only (at most {MAX_TILT_DEG} degrees of roll or "
+                 "pitch): ask the vendor to deliver upright cuboids")
 
 
 def parse_openlabel_delivery(payload: object, path: Path) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
@@ -247,7 +248,7 @@ def read_openlabel(path: Path, data: bytes | None = None) -> dict[str, tuple[np.
         data = read_regular_file(path, what="delivery") if data is None else data
         payload = load_json(data, str(path))
     except UntrustedInputError as exc:
-        raise MalformedDelivery(f"{exc}") from None
+        raise MalformedDelivery(f"not readable JSON: {exc}") from None
     return parse_strictly(parse_openlabel_delivery, payload, Path(path))
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from ceal_pipeline.atomic_files import atomic_write_bytes, remove_stale_temporaries
-from ceal_pipeline.bounded_input import UntrustedInputError, read_regular_file
+from ceal_pipeline.bounded_input import UntrustedInputError, load_json, read_regular_file
 from ceal_pipeline.export.file_drop import list_exports, read_vendor_export, round_folder_name
 from ceal_pipeline.export.mmdet3d_format import (dump_infos, load_delivery_payload, mmdet3d_delivery,
                                                  parse_mmdet3d_delivery)
@@ -130,7 +130,13 @@ def read_delivery(path: str | os.PathLike, round_index: int, fmt: str | None = N
         data = read_regular_file(path, what="delivery")
     except UntrustedInputError as exc:
         raise MalformedDelivery(f"{exc}") from None
-    payload = load_delivery_payload(path, data)
+    if detected == "openlabel":
+        try:
+            payload = load_json(data, str(path))
+        except UntrustedInputError as exc:
+            raise MalformedDelivery(f"not readable JSON: {exc}") from None
+    else:
+        payload = load_delivery_payload(path, data)
     parse = parse_openlabel_delivery if detected == "openlabel" else parse_mmdet3d_delivery
     labels = parse_strictly(parse, payload, path)
     if vendor is None:
