@@ -30,12 +30,12 @@ other sequences are read.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ceal_pipeline.bounded_input import load_json
 from ceal_pipeline.frames.box_conventions import quaternion_wxyz_to_yaw, to_bottom_origin
 from ceal_pipeline.frames.classes import detection_label
 from ceal_pipeline.frames.file_checks import CHECK_LEVELS, FileChecks
@@ -87,7 +87,7 @@ def read_cameras(sequence_dir: Path) -> list[dict]:
     """
     path = sequence_dir / "sensor" / "calibration" / "calibration.json"
     try:
-        calibration = json.loads(path.read_text())
+        calibration = load_json(path.read_bytes(), f"calibration file {path}")
     except (OSError, ValueError) as exc:
         raise ValueError(f"calibration file {path} is unreadable ({exc}); restore it from the dataset") from exc
     if not isinstance(calibration, dict):
@@ -140,7 +140,7 @@ def parse_boxes(path: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray]:
 
     Raises ``ValueError`` naming the file and object when it is malformed.
     """
-    payload = json.loads(path.read_text())
+    payload = load_json(path.read_bytes(), str(path))  # bounded depth, no key twice
     objects = payload.get("CapturedObjects") if isinstance(payload, dict) else None
     if not isinstance(objects, list):
         raise ValueError(f"{path}: expected {{'CapturedObjects': [...]}}, got {type(payload).__name__} "
