@@ -88,6 +88,7 @@ _USER_ERRORS = (
     ("ceal_pipeline.export.file_drop", ("ExportConflict", "CorruptExport")),
     ("ceal_pipeline.catalog.ingest", ("CatalogBusy",)),
     ("ceal_pipeline.catalog.manifest", ("CatalogFormatError",)),
+    ("dagster", ("Failure",)),  # an asset's deliberate failure: a configuration or data error, with its reason
     ("ceal_pipeline.frames.points", ("LidarReadError",)),
 )
 
