@@ -13,8 +13,7 @@ file again is a no-op. Prints one JSON line.
 lost) stops every later round ("labeled frames are no longer in the frame
 catalog"). Retiring it records the reason in the history's quarantine, takes it
 out of the labeled set (its label events and delivered boxes stay, as history)
-and keeps it out of every pool; the rounds go on without it. Restoring the frame
-in the source and running ``ceal labels ingest`` again is the way back.
+and keeps it out of every pool; the rounds go on without it (docs/VENDOR.md).
 
 Both wait out a history that a running round holds open, as the assets do.
 """

@@ -194,7 +194,7 @@ def labeled_set(
         raise permanent_failure(
             f"labeled frames are no longer in the frame catalog ({exc}); restore them in the source and "
             "re-materialize frame_catalog, or, if they left the source for good, retire them: "
-            "`ceal labels retire --missing-from-source --reason '...'` (docs/OPERATIONS.md)"
+            "`ceal labels retire --missing-from-source --reason '...'` (docs/VENDOR.md)"
         ) from exc
     delivered = store.delivered_frame_ids()  # the vendor's boxes stand in for the source's annotations
     without_truth = [f for f, truth in zip(labeled, has_truth) if not truth and f not in delivered]
