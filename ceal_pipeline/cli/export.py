@@ -29,8 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from ceal_pipeline.core.history import AcquisitionHistory
     from ceal_pipeline.core.history.errors import HistoryError
 
-    history = AcquisitionHistory(existing_history(args.history or load_project_config().storage.history,
-                                                  "export withdraw"))
+    path = existing_history(args.history or load_project_config().storage.history, "export withdraw")
+    history = waiting_out_busy_history(lambda: AcquisitionHistory(path), "export withdraw")
     try:
         withdrawn = waiting_out_busy_history(
             lambda: history.withdraw_export(args.round, args.frames, reason=args.reason), "export withdraw")

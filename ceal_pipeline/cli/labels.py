@@ -103,7 +103,7 @@ def _ingest(args: argparse.Namespace) -> int:
             rejected.append(RejectedDelivery(file, f"{exc}; nothing of the file was used nor copied",
                                              sha256_if_small(file)))
     deliveries = [dataclasses.replace(d, path=_into_inbox(d.path, folder)) for d in deliveries]
-    history = AcquisitionHistory(history_path)
+    history = waiting_out_busy_history(lambda: AcquisitionHistory(history_path), "labels ingest")
     ingested, rejected = waiting_out_busy_history(lambda: ingest_deliveries(history, deliveries, rejected),
                                                   "labels ingest")
     print(json.dumps({
@@ -128,7 +128,8 @@ def _retire(args: argparse.Namespace) -> int:
         from ceal_pipeline.configuration import project_config
 
         project = project_config()
-    history = AcquisitionHistory(existing_history(args.history or project.storage.history, "labels retire"))
+    history_path = existing_history(args.history or project.storage.history, "labels retire")
+    history = waiting_out_busy_history(lambda: AcquisitionHistory(history_path), "labels retire")
     if args.missing_from_source:
         from ceal_pipeline.catalog import FrameCatalog
 
