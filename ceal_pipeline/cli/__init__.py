@@ -23,7 +23,7 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("round", "ceal_pipeline.cli.round", "run acquisition rounds in this process on the project configuration (no daemon)"),
     ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),
     ("export", "ceal_pipeline.cli.export", "withdraw (part of) a round's vendor export, recorded with a reason"),
-    ("labels", "ceal_pipeline.cli.labels", "ingest a vendor's label delivery (OpenLABEL or mmdet3d) as boxes"),
+    ("labels", "ceal_pipeline.cli.labels", "ingest a vendor's label delivery as boxes; retire labeled frames that left the source"),
     ("vendor", "ceal_pipeline.cli.vendor", "the vendor round-trip self-check on a dataset (export, deliver, ingest)"),
 )
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ceal_pipeline.core.history import AcquisitionHistory, DeliveryResult, HistoryError
+from ceal_pipeline.frames.result import printable
 from ceal_pipeline.export.vendor_inbox import (LabelDelivery, RejectedDelivery, sha256_if_small,
                                               read_label_deliveries)
 
@@ -40,7 +41,8 @@ def record_rejection(history: AcquisitionHistory, rejection: RejectedDelivery, r
     if rejection.deferred:
         return  # not refused: read again on the next run
     sha256 = rejection.sha256 if rejection.sha256 is not None else sha256_if_small(Path(rejection.path))
-    history.record_rejected_delivery(str(rejection.path), sha256, round_index, rejection.reason)
+    # the inbox's names are the vendor's: undecodable bytes are shown escaped, not refused by the database
+    history.record_rejected_delivery(printable(str(rejection.path)), sha256, round_index, printable(rejection.reason))
 
 
 def export_pending(history: AcquisitionHistory, round_index: int) -> bool:

@@ -38,6 +38,7 @@ from ceal_pipeline.export.openlabel import (MalformedDelivery, openlabel_deliver
                                             parse_strictly)
 from ceal_pipeline.export.vendor_boxes import InvalidDeliveredBoxes, class_names_of
 from ceal_pipeline.frames.records import FrameRecord
+from ceal_pipeline.frames.result import printable
 
 DELIVERY_FORMATS = ("openlabel", "mmdet3d")
 _ROUND_NAME = re.compile(r"^round-(\d+)$", re.ASCII)
@@ -153,7 +154,8 @@ def sha256_if_small(path: Path) -> str:
 
 
 def _refuse(path: Path, reason: str, *, read: bool = True) -> RejectedDelivery:
-    return RejectedDelivery(path, reason, sha256_if_small(path) if read else "")
+    # a name holding bytes that are not UTF-8 is shown escaped (logs and the history store text)
+    return RejectedDelivery(Path(printable(str(path))), reason, sha256_if_small(path) if read else "")
 
 
 def _read_round_folder(folder: Path, round_index: int, deliveries: list, rejected: list) -> None:
@@ -162,7 +164,10 @@ def _read_round_folder(folder: Path, round_index: int, deliveries: list, rejecte
         path = Path(entry.path)
         if entry.name.startswith("."):
             continue  # in flight (an atomic write's temporary file)
-        if entry.is_symlink():
+        if printable(entry.name) != entry.name:
+            rejected.append(_refuse(path, "the file name is not UTF-8; rename the file (its frames are recorded "
+                                          "by file name)", read=False))
+        elif entry.is_symlink():
             rejected.append(_refuse(path, "a symbolic link; the inbox follows no links: copy the delivery in as a "
                                           "file", read=False))
         elif entry.is_dir(follow_symlinks=False):

@@ -164,6 +164,9 @@ INBOX = [
     ("folder_inside_a_round_folder", inbox_entry(_nested_folder, "more")),
     ("delivery_outside_a_round_folder", inbox_entry(_loose_file, "acme.json")),
     ("delivery_larger_than_the_bound", inbox_entry(_oversized, "huge.json")),
+    ("delivery_name_not_utf8", inbox_entry(lambda inbox: (inbox / "round-0001" / os.fsdecode(b"acme-\xff.json"))
+                                           .write_text(json.dumps(_good_delivery())), "acme-")),
+    ("round_folder_name_not_utf8", inbox_entry(_folder_with_delivery(os.fsdecode(b"round-\xff1")), "round-")),
     ("delivery_nested_100000_deep", delivery_defect(_deep_json())),
     ("delivery_pickle_huge_ndarray", delivery_defect(_huge_array_pickle(), name="acme.pkl")),
     ("delivery_pickle_huge_reconstruct", delivery_defect(_reconstruct_pickle(), name="acme.pkl")),

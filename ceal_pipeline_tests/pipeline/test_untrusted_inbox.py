@@ -138,6 +138,19 @@ def test_publishing_a_pool_removes_a_killed_publications_temporary_file(tmp_path
     assert not left.exists() and exchange.published_pool(2).frames == 2
 
 
+def test_a_catalog_ingest_removes_a_killed_commits_manifest_temporary_file(tmp_path):
+    from ceal_pipeline.catalog import FrameCatalog
+    from ceal_pipeline_tests.badinput.corpus import write_info_dataset
+
+    write_info_dataset(tmp_path / "source")
+    catalog = FrameCatalog(tmp_path / "catalog")
+    catalog.ingest("mmdet3d", tmp_path / "source", lidar_prefix="lidar", camera_prefix="camera", workers=1)
+    left = tmp_path / "catalog" / f".manifest.json.{2**22 + 3}.tmp"
+    left.write_text("{")
+    catalog.ingest("mmdet3d", tmp_path / "source", lidar_prefix="lidar", camera_prefix="camera", workers=1)
+    assert not left.exists() and len(catalog.frame_ids()) == 3
+
+
 def test_a_retired_labeled_frame_leaves_the_labeled_set_and_every_pool_and_its_history_stays(tmp_path):
     history = _history(tmp_path)
     _deliver(tmp_path / "inbox")
