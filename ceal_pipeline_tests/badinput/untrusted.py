@@ -243,7 +243,20 @@ def annotation_bytes(content):
     return build
 
 
+def calibration_bytes(content: bytes):
+    """The sequence's calibration.json replaced by ``content``: its frames are quarantined naming the file."""
+    def build(root: Path) -> Probe:
+        from ceal_pipeline_tests.badinput.corpus import _aimotive_copy, _read_aimotive
+
+        sequence = _aimotive_copy(root)
+        (sequence / "sensor" / "calibration" / "calibration.json").write_bytes(content)
+        return Probe(_read_aimotive(root), "calibration", good_frames=0)
+    return build
+
+
 AIMOTIVE_READERS = [
+    ("calibration_nested_100000_deep", calibration_bytes(b'{"F_MIDLONGRANGECAM_CL": ' + b"[" * 100_000
+                                                         + b"]" * 100_000 + b"}")),
     ("annotation_nested_100000_deep", annotation_bytes(lambda c: b'{"CapturedObjects": ' + b"[" * 100_000
                                                        + b"]" * 100_000 + b"}")),
     ("annotation_key_twice", annotation_bytes(lambda c: b'{"CapturedObjects": [], "CapturedObjects": '
