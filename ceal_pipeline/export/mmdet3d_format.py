@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ceal_pipeline.bounded_input import UntrustedInputError, load_json, load_pickle, read_regular_file
+from ceal_pipeline.bounded_input import UntrustedInputError, load_json, load_pickle
 from ceal_pipeline.export.label_spec import LABEL_SPEC_VERSION
-from ceal_pipeline.export.openlabel import MalformedDelivery, parse_strictly
+from ceal_pipeline.export.openlabel import MalformedDelivery
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor, vendor_boxes_to_pipeline
 from ceal_pipeline.export.vendor_tasks import FrameTask
 from ceal_pipeline.frames.records import DETECTION_CLASSES, validate_frame_id
@@ -137,19 +137,12 @@ def parse_mmdet3d_delivery(payload: object, path: Path) -> dict[str, tuple[np.nd
     return labels
 
 
-def read_mmdet3d(path: Path, data: bytes | None = None) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
-    """Read and parse one info-format delivery (``.json`` or ``.pkl``; ``data``: its bytes, when
-    already read). Both are parsed with bounds (:mod:`ceal_pipeline.bounded_input`): a pickle
-    may build plain containers and numpy arrays only, never arbitrary classes (a pickle can run code)."""
-    return parse_strictly(parse_mmdet3d_delivery, load_delivery_payload(path, data), Path(path))
-
-
-def load_delivery_payload(path: Path, data: bytes | None = None) -> object:
-    """The parsed content of a delivery file (JSON, or a ``.pkl`` pickle), bounded; raises
-    :class:`MalformedDelivery` naming the file."""
+def load_info_payload(path: Path, data: bytes) -> object:
+    """The content of an info-format delivery's bytes (JSON, or a ``.pkl`` pickle), parsed with
+    bounds (:mod:`ceal_pipeline.bounded_input`): a pickle may build plain containers and numpy
+    arrays only, never arbitrary classes (a pickle can run code). Raises :class:`MalformedDelivery`."""
     path = Path(path)
     try:
-        data = read_regular_file(path, what="delivery") if data is None else data
         return load_json(data, str(path)) if path.suffix != ".pkl" else load_pickle(data, str(path))
     except UntrustedInputError as exc:
         raise MalformedDelivery(f"not a readable info file: {exc}") from None

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ceal_pipeline.bounded_input import UntrustedInputError, load_json, read_regular_file
+from ceal_pipeline.bounded_input import UntrustedInputError, load_json
 from ceal_pipeline.export.label_spec import LABEL_SPEC_VERSION, MAX_TILT_DEG
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor, vendor_boxes_to_pipeline
 from ceal_pipeline.export.vendor_tasks import FrameTask
@@ -241,15 +241,13 @@ def parse_openlabel_delivery(payload: object, path: Path) -> dict[str, tuple[np.
     return labels
 
 
-def read_openlabel(path: Path, data: bytes | None = None) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
-    """Read and parse one OpenLABEL delivery file (``data``: its bytes, when already read),
-    bounded in size and depth and with no key given twice (:mod:`ceal_pipeline.bounded_input`)."""
+def load_openlabel_payload(path: Path, data: bytes) -> object:
+    """The JSON document of an OpenLABEL delivery's bytes, bounded in depth and size and with no
+    key given twice (:mod:`ceal_pipeline.bounded_input`); raises :class:`MalformedDelivery`."""
     try:
-        data = read_regular_file(path, what="delivery") if data is None else data
-        payload = load_json(data, str(path))
+        return load_json(data, str(path))
     except UntrustedInputError as exc:
         raise MalformedDelivery(f"not readable JSON: {exc}") from None
-    return parse_strictly(parse_openlabel_delivery, payload, Path(path))
 
 
 def parse_strictly(parse, payload: object, path: Path):

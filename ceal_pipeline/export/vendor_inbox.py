@@ -30,12 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from ceal_pipeline.atomic_files import atomic_write_bytes, remove_stale_temporaries
-from ceal_pipeline.bounded_input import UntrustedInputError, load_json, read_regular_file
+from ceal_pipeline.bounded_input import UntrustedInputError, read_regular_file
 from ceal_pipeline.export.file_drop import list_exports, read_vendor_export, round_folder_name
-from ceal_pipeline.export.mmdet3d_format import (dump_infos, load_delivery_payload, mmdet3d_delivery,
-                                                 parse_mmdet3d_delivery)
-from ceal_pipeline.export.openlabel import (MalformedDelivery, openlabel_delivery, parse_openlabel_delivery,
-                                            parse_strictly)
+from ceal_pipeline.export.mmdet3d_format import dump_infos, load_info_payload, mmdet3d_delivery, parse_mmdet3d_delivery
+from ceal_pipeline.export.openlabel import (MalformedDelivery, load_openlabel_payload, openlabel_delivery,
+                                            parse_openlabel_delivery, parse_strictly)
 from ceal_pipeline.export.vendor_boxes import InvalidDeliveredBoxes, class_names_of
 from ceal_pipeline.frames.records import FrameRecord
 from ceal_pipeline.frames.result import printable
@@ -131,14 +130,9 @@ def read_delivery(path: str | os.PathLike, round_index: int, fmt: str | None = N
         data = read_regular_file(path, what="delivery")
     except UntrustedInputError as exc:
         raise MalformedDelivery(f"{exc}") from None
-    if detected == "openlabel":
-        try:
-            payload = load_json(data, str(path))
-        except UntrustedInputError as exc:
-            raise MalformedDelivery(f"not readable JSON: {exc}") from None
-    else:
-        payload = load_delivery_payload(path, data)
-    parse = parse_openlabel_delivery if detected == "openlabel" else parse_mmdet3d_delivery
+    load, parse = ((load_openlabel_payload, parse_openlabel_delivery) if detected == "openlabel" else
+                   (load_info_payload, parse_mmdet3d_delivery))
+    payload = load(path, data)
     labels = parse_strictly(parse, payload, path)
     if vendor is None:
         vendor = _annotator(payload, detected)

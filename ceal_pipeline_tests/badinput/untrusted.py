@@ -19,7 +19,6 @@ import contextlib
 import io
 import json
 import os
-import pickle
 from pathlib import Path
 
 import numpy as np
