@@ -63,8 +63,9 @@ def ingest_deliveries(
     for rejection in rejected:
         record_rejection(history, rejection, None)
     ingested = []
+    pending = {r for r in sorted({d.round_index for d in deliveries}) if export_pending(history, r)}
     for delivery in deliveries:
-        if export_pending(history, delivery.round_index):
+        if delivery.round_index in pending:
             rejected.append(RejectedDelivery(
                 delivery.path, f"round {delivery.round_index} was selected but its export is not recorded yet; the "
                 "delivery is read again once vendor_export has run for that round", delivery.sha256, deferred=True))
