@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,3 +166,35 @@ def test_a_retired_labeled_frame_leaves_the_labeled_set_and_every_pool_and_its_h
     assert gone in history.delivered_frame_ids()  # the record of what was bought stays
     with pytest.raises(ValueError, match="never labeled"):
         history.retire_labeled_frames(["seq1-frame009"], reason="x")
+
+
+def test_a_poisoned_inbox_does_not_stop_the_next_rounds_and_its_good_delivery_is_used(defs, instance, resources):
+    from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
+    from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
+    from ceal_pipeline.export import read_vendor_export, write_label_delivery
+    from ceal_pipeline.export.vendor_inbox import ground_truth_labels
+
+    configs = {"candidate_pool": CandidatePoolConfig(shard_size=24, pool_count=20),
+               "selected_batch": SelectionConfig(k=6, per_sequence_cap=3)}
+    first = run_acquisition_round(defs, instance, configs)
+    exported = list(read_vendor_export(first.export_folder).frame_ids)
+    inbox = Path(resources["exporter"].inbox)
+    good = write_label_delivery(inbox, 0, ground_truth_labels(resources["frame_source"].catalog().records(exported)))
+    for name in ("round-100000000000000000000", "round-2147483648", "round-1"):
+        (inbox / name).mkdir()
+        (inbox / name / "acme.json").write_text(json.dumps(_good_delivery()))
+    os.symlink("/etc", inbox / "round-0003")
+    os.mkfifo(inbox / "round-0000" / "pipe.json")
+    (inbox / "round-0000" / "deep.json").write_bytes(b"[" * 100_000 + b"]" * 100_000)
+    (inbox / "round-0000" / "huge.pkl").write_bytes(b"cnumpy\nndarray\n(I1000000000000\ntR.")
+
+    second = run_acquisition_round(defs, instance, configs)
+    third = run_acquisition_round(defs, instance, configs)
+
+    assert (second.round_index, third.round_index) == (1, 2)
+    assert second.labeled_frames == first.labeled_frames + len(exported)  # the good delivery counted
+    history = resources["history"].open()
+    assert {d["path"] for d in history.deliveries()} == {str(good)}
+    recorded = sorted(os.path.relpath(r["path"], inbox) for r in history.rejected_deliveries())
+    assert recorded == ["round-0000/deep.json", "round-0000/huge.pkl", "round-0000/pipe.json",
+                        "round-0003", "round-1", "round-100000000000000000000", "round-2147483648"]
