@@ -253,7 +253,16 @@ def calibration_bytes(content: bytes):
     return build
 
 
+def _aimotive_object(field: str, value):
+    def content(parsed: dict) -> bytes:
+        parsed["CapturedObjects"][0][field] = value
+        return json.dumps(parsed).encode()
+    return content
+
+
 AIMOTIVE_READERS = [
+    ("annotation_origin_1e300", annotation_bytes(_aimotive_object("BoundingBox3D Origin X", 1e300))),
+    ("annotation_extent_true", annotation_bytes(_aimotive_object("BoundingBox3D Extent X", True))),
     ("calibration_nested_100000_deep", calibration_bytes(b'{"F_MIDLONGRANGECAM_CL": ' + b"[" * 100_000
                                                          + b"]" * 100_000 + b"}")),
     ("annotation_nested_100000_deep", annotation_bytes(lambda c: b'{"CapturedObjects": ' + b"[" * 100_000
