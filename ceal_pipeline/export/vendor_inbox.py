@@ -5,10 +5,15 @@ The inbox mirrors the outbox: the answer to round ``r``'s export goes into
 document (``*.json`` with a top-level ``openlabel`` object) or an mmdet3d info
 file (``*.pkl``, or ``*.json`` with ``data_list``). The folder names the round;
 the files carry boxes keyed by frame id (:mod:`.openlabel`, :mod:`.mmdet3d_format`).
-Files whose names start with ``.`` are in flight and ignored.
+Files whose names start with ``.`` are in flight and skipped.
 
-Reading is strict: a file that does not parse, or holds a NaN or flat box or a
-class outside the ontology, is rejected whole with the reason. Whether its frames
+The inbox is written by someone else and read by unattended rounds, so every
+entry in it is either read or rejected with its reason, and nothing in it can
+raise (:func:`read_label_deliveries`): misnamed folders, links, FIFOs, oversized
+or deeply nested files are refused, and each file is read once, as a regular
+file, with bounds (:mod:`ceal_pipeline.bounded_input`). Reading is strict: a
+file that does not parse, repeats a JSON key, holds a NaN, flat, tilted or
+far-out box or a class outside the ontology, is rejected whole with the reason. Whether its frames
 were exported in that round, and whether a frame was delivered before with other
 boxes, are checks against the history (:mod:`.label_ingest`).
 
