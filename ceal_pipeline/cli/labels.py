@@ -44,7 +44,7 @@ def _into_inbox(path: Path, folder: Path) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ceal_pipeline.configuration import project_config
+    from ceal_pipeline.configuration import load_project_config
     from ceal_pipeline.core.history import AcquisitionHistory
     from ceal_pipeline.export import MalformedDelivery, InvalidDeliveredBoxes, RejectedDelivery
     from ceal_pipeline.export.label_ingest import ingest_deliveries
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit(f"ceal labels ingest: {source} does not exist")
     files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith(".")) \
         if source.is_dir() else [source]
-    storage = project_config().storage
+    storage = load_project_config().storage
     history = AcquisitionHistory(args.history or storage.history)
     folder = delivery_folder(args.inbox or storage.inbox, args.round)
     deliveries, rejected = [], []

@@ -16,11 +16,11 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ceal_pipeline.core.detection_acquisition import DetectionAcquisitionName
+from ceal_pipeline.core.round import RoundZeroMode
 
 SourceKind = Literal["synthetic", "mmdet3d", "aimotive"]
 LabelMode = Literal["source", "simulated_vendor"]
 Normalisation = Literal["rank", "zscore", "none"]
-RoundZeroMode = Literal["full_pool", "prior"]
 McMode = Literal["head", "full"]
 Aggregate = Literal["mean", "max", "sum"]
 PresetName = Literal["cpu-small", "gpu"]

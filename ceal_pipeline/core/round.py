@@ -19,15 +19,16 @@ Pure functions over arrays: no Dagster, no torch, no storage.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
 from ceal_pipeline.core.sampling import sample_candidate_pool
 from ceal_pipeline.core.seeding import derive_seed
 
+#: Round 0: score the whole unlabeled pool once (the paper's backfill) or sample from the prior.
 RoundZeroMode = Literal["full_pool", "prior"]
-ROUND_ZERO_MODES: tuple[str, ...] = ("full_pool", "prior")
+ROUND_ZERO_MODES: tuple[str, ...] = get_args(RoundZeroMode)
 
 
 def backfills(round_zero_mode: str, latest_scores: np.ndarray) -> bool:

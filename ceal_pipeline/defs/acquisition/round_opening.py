@@ -19,7 +19,14 @@ import numpy as np
 from ceal_pipeline.core import round as algorithm
 from ceal_pipeline.core.history.errors import RoundConflict
 from ceal_pipeline.core.seeding import derive_seed
-from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig
+from ceal_pipeline.defs.acquisition.config import (
+    CandidatePoolConfig,
+    DetectorConfig,
+    RunDefaultsResource,
+    detector_training,
+    as_recorded,
+    round_parameters,
+)
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, training_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
@@ -235,8 +242,10 @@ def detector(
     frame_source: FrameSourceResource,
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
+    run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
+    config = detector_training(config, run_defaults)
     store = history.open()
     labeled = sorted(str(f) for f in store.labeled_frames())
     if not labeled:
@@ -324,8 +333,13 @@ def candidate_pool(
     config: CandidatePoolConfig,
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
+    run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
+    try:
+        config = round_parameters(config, run_defaults)
+    except ValueError as exc:  # pydantic's ValidationError: a bound or a prior the schema refuses
+        raise permanent_failure(f"round {round_index}: candidate_pool config: {exc}") from exc
     published_model = round_model(model_store, round_index)
     store = history.open()
     reused = store.has_candidate_pool(round_index)
@@ -334,8 +348,8 @@ def candidate_pool(
     if not reused:
         pool = store.unlabeled_pool()
         # Every round parameter is recorded: the round's shards, selection and export read them
-        # back (recorded_round_config), whoever launches those runs.
-        parameters = {**config.model_dump(), "unlabeled_frames": len(pool)}
+        # back (config.opened_round), whoever launches those runs.
+        parameters = {**as_recorded(config), "unlabeled_frames": len(pool)}
         started = time.perf_counter()
         try:
             drawn = algorithm.draw_candidate_pool(

@@ -13,7 +13,7 @@ import dagster as dg
 import numpy as np
 
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
-from ceal_pipeline.defs.acquisition.config import SelectionConfig, recorded_round_config
+from ceal_pipeline.defs.acquisition.config import RunDefaultsResource, SelectionConfig, opened_round
 from ceal_pipeline.defs.acquisition.explanation_views import bird_eye_view_markdown, top_frames_table
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown
@@ -41,12 +41,14 @@ GROUP = "acquisition"
     "unlabeled pool (recorded as prune events: reversible, history kept).",
 )
 @retry_when_busy
-def pruned_frames(context: dg.AssetExecutionContext, history: AcquisitionHistoryResource) -> dg.MaterializeResult:
+def pruned_frames(
+    context: dg.AssetExecutionContext, history: AcquisitionHistoryResource, run_defaults: RunDefaultsResource
+) -> dg.MaterializeResult:
     from ceal_pipeline.core.pruning import persistently_low
 
     round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
-    config = recorded_round_config(store.round_parameters(round_index))  # the round's pruning rule
+    config = opened_round(store.round_parameters(round_index), run_defaults)  # the round's pruning rule
     newly = []
     if config.prune:
         events = store.recent_scores(config.prune_last_m, unlabeled_only=True)
@@ -73,10 +75,10 @@ def pruned_frames(context: dg.AssetExecutionContext, history: AcquisitionHistory
     )
 
 
-def round_selection_parameters(recorded: dict, config: SelectionConfig) -> tuple[int, int]:
+def round_selection_parameters(recorded: dict, config: SelectionConfig, defaults: RunDefaultsResource) -> tuple[int, int]:
     """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
     sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
-    opened_with = recorded_round_config(recorded)
+    opened_with = opened_round(recorded, defaults)
     k = config.k if config.k is not None else opened_with.k
     cap = config.per_sequence_cap if config.per_sequence_cap is not None else opened_with.per_sequence_cap
     if k < 1 or cap < 0:
@@ -136,6 +138,7 @@ def selected_batch(
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
     frame_source: FrameSourceResource,
+    run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
     from ceal_pipeline.core.ledger import ComputeLedger
     from ceal_pipeline.core.selection import select_top_k
@@ -143,7 +146,7 @@ def selected_batch(
     round_index = parse_round_partition_key(context.partition_key)
     exchange = history.exchange()
     store = history.open()
-    k, cap = round_selection_parameters(store.round_parameters(round_index), config)
+    k, cap = round_selection_parameters(store.round_parameters(round_index), config, run_defaults)
     started = time.perf_counter()
     frame_ids, scores = selection_candidates(history, model_store, round_index)
     sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]

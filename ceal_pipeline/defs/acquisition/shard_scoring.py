@@ -18,7 +18,12 @@ import numpy as np
 
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
-from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig, recorded_round_config
+from ceal_pipeline.defs.acquisition.config import (
+    CandidateScoresConfig,
+    RunDefaultsResource,
+    opened_round,
+    scoring_batch_size,
+)
 from ceal_pipeline.defs.acquisition.explanation_views import top_frames_table
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown
@@ -53,6 +58,7 @@ def candidate_scores(
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
     frame_source: FrameSourceResource,
+    run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
     round_index, shard_index = parse_shard_partition_key(context.partition_key)
     exchange = history.exchange()
@@ -71,7 +77,7 @@ def candidate_scores(
 
     # What is computed is the round's (recorded when it opened, published with the pool), so
     # every shard scores alike, and the worker never opens the history.
-    parameters = recorded_round_config(pool.parameters)
+    parameters = opened_round(pool.parameters, run_defaults)
     frame_ids = exchange.shard_frames(round_index, shard_index)
     frames = frame_source.catalog().records(frame_ids)  # only this shard's rows are read
     model, version = model_store.load(published.path)
@@ -89,7 +95,7 @@ def candidate_scores(
         mode=parameters.mc_mode,
         seed=seed,
         aggregate=parameters.aggregate,
-        batch_size=config.batch_size,
+        batch_size=scoring_batch_size(config, run_defaults),
         acquisition_fn=parameters.acquisition_fn,
     )
     scoring_s = time.perf_counter() - started

@@ -1,0 +1,133 @@
+"""The Launchpad's run config and the resources describe ceal.yaml's fields, not a second copy of them."""
+
+from __future__ import annotations
+
+import typing
+from typing import Literal, Optional
+
+import pydantic
+import pytest
+
+from ceal_pipeline.configuration import load_project_config
+from ceal_pipeline.configuration.schema import DetectorSection, RoundSection, SourceSection, StorageSection
+from ceal_pipeline.defs.acquisition.config import (
+    CandidatePoolConfig,
+    CandidateScoresConfig,
+    DetectorConfig,
+    RoundParameters,
+    SelectionConfig,
+    opened_round,
+    round_parameters,
+    run_configs_for,
+    run_defaults_for,
+)
+from ceal_pipeline.defs.config_fields import bounds, config_fields, dagster_class, dagster_type
+from ceal_pipeline.defs.resources import (
+    AcquisitionHistoryResource,
+    FrameSourceResource,
+    ModelStoreResource,
+    VendorExporterResource,
+    resources_for,
+)
+
+#: (Dagster class, its field) -> (schema section, its field): every field ceal.yaml also configures.
+SCHEMA_OF = {
+    **{(CandidatePoolConfig, name): (RoundSection, name) for name in RoundSection.model_fields},
+    **{(RoundParameters, name): (RoundSection, name) for name in RoundSection.model_fields},
+    **{(DetectorConfig, name): (DetectorSection, name)
+       for name in ("epochs", "fine_tune_epochs", "warm_start", "max_eval_frames")},
+    (DetectorConfig, "run_seed"): (RoundSection, "run_seed"),
+    (CandidateScoresConfig, "batch_size"): (DetectorSection, "scoring_batch_size"),
+    (SelectionConfig, "k"): (RoundSection, "k"),
+    (SelectionConfig, "per_sequence_cap"): (RoundSection, "per_sequence_cap"),
+    (AcquisitionHistoryResource, "path"): (StorageSection, "history"),
+    (AcquisitionHistoryResource, "shard_dir"): (StorageSection, "shards"),
+    (ModelStoreResource, "model_dir"): (StorageSection, "models"),
+    (ModelStoreResource, "detector_config"): (DetectorSection, "config"),
+    (ModelStoreResource, "device"): (DetectorSection, "device"),
+    (ModelStoreResource, "loader_workers"): (DetectorSection, "loader_workers"),
+    (FrameSourceResource, "kind"): (SourceSection, "kind"),
+    (FrameSourceResource, "catalog_dir"): (StorageSection, "catalog"),
+    (FrameSourceResource, "synthetic_frames"): (SourceSection, "synthetic_frames"),
+    (FrameSourceResource, "synthetic_seed"): (SourceSection, "synthetic_seed"),
+    (FrameSourceResource, "label_mode"): (SourceSection, "label_mode"),
+    (FrameSourceResource, "seed_labeled"): (SourceSection, "seed_labeled"),
+    (VendorExporterResource, "outbox"): (StorageSection, "outbox"),
+    (VendorExporterResource, "inbox"): (StorageSection, "inbox"),
+    (VendorExporterResource, "uri_base"): (SourceSection, "uri_base"),
+}
+
+
+def _without_none(annotation):
+    """``X`` of ``Optional[X]``; anything else as it is."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if type(None) in typing.get_args(annotation) and len(args) == 1 else annotation
+
+
+@pytest.mark.parametrize("ours, theirs", list(SCHEMA_OF.items()), ids=lambda p: f"{p[0].__name__}.{p[1]}")
+def test_every_configured_field_has_the_schemas_description_and_bounds(ours, theirs):
+    owner, name = ours
+    section, field = theirs
+    mine, schema = owner.model_fields[name], section.model_fields[field]
+    assert mine.description.startswith(schema.description)
+    assert bounds(mine) == bounds(schema)
+
+
+@pytest.mark.parametrize("owner", [CandidatePoolConfig, RoundParameters])
+def test_the_round_config_has_every_round_field_with_the_schemas_type(owner):
+    assert set(owner.model_fields) == set(RoundSection.model_fields)
+    for name, schema in RoundSection.model_fields.items():
+        expected = dagster_type(schema.annotation, name)
+        assert _without_none(owner.model_fields[name].annotation) == _without_none(expected), name
+
+
+def test_a_field_added_to_the_round_section_reaches_the_launchpad_without_a_second_edit():
+    class WiderRound(RoundSection):
+        budget: Optional[float] = pydantic.Field(default=None, ge=0.0, description="money per round")
+        order: Literal["score", "diverse"] = pydantic.Field(description="how the batch is chosen")
+
+    launchpad = dagster_class("WiderPool", config_fields(WiderRound, optional=True, where="round."), doc="test")
+    assert launchpad.model_fields["budget"].description == "money per round (unset: round.budget)"
+    assert launchpad.model_fields["order"].annotation == Optional[Literal["score", "diverse"]]
+    assert launchpad().order is None
+    with pytest.raises(pydantic.ValidationError):
+        launchpad(budget=-1.0)
+
+
+def test_a_schema_type_without_a_dagster_type_is_named():
+    with pytest.raises(TypeError, match="has no Dagster config type"):
+        dagster_type(dict[str, int], "round.weights")
+
+
+def test_the_launchpad_refuses_what_ceal_yaml_refuses():
+    with pytest.raises(pydantic.ValidationError):
+        CandidatePoolConfig(k=0)
+    with pytest.raises(pydantic.ValidationError):
+        SelectionConfig(k=0)
+    with pytest.raises(pydantic.ValidationError):
+        CandidatePoolConfig(normalisation="softmax")
+
+
+def test_an_unset_field_is_the_deployments_value_and_a_set_one_overrides_it(tmp_path):
+    project = load_project_config(environ={"CEAL_HOME": str(tmp_path)})
+    defaults = run_defaults_for(project)
+    assert round_parameters(CandidatePoolConfig(), defaults) == project.round
+    assert round_parameters(CandidatePoolConfig(k=3, prior="0.25"), defaults) == project.round.model_copy(
+        update={"k": 3, "prior": 0.25})
+    assert opened_round({"k": 7, "unlabeled_frames": 90}, defaults) == project.round.model_copy(update={"k": 7})
+    with pytest.raises(pydantic.ValidationError, match="prior"):
+        round_parameters(CandidatePoolConfig(prior="hopeful"), defaults)
+
+
+def test_the_resources_carry_the_deployments_configuration(tmp_path):
+    path = tmp_path / "ceal.yaml"
+    path.write_text("preset: cpu-small\nsource: {uri_base: 's3://bucket/data'}\nround: {k: 9}\n")
+    project = load_project_config(path, environ={})
+    resources = resources_for(project)
+    for (owner, name), (section, field) in SCHEMA_OF.items():
+        resource = next((r for r in resources.values() if type(r) is owner), None)
+        if resource is not None:
+            expected = getattr(getattr(project, section.__name__.removesuffix("Section").lower()), field)
+            assert getattr(resource, name) == expected, f"{owner.__name__}.{name}"
+    assert resources["run_defaults"].round.k == 9
+    assert round_parameters(run_configs_for(project)["candidate_pool"], resources["run_defaults"]) == project.round
