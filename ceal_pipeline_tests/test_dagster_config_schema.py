@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import typing
 from typing import Literal, Optional
 
@@ -14,20 +15,20 @@ from ceal_pipeline.defs.acquisition.config import (
     CandidatePoolConfig,
     CandidateScoresConfig,
     DetectorConfig,
-    RoundParameters,
     SelectionConfig,
     opened_round,
     round_parameters,
     run_configs_for,
-    run_defaults_for,
 )
 from ceal_pipeline.defs.config_fields import bounds, config_fields, dagster_class, dagster_type
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
     ModelStoreResource,
+    RoundParameters,
     VendorExporterResource,
     resources_for,
+    run_defaults_for,
 )
 
 #: (Dagster class, its field) -> (schema section, its field): every field ceal.yaml also configures.
@@ -59,9 +60,12 @@ SCHEMA_OF = {
 
 
 def _without_none(annotation):
-    """``X`` of ``Optional[X]``; anything else as it is."""
+    """``X`` of ``Optional[X]`` (an enum or a ``Literal`` as its values); anything else as it is."""
     args = [a for a in typing.get_args(annotation) if a is not type(None)]
-    return args[0] if type(None) in typing.get_args(annotation) and len(args) == 1 else annotation
+    kind = args[0] if type(None) in typing.get_args(annotation) and len(args) == 1 else annotation
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        return tuple(member.value for member in kind)
+    return typing.get_args(kind) if typing.get_origin(kind) is Literal else kind
 
 
 @pytest.mark.parametrize("ours, theirs", list(SCHEMA_OF.items()), ids=lambda p: f"{p[0].__name__}.{p[1]}")
@@ -88,8 +92,11 @@ def test_a_field_added_to_the_round_section_reaches_the_launchpad_without_a_seco
 
     launchpad = dagster_class("WiderPool", config_fields(WiderRound, optional=True, where="round."), doc="test")
     assert launchpad.model_fields["budget"].description == "money per round (unset: round.budget)"
-    assert launchpad.model_fields["order"].annotation == Optional[Literal["score", "diverse"]]
-    assert launchpad().order is None
+    choices = typing.get_args(launchpad.model_fields["order"].annotation)[0]
+    assert [c.value for c in choices] == ["score", "diverse"]
+    assert launchpad().order is None and launchpad(order="diverse").order.value == "diverse"
+    with pytest.raises(pydantic.ValidationError):
+        launchpad(order="greedy")
     with pytest.raises(pydantic.ValidationError):
         launchpad(budget=-1.0)
 

@@ -7,11 +7,13 @@ to ``RoundSection`` appears in the Launchpad with no second edit.
 
 Dagster's config types are narrower than pydantic's: a union of a ``Literal``
 and a number (``round.prior``) becomes a string there, which the schema parses
-when the values are resolved (:func:`ceal_pipeline.defs.acquisition.config.round_parameters`).
+when the values are resolved (:func:`ceal_pipeline.defs.acquisition.config.round_parameters`),
+and an optional ``Literal`` an optional ``Enum`` of the same values.
 """
 
 from __future__ import annotations
 
+import enum
 import types
 import typing
 from typing import Any, Literal, Optional, Union
@@ -65,11 +67,25 @@ def schema_field(section: type[BaseModel], name: str, *, default: Any = ..., not
     )
 
 
+def _choices(kind: Any, name: str) -> Any:
+    """``kind``, a ``Literal`` as a string ``Enum`` of its values (Dagster has no optional ``Literal``)."""
+    if typing.get_origin(kind) is Literal:
+        return enum.Enum(name, {str(v): str(v) for v in typing.get_args(kind)}, type=str, module=__name__)
+    return kind
+
+
 def override_field(section: type[BaseModel], name: str, where: str) -> tuple[Any, FieldInfo]:
     """An optional field overriding the deployment's ``where`` (e.g. ``ceal.yaml round.k``):
     None (the default) keeps the deployment's value, so "Materialize" works as is."""
     kind, info = schema_field(section, name, default=None, note=f" (unset: {where})")
-    return (kind if _is_union(kind) and type(None) in typing.get_args(kind) else Optional[kind]), info
+    members = [a for a in typing.get_args(kind) if a is not type(None)] if _is_union(kind) else [kind]
+    enum_name = "".join(part.title() for part in f"{section.__name__}_{name}".split("_"))
+    return Optional[_choices(members[0], enum_name)], info
+
+
+def plain(values: dict[str, Any]) -> dict[str, Any]:
+    """A Dagster config's ``model_dump()`` with its enum members as their values."""
+    return {k: v.value if isinstance(v, enum.Enum) else v for k, v in values.items()}
 
 
 def _schema_default(info: FieldInfo) -> Any:

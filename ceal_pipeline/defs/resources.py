@@ -32,8 +32,9 @@ from ceal_pipeline.configuration.schema import (
     SourceSection,
     StorageSection,
 )
-from ceal_pipeline.defs.acquisition.config import RunDefaultsResource, run_defaults_for  # noqa: F401 (a resource)
-from ceal_pipeline.defs.config_fields import schema_field
+from ceal_pipeline.configuration.schema import RoundSection
+from ceal_pipeline.defs.acquisition.config import TRAINING_FIELDS, as_recorded
+from ceal_pipeline.defs.config_fields import config_fields, dagster_class, schema_field
 from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
 from ceal_pipeline.export import (
     ExportedFrame,
@@ -75,7 +76,7 @@ class AcquisitionHistoryResource(dg.ConfigurableResource):
 
 @dataclass(frozen=True)
 class PublishedModel:
-    """The detector checkpoint currently used for scoring."""
+    """A round's trained detector: its checkpoint, version, training time and metrics."""
 
     round_index: int
     path: str
@@ -88,7 +89,8 @@ class PublishedModel:
 
 
 class ModelStoreResource(dg.ConfigurableResource):
-    """Detector checkpoints per round plus a pointer to the one in use (``current.json``)."""
+    """Detector checkpoints per round, each round's with its ``published.json`` (path, version,
+    training seconds, metrics)."""
 
     model_dir: str = _field(StorageSection, None, "models")
     detector_config: str = _field(DetectorSection, "detector", "config")
@@ -98,31 +100,15 @@ class ModelStoreResource(dg.ConfigurableResource):
     def round_checkpoint_dir(self, round_index: int) -> Path:
         return Path(self.model_dir) / f"round-{round_index:04d}"
 
-    def _pointer(self) -> Path:
-        return Path(self.model_dir) / "current.json"
-
-    def current(self) -> PublishedModel | None:
-        """The model in use, or None before the first training."""
-        pointer = self._pointer()
-        return PublishedModel(**json.loads(pointer.read_text())) if pointer.is_file() else None
-
-    def require_current(self) -> PublishedModel:
-        model = self.current()
-        if model is None:
-            raise FileNotFoundError(
-                f"{self._pointer()}: no trained detector yet; materialize the detector asset (job nightly_acquisition)"
-            )
-        return model
-
     def published_for_round(self, round_index: int) -> PublishedModel | None:
+        """The detector trained for ``round_index``, or None before its training finished."""
         path = self.round_checkpoint_dir(round_index) / "published.json"
         return PublishedModel(**json.loads(path.read_text())) if path.is_file() else None
 
     def publish(self, model: PublishedModel) -> None:
-        """Make ``model`` the one in use (written atomically: scoring never sees half a pointer)."""
+        """Make ``model`` its round's detector (written atomically: scoring never sees half a file)."""
         payload = (json.dumps(model.to_dict(), indent=2) + "\n").encode()
-        for target in (self.round_checkpoint_dir(model.round_index) / "published.json", self._pointer()):
-            atomic_write_bytes(target, payload)
+        atomic_write_bytes(self.round_checkpoint_dir(model.round_index) / "published.json", payload)
 
     def train(self, frames: list, round_index: int, *, epochs: int, seed: int, init_checkpoint=None, log=None):
         """Train (resuming a killed training of the same round) -> ``Checkpoint(path, version, metrics)``.
@@ -254,6 +240,34 @@ class VendorExporterResource(dg.ConfigurableResource):
     def exported(self, round_index: int) -> VendorExport | None:
         folder = export_folder(self.outbox, round_index)
         return read_vendor_export(folder) if folder.exists() else None
+
+
+#: The detector section's fields a training run uses (the others configure the model store).
+TRAINING_FIELDS = ("epochs", "fine_tune_epochs", "warm_start", "max_eval_frames", "scoring_batch_size")
+
+RoundParameters = dagster_class(
+    "RoundParameters", config_fields(RoundSection, optional=False), doc=RoundSection.__doc__, module=__name__
+)
+DetectorTraining = dagster_class(
+    "DetectorTraining", config_fields(DetectorSection, {f: f for f in TRAINING_FIELDS}, optional=False),
+    doc="How the round's detector is trained and run (ceal.yaml detector section).", module=__name__,
+)
+
+
+class RunDefaultsResource(dg.ConfigurableResource):
+    """The deployment's round parameters and detector training (``ceal.yaml`` ``round`` and
+    ``detector``): what a run takes where its run config leaves a field unset."""
+
+    round: RoundParameters = Field(description="ceal.yaml round: the parameters a round opens with")
+    training: DetectorTraining = Field(description="ceal.yaml detector: training and scoring batch")
+
+
+def run_defaults_for(project: ProjectConfig) -> RunDefaultsResource:
+    """The :class:`RunDefaultsResource` of a deployment configured by ``project``."""
+    return RunDefaultsResource(
+        round=RoundParameters(**as_recorded(project.round)),
+        training=DetectorTraining(**{f: getattr(project.detector, f) for f in TRAINING_FIELDS}),
+    )
 
 
 def resources_for(project: ProjectConfig) -> dict:

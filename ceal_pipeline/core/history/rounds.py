@@ -75,7 +75,10 @@ class RoundStore(HistoryConnection):
                     f"{seed} and {params}; a round's pool and selection come from its recorded configuration: "
                     "re-run with that one, or change the configuration for the next round"
                 )
-            con.execute("INSERT INTO rounds VALUES (?, ?, ?, ?, NULL, NULL)", [round, seed, params, utc_now()])
+            con.execute(
+                "INSERT INTO rounds (round, seed, parameters, started_at) VALUES (?, ?, ?, ?)",
+                [round, seed, params, utc_now()],
+            )
             return True
 
     def round_parameters(self, round: int) -> dict[str, Any]:

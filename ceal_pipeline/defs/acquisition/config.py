@@ -3,10 +3,10 @@
 Every field is made from the ``ceal.yaml`` schema (:mod:`ceal_pipeline.configuration.schema`,
 through :mod:`ceal_pipeline.defs.config_fields`): the same name, type, bounds and
 description, defined once. A field left unset (None, the default, so "Materialize"
-works as is) takes the deployment's value, which the :class:`RunDefaultsResource`
-carries (built from the deployment's ``ceal.yaml`` by
-:func:`ceal_pipeline.defs.resources.resources_for`): nothing here reads the
-project configuration.
+works as is) takes the deployment's value, which the resource
+:class:`~ceal_pipeline.defs.resources.RunDefaultsResource` carries (built from the
+deployment's ``ceal.yaml`` by :func:`ceal_pipeline.defs.resources.resources_for`):
+nothing here reads the project configuration.
 
 A round's parameters are :class:`CandidatePoolConfig`, the step that opens the
 round: resolved (:func:`round_parameters`), recorded in the history when the
@@ -19,33 +19,20 @@ launched by a sensor can never score with different settings than its siblings.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from pydantic import Field
 
 from ceal_pipeline.configuration import ProjectConfig
 from ceal_pipeline.configuration.schema import DetectorSection, RoundSection
-from ceal_pipeline.defs.config_fields import config_fields, dagster_class
+from ceal_pipeline.defs.config_fields import config_fields, dagster_class, plain
+
+if TYPE_CHECKING:
+    from ceal_pipeline.defs.resources import RunDefaultsResource
 
 #: The detector section's fields a training run uses (the others configure the model store).
 TRAINING_FIELDS = ("epochs", "fine_tune_epochs", "warm_start", "max_eval_frames", "scoring_batch_size")
-
-RoundParameters = dagster_class(
-    "RoundParameters", config_fields(RoundSection, optional=False), doc=RoundSection.__doc__, module=__name__
-)
-DetectorTraining = dagster_class(
-    "DetectorTraining", config_fields(DetectorSection, {f: f for f in TRAINING_FIELDS}, optional=False),
-    doc="How the round's detector is trained and run (ceal.yaml detector section).", module=__name__,
-)
-
-
-class RunDefaultsResource(dg.ConfigurableResource):
-    """The deployment's round parameters and detector training (``ceal.yaml`` ``round`` and
-    ``detector``): what a run takes where its run config leaves a field unset."""
-
-    round: RoundParameters = Field(description="ceal.yaml round: the parameters a round opens with")
-    training: DetectorTraining = Field(description="ceal.yaml detector: training and scoring batch")
 
 
 DetectorConfig = dagster_class(
@@ -89,7 +76,7 @@ SelectionConfig = dagster_class(
 
 def _resolved(config: dg.Config, deployment: Mapping[str, Any]) -> dict[str, Any]:
     """``config``'s values, the deployment's where ``config`` leaves a field unset (None)."""
-    return {name: deployment[name] if value is None else value for name, value in config.model_dump().items()}
+    return {name: deployment[name] if value is None else value for name, value in plain(config.model_dump()).items()}
 
 
 def round_parameters(config: dg.Config, defaults: RunDefaultsResource) -> RoundSection:
@@ -120,14 +107,6 @@ def scoring_batch_size(config: dg.Config, defaults: RunDefaultsResource) -> int:
     return config.batch_size if config.batch_size is not None else defaults.training.scoring_batch_size
 
 
-def run_defaults_for(project: ProjectConfig) -> RunDefaultsResource:
-    """The :class:`RunDefaultsResource` of a deployment configured by ``project``."""
-    return RunDefaultsResource(
-        round=RoundParameters(**as_recorded(project.round)),
-        training=DetectorTraining(**{f: getattr(project.detector, f) for f in TRAINING_FIELDS}),
-    )
-
-
 def run_configs_for(project: ProjectConfig) -> dict[str, dg.Config]:
     """The per-asset run configuration of a deployment configured by ``project``, every field set
     (``ceal demo`` and ``ceal round`` pass it; equal to what unset fields resolve to)."""
@@ -141,7 +120,6 @@ def run_configs_for(project: ProjectConfig) -> dict[str, dg.Config]:
 
 
 __all__ = [
-    "CandidatePoolConfig", "CandidateScoresConfig", "DetectorConfig", "DetectorTraining",
-    "RoundParameters", "RunDefaultsResource", "SelectionConfig", "TRAINING_FIELDS", "detector_training",
-    "as_recorded", "opened_round", "round_parameters", "run_configs_for", "run_defaults_for", "scoring_batch_size",
+    "CandidatePoolConfig", "CandidateScoresConfig", "DetectorConfig", "SelectionConfig", "TRAINING_FIELDS",
+    "as_recorded", "detector_training", "opened_round", "round_parameters", "run_configs_for", "scoring_batch_size",
 ]

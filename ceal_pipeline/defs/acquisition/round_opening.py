@@ -22,7 +22,6 @@ from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.config import (
     CandidatePoolConfig,
     DetectorConfig,
-    RunDefaultsResource,
     detector_training,
     as_recorded,
     round_parameters,
@@ -40,6 +39,7 @@ from ceal_pipeline.defs.resources import (
     FrameSourceResource,
     ModelStoreResource,
     PublishedModel,
+    RunDefaultsResource,
     VendorExporterResource,
 )
 from ceal_pipeline.export.label_ingest import ingest_inbox
@@ -105,7 +105,7 @@ def frame_catalog(context: dg.AssetExecutionContext, frame_source: FrameSourceRe
     kinds={"duckdb"},
     pool="duckdb",
     description="The DuckDB acquisition history, the single store of round state: the catalog's train frames "
-    "and quarantined frames registered (idempotently), the append-only score events and each frame's latest "
+    "(key, id, sequence) and quarantined frames registered (idempotently), the append-only score events and each frame's latest "
     "score, and per round its parameters, candidate pool and shards, selection and export.",
 )
 @retry_when_busy
@@ -120,15 +120,11 @@ def acquisition_history(
     catalog = frame_source.catalog()
     # The frames CEAL may acquire: the catalog's train split (val frames are the held-out
     # set). Labels are labeled_set's business (per round); the history registers frames only.
-    table = catalog.table(["frame_id", "sequence_id", "timestamp_s", "lidar_path", "split", "source"])
+    table = catalog.table(["frame_id", "sequence_id", "split"])
     train = table.filter(pc.equal(table.column("split"), "train"))
     registered = store.register_frame_arrays(
         frame_ids=train.column("frame_id").to_numpy(zero_copy_only=False),
         sequence_ids=train.column("sequence_id").to_numpy(zero_copy_only=False),
-        timestamps=train.column("timestamp_s").to_numpy(zero_copy_only=False),
-        lidar_paths=train.column("lidar_path").to_numpy(zero_copy_only=False),
-        split="train",
-        source=train.column("source").to_numpy(zero_copy_only=False),
     )
     quarantined = store.quarantine(catalog.quarantined())
     pool = store.unlabeled_pool()

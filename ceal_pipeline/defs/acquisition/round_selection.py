@@ -13,7 +13,7 @@ import dagster as dg
 import numpy as np
 
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
-from ceal_pipeline.defs.acquisition.config import RunDefaultsResource, SelectionConfig, opened_round
+from ceal_pipeline.defs.acquisition.config import SelectionConfig, opened_round
 from ceal_pipeline.defs.acquisition.explanation_views import bird_eye_view_markdown, top_frames_table
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown
@@ -24,6 +24,7 @@ from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
     ModelStoreResource,
+    RunDefaultsResource,
     VendorExporterResource,
 )
 from ceal_pipeline.export import CorruptExport, ExportedFrame, PreLabels, export_files, frame_tasks

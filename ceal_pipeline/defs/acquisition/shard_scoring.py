@@ -20,7 +20,6 @@ from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
 from ceal_pipeline.defs.acquisition.config import (
     CandidateScoresConfig,
-    RunDefaultsResource,
     opened_round,
     scoring_batch_size,
 )
@@ -36,7 +35,12 @@ from ceal_pipeline.defs.acquisition.partitions import (
 from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
 from ceal_pipeline.defs.acquisition.round_opening import candidate_pool, detector
 from ceal_pipeline.defs.acquisition.shard_exchange import PublishedPool, ShardExchange
-from ceal_pipeline.defs.resources import AcquisitionHistoryResource, FrameSourceResource, ModelStoreResource
+from ceal_pipeline.defs.resources import (
+    AcquisitionHistoryResource,
+    FrameSourceResource,
+    ModelStoreResource,
+    RunDefaultsResource,
+)
 
 GROUP = "acquisition"
 
