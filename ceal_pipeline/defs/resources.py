@@ -242,9 +242,6 @@ class VendorExporterResource(dg.ConfigurableResource):
         return read_vendor_export(folder) if folder.exists() else None
 
 
-#: The detector section's fields a training run uses (the others configure the model store).
-TRAINING_FIELDS = ("epochs", "fine_tune_epochs", "warm_start", "max_eval_frames", "scoring_batch_size")
-
 RoundParameters = dagster_class(
     "RoundParameters", config_fields(RoundSection, optional=False), doc=RoundSection.__doc__, module=__name__
 )

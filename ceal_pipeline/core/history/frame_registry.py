@@ -7,8 +7,9 @@ Registration is idempotent: a frame already registered with the same sequence
 is skipped, so the ``acquisition_history`` asset can hand over the whole catalog every
 night and only new frames are added. The same id in another sequence is an error
 (two sources disagreeing about a frame is a data bug to look at, not to paper over);
-a file moved in the source is the catalog's business, not a conflict. Labeling and quarantining take a frame out of the unlabeled pool;
-both are recorded as events with their round, and repeating them is a no-op.
+a file moved in the source is the catalog's business, not a conflict. Labeling and
+quarantining take a frame out of the unlabeled pool; both are recorded as events
+with their round, and repeating them is a no-op.
 """
 
 from __future__ import annotations

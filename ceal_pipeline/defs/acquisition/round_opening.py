@@ -9,7 +9,6 @@ returns metadata.
 """
 
 
-import hashlib
 import time
 from collections import Counter
 
@@ -217,10 +216,6 @@ def labeled_set(
     )
 
 
-def _fingerprint(frame_ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(frame_ids)).encode()).hexdigest()[:16]
-
-
 @dg.asset(
     deps=[labeled_set],
     partitions_def=acquisition_rounds,
@@ -246,16 +241,19 @@ def detector(
     labeled = sorted(str(f) for f in store.labeled_frames())
     if not labeled:
         raise permanent_failure("no labeled frames to train on: materialize labeled_set (seed set or vendor deliveries)")
-    fingerprint = _fingerprint(labeled)
+    fingerprint = algorithm.labeled_fingerprint(labeled)
     published = model_store.published_for_round(round_index)
-    # Once a round's pool is drawn its detector is fixed: its shards are (being) scored by it.
-    pool_drawn = store.has_candidate_pool(round_index)
-    if published is not None and (pool_drawn or published.metrics.get("labeled_fingerprint") == fingerprint):
+    previous = model_store.published_for_round(round_index - 1) if round_index > 0 else None
+    plan = algorithm.plan_training(
+        published=published.metrics if published is not None else None,
+        pool_drawn=store.has_candidate_pool(round_index), fingerprint=fingerprint, has_previous=previous is not None,
+        warm_start=config.warm_start, epochs=config.epochs, fine_tune_epochs=config.fine_tune_epochs,
+    )
+    if plan.reuse:
         context.log.info(f"round {round_index}: reusing detector {published.version}")
         return dg.MaterializeResult(metadata=_detector_metadata(published, round_index, len(labeled), reused=True))
 
-    previous = model_store.published_for_round(round_index - 1) if round_index > 0 else None
-    warm = previous if config.warm_start else None
+    warm = previous if plan.warm_start else None
     catalog = frame_source.catalog()
     # The training set is a query by id, boxes included; delivered frames carry the vendor's boxes.
     frames = with_delivered_labels(catalog.records(labeled), store.delivered_labels(labeled))
@@ -263,7 +261,7 @@ def detector(
     checkpoint = model_store.train(
         frames,
         round_index,
-        epochs=config.fine_tune_epochs if (warm is not None and config.fine_tune_epochs > 0) else config.epochs,
+        epochs=plan.epochs,
         seed=derive_seed(config.run_seed, round_index, "training"),
         init_checkpoint=warm.path if warm is not None else None,
         log=lambda epoch: context.log.info(
@@ -369,17 +367,12 @@ def candidate_pool(
         scores_plot = histogram_markdown(
             pool.scores, title=f"round {round_index}: latest scores of the unlabeled pool", xlabel="score (nats)"
         )
+    store.record_round_model(round_index, published_model.version)
     saved = store.candidate_pool(round_index)
     recorded = store.round_parameters(round_index)
     exchange = history.exchange()
     # Published after the history's commit, and again whenever it is missing or stale.
-    published = exchange.published_pool(round_index)
-    if published is None or (published.frames, published.n_shards, published.model_version, published.parameters) != (
-        len(saved), saved.n_shards, published_model.version, recorded
-    ):
-        published = exchange.publish_pool(
-            round_index, saved.frame_ids, saved.shards, saved.n_shards, published_model.version, recorded
-        )
+    published = exchange.sync_pool(round_index, saved, published_model.version, recorded)
     context.instance.add_dynamic_partitions(candidate_shards.name, published.partition_keys)
     return dg.MaterializeResult(
         metadata={

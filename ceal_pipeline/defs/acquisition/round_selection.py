@@ -12,6 +12,7 @@ import time
 import dagster as dg
 import numpy as np
 
+from ceal_pipeline.core.round import round_ledger, select, selection_size
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
 from ceal_pipeline.defs.acquisition.config import SelectionConfig, opened_round
 from ceal_pipeline.defs.acquisition.explanation_views import bird_eye_view_markdown, top_frames_table
@@ -80,27 +81,22 @@ def round_selection_parameters(recorded: dict, config: SelectionConfig, defaults
     """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
     sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
     opened_with = opened_round(recorded, defaults)
-    k = config.k if config.k is not None else opened_with.k
-    cap = config.per_sequence_cap if config.per_sequence_cap is not None else opened_with.per_sequence_cap
-    if k < 1 or cap < 0:
-        raise permanent_failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}")
-    return k, cap
+    try:
+        return selection_size(opened_with.k, opened_with.per_sequence_cap, k=config.k,
+                              per_sequence_cap=config.per_sequence_cap)
+    except ValueError as exc:
+        raise permanent_failure(str(exc)) from exc
 
 
-def selection_candidates(history: AcquisitionHistoryResource, model_store: ModelStoreResource, round_index: int):
-    """(frame ids, fresh scores) of the round's candidates that may be bought (core.round.selectable):
-    scored this round by the round's detector, not labeled before the round, not pruned, and not
-    exported in an earlier round with labels still to come."""
-    from ceal_pipeline.core.round import selectable
-
-    store = history.open()
-    fresh = store.round_scores(round_index, model_version=round_model(model_store, round_index).version)
-    frame_ids = np.asarray([str(f) for f in fresh.frame_ids], dtype=object)
-    keep = selectable(
-        frame_ids, round_index, label_rounds=store.label_rounds(),
-        pruned={str(f) for f in store.pruned_frames().frame_ids}, awaiting_labels=store.awaiting_labels(round_index),
-    )
-    return [str(f) for f in frame_ids[keep]], fresh.scores[keep]
+def selection_candidates(store, model_store: ModelStoreResource, round_index: int):
+    """(frame ids, fresh scores) of the round's candidates: scored this round by the detector the
+    round records (which of them may be bought is the select step's: core.round.select)."""
+    version = store.round_model_version(round_index)
+    if version is None:  # a round whose pool was drawn before history schema 5 recorded it
+        version = round_model(model_store, round_index).version
+        store.record_round_model(round_index, version)
+    fresh = store.round_scores(round_index, model_version=version)
+    return np.asarray([str(f) for f in fresh.frame_ids], dtype=object), fresh.scores
 
 
 #: Frames drawn in selected_batch's bird's-eye view (plus one camera thumbnail of the first).
@@ -141,66 +137,51 @@ def selected_batch(
     frame_source: FrameSourceResource,
     run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
-    from ceal_pipeline.core.ledger import ComputeLedger
-    from ceal_pipeline.core.selection import select_top_k
-
     round_index = parse_round_partition_key(context.partition_key)
     exchange = history.exchange()
     store = history.open()
     k, cap = round_selection_parameters(store.round_parameters(round_index), config, run_defaults)
     started = time.perf_counter()
-    frame_ids, scores = selection_candidates(history, model_store, round_index)
-    sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
-    if k > len(frame_ids):
-        raise permanent_failure(
-            f"round {round_index}: K={k} but only {len(frame_ids)} freshly scored candidates are "
-            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)"
-        )
+    candidates, fresh_scores = selection_candidates(store, model_store, round_index)
+    catalog = frame_source.catalog()
     try:
-        chosen = select_top_k(
-            np.asarray(frame_ids, dtype=object),
-            scores,
-            k,
-            sequence_ids=np.asarray(sequences, dtype=object),
-            per_sequence_cap=cap or None,
+        chosen = select(
+            candidates, fresh_scores, k, round_index=round_index, label_rounds=store.label_rounds(),
+            pruned={str(f) for f in store.pruned_frames().frame_ids}, awaiting_labels=store.awaiting_labels(round_index),
+            sequences_of=lambda ids: [str(q) for q in catalog.sequence_ids([str(f) for f in ids])],
+            per_sequence_cap=cap,
         )
     except ValueError as exc:  # a configuration that cannot be met: retrying cannot heal it
         raise permanent_failure(f"round {round_index}: {exc}") from exc
-    chosen = [str(f) for f in chosen]
-    score_of = dict(zip(frame_ids, scores))
-    chosen_scores = [float(score_of[f]) for f in chosen]
-    store.save_selection(round_index, chosen, chosen_scores)
+    chosen_ids, chosen_scores = [str(f) for f in chosen.frame_ids], [float(v) for v in chosen.scores]
+    store.save_selection(round_index, chosen_ids, chosen_scores)
     selection_s = time.perf_counter() - started
 
     published = round_model(model_store, round_index)
     stats = exchange.round_stats(require_published_pool(exchange, round_index))
-    saved_pool = store.candidate_pool(round_index)
-    ledger = ComputeLedger(
-        round_index=round_index,
-        pool_frames=int(store.round_parameters(round_index).get("unlabeled_frames", 0)),  # chosen from
-        frames_scored=sum(s.frames for s in stats),
-        forward_passes=sum(s.forward_passes for s in stats),
-        training_s=float(published.training_s),
-        scoring_s=float(sum(s.scoring_s for s in stats)),
-        selection_s=float(selection_s + (saved_pool.sampling_s or 0.0)),
-    ).to_dict()
+    ledger = round_ledger(
+        round_index,
+        unlabeled_frames=int(store.round_parameters(round_index).get("unlabeled_frames", 0)),  # chosen from
+        shards=[(s.frames, s.forward_passes, s.scoring_s) for s in stats],
+        training_s=published.training_s,
+        selection_s=selection_s + (store.candidate_pool(round_index).sampling_s or 0.0),
+    )
     store.record_ledger(round_index, ledger)
-    sequence_of = dict(zip(frame_ids, sequences))
-    explanations = exchange.explanations(round_index, chosen)
-    shown = chosen[:BIRD_EYE_VIEW_FRAMES]
+    explanations = exchange.explanations(round_index, chosen_ids)
+    shown = chosen_ids[:BIRD_EYE_VIEW_FRAMES]
     return dg.MaterializeResult(
         check_results=[check_selection(history, round_index, published.version, k)],
         metadata={
             "round": round_index,
-            "k": len(chosen),
+            "k": len(chosen_ids),
             "per_sequence_cap": cap,
-            "candidates": len(frame_ids),
-            "sequences": len({sequence_of[f] for f in chosen}),
+            "candidates": chosen.eligible,
+            "sequences": len(set(chosen.sequences)),
             "model_version": published.version,
-            "top_frames": top_frames_table(chosen, chosen_scores, [sequence_of[f] for f in chosen], explanations,
+            "top_frames": top_frames_table(chosen_ids, chosen_scores, list(chosen.sequences), explanations,
                                            limit=20),
             "bird_eye_view": bird_eye_view_markdown(
-                frame_source.catalog().records(shown), chosen_scores[: len(shown)], explanations,
+                catalog.records(shown), chosen_scores[: len(shown)], explanations,
                 title=f"round {round_index}: the {len(shown)} top frames bought, and why",
             ),
             "frames_explained": len(explanations),
@@ -208,7 +189,7 @@ def selected_batch(
             "compute_ledger": ledger_markdown(ledger),
             "ledger": dg.MetadataValue.json(ledger),
             "scores_vs_selected": histogram_markdown(
-                scores, highlight=chosen_scores, title=f"round {round_index}: candidates and selection",
+                chosen.eligible_scores, highlight=chosen_scores, title=f"round {round_index}: candidates and selection",
                 xlabel="score (nats; higher = more worth labeling)", labels=("candidates", "selected"),
             ),
         }

@@ -131,6 +131,18 @@ class ShardExchange:
         _write_table(self.pool_path(round_index), table)
         return PublishedPool(round_index, int(n_shards), len(frame_ids), model_version, facts["parameters"])
 
+    def sync_pool(self, round_index: int, saved, model_version: str, parameters: dict) -> PublishedPool:
+        """The round's published pool, (re)published from the history's ``saved`` pool
+        (:class:`~ceal_pipeline.core.history.StoredCandidatePool`) when it is missing or differs
+        from it, the round's detector or its recorded parameters."""
+        published = self.published_pool(round_index)
+        if published is None or (published.frames, published.n_shards, published.model_version, published.parameters) != (
+            len(saved), saved.n_shards, model_version, parameters
+        ):
+            published = self.publish_pool(round_index, saved.frame_ids, saved.shards, saved.n_shards, model_version,
+                                          parameters)
+        return published
+
     def published_pool(self, round_index: int) -> PublishedPool | None:
         """The round's published pool, or None before candidate_pool published it."""
         path = self.pool_path(round_index)
