@@ -17,7 +17,9 @@ measures the product's rules rather than a second copy of them:
 - :func:`selection_size`: K and the per-sequence cap of a (re-)run;
 - :func:`plan_training`: reuse of the round's detector, warm start and epochs;
 - :func:`round_ledger`: the round's compute ledger;
-- :func:`seed_set`: the initial labeled pool drawn from annotated frames.
+- :func:`seed_set`: the initial labeled pool drawn from annotated frames;
+- :func:`round_partition_key` / :func:`shard_partition_key`: a round's and a
+  shard's names (``r0003``, ``r0003-s007``), the Dagster partition keys.
 
 Pure functions over arrays: no Dagster, no torch, no storage.
 """
@@ -25,6 +27,7 @@ Pure functions over arrays: no Dagster, no torch, no storage.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -293,3 +296,35 @@ def seed_set(annotated: np.ndarray | list[str], count: int, run_seed: int) -> li
         )
     rng = np.random.default_rng(derive_seed(run_seed, 0, "seed_set"))
     return sorted(candidates[i] for i in rng.choice(len(candidates), size=count, replace=False))
+
+
+_ROUND_KEY = re.compile(r"r(\d{4,})")
+_SHARD_KEY = re.compile(r"r(\d{4,})-s(\d{3,})")
+
+
+def round_partition_key(round_index: int) -> str:
+    """``r0003``: the acquisition_rounds partition key of a round."""
+    if round_index < 0:
+        raise ValueError(f"rounds start at 0, got {round_index}")
+    return f"r{round_index:04d}"
+
+
+def parse_round_partition_key(key: str) -> int:
+    """``"r0003"`` -> ``3``; a clear error for anything else."""
+    match = _ROUND_KEY.fullmatch(key)
+    if not match:
+        raise ValueError(f"partition key {key!r} is not an acquisition round key like 'r0003'")
+    return int(match.group(1))
+
+
+def shard_partition_key(round_index: int, shard_index: int) -> str:
+    """``r0003-s007``: the candidate_scores partition key of a shard."""
+    return f"{round_partition_key(round_index)}-s{shard_index:03d}"
+
+
+def parse_shard_partition_key(key: str) -> tuple[int, int]:
+    """``"r0003-s007"`` -> ``(3, 7)``; a clear error for anything else."""
+    match = _SHARD_KEY.fullmatch(key)
+    if not match:
+        raise ValueError(f"partition key {key!r} is not a candidate shard key like 'r0003-s007'")
+    return int(match.group(1)), int(match.group(2))

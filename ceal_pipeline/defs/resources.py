@@ -35,7 +35,7 @@ from ceal_pipeline.configuration.schema import (
 from ceal_pipeline.configuration.schema import RoundSection
 from ceal_pipeline.defs.acquisition.config import TRAINING_FIELDS, as_recorded
 from ceal_pipeline.defs.config_fields import config_fields, dagster_class, schema_field
-from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
+from ceal_pipeline.core.history.shards import ShardExchange
 from ceal_pipeline.export import (
     ExportedFrame,
     VendorExport,

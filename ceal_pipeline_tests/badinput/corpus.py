@@ -578,7 +578,7 @@ def shard_defect(rows: Callable[[], dict] | None = None, raw: bytes | None = Non
 
 def _exchange_defect(write: Callable[[Path], None], read: str):
     def build(root: Path) -> Probe:
-        from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
+        from ceal_pipeline.core.history.shards import ShardExchange
 
         exchange = ShardExchange(root / "shards")
         exchange.round_dir(1).mkdir(parents=True)

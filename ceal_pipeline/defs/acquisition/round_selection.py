@@ -19,8 +19,8 @@ from ceal_pipeline.defs.acquisition.explanation_views import bird_eye_view_markd
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
-from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
-from ceal_pipeline.defs.acquisition.shard_scoring import round_scores
+from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model, round_model_version
+from ceal_pipeline.defs.acquisition.shard_scoring import merged_scores
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
@@ -34,7 +34,7 @@ GROUP = "acquisition"
 
 
 @dg.asset(
-    deps=[round_scores],
+    deps=[merged_scores],
     partitions_def=acquisition_rounds,
     group_name=GROUP,
     kinds={"duckdb"},
@@ -91,11 +91,7 @@ def round_selection_parameters(recorded: dict, config: SelectionConfig, defaults
 def selection_candidates(store, model_store: ModelStoreResource, round_index: int):
     """(frame ids, fresh scores) of the round's candidates: scored this round by the detector the
     round records (which of them may be bought is the select step's: core.round.select)."""
-    version = store.round_model_version(round_index)
-    if version is None:  # a round whose pool was drawn before history schema 5 recorded it
-        version = round_model(model_store, round_index).version
-        store.record_round_model(round_index, version)
-    fresh = store.round_scores(round_index, model_version=version)
+    fresh = store.round_scores(round_index, model_version=round_model_version(store, model_store, round_index))
     return np.asarray([str(f) for f in fresh.frame_ids], dtype=object), fresh.scores
 
 
@@ -120,7 +116,7 @@ head's objectness (nats per cell, >= 0), so frames where the detector hesitates 
 
 
 @dg.asset(
-    deps=[round_scores, pruned_frames],
+    deps=[merged_scores, pruned_frames],
     partitions_def=acquisition_rounds,
     check_specs=[SELECTION_CHECK],
     group_name=GROUP,
