@@ -42,7 +42,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ceal_pipeline.configuration.presets import DEFAULT_PRESET, PRESETS
+from ceal_pipeline.configuration.presets import DEFAULT_PRESET, PRESETS, choose_preset
 from ceal_pipeline.configuration.schema import ProjectConfig
 
 CONFIG_FILE_NAME = "ceal.yaml"
@@ -142,9 +142,10 @@ def load_project_config(
     where = str(path) if path is not None else "(no ceal.yaml)"
 
     preset = written.get("preset", DEFAULT_PRESET)
-    if preset not in PRESETS:
-        raise ProjectConfigError(f"{where}: preset: {preset!r} is not a preset; use one of {', '.join(PRESETS)}")
-    merged: dict = copy.deepcopy(PRESETS[preset])
+    try:
+        merged: dict = copy.deepcopy(choose_preset(PRESETS, preset, f"{where}: preset"))
+    except ValueError as exc:
+        raise ProjectConfigError(str(exc)) from None
     merged["preset"] = preset
     origin: dict[tuple[str, str], str] = {}
     for section, values in written.items():
