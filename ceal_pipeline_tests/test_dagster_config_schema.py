@@ -138,3 +138,27 @@ def test_the_resources_carry_the_deployments_configuration(tmp_path):
             assert getattr(resource, name) == expected, f"{owner.__name__}.{name}"
     assert resources["run_defaults"].round.k == 9
     assert round_parameters(run_configs_for(project)["candidate_pool"], resources["run_defaults"]) == project.round
+
+
+def test_no_module_reads_the_project_configuration_when_it_is_imported(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    probe = ("import ceal_pipeline.configuration, ceal_pipeline.defs, ceal_pipeline.defs.resources, "
+             "ceal_pipeline.defs.acquisition.config, ceal_pipeline.defs.acquisition.schedules; print('imported')")
+    env = {**os.environ, "CEAL_CONFIG": str(tmp_path / "missing.yaml"), "CEAL_HOME": str(tmp_path),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.strip() == "imported", done.stderr[-2000:]
+
+
+def test_the_nightly_cron_is_read_when_the_definitions_are_built(tmp_path):
+    from ceal_pipeline.defs import build_defs
+
+    project = load_project_config(environ={"CEAL_HOME": str(tmp_path)})
+    defs = build_defs(resources_for(project), with_validation=False, environ={"CEAL_NIGHTLY_CRON": "*/5 * * * *"})
+    assert [s.cron_schedule for s in defs.schedules] == ["*/5 * * * *"]
+    assert [s.cron_schedule for s in build_defs(resources_for(project), with_validation=False, environ={}).schedules] \
+        == ["0 2 * * *"]
