@@ -162,3 +162,34 @@ def test_the_nightly_cron_is_read_when_the_definitions_are_built(tmp_path):
     assert [s.cron_schedule for s in defs.schedules] == ["*/5 * * * *"]
     assert [s.cron_schedule for s in build_defs(resources_for(project), with_validation=False, environ={}).schedules] \
         == ["0 2 * * *"]
+
+
+def test_a_nested_section_added_to_the_round_is_a_nested_launchpad_config_dagster_accepts():
+    import dagster as dg
+
+    class Budget(pydantic.BaseModel):
+        """Money per round."""
+
+        currency: Literal["EUR", "USD"] = pydantic.Field(description="currency of the amounts")
+        per_frame: float = pydantic.Field(gt=0.0, description="price of one frame")
+
+    class RoundWithBudget(RoundSection):
+        budget: Optional[Budget] = pydantic.Field(default=None, description="buy under a budget instead of K")
+
+    launchpad = dagster_class("PoolWithBudget", config_fields(RoundWithBudget, optional=True, where="round."),
+                              doc="test")
+    resource_side = dagster_class("RoundWithBudgetParameters", config_fields(RoundWithBudget, optional=False),
+                                  doc="test")
+
+    def body(config) -> None:
+        return None
+
+    body.__annotations__ = {"config": launchpad, "return": None}  # this module's annotations are strings
+    opens_a_round = dg.asset(name="opens_a_round")(body)  # Dagster infers its config schema here
+
+    chosen = launchpad(budget={"currency": "EUR", "per_frame": 2.5})
+    assert chosen.budget.per_frame == 2.5 and launchpad().budget is None
+    with pytest.raises(pydantic.ValidationError):
+        launchpad(budget={"currency": "EUR", "per_frame": 0.0})
+    assert resource_side.model_fields["budget"].default is None
+    assert opens_a_round.op.config_schema is not None
