@@ -17,6 +17,7 @@ import numpy as np
 
 from ceal_pipeline.core import round as algorithm
 from ceal_pipeline.core.history.errors import RoundConflict
+from ceal_pipeline.core.round_opening import RoundNotDrawable, open_round
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.config import (
     CandidatePoolConfig,
@@ -335,41 +336,11 @@ def candidate_pool(
     except ValueError as exc:  # pydantic's ValidationError: a bound or a prior the schema refuses
         raise permanent_failure(f"round {round_index}: candidate_pool config: {exc}") from exc
     published_model = round_model(model_store, round_index)
-    store = history.open()
-    reused = store.has_candidate_pool(round_index)
-    scores_plot = dg.MetadataValue.md("(pool reused: see this round's first materialization)")
-    sampling_s = 0.0
-    if not reused:
-        pool = store.unlabeled_pool()
-        # Every round parameter is recorded: the round's shards, selection and export read them
-        # back (config.opened_round), whoever launches those runs.
-        parameters = {**as_recorded(config), "unlabeled_frames": len(pool)}
-        started = time.perf_counter()
-        try:
-            drawn = algorithm.draw_candidate_pool(
-                pool.frame_keys, pool.scores, round_index=round_index, run_seed=config.run_seed,
-                temperature=config.temperature, fraction=config.pool_fraction,
-                count=config.pool_count if config.pool_count > 0 else None,
-                normalisation=config.normalisation, prior=_prior(config.prior), round_zero_mode=config.round_zero_mode,
-            )
-            n_shards = algorithm.shard_count(len(drawn), config.shard_size)
-        except ValueError as exc:
-            raise permanent_failure(f"round {round_index}: {exc}") from exc
-        sampling_s = time.perf_counter() - started
-        seed = drawn.seed if drawn.seed is not None else derive_seed(config.run_seed, round_index, "candidate_pool")
-        try:
-            store.start_round(round_index, seed=seed, parameters={**parameters, "seed": seed, "full_pool": drawn.backfill})
-        except RoundConflict as exc:  # opened before with other parameters: its own are the ones to use
-            raise permanent_failure(f"round {round_index}: {exc}") from exc
-        store.save_candidate_pool(
-            round_index, frame_keys=drawn.members, n_shards=n_shards, seed=seed, sampling_s=sampling_s
-        )
-        scores_plot = histogram_markdown(
-            pool.scores, title=f"round {round_index}: latest scores of the unlabeled pool", xlabel="score (nats)"
-        )
-    store.record_round_model(round_index, published_model.version)
-    saved = store.candidate_pool(round_index)
-    recorded = store.round_parameters(round_index)
+    try:
+        opened = open_round(history.open(), round_index, as_recorded(config), published_model.version)
+    except (RoundNotDrawable, RoundConflict) as exc:  # a retry draws the same pool: permanent
+        raise permanent_failure(f"round {round_index}: {exc}") from exc
+    saved, recorded = opened.pool, opened.parameters
     exchange = history.exchange()
     # Published after the history's commit, and again whenever it is missing or stale.
     published = exchange.sync_pool(round_index, saved, published_model.version, recorded)
@@ -384,17 +355,13 @@ def candidate_pool(
             "temperature": float(recorded.get("temperature", config.temperature)),
             "full_pool": bool(recorded.get("full_pool", False)),
             "sampling_s": round(float(saved.sampling_s or 0.0), 4),
-            "reused_pool": reused,
+            "reused_pool": opened.reused,
             "model_version": published_model.version,
             "pool_file": dg.MetadataValue.path(str(exchange.pool_path(round_index))),
-            "historical_scores": scores_plot,
+            "historical_scores": histogram_markdown(
+                opened.unlabeled_scores, title=f"round {round_index}: latest scores of the unlabeled pool",
+                xlabel="score (nats)",
+            ) if opened.unlabeled_scores is not None else dg.MetadataValue.md(
+                "(pool reused: see this round's first materialization)"),
         }
     )
-
-
-def _prior(value: str):
-    """Config strings to the sampling prior: a named rule or a number."""
-    try:
-        return float(value)
-    except ValueError:
-        return value
