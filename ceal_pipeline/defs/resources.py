@@ -95,7 +95,9 @@ class ModelStoreResource(dg.ConfigurableResource):
     model_dir: str = _field(StorageSection, None, "models")
     detector_config: str = _field(DetectorSection, "detector", "config")
     device: str = _field(DetectorSection, "detector", "device")
-    loader_workers: Optional[int] = _field(DetectorSection, "detector", "loader_workers", "; 0: read in the step's own process")
+    loader_workers: Optional[int] = _field(
+        DetectorSection, "detector", "loader_workers", "; 0: read in the step's own process"
+    )
 
     def round_checkpoint_dir(self, round_index: int) -> Path:
         return Path(self.model_dir) / f"round-{round_index:04d}"

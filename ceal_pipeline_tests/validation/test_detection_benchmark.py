@@ -13,11 +13,11 @@ from ceal_pipeline.cli import benchmark_detection, main
 from ceal_pipeline.core.sampling import pool_size
 from ceal_pipeline.core import round as core_round
 from ceal_pipeline.core import round_driver
+from ceal_pipeline.validation.detection.presets import DETECTION_PRESET_NAMES
+from ceal_pipeline.validation.results import BenchmarkResults
 
 #: Where the benchmarks' round looks each core.round step up (the spies replace them there).
 ROUND_STEPS = {"draw_candidate_pool": round_driver, "selectable": core_round}
-from ceal_pipeline.validation.detection.presets import DETECTION_PRESET_NAMES
-from ceal_pipeline.validation.results import BenchmarkResults
 
 STRATEGIES = "random,heatmap_entropy,ceal_localization_entropy_10pct,ceal_localization_entropy_10pct_pruned"
 #: Shrinks the quick preset to 40 frames (about 32 in the pool, 8 held out), 1 round of 1 frame.

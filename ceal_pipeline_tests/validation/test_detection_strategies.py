@@ -10,9 +10,6 @@ import pytest
 from ceal_pipeline.core.sampling import pool_size
 from ceal_pipeline.core import round as core_round
 from ceal_pipeline.core import round_driver
-
-#: Where the benchmarks' round looks each core.round step up (the spies replace them there).
-ROUND_STEPS = {"draw_candidate_pool": round_driver, "selectable": core_round}
 from ceal_pipeline.validation.detection.presets import DETECTION_PRESET_NAMES, get_detection_preset
 from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
 from ceal_pipeline.validation.detection.strategies import (
@@ -22,6 +19,9 @@ from ceal_pipeline.validation.detection.strategies import (
     unpruned_twin,
 )
 from ceal_pipeline.validation.strategies import Strategy, acquire
+
+#: Where the benchmarks' round looks each core.round step up (the spies replace them there).
+ROUND_STEPS = {"draw_candidate_pool": round_driver, "selectable": core_round}
 
 
 def test_the_issue_strategies_are_random_three_full_pool_functions_and_ceal_at_three_pools_plus_pruning():

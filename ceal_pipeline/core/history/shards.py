@@ -437,9 +437,10 @@ class ShardExchange:
         (:class:`~ceal_pipeline.core.history.StoredCandidatePool`) when it is missing or differs
         from it, the round's detector or its recorded parameters."""
         published = self.published_pool(round_index)
-        if published is None or (published.frames, published.n_shards, published.model_version, published.parameters) != (
-            len(saved), saved.n_shards, model_version, parameters
-        ):
+        wanted = (len(saved), saved.n_shards, model_version, parameters)
+        stale = published is None or wanted != (
+            published.frames, published.n_shards, published.model_version, published.parameters)
+        if stale:
             published = self.publish_pool(round_index, saved.frame_ids, saved.shards, saved.n_shards, model_version,
                                           parameters)
         return published

@@ -105,7 +105,8 @@ def frame_catalog(context: dg.AssetExecutionContext, frame_source: FrameSourceRe
     kinds={"duckdb"},
     pool="duckdb",
     description="The DuckDB acquisition history, the single store of round state: the catalog's train frames "
-    "(key, id, sequence) and quarantined frames registered (idempotently), the append-only score events and each frame's latest "
+    "(key, id, sequence) and quarantined frames registered (idempotently), the append-only score events and "
+    "each frame's latest "
     "score, and per round its parameters, candidate pool and shards, selection and export.",
 )
 @retry_when_busy

@@ -77,7 +77,9 @@ def pruned_frames(
     )
 
 
-def round_selection_parameters(recorded: dict, config: SelectionConfig, defaults: RunDefaultsResource) -> tuple[int, int]:
+def round_selection_parameters(
+    recorded: dict, config: SelectionConfig, defaults: RunDefaultsResource
+) -> tuple[int, int]:
     """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
     sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
     opened_with = opened_round(recorded, defaults)
@@ -143,7 +145,8 @@ def selected_batch(
     try:
         chosen = select(
             candidates, fresh_scores, k, round_index=round_index, label_rounds=store.label_rounds(),
-            pruned={str(f) for f in store.pruned_frames().frame_ids}, awaiting_labels=store.awaiting_labels(round_index),
+            pruned={str(f) for f in store.pruned_frames().frame_ids},
+            awaiting_labels=store.awaiting_labels(round_index),
             sequences_of=lambda ids: [str(q) for q in catalog.sequence_ids([str(f) for f in ids])],
             per_sequence_cap=cap,
         )
