@@ -9,7 +9,6 @@ returns metadata.
 """
 
 
-import time
 from collections import Counter
 
 import dagster as dg
@@ -26,6 +25,7 @@ from ceal_pipeline.defs.acquisition.config import (
     as_recorded,
     round_parameters,
 )
+from ceal_pipeline.defs.acquisition.detector_training import train_round_detector
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, training_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
@@ -43,7 +43,6 @@ from ceal_pipeline.defs.resources import (
     VendorExporterResource,
 )
 from ceal_pipeline.export.label_ingest import ingest_inbox
-from ceal_pipeline.export.vendor_boxes import with_delivered_labels
 
 GROUP = "acquisition"
 
@@ -255,40 +254,11 @@ def detector(
         context.log.info(f"round {round_index}: reusing detector {published.version}")
         return dg.MaterializeResult(metadata=_detector_metadata(published, round_index, len(labeled), reused=True))
 
-    warm = previous if plan.warm_start else None
-    catalog = frame_source.catalog()
-    # The training set is a query by id, boxes included; delivered frames carry the vendor's boxes.
-    frames = with_delivered_labels(catalog.records(labeled), store.delivered_labels(labeled))
-    started = time.perf_counter()
-    checkpoint = model_store.train(
-        frames,
-        round_index,
-        epochs=plan.epochs,
-        seed=derive_seed(config.run_seed, round_index, "training"),
-        init_checkpoint=warm.path if warm is not None else None,
-        log=lambda epoch: context.log.info(
-            f"round {round_index} training epoch {epoch.get('epoch')}: loss {epoch.get('loss', float('nan')):.3f} "
-            f"({epoch.get('seconds', 0.0):.0f} s)"
-        ),
+    published = train_round_detector(
+        model_store, frame_source.catalog(), store, round_index, labeled, plan,
+        warm_from=previous if plan.warm_start else None, seed=derive_seed(config.run_seed, round_index, "training"),
+        fingerprint=fingerprint, max_eval_frames=config.max_eval_frames, log=context.log.info,
     )
-    training_s = time.perf_counter() - started
-    model, version = model_store.load(checkpoint.path)
-    held_out_ids = catalog.frame_ids(split="val", annotated=True)  # sorted
-    if config.max_eval_frames >= 0:
-        held_out_ids = held_out_ids[: config.max_eval_frames]
-    held_out = catalog.records(held_out_ids) if len(held_out_ids) else []
-    evaluation = model_store.evaluate(model, held_out) if held_out else {}
-    metrics = {
-        "mAP": float(evaluation.get("mAP", float("nan"))),
-        "per_class_ap": {k: float(v) for k, v in dict(evaluation.get("per_class", {})).items()},
-        "eval_frames": len(held_out),
-        "labeled_fingerprint": fingerprint,
-        "warm_start": warm.version if warm is not None else None,
-        "train_metrics": {k: float(v) for k, v in dict(checkpoint.metrics).items() if isinstance(v, (int, float))},
-        "loss_curve": [dict(epoch) for epoch in checkpoint.loss_curve],
-    }
-    published = PublishedModel(round_index, str(checkpoint.path), str(version), training_s, metrics)
-    model_store.publish(published)
     return dg.MaterializeResult(metadata=_detector_metadata(published, round_index, len(labeled), reused=False))
 
 
