@@ -22,7 +22,7 @@ ACQUISITION_ASSETS = {
     "detector": ("acquisition", "gpu"),
     "candidate_pool": ("acquisition", "duckdb"),
     "candidate_scores": ("acquisition", "gpu"),
-    "round_scores": ("acquisition", "duckdb"),
+    "merged_scores": ("acquisition", "duckdb"),
     "pruned_frames": ("acquisition", "duckdb"),
     "selected_batch": ("acquisition", "duckdb"),
     "vendor_export": ("acquisition", "duckdb"),
@@ -36,7 +36,7 @@ PARTITIONS = {
     "detector": "acquisition_rounds",
     "candidate_pool": "acquisition_rounds",
     "candidate_scores": "candidate_shards",
-    "round_scores": "acquisition_rounds",
+    "merged_scores": "acquisition_rounds",
     "pruned_frames": "acquisition_rounds",
     "selected_batch": "acquisition_rounds",
     "vendor_export": "acquisition_rounds",
@@ -44,10 +44,10 @@ PARTITIONS = {
 JOB_SELECTIONS = {
     "nightly_acquisition": ["frame_catalog", "acquisition_history", "labeled_set", "detector", "candidate_pool"],
     "score_candidate_shards": ["candidate_scores"],
-    "round_selection": ["round_scores", "pruned_frames", "selected_batch", "vendor_export"],
+    "round_selection": ["merged_scores", "pruned_frames", "selected_batch", "vendor_export"],
 }
 BLOCKING_CHECKS = {
-    ("round_scores", "no_score_for_unknown_frame"),
+    ("merged_scores", "no_score_for_unknown_frame"),
     ("selected_batch", "selection_is_k_fresh_unlabeled_unpruned_unique"),
     ("vendor_export", "export_matches_selection"),
 }

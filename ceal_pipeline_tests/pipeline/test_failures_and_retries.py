@@ -30,7 +30,7 @@ def _evaluate(sensor, instance, resources):
 
 
 def _as_sensor_launches(instance, resources) -> dict:
-    return {MODEL_TAG: resources["model_store"].current().version}
+    return {MODEL_TAG: resources["model_store"].published_for_round(0).version}
 
 
 def _score_every_shard(defs, instance, tags):

@@ -89,7 +89,7 @@ def test_selection_refuses_to_start_while_a_shard_is_unscored(defs, instance, re
     )
 
     assert not result.success
-    failure = result.failure_data_for_node("round_scores").error.message
+    failure = result.failure_data_for_node("merged_scores").error.message
     assert "r0000-s001" in failure and "not scored" in failure
     assert len(resources["history"].open().selection(0)) == 0
     assert list_exports(resources["exporter"].outbox) == []

@@ -128,7 +128,7 @@ def test_stale_temporary_files_of_every_writer_match_the_cleanup(tmp_path, name)
 
 
 def test_publishing_a_pool_removes_a_killed_publications_temporary_file(tmp_path):
-    from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
+    from ceal_pipeline.core.history.shards import ShardExchange
 
     exchange = ShardExchange(tmp_path)
     exchange.round_dir(2).mkdir(parents=True)

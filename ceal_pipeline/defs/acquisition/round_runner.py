@@ -148,7 +148,7 @@ def run_acquisition_round(
         partition_key=key,
     )
     closing_s = time.perf_counter() - started
-    merged = _metadata(closing, "round_scores")
+    merged = _metadata(closing, "merged_scores")
     selected = _metadata(closing, "selected_batch")
     exported = _metadata(closing, "vendor_export")
     return RoundReport(

@@ -1,4 +1,5 @@
-"""The nightly schedule: opens a round at 02:00 UTC (``CEAL_NIGHTLY_CRON`` overrides the cron).
+"""The nightly schedule: opens a round at 02:00 UTC (``CEAL_NIGHTLY_CRON``, read by
+:func:`ceal_pipeline.defs.build_defs`, overrides the cron).
 
 Its runs take no run config: the round parameters are the project configuration's
 (``ceal.yaml``, :mod:`ceal_pipeline.configuration`), recorded when the round opens.
@@ -9,8 +10,6 @@ while it is neither exported nor past its pool) and launches
 carry it; a tick then says so instead of starting a second opening.
 """
 
-import os
-
 import dagster as dg
 
 from ceal_pipeline.defs.acquisition.jobs import nightly_acquisition
@@ -18,19 +17,10 @@ from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, round_
 from ceal_pipeline.defs.acquisition.round_status import IN_FLIGHT, next_round, runs_of
 from ceal_pipeline.defs.resources import AcquisitionHistoryResource
 
-NIGHTLY_CRON = os.environ.get("CEAL_NIGHTLY_CRON", "0 2 * * *")
+NIGHTLY_CRON = "0 2 * * *"
 
 
-@dg.schedule(
-    name="nightly_acquisition_schedule",
-    job=nightly_acquisition,
-    cron_schedule=NIGHTLY_CRON,
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every night: train on what is labeled and open the next acquisition round (a new "
-    "acquisition_rounds partition), or resume the latest one if its opening did not finish.",
-)
-def nightly_acquisition_schedule(context: dg.ScheduleEvaluationContext, history: AcquisitionHistoryResource):
+def open_next_round(context: dg.ScheduleEvaluationContext, history: AcquisitionHistoryResource):
     round_index, is_new = next_round(context.instance)
     key = round_partition_key(round_index)
     if not is_new:
@@ -47,4 +37,18 @@ def nightly_acquisition_schedule(context: dg.ScheduleEvaluationContext, history:
     return dg.RunRequest(partition_key=key, tags={"ceal/opened_by": "schedule"})
 
 
-acquisition_schedules = [nightly_acquisition_schedule]
+def nightly_schedule(cron: str = NIGHTLY_CRON) -> dg.ScheduleDefinition:
+    """The nightly schedule on ``cron`` (UTC)."""
+    return dg.schedule(
+        name="nightly_acquisition_schedule",
+        job=nightly_acquisition,
+        cron_schedule=cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Every night: train on what is labeled and open the next acquisition round (a new "
+        "acquisition_rounds partition), or resume the latest one if its opening did not finish.",
+    )(open_next_round)
+
+
+#: The schedule on its default cron (what a deployment without ``CEAL_NIGHTLY_CRON`` runs).
+nightly_acquisition_schedule = nightly_schedule()

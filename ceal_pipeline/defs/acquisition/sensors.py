@@ -21,7 +21,7 @@ from ceal_pipeline.defs.acquisition.failures import permanent_failure_of
 from ceal_pipeline.defs.acquisition.jobs import round_selection, score_candidate_shards
 from ceal_pipeline.defs.acquisition.partitions import candidate_shards, round_partition_key
 from ceal_pipeline.defs.acquisition.round_status import IN_FLIGHT, is_exported, latest_round, runs_of
-from ceal_pipeline.defs.acquisition.shard_exchange import ExchangeFileError, PublishedPool
+from ceal_pipeline.core.history.shards import ExchangeFileError, PublishedPool
 from ceal_pipeline.defs.acquisition.shard_scoring import unscored_shard_keys
 from ceal_pipeline.defs.resources import AcquisitionHistoryResource
 
