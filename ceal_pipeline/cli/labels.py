@@ -25,8 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the delivery's format")
     ingest.add_argument("--round", type=int, required=True, help="the round whose export the delivery answers")
     ingest.add_argument("--vendor", default=None, help="who delivered it (default: the file's annotator)")
-    ingest.add_argument("--history", default=None, help="the DuckDB history (default: $CEAL_HISTORY_PATH)")
-    ingest.add_argument("--inbox", default=None, help="the label inbox (default: $CEAL_INBOX_DIR)")
+    ingest.add_argument("--history", default=None, help="the DuckDB history (default: storage.history of ceal.yaml; "
+                        "$CEAL_HISTORY_PATH overrides it)")
+    ingest.add_argument("--inbox", default=None, help="the label inbox (default: storage.inbox of ceal.yaml; "
+                        "$CEAL_INBOX overrides it)")
 
 
 def _into_inbox(path: Path, folder: Path) -> Path:

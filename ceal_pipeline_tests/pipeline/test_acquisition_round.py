@@ -19,7 +19,7 @@ K = 6
 
 def configs(**pool):
     return {
-        "candidate_pool": CandidatePoolConfig(shard_size=24, **pool),
+        "candidate_pool": CandidatePoolConfig(**{"shard_size": 24, "k": K, "per_sequence_cap": 3, **pool}),
         "selected_batch": SelectionConfig(k=K, per_sequence_cap=3),
     }
 

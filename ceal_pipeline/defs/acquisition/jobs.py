@@ -15,6 +15,7 @@ import json
 
 import dagster as dg
 
+from ceal_pipeline.configuration import project_config
 from ceal_pipeline.defs.acquisition.assets import closing_assets, opening_assets, scoring_assets
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, candidate_shards
 
@@ -37,12 +38,18 @@ GPU_RUN_K8S_CONFIG = {
     },
 }
 
+
+def shard_run_tags(device: str) -> dict[str, str]:
+    """The shard runs' tags for the configured ``detector.device``: the GPU request above unless
+    the detector runs on the CPU (``auto`` asks for one: on Kubernetes the pod sees a GPU only if it asks)."""
+    return {} if device == "cpu" else {"dagster-k8s/config": json.dumps(GPU_RUN_K8S_CONFIG)}
+
 score_candidate_shards = dg.define_asset_job(
     name="score_candidate_shards",
     selection=dg.AssetSelection.assets(*scoring_assets),
     partitions_def=candidate_shards,
     description="Score one shard of a round's candidate pool with MC-Dropout (gpu pool).",
-    tags={"dagster-k8s/config": json.dumps(GPU_RUN_K8S_CONFIG)},
+    tags=shard_run_tags(project_config().detector.device),
 )
 
 round_selection = dg.define_asset_job(

@@ -19,9 +19,15 @@ import numpy as np
 from ceal_pipeline.core import round as algorithm
 from ceal_pipeline.core.history.errors import RoundConflict
 from ceal_pipeline.core.seeding import derive_seed
+from ceal_pipeline.defs.acquisition.buyable import pool_k_shortfall
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, training_markdown
+from ceal_pipeline.defs.acquisition.metadata_notes import (
+    labeled_frames_last_round,
+    labeled_growth_metadata,
+    map_val_value,
+)
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
     candidate_shards,
@@ -203,9 +209,7 @@ def labeled_set(
         )
     return dg.MaterializeResult(
         metadata={
-            "labeled_frames": len(labeled),
-            "labels_added": int(sum(added.values())),
-            "added_by_source": dg.MetadataValue.json({k: int(v) for k, v in added.items()}),
+            **labeled_growth_metadata(len(labeled), labeled_frames_last_round(context.instance, round_index), added),
             "label_mode": frame_source.label_mode,
             "round": round_index,
             "rejected_deliveries": dg.MetadataValue.json({str(r.path): r.reason for r in rejected}),
@@ -277,6 +281,7 @@ def detector(
         "mAP": float(evaluation.get("mAP", float("nan"))),
         "per_class_ap": {k: float(v) for k, v in dict(evaluation.get("per_class", {})).items()},
         "eval_frames": len(held_out),
+        "max_eval_frames": config.max_eval_frames,
         "labeled_fingerprint": fingerprint,
         "warm_start": warm.version if warm is not None else None,
         "train_metrics": {k: float(v) for k, v in dict(checkpoint.metrics).items() if isinstance(v, (int, float))},
@@ -296,7 +301,8 @@ def _detector_metadata(model: PublishedModel, round_index: int, labeled: int, *,
         "checkpoint": dg.MetadataValue.path(model.path),
         "labeled_frames": labeled,
         "training_s": round(model.training_s, 2),
-        "mAP_val": model.metrics.get("mAP", float("nan")),
+        "mAP_val": map_val_value(model.metrics.get("mAP", float("nan")), int(model.metrics.get("eval_frames", 0)),
+                                 model.metrics.get("max_eval_frames")),
         "per_class_ap": dg.MetadataValue.json(per_class_ap),
         "epochs_trained": len(loss_curve),
         "final_training_loss": float(loss_curve[-1]["loss"]) if loss_curve else float("nan"),
@@ -324,6 +330,7 @@ def candidate_pool(
     config: CandidatePoolConfig,
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
+    frame_source: FrameSourceResource,
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
     published_model = round_model(model_store, round_index)
@@ -348,6 +355,10 @@ def candidate_pool(
         except ValueError as exc:
             raise permanent_failure(f"round {round_index}: {exc}") from exc
         sampling_s = time.perf_counter() - started
+        # K is checked here, before the round is recorded, not hours later at selection.
+        shortfall = pool_k_shortfall(store, frame_source, round_index, drawn.members, config.k, config.per_sequence_cap)
+        if shortfall:
+            raise permanent_failure(shortfall)
         seed = drawn.seed if drawn.seed is not None else derive_seed(config.run_seed, round_index, "candidate_pool")
         try:
             store.start_round(round_index, seed=seed, parameters={**parameters, "seed": seed, "full_pool": drawn.backfill})

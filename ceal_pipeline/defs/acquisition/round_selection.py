@@ -12,6 +12,7 @@ import time
 import dagster as dg
 import numpy as np
 
+from ceal_pipeline.defs.acquisition.buyable import selection_k_shortfall
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
 from ceal_pipeline.defs.acquisition.config import SelectionConfig, recorded_round_config
 from ceal_pipeline.defs.acquisition.explanation_views import bird_eye_view_markdown, top_frames_table
@@ -147,11 +148,9 @@ def selected_batch(
     started = time.perf_counter()
     frame_ids, scores = selection_candidates(history, model_store, round_index)
     sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
-    if k > len(frame_ids):
-        raise permanent_failure(
-            f"round {round_index}: K={k} but only {len(frame_ids)} freshly scored candidates are "
-            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)"
-        )
+    shortfall = selection_k_shortfall(round_index, k, sequences, cap)
+    if shortfall:
+        raise permanent_failure(shortfall)
     try:
         chosen = select_top_k(
             np.asarray(frame_ids, dtype=object),
