@@ -112,9 +112,12 @@ class SelectionConfig(dg.Config):
     """Top-K of the freshly scored candidates. K and the cap are round parameters: set them on
     candidate_pool when the round opens; these fields only override them for one re-run."""
 
-    k: Optional[int] = Field(default=None, description="override the round's recorded K (unset: the round's)")
-    per_sequence_cap: Optional[int] = Field(
-        default=None, description="override the round's recorded per-sequence cap; 0 = no cap (unset: the round's)"
+    # Plain numbers with "the round's" sentinels, not Optional[None]: the Launchpad's default config
+    # leaves out fields whose default is null, so these would not show there at all.
+    k: int = Field(default=0, ge=0, description="frames to buy in this re-run; 0 = the round's recorded K")
+    per_sequence_cap: int = Field(
+        default=-1, ge=-1,
+        description="at most this many per sequence in this re-run; -1 = the round's recorded cap, 0 = no cap",
     )
 
 

@@ -5,6 +5,9 @@ change, and a sentence where a number cannot be given.
   round's ``labeled_set``, whoever took the labels in (this run's inbox ingest, ``ceal labels
   ingest`` in between, the seed set); what this run ingested itself is ``ingested_by_this_run``.
 - ``detector``'s ``mAP_val`` says why it was not measured instead of showing an empty cell.
+- ``candidate_pool`` shows the round's recorded parameters and those that differ from
+  ``ceal.yaml`` (a Launchpad edit is kept for the next launch: this is where it shows), and
+  logs a warning naming them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import math
 
 import dagster as dg
 
+from ceal_pipeline.core.parameter_drift import differing_parameters
 from ceal_pipeline.defs.acquisition.partitions import round_partition_key
 
 LABELED_SET = dg.AssetKey("labeled_set")
@@ -66,3 +70,18 @@ def number_or_nan(value) -> float:
         return float(value)
     except (TypeError, ValueError):
         return float("nan")
+
+
+def parameters_against_ceal_yaml(context, round_index: int, recorded: dict) -> dict:
+    """The recorded parameters of the round that differ from ``ceal.yaml``'s (the defaults of
+    ``candidate_pool``'s config, which the code location took from it); logged as a warning."""
+    from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig
+
+    differing = differing_parameters(recorded, CandidatePoolConfig().model_dump())
+    if differing:
+        listed = ", ".join(f"{name}={values['recorded']!r} (ceal.yaml: {values['ceal.yaml']!r})"
+                           for name, values in differing.items())
+        context.log.warning(f"round {round_index} was opened with parameters that differ from ceal.yaml: {listed}. "
+                            "The Launchpad keeps edited values for the next launch: clear them there (or launch "
+                            "from the schedule / open_next_round) to open the next round with ceal.yaml's")
+    return differing

@@ -27,6 +27,7 @@ from ceal_pipeline.defs.acquisition.metadata_notes import (
     labeled_frames_last_round,
     labeled_growth_metadata,
     map_val_value,
+    parameters_against_ceal_yaml,
 )
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
@@ -382,9 +383,12 @@ def candidate_pool(
             round_index, saved.frame_ids, saved.shards, saved.n_shards, published_model.version, recorded
         )
     context.instance.add_dynamic_partitions(candidate_shards.name, published.partition_keys)
+    differing = parameters_against_ceal_yaml(context, round_index, recorded)
     return dg.MaterializeResult(
         metadata={
             "round": round_index,
+            "round_parameters": dg.MetadataValue.json(recorded),
+            "differs_from_ceal_yaml": dg.MetadataValue.json(differing),
             "pool_frames": len(saved),
             "unlabeled_frames": int(recorded.get("unlabeled_frames", 0)),
             "shards": saved.n_shards,

@@ -21,6 +21,7 @@ from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_m
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
 from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
 from ceal_pipeline.defs.acquisition.shard_scoring import round_scores
+from ceal_pipeline.defs.acquisition.tie_check import TIES_CHECK, check_selection_ties
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
@@ -78,8 +79,8 @@ def round_selection_parameters(recorded: dict, config: SelectionConfig) -> tuple
     """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
     sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
     opened_with = recorded_round_config(recorded)
-    k = config.k if config.k is not None else opened_with.k
-    cap = config.per_sequence_cap if config.per_sequence_cap is not None else opened_with.per_sequence_cap
+    k = config.k if config.k > 0 else opened_with.k
+    cap = config.per_sequence_cap if config.per_sequence_cap >= 0 else opened_with.per_sequence_cap
     if k < 1 or cap < 0:
         raise permanent_failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}")
     return k, cap
@@ -124,7 +125,7 @@ head's objectness (nats per cell, >= 0), so frames where the detector hesitates 
 @dg.asset(
     deps=[round_scores, pruned_frames],
     partitions_def=acquisition_rounds,
-    check_specs=[SELECTION_CHECK],
+    check_specs=[SELECTION_CHECK, TIES_CHECK],
     group_name=GROUP,
     kinds={"duckdb"},
     pool="duckdb",
@@ -184,7 +185,8 @@ def selected_batch(
     explanations = exchange.explanations(round_index, chosen)
     shown = chosen[:BIRD_EYE_VIEW_FRAMES]
     return dg.MaterializeResult(
-        check_results=[check_selection(history, round_index, published.version, k)],
+        check_results=[check_selection(history, round_index, published.version, k),
+                       check_selection_ties(store, round_index, frame_ids, scores)],
         metadata={
             "round": round_index,
             "k": len(chosen),
