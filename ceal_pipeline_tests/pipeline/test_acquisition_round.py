@@ -12,6 +12,7 @@ import pytest
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
 from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
 from ceal_pipeline.export import read_vendor_export, simulate_vendor, write_label_delivery
+from ceal_pipeline.export.vendor_formats import openlabel_name
 from ceal_pipeline.export.vendor_inbox import ground_truth_labels
 
 K = 6
@@ -38,7 +39,7 @@ def test_round_zero_scores_every_unlabeled_frame_and_exports_k_fresh_frames(defs
     # what the vendor labels from: one task per frame, with sensor URIs and the detector's pre-labels
     assert {"project.json", "tasks.jsonl", "mmdet3d_infos.pkl"} <= set(export.sha256)
     assert sorted(f for f in export.sha256 if f.startswith("openlabel/")) == sorted(
-        f"openlabel/{f}.json" for f in export.frame_ids)
+        openlabel_name(f) for f in export.frame_ids)
     tasks = [json.loads(line) for line in (export.folder / "tasks.jsonl").read_text().splitlines()]
     assert [t["external_id"] for t in tasks] == list(export.frame_ids)
     assert all(t["lidar"]["uri"].startswith("file://") for t in tasks) and any(t["pre_labels"] for t in tasks)
