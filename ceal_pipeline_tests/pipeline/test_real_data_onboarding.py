@@ -77,6 +77,8 @@ def test_init_then_a_round_on_the_real_aimotive_sequence(aimotive_sequence, tmp_
                  "--home", str(home), "--limit", "2"]) == 0
     out = capsys.readouterr().out
     assert f"wrote {home / 'ceal.yaml'}" in out and f"make dev CEAL_HOME={home}" in out
+    assert "annotated, 1 sequence) in" in (home / "ceal.yaml").read_text()  # not "1 sequences"
+    assert "Jobs -> open_next_round -> Launchpad -> Launch Run" in out  # how to open the first round
     written = yaml.safe_load((home / "ceal.yaml").read_text())
     # The root is stored once spelled, links resolved, as the catalog stores it (../shared may be a link).
     assert written["source"] == {"kind": "aimotive", "root": str(canonical_path(aimotive_sequence)),
