@@ -25,6 +25,13 @@ TIES_CHECK = dg.AssetCheckSpec(
 DEFAULT_TIE_BREAK = "frame id, ascending (select_top_k's order for equal scores)"
 
 
+def tie_break_of(selection) -> str:
+    """The tie-break a :class:`~ceal_pipeline.core.selection.Selection` used, with its per-pick ``decided_by``."""
+    rule = "frame id, ascending" if selection.policy.tie_break == "frame_id" else selection.policy.tie_break
+    counts = {signal: n for signal, n in selection.decided_by_counts().items() if n}
+    return f"{rule} (the selection's decided_by per pick: {counts})"
+
+
 def check_selection_ties(store, round_index: int, candidate_ids, candidate_scores,
                          decided_by: str | None = None) -> dg.AssetCheckResult:
     """``store``: the history; ``candidate_ids``/``candidate_scores``: the round's selectable candidates;
