@@ -160,6 +160,13 @@ def test_a_round_decided_by_ties_passes_its_blocking_checks_but_warns_and_names_
     warning = evaluation("selection_not_decided_by_ties")
     assert not warning.passed and warning.severity == dg.AssetCheckSeverity.WARN
     metadata = {k: v.value for k, v in warning.metadata.items()}
-    assert metadata["decided_by"].startswith("ties: frame id, ascending")
+    # It names the tie-break the selection used (frame id, or diversity where the policy breaks ties by it),
+    # with the selection's own per-pick decided_by.
+    selected = instance.fetch_materializations(dg.AssetKey("selected_batch"), limit=1).records[0]
+    decided = selected.asset_materialization.metadata["decided_by"].value
+    assert decided in ("tie_break_frame_id", "diversity")
+    assert metadata["decided_by"].startswith("ties: frame id, ascending" if decided == "tie_break_frame_id"
+                                             else "ties: diversity")
+    assert f"decided_by per pick: {{'{decided}': {POOL.k}}}" in metadata["decided_by"]
     assert metadata["bought_tied_with_left_out"] == POOL.k and metadata["distinct_bought_scores"] == 1
     assert "the tie-break decided" in metadata["summary"] and np.isclose(metadata["lowest_bought_score"], -25.5)
