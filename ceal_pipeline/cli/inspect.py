@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -104,6 +105,7 @@ def inspect_source(kind: str, root: str, options: dict, *, limit: int | None = N
     """
     import numpy as np
 
+    from ceal_pipeline.frames.entry_checks import REPEATED_ID, first_copies
     from ceal_pipeline.frames.points import LidarReadError, load_points
     from ceal_pipeline.frames.points_in_boxes import count_points_in_boxes
     from ceal_pipeline.frames.records import QuarantinedFrame
@@ -111,8 +113,9 @@ def inspect_source(kind: str, root: str, options: dict, *, limit: int | None = N
 
     started = time.perf_counter()
     result = read_source(kind, root, **options)
-    frames, duplicates = _first_copies(result.frames)
-    quarantined: list[QuarantinedFrame] = list(result.quarantined) + duplicates
+    frames, repeats = first_copies(result.frames)  # the mmdet3d reader quarantines repeated ids itself
+    quarantined: list[QuarantinedFrame] = list(result.quarantined) + repeats
+    duplicates = [q for q in quarantined if q.reason.startswith(REPEATED_ID)]
     to_load = frames if limit is None else frames[:limit]
     progress = _Progress("reading points", show_progress)
     n_points, boxes_in_range, boxes_with_points = [], 0, 0
@@ -148,7 +151,7 @@ def inspect_source(kind: str, root: str, options: dict, *, limit: int | None = N
     summary = {
         "source": kind,
         "root": str(root),
-        "frames": len(frames) - (len(quarantined) - len(result.quarantined) - len(duplicates)),
+        "frames": len(frames) - (len(quarantined) - len(result.quarantined) - len(repeats)),
         "sequences": len({r.sequence_id for r in frames}),
         "labeled_frames": sum(r.is_labeled for r in frames),
         "boxes": int(sum(len(r.boxes) for r in frames if r.is_labeled)),
@@ -166,6 +169,7 @@ def inspect_source(kind: str, root: str, options: dict, *, limit: int | None = N
                                          for s in {r.split for r in frames}}.items())),
         "dropped_objects": dict(sorted(result.dropped_objects.items())),
         "unnamed_labels": {str(k): v for k, v in sorted(result.unnamed_labels.items())},
+        "quarantine_reasons": quarantine_reasons(quarantined),
         "seconds": round(time.perf_counter() - started, 2),
     }
     if result.unnamed_labels:
@@ -197,25 +201,32 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         _print_table(summary, quarantined)
+    if summary["frames"] == 0:
+        # Nothing usable is a failure, whatever the output mode: say why on stderr too.
+        print(f"ceal inspect: no usable frame in {args.root}; {describe_quarantine(summary['quarantine_reasons'])}",
+              file=sys.stderr)
+        return 1
     return 0
 
 
-def _first_copies(frames: list) -> tuple[list, list]:
-    """``(frames with each id once, a quarantine entry for every later copy)``."""
-    from ceal_pipeline.frames.records import QuarantinedFrame
+_ENTRY_PREFIX = re.compile(r"^\S+ entry \d+: ")
 
-    first: dict[str, object] = {}
-    kept, repeats = [], []
-    for record in frames:
-        if record.frame_id in first:
-            repeats.append(QuarantinedFrame(
-                record.frame_id, f"duplicate frame id {record.frame_id}: already read from "
-                f"{first[record.frame_id].lidar_path}; give the frames distinct ids in their source "
-                "(or a frame_id_prefix per dataset)", record.lidar_path, record.source))
-        else:
-            first[record.frame_id] = record
-            kept.append(record)
-    return kept, repeats
+
+def quarantine_reasons(quarantined, limit: int = 10) -> dict[str, int]:
+    """The ``limit`` most common reasons frames were quarantined, with their counts; the
+    ``<info file> entry N:`` prefix is dropped so that one cause is counted once."""
+    counts: dict[str, int] = {}
+    for q in quarantined:
+        reason = _ENTRY_PREFIX.sub("", q.reason)
+        counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit])
+
+
+def describe_quarantine(reasons: dict[str, int]) -> str:
+    """One sentence naming why frames were quarantined (for `inspect` and `init` errors)."""
+    if not reasons:
+        return "the source lists no frames: check --root and --info"
+    return "frames were quarantined because: " + "; ".join(f"{reason} (x{count})" for reason, count in reasons.items())
 
 
 def _share_in_view(points, camera) -> float:

@@ -59,10 +59,19 @@ class StorageSection(_Section):
     models: Optional[str] = Field(default=None, description="detector checkpoints; unset: home/models")
     outbox: Optional[str] = Field(default=None, description="vendor export drops; unset: home/outbox")
     inbox: Optional[str] = Field(default=None, description="vendor label deliveries; unset: home/inbox")
+    export_folder_mode: int = Field(default=0o755, ge=0, le=0o777, description="mode of the export's folders, "
+                                    "whatever the umask (octal in YAML: 0755)")
+    export_file_mode: int = Field(default=0o644, ge=0, le=0o777, description="mode of the export's files, "
+                                  "whatever the umask (octal in YAML: 0644)")
 
 
 class DetectorSection(_Section):
-    config: str = Field(description="mmengine detector config by name (models/) or path")
+    config: str = Field(description="mmengine detector config by name (models/) or path; or any mmdet3d config "
+                        "file (e.g. mmdet3d/.mim/configs/...): the team's own detector")
+    checkpoint: Optional[str] = Field(default=None, description="mmdet3d config: the team's trained weights "
+                                      "(.pth); unset: random initialisation")
+    train: Literal["fine_tune", "frozen"] = Field(default="fine_tune", description="mmdet3d config: fine_tune on "
+                                                  "the labeled frames each round, or frozen (score with the weights as they are)")
     device: str = Field(description="auto (cuda when available), cpu or cuda[:n]")
     epochs: int = Field(ge=1, description="training epochs of a round trained from scratch")
     fine_tune_epochs: int = Field(ge=0, description="epochs when warm-starting from the previous round; 0: epochs")
