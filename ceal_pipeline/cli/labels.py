@@ -39,8 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the round whose export the delivery answers")
     ingest.add_argument("--vendor", default=None, help="who delivered it (default: the file's annotator)")
     ingest.add_argument("--history", type=plain_text, default=None,
-                        help="the DuckDB history (default: $CEAL_HISTORY_PATH); it must exist")
-    ingest.add_argument("--inbox", type=plain_text, default=None, help="the label inbox (default: $CEAL_INBOX_DIR)")
+                        help="the DuckDB history (default: storage.history of ceal.yaml; $CEAL_HISTORY_PATH "
+                        "overrides it); it must exist")
+    ingest.add_argument("--inbox", type=plain_text, default=None,
+                        help="the label inbox (default: storage.inbox of ceal.yaml; $CEAL_INBOX overrides it)")
     retire = actions.add_parser("retire", help="take labeled frames that left the source out of the labeled set")
     which = retire.add_mutually_exclusive_group(required=True)
     which.add_argument("--frame", action="append", dest="frames", type=plain_text,

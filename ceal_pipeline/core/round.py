@@ -35,6 +35,7 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from ceal_pipeline.core.ledger import ComputeLedger
+from ceal_pipeline.core.round_feasibility import k_shortfall
 from ceal_pipeline.core.sampling import sample_candidate_pool
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.core.selection import Selection as StageSelection
@@ -167,13 +168,14 @@ StageInputs = tuple[SelectionCandidates, "np.ndarray | None", "np.ndarray | None
 class Selection:
     """What the select step bought: ``frame_ids`` best first, their ``scores`` and
     ``sequences`` (None without a sequence lookup), the fresh scores of every
-    candidate it chose from (``eligible_scores``), and the selection stage's own record
-    (``stage``: which signal decided each pick, the estimated labeling cost)."""
+    candidate it chose from (``eligible_scores``, of ``eligible_ids``), and the selection
+    stage's own record (``stage``: which signal decided each pick, the estimated labeling cost)."""
 
     frame_ids: np.ndarray
     scores: np.ndarray
     sequences: np.ndarray | None
     eligible_scores: np.ndarray
+    eligible_ids: np.ndarray
     stage: StageSelection
 
     @property
@@ -210,18 +212,22 @@ def select(
             None: the values alone.
 
     Raises:
-        ValueError: fewer eligible candidates than ``k``, or a cap or budget that cannot be met.
+        ValueError: ``k`` more than the eligible candidates can give (under the cap:
+            :func:`~ceal_pipeline.core.round_feasibility.k_shortfall`'s sentence), or a budget
+            that cannot be met.
     """
     candidates, scores = np.asarray(candidates), np.asarray(scores, dtype=np.float64)
     keep = selectable(candidates, round_index, label_rounds=label_rounds or {}, pruned=pruned,
                       awaiting_labels=awaiting_labels)
     eligible, eligible_scores = candidates[keep], scores[keep]
-    if k is not None and k > len(eligible):
-        raise ValueError(
-            f"K={k} but only {len(eligible)} freshly scored candidates are selectable; lower k or draw a larger "
-            "candidate pool (pool_fraction / pool_count)"
-        )
     sequences = None if sequences_of is None else np.asarray(sequences_of(eligible), dtype=object)
+    if k is not None:  # the sentence candidate_pool fails with when the drawn pool falls short
+        shortfall = k_shortfall(
+            round_index, k, [""] * len(eligible) if sequences is None else [str(q) for q in sequences],
+            0 if sequences is None else per_sequence_cap or 0, candidates="freshly scored selectable candidates",
+        )
+        if shortfall:
+            raise ValueError(shortfall)
     policy = replace(SelectionPolicy() if policy is None else policy, per_sequence_cap=per_sequence_cap or None)
     if stage_inputs is None:
         stage_candidates, class_counts, class_ap = SelectionCandidates(eligible, eligible_scores, sequences), None, None
@@ -232,7 +238,7 @@ def select(
     position = {c: i for i, c in enumerate(eligible.tolist())}
     rows = np.fromiter((position[c] for c in chosen.tolist()), dtype=np.int64, count=len(chosen))
     return Selection(chosen, eligible_scores[rows], None if sequences is None else sequences[rows], eligible_scores,
-                     stage)
+                     eligible, stage)
 
 
 def selection_size(

@@ -10,7 +10,7 @@ writes leaves a round the next run completes.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,10 +44,13 @@ def _prior(value: str | float) -> str | float:
         return value
 
 
-def open_round(store, round_index: int, parameters: Mapping[str, Any], model_version: str) -> OpenedRound:
+def open_round(store, round_index: int, parameters: Mapping[str, Any], model_version: str,
+               shortfall: Callable[[np.ndarray], str | None] | None = None) -> OpenedRound:
     """Open (or resume) round ``round_index`` in ``store`` (an ``AcquisitionHistory``) with the
     round ``parameters`` (``ceal.yaml``'s ``round`` fields as recorded) and the detector
-    ``model_version`` whose scores the round selects from.
+    ``model_version`` whose scores the round selects from. ``shortfall(drawn frame keys)``
+    says why the drawn pool cannot give the round's K (None: it can); it is asked before
+    anything is recorded, so a K the round cannot meet fails now, not at selection.
 
     Raises:
         RoundNotDrawable: no pool can be drawn with these parameters.
@@ -72,6 +75,9 @@ def open_round(store, round_index: int, parameters: Mapping[str, Any], model_ver
         except ValueError as exc:
             raise RoundNotDrawable(str(exc)) from exc
         sampling_s = time.perf_counter() - started
+        why = shortfall(drawn.members) if shortfall is not None else None
+        if why:
+            raise RoundNotDrawable(why)
         seed = drawn.seed
         if seed is None:  # a backfill draws nothing, but the round still records a seed
             seed = derive_seed(parameters["run_seed"], round_index, "candidate_pool")

@@ -15,7 +15,7 @@ import dagster as dg
 
 from ceal_pipeline.configuration import load_project_config
 from ceal_pipeline.defs.acquisition import acquisition_defs
-from ceal_pipeline.defs.acquisition.schedules import NIGHTLY_CRON
+from ceal_pipeline.defs.acquisition.schedules import NIGHTLY_CRON, nightly_default_status
 from ceal_pipeline.defs.resources import resources_for, run_defaults_for
 
 #: Environment variable that moves the nightly schedule (a cron expression, UTC).
@@ -46,13 +46,15 @@ def build_defs(
     leaves a field unset) get the deployment's, read now from its ``ceal.yaml``.
     ``with_validation=False`` leaves out the MNIST / CIFAR-10 validation assets
     (the acquisition round does not need them). ``environ`` (default ``os.environ``)
-    may set ``CEAL_NIGHTLY_CRON``."""
+    may set ``CEAL_NIGHTLY_CRON`` and ``CEAL_NIGHTLY_SCHEDULE``."""
     if resources is None:
         resources = default_resources()
     elif "run_defaults" not in resources:
         resources = {**resources, "run_defaults": run_defaults_for(load_project_config())}
-    cron = (os.environ if environ is None else environ).get(CRON_VARIABLE, NIGHTLY_CRON)
-    domains = [acquisition_defs(cron)]
+    environ = os.environ if environ is None else environ
+    cron = environ.get(CRON_VARIABLE, NIGHTLY_CRON)
+    source_kind = getattr(resources.get("frame_source"), "kind", "synthetic")
+    domains = [acquisition_defs(cron, nightly_default_status(source_kind, environ))]
     validation = _validation_defs() if with_validation else None
     if validation is not None:
         domains.append(validation)

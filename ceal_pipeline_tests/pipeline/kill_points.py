@@ -57,7 +57,7 @@ def round_configs() -> dict:
     """Small shards (several per round) and a pool large enough for K in every round."""
     from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
 
-    return {"candidate_pool": CandidatePoolConfig(shard_size=16, pool_fraction=0.3),
+    return {"candidate_pool": CandidatePoolConfig(shard_size=16, pool_fraction=0.3, k=5, per_sequence_cap=3),
             "selected_batch": SelectionConfig(k=5, per_sequence_cap=3)}
 
 

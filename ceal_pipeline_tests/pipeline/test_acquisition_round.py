@@ -12,6 +12,7 @@ import pytest
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
 from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
 from ceal_pipeline.export import read_vendor_export, simulate_vendor, write_label_delivery
+from ceal_pipeline.export.vendor_formats import openlabel_name
 from ceal_pipeline.export.vendor_inbox import ground_truth_labels
 
 K = 6
@@ -19,7 +20,7 @@ K = 6
 
 def configs(**pool):
     return {
-        "candidate_pool": CandidatePoolConfig(shard_size=24, **pool),
+        "candidate_pool": CandidatePoolConfig(**{"shard_size": 24, "k": K, "per_sequence_cap": 3, **pool}),
         "selected_batch": SelectionConfig(k=K, per_sequence_cap=3),
     }
 
@@ -38,7 +39,7 @@ def test_round_zero_scores_every_unlabeled_frame_and_exports_k_fresh_frames(defs
     # what the vendor labels from: one task per frame, with sensor URIs and the detector's pre-labels
     assert {"project.json", "tasks.jsonl", "mmdet3d_infos.pkl"} <= set(export.sha256)
     assert sorted(f for f in export.sha256 if f.startswith("openlabel/")) == sorted(
-        f"openlabel/{f}.json" for f in export.frame_ids)
+        openlabel_name(f) for f in export.frame_ids)
     tasks = [json.loads(line) for line in (export.folder / "tasks.jsonl").read_text().splitlines()]
     assert [t["external_id"] for t in tasks] == list(export.frame_ids)
     assert all(t["lidar"]["uri"].startswith("file://") for t in tasks) and any(t["pre_labels"] for t in tasks)
@@ -51,7 +52,7 @@ def test_round_zero_scores_every_unlabeled_frame_and_exports_k_fresh_frames(defs
         key.name: instance.get_latest_asset_check_evaluation_record(key).event.asset_check_evaluation.passed
         for key in defs.resolve_asset_graph().asset_check_keys
     }
-    assert checks == dict.fromkeys(checks, True) and len(checks) == 3
+    assert checks == dict.fromkeys(checks, True) and len(checks) == 4  # 3 blocking, and the ties warning
 
 
 def test_round_one_rescores_only_the_candidate_pool_and_trains_on_delivered_labels(defs, instance, resources):

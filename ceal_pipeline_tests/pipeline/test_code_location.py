@@ -51,6 +51,8 @@ BLOCKING_CHECKS = {
     ("selected_batch", "selection_is_k_fresh_unlabeled_unpruned_unique"),
     ("vendor_export", "export_matches_selection"),
 }
+#: Checks that warn without stopping the round (a valid purchase a person should look at).
+WARNING_CHECKS = {("selected_batch", "selection_not_decided_by_ties")}
 
 
 def test_asset_keys_groups_and_pools_snapshot():
@@ -96,11 +98,13 @@ def test_checks_are_blocking_and_automation_is_wired():
         for spec in a.check_specs
         if a.key.to_user_string() in ACQUISITION_ASSETS
     }
-    assert checks == dict.fromkeys(BLOCKING_CHECKS, True)
+    assert checks == {**dict.fromkeys(BLOCKING_CHECKS, True), **dict.fromkeys(WARNING_CHECKS, False)}
     schedules = {s.name: s.job_name for s in code_location.schedules}
     sensors = {s.name: s.job_name for s in code_location.sensors}
     assert schedules == {"nightly_acquisition_schedule": "nightly_acquisition"}
-    assert sensors == {"candidate_shards_sensor": "score_candidate_shards", "round_complete_sensor": "round_selection"}
+    assert sensors == {"candidate_shards_sensor": "score_candidate_shards", "round_complete_sensor": "round_selection",
+                       "round_opened_sensor": "nightly_acquisition"}
+    assert code_location.resolve_job_def("open_next_round").partitions_def is None  # one click, no partition
 
 
 @pytest.mark.parametrize(

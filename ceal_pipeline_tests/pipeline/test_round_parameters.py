@@ -77,7 +77,7 @@ def test_reopening_a_half_opened_round_with_other_parameters_fails_once_naming_t
         assert not open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH}),
                               raise_on_error=False).success
 
-    other = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=40, k=9)}),
+    other = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=40, k=9, per_sequence_cap=0)}),
                        raise_on_error=False)
 
     assert not other.success

@@ -12,7 +12,7 @@ from ceal_pipeline.defs.acquisition.sensors import candidate_shards_sensor, roun
 
 from .conftest import open_round
 
-POOL = CandidatePoolConfig(shard_size=24)
+POOL = CandidatePoolConfig(shard_size=24, k=4, per_sequence_cap=2)
 
 
 def _evaluate(sensor, instance, resources):

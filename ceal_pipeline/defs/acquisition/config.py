@@ -65,15 +65,6 @@ CandidateScoresConfig = dagster_class(
     "seed) is the round's, recorded when it opened.", module=__name__,
 )
 
-SelectionConfig = dagster_class(
-    "SelectionConfig",
-    config_fields(RoundSection, {"k": "k", "per_sequence_cap": "per_sequence_cap"}, optional=True,
-                  where="the round's recorded "),
-    doc="Top-K of the freshly scored candidates. K and the cap are round parameters: set them on "
-    "candidate_pool when the round opens; these fields only override them for one re-run.", module=__name__,
-)
-
-
 def _resolved(config: dg.Config, deployment: Mapping[str, Any]) -> dict[str, Any]:
     """``config``'s values, the deployment's where ``config`` leaves a field unset (None)."""
     return {name: deployment[name] if value is None else value for name, value in plain(config.model_dump()).items()}
@@ -105,6 +96,19 @@ def detector_training(config: dg.Config, defaults: RunDefaultsResource) -> dg.Co
 
 def scoring_batch_size(config: dg.Config, defaults: RunDefaultsResource) -> int:
     return config.batch_size if config.batch_size is not None else defaults.training.scoring_batch_size
+
+
+class SelectionConfig(dg.Config):
+    """Top-K of the freshly scored candidates. K and the cap are round parameters: set them on
+    candidate_pool when the round opens; these fields only override them for one re-run."""
+
+    # Plain numbers with "the round's" sentinels, not Optional[None]: the Launchpad's default config
+    # leaves out fields whose default is null, so these would not show there at all.
+    k: int = Field(default=0, ge=0, description="frames to buy in this re-run; 0 = the round's recorded K")
+    per_sequence_cap: int = Field(
+        default=-1, ge=-1,
+        description="at most this many per sequence in this re-run; -1 = the round's recorded cap, 0 = no cap",
+    )
 
 
 def run_configs_for(project: ProjectConfig) -> dict[str, dg.Config]:

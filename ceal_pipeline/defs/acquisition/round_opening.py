@@ -18,6 +18,7 @@ from ceal_pipeline.core import round as algorithm
 from ceal_pipeline.core.history.errors import RoundConflict
 from ceal_pipeline.core.round_opening import RoundNotDrawable, open_round
 from ceal_pipeline.core.seeding import derive_seed
+from ceal_pipeline.defs.acquisition.buyable import pool_k_shortfall
 from ceal_pipeline.defs.acquisition.config import (
     CandidatePoolConfig,
     DetectorConfig,
@@ -29,6 +30,12 @@ from ceal_pipeline.defs.acquisition.config import (
 from ceal_pipeline.defs.acquisition.detector_training import train_round_detector
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, training_markdown
+from ceal_pipeline.defs.acquisition.metadata_notes import (
+    labeled_frames_last_round,
+    labeled_growth_metadata,
+    map_val_value,
+    parameters_against_ceal_yaml,
+)
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
     candidate_shards,
@@ -216,9 +223,7 @@ def labeled_set(
         )
     return dg.MaterializeResult(
         metadata={
-            "labeled_frames": len(labeled),
-            "labels_added": int(sum(added.values())),
-            "added_by_source": dg.MetadataValue.json({k: int(v) for k, v in added.items()}),
+            **labeled_growth_metadata(len(labeled), labeled_frames_last_round(context.instance, round_index), added),
             "label_mode": frame_source.label_mode,
             "round": round_index,
             "rejected_deliveries": dg.MetadataValue.json({str(r.path): r.reason for r in rejected}),
@@ -290,7 +295,8 @@ def _detector_metadata(model: PublishedModel, round_index: int, labeled: int, *,
         "checkpoint": dg.MetadataValue.path(model.path),
         "labeled_frames": labeled,
         "training_s": round(model.training_s, 2),
-        "mAP_val": model.metrics.get("mAP", float("nan")),
+        "mAP_val": map_val_value(model.metrics.get("mAP", float("nan")), int(model.metrics.get("eval_frames", 0)),
+                                 model.metrics.get("max_eval_frames")),
         "per_class_ap": dg.MetadataValue.json(per_class_ap),
         "epochs_trained": len(loss_curve),
         "final_training_loss": float(loss_curve[-1]["loss"]) if loss_curve else float("nan"),
@@ -319,6 +325,7 @@ def candidate_pool(
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
     run_defaults: RunDefaultsResource,
+    frame_source: FrameSourceResource,
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
     try:
@@ -326,18 +333,28 @@ def candidate_pool(
     except ValueError as exc:  # pydantic's ValidationError: a bound or a prior the schema refuses
         raise permanent_failure(f"round {round_index}: candidate_pool config: {exc}") from exc
     published_model = round_model(model_store, round_index)
+    store = history.open()
+    # K is checked when the round opens, before anything is recorded, not hours later at selection
+    # (a money budget buys what it can, so it has no K to meet).
+    shortfall = None if config.budget.amount is not None else (
+        lambda members: pool_k_shortfall(store, frame_source, round_index, members, config.k, config.per_sequence_cap))
     try:
-        opened = open_round(history.open(), round_index, as_recorded(config), published_model.version)
+        opened = open_round(store, round_index, as_recorded(config), published_model.version, shortfall=shortfall)
     except (RoundNotDrawable, RoundConflict) as exc:  # a retry draws the same pool: permanent
-        raise permanent_failure(f"round {round_index}: {exc}") from exc
+        message = str(exc)
+        raise permanent_failure(message if message.startswith(f"round {round_index}:") else
+                                f"round {round_index}: {message}") from exc
     saved, recorded = opened.pool, opened.parameters
     exchange = history.exchange()
     # Published after the history's commit, and again whenever it is missing or stale.
     published = exchange.sync_pool(round_index, saved, published_model.version, recorded)
     context.instance.add_dynamic_partitions(candidate_shards.name, published.partition_keys)
+    differing = parameters_against_ceal_yaml(context, round_index, recorded, as_recorded(run_defaults.round))
     return dg.MaterializeResult(
         metadata={
             "round": round_index,
+            "round_parameters": dg.MetadataValue.json(recorded),
+            "differs_from_ceal_yaml": dg.MetadataValue.json(differing),
             "pool_frames": len(saved),
             "unlabeled_frames": int(recorded.get("unlabeled_frames", 0)),
             "shards": saved.n_shards,

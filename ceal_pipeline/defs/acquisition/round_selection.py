@@ -21,6 +21,7 @@ from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_m
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
 from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model, round_model_version
 from ceal_pipeline.defs.acquisition.shard_scoring import merged_scores
+from ceal_pipeline.defs.acquisition.tie_check import TIES_CHECK, check_selection_ties, tie_break_of
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
@@ -83,9 +84,9 @@ def round_selection_parameters(
     """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
     sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
     opened_with = opened_round(recorded, defaults)
-    try:
-        return selection_size(opened_with.k, opened_with.per_sequence_cap, k=config.k,
-                              per_sequence_cap=config.per_sequence_cap)
+    try:  # the Launchpad shows k 0 and cap -1: "the round's"
+        return selection_size(opened_with.k, opened_with.per_sequence_cap, k=config.k if config.k > 0 else None,
+                              per_sequence_cap=config.per_sequence_cap if config.per_sequence_cap >= 0 else None)
     except ValueError as exc:
         raise permanent_failure(str(exc)) from exc
 
@@ -131,7 +132,7 @@ head's objectness (nats per cell, >= 0), so frames where the detector hesitates 
 @dg.asset(
     deps=[merged_scores, pruned_frames],
     partitions_def=acquisition_rounds,
-    check_specs=[SELECTION_CHECK],
+    check_specs=[SELECTION_CHECK, TIES_CHECK],
     group_name=GROUP,
     kinds={"duckdb"},
     pool="duckdb",
@@ -182,7 +183,9 @@ def selected_batch(
             per_sequence_cap=cap, policy=policy, stage_inputs=stage_inputs,
         )
     except ValueError as exc:  # a configuration that cannot be met: retrying cannot heal it
-        raise permanent_failure(f"round {round_index}: {exc}") from exc
+        message = str(exc)
+        raise permanent_failure(message if message.startswith(f"round {round_index}:") else
+                                f"round {round_index}: {message}") from exc
     if not len(chosen.frame_ids):
         raise permanent_failure(f"round {round_index}: the budget of {policy.budget.amount} buys no frame (the "
                                 "cheapest candidate costs more); raise round.budget.amount or lower the prices")
@@ -204,7 +207,11 @@ def selected_batch(
     shown = chosen_ids[:BIRD_EYE_VIEW_FRAMES]
     summary = chosen.stage.summary()
     return dg.MaterializeResult(
-        check_results=[check_selection(history, round_index, published.version, len(chosen_ids) if k is None else k)],
+        check_results=[
+            check_selection(history, round_index, published.version, len(chosen_ids) if k is None else k),
+            check_selection_ties(store, round_index, chosen.eligible_ids, chosen.eligible_scores,
+                                 decided_by=tie_break_of(chosen.stage)),
+        ],
         metadata={
             "round": round_index,
             "k": len(chosen_ids),
