@@ -1,9 +1,7 @@
-"""K against what a round can buy, at both stages (:mod:`ceal_pipeline.core.round_feasibility`):
-the drawn pool when the round opens, the selectable candidates at selection."""
+"""K against what the drawn pool can buy when a round opens (:mod:`ceal_pipeline.core.round_feasibility`;
+the selection stage checks its selectable candidates with the same sentence in :func:`ceal_pipeline.core.round.select`)."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import numpy as np
 
@@ -22,8 +20,3 @@ def pool_k_shortfall(store, frame_source, round_index: int, frame_keys: np.ndarr
         sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
     return k_shortfall(round_index, k, sequences, per_sequence_cap, candidates="frames of its candidate pool")
 
-
-def selection_k_shortfall(round_index: int, k: int, sequences: Sequence[str], per_sequence_cap: int) -> str | None:
-    """Why the round's selectable candidates (their ``sequences``) cannot give K frames, or None."""
-    return k_shortfall(round_index, k, sequences, per_sequence_cap,
-                       candidates="freshly scored selectable candidates")
