@@ -15,13 +15,14 @@ import json
 from pathlib import Path
 
 from ceal_pipeline.atomic_files import atomic_write_bytes
+from ceal_pipeline.export.vendor_inbox import DELIVERY_FORMATS, inbox_name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     ingest = actions.add_parser("ingest", help="ingest a vendor delivery (OpenLABEL or mmdet3d) as boxes")
     ingest.add_argument("path", help="a delivery file, or a folder of them")
-    ingest.add_argument("--format", choices=("openlabel", "mmdet3d"), required=True, dest="fmt",
+    ingest.add_argument("--format", choices=DELIVERY_FORMATS, required=True, dest="fmt",
                         help="the delivery's format")
     ingest.add_argument("--round", type=int, required=True, help="the round whose export the delivery answers")
     ingest.add_argument("--vendor", default=None, help="who delivered it (default: the file's annotator)")
@@ -29,9 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ingest.add_argument("--inbox", default=None, help="the label inbox (default: $CEAL_INBOX_DIR)")
 
 
-def _into_inbox(path: Path, folder: Path) -> Path:
+def _into_inbox(path: Path, folder: Path, fmt: str) -> Path:
     """``path`` copied (atomically) into the inbox folder; an existing copy must be identical."""
-    target = folder / path.name
+    target = folder / inbox_name(path.name, fmt)
     if target.resolve() == path.resolve():
         return target
     if target.exists():
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     folder = delivery_folder(args.inbox or storage.inbox, args.round)
     deliveries, rejected = [], []
     for file in files:
-        copy = _into_inbox(file, folder)
+        copy = _into_inbox(file, folder, args.fmt)
         try:
             deliveries.append(read_delivery(copy, args.round, args.fmt, args.vendor))
         except (MalformedDelivery, InvalidDeliveredBoxes) as exc:

@@ -30,13 +30,19 @@ from pathlib import Path
 import numpy as np
 
 from ceal_pipeline.atomic_files import atomic_write_bytes
+from ceal_pipeline.export.cvat import cvat_delivery, read_cvat_kitti_raw
 from ceal_pipeline.export.file_drop import list_exports, read_vendor_export, round_folder_name
+from ceal_pipeline.export.kognic import DELIVERY_SUFFIX as KOGNIC_SUFFIX, kognic_delivery, read_kognic
 from ceal_pipeline.export.mmdet3d_format import dump_infos, mmdet3d_delivery, read_mmdet3d
 from ceal_pipeline.export.openlabel import MalformedDelivery, openlabel_delivery, read_openlabel
+from ceal_pipeline.export.segments import read_segments_release, segments_release
 from ceal_pipeline.export.vendor_boxes import InvalidDeliveredBoxes, class_names_of
 from ceal_pipeline.frames.records import FrameRecord
 
-DELIVERY_FORMATS = ("openlabel", "mmdet3d")
+DELIVERY_FORMATS = ("openlabel", "mmdet3d", "cvat_kitti_raw", "segments", "kognic")
+#: The file name suffix a delivery of each format is written (or copied into the inbox) with.
+DELIVERY_SUFFIXES = {"openlabel": ".json", "mmdet3d": ".pkl", "cvat_kitti_raw": ".zip", "segments": ".json",
+                     "kognic": KOGNIC_SUFFIX}
 _ROUND_FOLDER = re.compile(r"^round-(\d{4,})$")
 
 #: frame id -> (boxes (n, 7) in the pipeline's convention, class names)
@@ -73,24 +79,45 @@ def delivery_folder(inbox: str | os.PathLike, round_index: int) -> Path:
 
 
 def detect_format(path: Path) -> str:
-    """``openlabel`` or ``mmdet3d`` from the file's name and (for JSON) its top-level key."""
+    """The delivery format of ``path`` from its name and (for JSON) its top-level key: ``openlabel``,
+    ``mmdet3d``, ``cvat_kitti_raw`` (a ``.zip``), ``segments`` (a release) or ``kognic`` (``*.kognic.json``)."""
     if path.suffix == ".pkl":
         return "mmdet3d"
+    if path.suffix == ".zip":
+        from ceal_pipeline.export.cvat import is_cvat_zip
+
+        if is_cvat_zip(path):
+            return "cvat_kitti_raw"
+        raise MalformedDelivery(f"{path}: a .zip delivery must be CVAT's 'Kitti Raw Format 1.0' export "
+                                "(tracklet_labels.xml and frame_list.txt)")
+    if path.name.endswith(KOGNIC_SUFFIX):
+        return "kognic"
     if path.suffix == ".json":
         try:
             with open(path, "rb") as handle:
                 head = handle.read(4096).decode("utf-8", errors="replace")
         except OSError as exc:
             raise MalformedDelivery(f"{path}: unreadable ({exc})") from None
-        return "openlabel" if '"openlabel"' in head else "mmdet3d"
-    raise MalformedDelivery(f"{path}: not a delivery file (use .json for OpenLABEL or mmdet3d, .pkl for mmdet3d)")
+        if '"openlabel"' in head:
+            return "openlabel"
+        return "segments" if _is_segments_release(path) else "mmdet3d"
+    raise MalformedDelivery(f"{path}: not a delivery file (use .json for OpenLABEL, mmdet3d or a Segments.ai "
+                            f"release, .pkl for mmdet3d, .zip for CVAT, {KOGNIC_SUFFIX} for Kognic)")
+
+
+def _is_segments_release(path: Path) -> bool:
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(payload, dict) and isinstance(payload.get("dataset"), dict) and "samples" in payload["dataset"]
 
 
 def _annotator(path: Path, fmt: str) -> str:
-    if fmt == "openlabel" or path.suffix == ".json":
+    if fmt in ("openlabel", "kognic", "mmdet3d") and path.suffix == ".json":
         try:
             payload = json.loads(path.read_text())
-            meta = payload["openlabel"]["metadata"] if fmt == "openlabel" else payload["metainfo"]
+            meta = payload["metainfo"] if fmt == "mmdet3d" else payload["openlabel"]["metadata"]
             return str(meta.get("annotator", "")) or "unknown"
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return "unknown"
@@ -105,10 +132,22 @@ def read_delivery(path: str | os.PathLike, round_index: int, fmt: str | None = N
     detected = detect_format(path)
     if fmt is not None and fmt != detected:
         raise MalformedDelivery(f"{path}: given as {fmt} but it reads as {detected}; pass --format {detected}")
-    labels = read_openlabel(path) if detected == "openlabel" else read_mmdet3d(path)
+    labels = _READERS[detected](path)
     if vendor is None:
         vendor = _annotator(path, detected)
     return LabelDelivery(round_index, path, detected, vendor, hashlib.sha256(path.read_bytes()).hexdigest(), labels)
+
+
+_READERS = {"openlabel": read_openlabel, "mmdet3d": read_mmdet3d, "cvat_kitti_raw": read_cvat_kitti_raw,
+            "segments": read_segments_release, "kognic": read_kognic}
+
+
+def inbox_name(name: str, fmt: str) -> str:
+    """The name a delivery file called ``name`` gets in the inbox: a Kognic export keeps its stem and
+    ends in ``.kognic.json``, so the inbox reads it with Kognic's conventions; other names are kept."""
+    if fmt == "kognic" and not name.endswith(KOGNIC_SUFFIX):
+        return (name[:-5] if name.endswith(".json") else name) + KOGNIC_SUFFIX
+    return name
 
 
 def read_label_deliveries(inbox: str | os.PathLike) -> tuple[list[LabelDelivery], list[RejectedDelivery]]:
@@ -134,6 +173,12 @@ def delivery_bytes(labels: Mapping[str, tuple[np.ndarray, Sequence[str]]], fmt: 
         return (json.dumps(openlabel_delivery(labels, vendor), indent=1, allow_nan=True) + "\n").encode("utf-8")
     if fmt == "mmdet3d":
         return dump_infos(mmdet3d_delivery(labels, vendor))
+    if fmt == "cvat_kitti_raw":
+        return cvat_delivery(labels)
+    if fmt == "segments":
+        return (json.dumps(segments_release(labels, vendor), indent=1, allow_nan=True) + "\n").encode("utf-8")
+    if fmt == "kognic":
+        return (json.dumps(kognic_delivery(labels, vendor), indent=1, allow_nan=True) + "\n").encode("utf-8")
     raise ValueError(f"unknown delivery format {fmt!r}: use one of {DELIVERY_FORMATS}")
 
 
@@ -141,8 +186,7 @@ def write_label_delivery(inbox: str | os.PathLike, round_index: int,
                          labels: Mapping[str, tuple[np.ndarray, Sequence[str]]], *, fmt: str = "openlabel",
                          vendor: str = "simulated-vendor", name: str = "delivery") -> Path:
     """Write (atomically) a delivery answering ``round_index`` into the inbox; returns its path."""
-    suffix = ".json" if fmt == "openlabel" else ".pkl"
-    path = delivery_folder(inbox, round_index) / f"{name}{suffix}"
+    path = delivery_folder(inbox, round_index) / f"{name}{DELIVERY_SUFFIXES[fmt]}"
     atomic_write_bytes(path, delivery_bytes(labels, fmt, vendor))
     return path
 
