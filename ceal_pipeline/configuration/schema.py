@@ -4,7 +4,8 @@ Four sections: ``source`` (where frames come from and which annotations count
 as labels), ``storage`` (where state lives), ``detector`` (model, device,
 training) and ``round`` (the round parameters that ``candidate_pool`` records
 when a round opens: pool size, temperature, K, MC passes, shard size,
-acquisition function, pruning). Every enumerated field is a ``Literal``, every
+acquisition function, pruning); ``export`` (the formats each round's export
+holds, for the labeling tools). Every enumerated field is a ``Literal``, every
 number has its bounds, and an unknown key is an error (a typo must not be
 silently ignored). No Dagster import: the CLI reads this too.
 """
@@ -24,6 +25,8 @@ RoundZeroMode = Literal["full_pool", "prior"]
 McMode = Literal["head", "full"]
 Aggregate = Literal["mean", "max", "sum"]
 PresetName = Literal["cpu-small", "gpu"]
+#: The formats a round's export can hold (ceal_pipeline/export/vendor_formats.py; docs/VENDOR.md).
+ExportFormat = Literal["openlabel", "mmdet3d", "cvat_kitti_raw", "segments", "kognic"]
 NAMED_PRIORS = ("optimistic", "pessimistic", "mean")
 
 
@@ -58,6 +61,14 @@ class StorageSection(_Section):
     models: Optional[str] = Field(default=None, description="detector checkpoints; unset: home/models")
     outbox: Optional[str] = Field(default=None, description="vendor export drops; unset: home/outbox")
     inbox: Optional[str] = Field(default=None, description="vendor label deliveries; unset: home/inbox")
+
+
+class ExportSection(_Section):
+    formats: list[ExportFormat] = Field(
+        default_factory=lambda: ["openlabel", "mmdet3d"], min_length=1,
+        description="what each round's export holds: openlabel, mmdet3d, cvat_kitti_raw (CVAT 3D task), "
+        "segments (Segments.ai samples), kognic (Kognic OpenLABEL); the last three add PCD point clouds",
+    )
 
 
 class DetectorSection(_Section):
@@ -111,3 +122,4 @@ class ProjectConfig(_Section):
     storage: StorageSection = Field(default_factory=StorageSection)
     detector: DetectorSection
     round: RoundSection
+    export: ExportSection = Field(default_factory=ExportSection)

@@ -257,6 +257,11 @@ class VendorExporterResource(dg.ConfigurableResource):
     pre_labels: bool = Field(
         default=True, description="add the round's detector's boxes to each task as pre-labels"
     )
+    formats: list[str] = Field(
+        default=list(_PROJECT.export.formats),
+        description="what the drop holds: openlabel, mmdet3d, cvat_kitti_raw, segments, kognic (ceal.yaml "
+        "export.formats)",
+    )
 
     def uri_rule(self, source_root: str) -> SensorUriRule:
         return SensorUriRule(self.dataset_root or source_root, self.uri_base)
@@ -286,5 +291,6 @@ def resources_for(project: ProjectConfig) -> dict:
             synthetic_frames=source.synthetic_frames, synthetic_seed=source.synthetic_seed,
             label_mode=source.label_mode, seed_labeled=source.seed_labeled,
         ),
-        "exporter": VendorExporterResource(outbox=storage.outbox, inbox=storage.inbox),
+        "exporter": VendorExporterResource(outbox=storage.outbox, inbox=storage.inbox,
+                                           formats=list(project.export.formats)),
     }

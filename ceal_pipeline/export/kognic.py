@@ -73,10 +73,6 @@ def from_kognic_boxes(boxes: np.ndarray) -> np.ndarray:
     return out
 
 
-def timestamp_ns(seconds: float | None) -> int:
-    return 0 if seconds is None else int(round(seconds * 1e9))
-
-
 def kognic_pcd(points: np.ndarray, timestamp: int) -> bytes:
     """The PCD Kognic converts: ``x y z`` float32, ``intensity`` uint32, ``timestamp`` uint64 (ns)."""
     points = np.asarray(points, dtype=np.float32)
@@ -102,7 +98,7 @@ def _objects(boxes: np.ndarray, class_names: Sequence[str], scores=None) -> tupl
 def kognic_scene(task: FrameTask, round_index: int, pcd_uri: str) -> dict:
     """The Kognic OpenLABEL document of one task (see the module docstring)."""
     record = task.record
-    ts = timestamp_ns(task.timestamp)
+    ts = task.timestamp_ns or 0  # Kognic requires a time; 0 where the source has none
     streams = {LIDAR_CS: {"type": "lidar", "uri": pcd_uri,
                           "description": "binary PCD: x y z intensity timestamp (ns)"}}
     coordinate_systems = {LIDAR_CS: {"type": "sensor_cs", "parent": "", "children": [c.name for c in record.cameras]}}
@@ -138,7 +134,7 @@ def kognic_files(tasks: Sequence[FrameTask], round_index: int) -> dict[str, byte
     for task in tasks:
         stem = frame_file_stem(task.external_id)
         pcd = f"pointclouds/{stem}.pcd"
-        files[f"{FOLDER}/{pcd}"] = kognic_pcd(load_points(task.record), timestamp_ns(task.timestamp))
+        files[f"{FOLDER}/{pcd}"] = kognic_pcd(load_points(task.record), task.timestamp_ns or 0)
         files[f"{FOLDER}/{stem}.json"] = (json.dumps(kognic_scene(task, round_index, pcd), indent=1,
                                                      allow_nan=False) + "\n").encode("utf-8")
     return files

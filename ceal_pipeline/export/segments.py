@@ -109,8 +109,8 @@ def sample_json(task: FrameTask, rank: int, round_index: int, pcd_url: str) -> d
     """One Segments.ai sample (see the module docstring)."""
     attributes: dict = {"pcd": {"url": pcd_url, "type": "pcd"}, "name": task.external_id,
                         "images": [_image(c, u) for c, u in zip(task.record.cameras, task.camera_uris)]}
-    if task.timestamp is not None:
-        attributes["timestamp"] = int(round(task.timestamp * 1e9))
+    if task.timestamp_ns is not None:
+        attributes["timestamp"] = task.timestamp_ns
     if task.ego_pose is not None:
         position, heading = _pose(task.ego_pose)
         attributes["ego_pose"] = {"position": position, "heading": heading}

@@ -295,6 +295,7 @@ def vendor_files(context, round_index, published, frame_ids, catalog, frame_sour
                          f"detector {published.version}")
     uris = exporter.uri_rule(frame_source.root)
     try:
-        return export_files(round_index, published.version, frame_tasks(records, uris, pre_labels), uris)
+        return export_files(round_index, published.version, frame_tasks(records, uris, pre_labels), uris,
+                            formats=exporter.formats)
     except ValueError as exc:  # a sensor file outside the dataset root: configuration, not transient
         raise dg.Failure(f"round {round_index}: {exc}", allow_retries=False) from exc
