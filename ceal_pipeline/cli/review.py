@@ -1,0 +1,68 @@
+"""`ceal review --round R [--open]`: fly through what a round bought, in 3D (Rerun).
+
+Writes the round's review recording (``<storage.home>/reviews/round-NNNN.rrd``,
+see :mod:`ceal_pipeline.review.recording`) from the round's export and the
+frame catalog, or opens it in the Rerun viewer (``--open``; written first when
+missing). ``--json`` prints one line: frames, points, boxes, camera images,
+seconds and bytes, in total and per frame, and the counts read back from the
+file with Rerun's own reader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--round", type=int, required=True, help="the round whose export to review")
+    parser.add_argument("--open", action="store_true", help="open the recording in the Rerun viewer")
+    parser.add_argument("--force", action="store_true", help="write the recording again even if it exists")
+    parser.add_argument("--output", default=None, help="the .rrd file (default: <storage.home>/reviews/round-NNNN.rrd)")
+    parser.add_argument("--json", action="store_true", help="print only the JSON line")
+
+
+def reviews_folder(home: str | Path) -> Path:
+    """The folder of review recordings of a deployment whose storage home is ``home``."""
+    return Path(home) / "reviews"
+
+
+def write_round_review(round_index: int, outbox: str | Path, catalog_dir: str | Path, path: str | Path):
+    """Write round ``round_index``'s review from its export in ``outbox``; the :class:`ReviewSummary`."""
+    from ceal_pipeline.catalog import FrameCatalog
+    from ceal_pipeline.export.file_drop import export_folder
+    from ceal_pipeline.review.recording import write_review
+    from ceal_pipeline.review.scene import review_frames
+
+    folder = export_folder(outbox, round_index)
+    if not folder.is_dir():
+        raise SystemExit(f"ceal review: round {round_index} has no export at {folder}; materialize vendor_export "
+                         f"for round-{round_index:04d} first (or pass the round that was exported)")
+    catalog = FrameCatalog(catalog_dir)
+    return write_review(review_frames(folder, catalog.records), round_index, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ceal_pipeline.configuration import project_config
+    from ceal_pipeline.review.recording import recording_counts, review_path
+
+    storage = project_config().storage
+    path = Path(args.output) if args.output else review_path(reviews_folder(storage.home), args.round)
+    summary = None
+    if args.force or not path.is_file() or not args.open:
+        summary = write_round_review(args.round, storage.outbox, storage.catalog, path)
+    if args.json or summary is not None:
+        line = {"round": args.round, "path": str(path), **(summary.to_record() if summary else {}),
+                "read_back": recording_counts(path)}
+        print(json.dumps(line))
+    if args.open:
+        try:
+            subprocess.Popen([sys.executable, "-m", "rerun", str(path)])
+        except OSError as exc:
+            raise SystemExit(f"ceal review: could not start the Rerun viewer ({exc}); open {path} with `rerun {path}`")
+        if not args.json:
+            print(f"opened {path} in the Rerun viewer", file=sys.stderr)
+    return 0
