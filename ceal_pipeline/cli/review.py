@@ -25,35 +25,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print only the JSON line")
 
 
-def reviews_folder(home: str | Path) -> Path:
-    """The folder of review recordings of a deployment whose storage home is ``home``."""
-    return Path(home) / "reviews"
-
-
-def write_round_review(round_index: int, outbox: str | Path, catalog_dir: str | Path, path: str | Path):
-    """Write round ``round_index``'s review from its export in ``outbox``; the :class:`ReviewSummary`."""
-    from ceal_pipeline.catalog import FrameCatalog
-    from ceal_pipeline.export.file_drop import export_folder
-    from ceal_pipeline.review.recording import write_review
-    from ceal_pipeline.review.scene import review_frames
-
-    folder = export_folder(outbox, round_index)
-    if not folder.is_dir():
-        raise SystemExit(f"ceal review: round {round_index} has no export at {folder}; materialize vendor_export "
-                         f"for round-{round_index:04d} first (or pass the round that was exported)")
-    catalog = FrameCatalog(catalog_dir)
-    return write_review(review_frames(folder, catalog.records), round_index, path)
-
-
 def run(args: argparse.Namespace) -> int:
+    from ceal_pipeline.catalog import FrameCatalog
     from ceal_pipeline.configuration import project_config
-    from ceal_pipeline.review.recording import recording_counts, review_path
+    from ceal_pipeline.export.file_drop import export_folder
+    from ceal_pipeline.review.recording import recording_counts
+    from ceal_pipeline.review.round_review import review_path, reviews_folder, write_round_review
 
     storage = project_config().storage
     path = Path(args.output) if args.output else review_path(reviews_folder(storage.home), args.round)
     summary = None
     if args.force or not path.is_file() or not args.open:
-        summary = write_round_review(args.round, storage.outbox, storage.catalog, path)
+        try:
+            summary = write_round_review(args.round, export_folder(storage.outbox, args.round),
+                                         FrameCatalog(storage.catalog).records, path)
+        except FileNotFoundError as exc:
+            raise SystemExit(f"ceal review: {exc}") from None
     if args.json or summary is not None:
         line = {"round": args.round, "path": str(path), **(summary.to_record() if summary else {}),
                 "read_back": recording_counts(path)}

@@ -31,6 +31,7 @@ from ceal_pipeline.export import (
     write_vendor_export,
 )
 from ceal_pipeline.export.sensor_uris import SensorUriRule
+from ceal_pipeline.review.round_review import reviews_folder
 
 _PROJECT = project_config()
 
@@ -257,6 +258,13 @@ class VendorExporterResource(dg.ConfigurableResource):
     pre_labels: bool = Field(
         default=True, description="add the round's detector's boxes to each task as pre-labels"
     )
+    review: bool = Field(
+        default=True, description="write each round's 3D review (a Rerun .rrd of the bought frames) into reviews"
+    )
+    reviews: str = Field(
+        default=str(reviews_folder(_PROJECT.storage.home)),
+        description="folder of the rounds' review recordings (round-NNNN.rrd; `ceal review --round R --open`)",
+    )
     formats: list[str] = Field(
         default=list(_PROJECT.export.formats),
         description="what the drop holds: openlabel, mmdet3d, cvat_kitti_raw, segments, kognic (ceal.yaml "
@@ -292,5 +300,6 @@ def resources_for(project: ProjectConfig) -> dict:
             label_mode=source.label_mode, seed_labeled=source.seed_labeled,
         ),
         "exporter": VendorExporterResource(outbox=storage.outbox, inbox=storage.inbox,
-                                           formats=list(project.export.formats)),
+                                           formats=list(project.export.formats),
+                                           reviews=str(reviews_folder(storage.home))),
     }
