@@ -268,3 +268,32 @@ def test_ceal_yaml_export_formats_takes_the_tool_formats_and_refuses_others(tmp_
     assert load_project_config(None, {}, use_file=False).export.formats == ["openlabel", "mmdet3d"]
     with pytest.raises(ProjectConfigError, match="formats"):
         load_project_config(bad, {})
+
+
+@pytest.mark.parametrize("fmt", ["cvat_kitti_raw", "segments", "kognic"])
+def test_ceal_labels_ingest_takes_each_tools_labels_back_as_boxes(tmp_path, tasks, fmt, capsys):
+    from ceal_pipeline.cli import main
+    from ceal_pipeline.core.history import AcquisitionHistory
+    from ceal_pipeline.export.vendor_inbox import delivery_bytes
+
+    history = AcquisitionHistory(tmp_path / "history.duckdb")
+    records = [t.record for t in tasks]
+    history.register_frame_arrays(list(FRAME_IDS), [r.sequence_id for r in records], [r.timestamp for r in records],
+                                  [r.lidar_path for r in records], source="synthetic")
+    history.start_round(0, seed=0, parameters={})
+    history.save_selection(0, list(FRAME_IDS), np.zeros(2))
+    history.record_export(0, tmp_path / "outbox" / "round-0000", list(FRAME_IDS))
+    labels = {FRAME_IDS[0]: (BOXES, NAMES), FRAME_IDS[1]: (np.zeros((0, 7)), ())}
+    upload = tmp_path / {"cvat_kitti_raw": "task_3.zip", "segments": "release.json", "kognic": "scene.json"}[fmt]
+    upload.write_bytes(delivery_bytes(labels, fmt, "team"))
+    command = ["labels", "ingest", "--format", fmt, str(upload), "--round", "0",
+               "--history", str(tmp_path / "history.duckdb"), "--inbox", str(tmp_path / "inbox")]
+
+    assert main(command) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert (line["frames_added"], line["boxes_added"], line["rejected"]) == (2, 3, {})
+    delivered = history.delivered_labels(list(FRAME_IDS))
+    np.testing.assert_allclose(delivered[FRAME_IDS[0]][0], BOXES, atol=1e-9)
+    assert tuple(delivered[FRAME_IDS[0]][1]) == NAMES and len(delivered[FRAME_IDS[1]][0]) == 0
+    inbox_files = [p.name for p in (tmp_path / "inbox" / "round-0000").iterdir()]
+    assert inbox_files == [{"kognic": "scene.kognic.json"}.get(fmt, upload.name)]
