@@ -42,10 +42,10 @@ from ceal_pipeline.export.openlabel import (
     LIDAR_CS,
     MalformedDelivery,
     SCHEMA_VERSION,
-    _intrinsics,
     cuboid_val,
     parse_openlabel_delivery,
     parse_strictly,
+    sensor_streams,
 )
 from ceal_pipeline.export.point_cloud_files import frame_file_stem, pcd_bytes
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor
@@ -99,17 +99,7 @@ def kognic_scene(task: FrameTask, round_index: int, pcd_uri: str) -> dict:
     """The Kognic OpenLABEL document of one task (see the module docstring)."""
     record = task.record
     ts = task.timestamp_ns or 0  # Kognic requires a time; 0 where the source has none
-    streams = {LIDAR_CS: {"type": "lidar", "uri": pcd_uri,
-                          "description": "binary PCD: x y z intensity timestamp (ns)"}}
-    coordinate_systems = {LIDAR_CS: {"type": "sensor_cs", "parent": "", "children": [c.name for c in record.cameras]}}
-    for camera, uri in zip(record.cameras, task.camera_uris):
-        streams[camera.name] = {"type": "camera", "uri": uri, "description": f"lens model {camera.model}",
-                                "stream_properties": _intrinsics(camera)}
-        coordinate_systems[camera.name] = {
-            "type": "sensor_cs", "parent": LIDAR_CS, "children": [],
-            "pose_wrt_parent": {"matrix4x4": [float(v) for v in
-                                              np.linalg.inv(np.asarray(camera.lidar2cam, np.float64)).reshape(-1)]},
-        }
+    streams, coordinate_systems = sensor_streams(task, pcd_uri, "binary PCD: x y z intensity timestamp (ns)")
     frame: dict = {"frame_properties": {"timestamp": ts, "external_id": task.external_id,
                                         "streams": {name: {} for name in streams}}}
     document: dict = {
