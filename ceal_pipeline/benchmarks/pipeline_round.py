@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> dict:
                                             seed_labeled=args.seed_labeled, synthetic_seed=args.seed),
         # no pre-labels: the instant "detector" has no boxes to offer (the real one's pass costs K frames)
         "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox"), pre_labels=False,
-                                           review=False),
+                                           reviews=str(home / "reviews")),
     }
     defs = build_defs(resources, with_validation=False)
     loggers = {"console": {"config": {"log_level": "WARNING"}}}

@@ -258,9 +258,6 @@ class VendorExporterResource(dg.ConfigurableResource):
     pre_labels: bool = Field(
         default=True, description="add the round's detector's boxes to each task as pre-labels"
     )
-    review: bool = Field(
-        default=True, description="write each round's 3D review (a Rerun .rrd of the bought frames) into reviews"
-    )
     reviews: str = Field(
         default=str(reviews_folder(_PROJECT.storage.home)),
         description="folder of the rounds' review recordings (round-NNNN.rrd; `ceal review --round R --open`)",

@@ -161,18 +161,19 @@ def test_an_export_of_unexplained_scores_has_no_explanations_file(tmp_path):
     assert read_vendor_export(export.folder).frame_ids == ("f1", "f2")
 
 
-def test_vendor_export_writes_the_rounds_3d_review_and_shows_how_to_open_it(closed_round):
+def test_round_review_writes_the_rounds_3d_recording_and_shows_how_to_open_it(closed_round):
     """The review recording, read back with Rerun's own reader, holds every bought frame in rank
     order with its points, the pre-labels the vendor got and the most uncertain objects."""
     from ceal_pipeline.frames.points import load_points
     from ceal_pipeline.review.recording import recording_counts
 
     report, instance, resources = closed_round
-    found = metadata(instance, "vendor_export")
-    path = Path(found["review"].value)
+    found = metadata(instance, "round_review")
+    path = Path(found["path"].value)
     assert path == Path(resources["exporter"].reviews) / "round-0000.rrd" and path.is_file()
-    assert "ceal review --round 0 --open" in found["review_command"].value
-    assert found["review_seconds_per_frame"].value > 0 and found["review_mb_per_frame"].value > 0
+    assert "ceal review --round 0 --open" in found["open_command"].value
+    assert found["frames"].value == K
+    assert found["seconds_per_frame"].value > 0 and found["mb_per_frame"].value > 0
 
     folder = Path(report.export_folder)
     tasks = [json.loads(line) for line in (folder / "tasks.jsonl").read_text().splitlines()]
@@ -186,6 +187,8 @@ def test_vendor_export_writes_the_rounds_3d_review_and_shows_how_to_open_it(clos
     assert counts["pre_label_boxes"] == sum(len(t["pre_labels"] or []) for t in tasks) > 0
     assert counts["uncertain_boxes"] == sum(len(e["explanation"]["most_uncertain"]) for e in explained) > 0
     assert counts["camera_images"] == sum(1 for r in records for c in r.cameras if Path(c.path).is_file())
+    for key in ("points", "pre_label_boxes", "uncertain_boxes", "camera_images"):
+        assert found[key].value == counts[key]
     assert {"/world/ego", "/world/ego/lidar/points", "/world/ego/lidar/pre_labels", "/frame/summary",
             "/frame/score"} <= set(counts["entities"])
 

@@ -18,7 +18,6 @@ from ceal_pipeline.defs.acquisition.explanation_views import bird_eye_view_markd
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
-from ceal_pipeline.defs.acquisition.round_review import review_metadata
 from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
 from ceal_pipeline.defs.acquisition.shard_scoring import round_scores
 from ceal_pipeline.defs.resources import (
@@ -280,7 +279,6 @@ def vendor_export(
             "frames_explained": sum(1 for row in rows if row.explanation is not None),
             "model_version": export.model_version,
             "sha256": dg.MetadataValue.json(export.sha256),
-            **review_metadata(context, exporter, round_index, export.folder, catalog),
         }
     )
 
