@@ -1,5 +1,5 @@
 """A round's review, from its export folder to its recording: the one call the CLI and the
-``vendor_export`` asset share."""
+``round_review`` asset share."""
 
 from __future__ import annotations
 
