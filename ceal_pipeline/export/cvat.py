@@ -111,8 +111,11 @@ def cvat_files(tasks: Sequence[FrameTask]) -> dict[str, bytes]:
     for task, stem in zip(tasks, stems):
         files[f"{FOLDER}/{PCD_DIR}/{stem}.pcd"] = xyzi_pcd(load_points(task.record))
         for index, camera in enumerate(task.record.cameras):
-            suffix = Path(camera.path).suffix.lower() or ".jpg"
-            files[f"{FOLDER}/image_{index:02d}/data/{stem}{suffix}"] = Path(camera.path).read_bytes()
+            image = Path(camera.path)
+            if not image.is_file():
+                raise ValueError(f"frame {task.external_id}: camera {camera.name} image {image} does not exist; "
+                                 "a CVAT 3D task carries every related image: restore the file")
+            files[f"{FOLDER}/image_{index:02d}/data/{stem}{image.suffix.lower() or '.jpg'}"] = image.read_bytes()
         pre = task.pre_labels
         frames.append((np.zeros((0, 7)), ()) if pre is None else (pre.boxes, pre.class_names))
         scores[stem] = [] if pre is None else [float(s) for s in pre.scores]

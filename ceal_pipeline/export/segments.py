@@ -41,7 +41,7 @@ from ceal_pipeline.export.point_cloud_files import frame_file_stem, xyzi_pcd
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor, vendor_boxes_to_pipeline
 from ceal_pipeline.export.vendor_tasks import FrameTask
 from ceal_pipeline.frames.points import load_points
-from ceal_pipeline.frames.records import DETECTION_CLASSES, CameraRecord
+from ceal_pipeline.frames.records import DETECTION_CLASSES, CameraRecord, validate_frame_id
 
 FOLDER = "segments"
 SAMPLES_NAME = f"{FOLDER}/samples.json"
@@ -174,6 +174,10 @@ def parse_segments_release(payload: object, path: Path) -> dict[str, tuple[np.nd
         label = (sample.get("labels") or {}).get(LABELSET)
         if not label or label.get("label_status") not in _DELIVERED_STATUSES:
             continue
+        try:
+            frame_id = validate_frame_id(frame_id)
+        except ValueError as exc:
+            raise MalformedDelivery(f"{path}: sample {index}: {exc}") from None
         _require(frame_id not in labels, path, f"frame {frame_id} appears twice in the release")
         centres, names = [], []
         for annotation in (label.get("attributes") or {}).get("annotations", []):

@@ -297,3 +297,55 @@ def test_ceal_labels_ingest_takes_each_tools_labels_back_as_boxes(tmp_path, task
     assert tuple(delivered[FRAME_IDS[0]][1]) == NAMES and len(delivered[FRAME_IDS[1]][0]) == 0
     inbox_files = [p.name for p in (tmp_path / "inbox" / "round-0000").iterdir()]
     assert inbox_files == [{"kognic": "scene.kognic.json"}.get(fmt, upload.name)]
+
+
+def _cvat_zip_without_frame_list(tmp_path):
+    path = tmp_path / "task.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("tracklet_labels.xml", "<boost_serialization><tracklets/></boost_serialization>")
+    return path
+
+
+def _cvat_zip_with_an_entity_bomb(tmp_path):
+    path = tmp_path / "task.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("frame_list.txt", f"0 {frame_file_stem(FRAME_IDS[0])}\n")
+        archive.writestr("tracklet_labels.xml", '<?xml version="1.0"?><!DOCTYPE b [<!ENTITY a "aaaa">]>'
+                                                "<boost_serialization><tracklets>&a;</tracklets></boost_serialization>")
+    return path
+
+
+def _segments_release_with_an_unknown_category(tmp_path):
+    from ceal_pipeline.export.segments import segments_release
+
+    release = segments_release({FRAME_IDS[0]: (BOXES, NAMES)})
+    release["dataset"]["samples"][0]["labels"]["ground-truth"]["attributes"]["annotations"][0]["category_id"] = 9
+    path = tmp_path / "release.json"
+    path.write_text(json.dumps(release))
+    return path
+
+
+def _kognic_scene_in_another_coordinate_system(tmp_path):
+    from ceal_pipeline.export.kognic import kognic_delivery
+
+    document = kognic_delivery({FRAME_IDS[0]: (BOXES, NAMES)}, "kognic")
+    for obj in document["openlabel"]["frames"]["0"]["objects"].values():
+        obj["object_data"]["cuboid"][0]["coordinate_system"] = "world"
+    path = tmp_path / "scene.kognic.json"
+    path.write_text(json.dumps(document))
+    return path
+
+
+@pytest.mark.parametrize("make, reason", [
+    (_cvat_zip_without_frame_list, r"frame_list.txt'\] missing .*Kitti Raw Format 1.0"),
+    (_cvat_zip_with_an_entity_bomb, r"tracklet_labels.xml is not readable XML .*Entities"),
+    (_segments_release_with_an_unknown_category, r"category_id 9 is not in dataset.task_attributes.categories"),
+    (_kognic_scene_in_another_coordinate_system, r"cuboid in coordinate system 'world'"),
+])
+def test_a_bad_tool_delivery_is_refused_with_its_file_and_reason(tmp_path, make, reason):
+    from ceal_pipeline.export.openlabel import MalformedDelivery
+
+    path = make(tmp_path)
+    with pytest.raises(MalformedDelivery, match=reason) as refused:
+        read_delivery(path, 3)
+    assert str(path) in str(refused.value)
