@@ -3,7 +3,10 @@
 The inbox mirrors the outbox: the answer to round ``r``'s export goes into
 ``<inbox>/round-NNNN/`` as one or more files, each either an ASAM OpenLABEL
 document (``*.json`` with a top-level ``openlabel`` object) or an mmdet3d info
-file (``*.pkl``, or ``*.json`` with ``data_list``). The folder names the round;
+file (``*.pkl``, or ``*.json`` with ``data_list``), or a labeling tool's own
+export: CVAT's Kitti Raw ``*.zip`` (:mod:`.cvat`), a Segments.ai release
+(``*.json`` with ``dataset.samples``, :mod:`.segments`), Kognic's OpenLABEL
+(``*.kognic.json``, :mod:`.kognic`). The folder names the round;
 the files carry boxes keyed by frame id (:mod:`.openlabel`, :mod:`.mmdet3d_format`).
 Files whose names start with ``.`` are in flight and ignored.
 
