@@ -31,7 +31,7 @@ from ceal_pipeline.export import (
     write_vendor_export,
 )
 from ceal_pipeline.export.sensor_uris import SensorUriRule
-from ceal_pipeline.review.round_review import reviews_folder
+from ceal_pipeline.review.round_review import DEFAULT_CANDIDATES, reviews_folder
 
 _PROJECT = project_config()
 
@@ -261,6 +261,10 @@ class VendorExporterResource(dg.ConfigurableResource):
     reviews: str = Field(
         default=str(reviews_folder(_PROJECT.storage.home)),
         description="folder of the rounds' review recordings (round-NNNN.rrd; `ceal review --round R --open`)",
+    )
+    review_candidates: int = Field(
+        default=DEFAULT_CANDIDATES, ge=0,
+        description="best-scoring unbought candidates the round's review shows beside the bought frames",
     )
     formats: list[str] = Field(
         default=list(_PROJECT.export.formats),

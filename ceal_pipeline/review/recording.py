@@ -21,7 +21,11 @@ none, so nothing of the previous frame lingers):
   projected into it (distortion ignored); a fisheye (``mei``) camera's image is
   ``frame/cameras/<camera>/image``, without projected boxes;
 - ``frame/summary`` (markdown: rank, frame id, score, explanation) and
-  ``frame/score`` (the score in nats, a time series over the ranks).
+  ``frame/score`` (the score in nats, a time series over the ranks);
+- to compare, at rank ``r`` the ``r``-th best-scoring candidate that was *not*
+  bought: ``candidates/ego/lidar/points`` and ``.../uncertain/...`` (no
+  cameras, no pre-labels: the vendor never got it) and ``candidate/summary``,
+  ``candidate/score``.
 
 :func:`write_review` returns counts and timings; :func:`recording_counts`
 reads a recording back with Rerun's own reader (``rerun.dataframe``) and counts
@@ -50,6 +54,7 @@ from ceal_pipeline.review.scene import (
 APPLICATION_ID = "ceal-review"
 TIMELINE = "rank"
 LIDAR = "world/ego/lidar"
+CANDIDATE_LIDAR = "candidates/ego/lidar"
 _CLASS_IDS = {"car": 0, "truck": 1, "pedestrian": 2, "cyclist": 3}
 #: Lens models the pinhole projection (``cam2img`` alone, distortion ignored) draws boxes into.
 _PINHOLE_MODELS = ("pinhole", "opencv_pinhole")
@@ -67,16 +72,19 @@ class ReviewSummary:
     pre_label_boxes: int
     uncertain_boxes: int
     camera_images: int
+    candidates: int
     seconds: float
     bytes: int
 
     @property
     def seconds_per_frame(self) -> float:
-        return self.seconds / max(self.frames, 1)
+        """Seconds per frame written (bought frames and candidates alike)."""
+        return self.seconds / max(self.frames + self.candidates, 1)
 
     @property
     def bytes_per_frame(self) -> float:
-        return self.bytes / max(self.frames, 1)
+        """Bytes of the recording per frame written (bought frames and candidates alike)."""
+        return self.bytes / max(self.frames + self.candidates, 1)
 
     def to_record(self) -> dict:
         return {**asdict(self), "seconds_per_frame": self.seconds_per_frame, "bytes_per_frame": self.bytes_per_frame}
@@ -95,29 +103,33 @@ def _boxes3d(rr, boxes: np.ndarray, labels: Sequence[str], class_ids: Sequence[i
 
 
 def _log_frame(rr, rec, frame: ReviewFrame, round_index: int) -> dict:
+    """Log one frame at the current rank: a bought one under ``world``/``frame``, an unbought
+    candidate under ``candidates``/``candidate`` (points and uncertain objects only)."""
+    lidar, text = (LIDAR, "frame") if frame.bought else (CANDIDATE_LIDAR, "candidate")
     record = frame.record
     pose = record.ego_pose if record.ego_pose is not None and np.isfinite(record.ego_pose).all() \
         else np.eye(4)
     pose = np.asarray(pose, np.float64)
-    rec.log("world/ego", rr.Transform3D(translation=pose[:3, 3], mat3x3=pose[:3, :3]))
+    rec.log(lidar.rsplit("/", 1)[0], rr.Transform3D(translation=pose[:3, 3], mat3x3=pose[:3, :3]))
     points = load_points(record)
-    rec.log(f"{LIDAR}/points", rr.Points3D(points[:, :3], colors=height_colours(points[:, 2]), radii=0.03))
+    rec.log(f"{lidar}/points", rr.Points3D(points[:, :3], colors=height_colours(points[:, 2]), radii=0.03))
     names = frame.pre_label_names
-    rec.log(f"{LIDAR}/pre_labels", _boxes3d(
-        rr, frame.pre_label_boxes, [f"{n} {s:.2f}" for n, s in zip(names, frame.pre_label_scores)],
-        [_CLASS_IDS.get(n, 4) for n in names]))
+    if frame.bought:
+        rec.log(f"{lidar}/pre_labels", _boxes3d(
+            rr, frame.pre_label_boxes, [f"{n} {s:.2f}" for n, s in zip(names, frame.pre_label_scores)],
+            [_CLASS_IDS.get(n, 4) for n in names]))
     mean, std, labels = uncertain_boxes(frame)
-    rec.log(f"{LIDAR}/uncertain/mean", _boxes3d(rr, mean, labels, [5] * len(mean), colour=[255, 0, 255]))
+    rec.log(f"{lidar}/uncertain/mean", _boxes3d(rr, mean, labels, [5] * len(mean), colour=[255, 0, 255]))
     low, high = mean.copy(), mean.copy()
     low[:, 3:6] = np.maximum(mean[:, 3:6] - std[:, 3:6], 0.01)
     high[:, 3:6] = mean[:, 3:6] + std[:, 3:6]
     spread = np.vstack([low, high])
-    rec.log(f"{LIDAR}/uncertain/spread", _boxes3d(rr, spread, [], [6] * len(spread), colour=[255, 160, 255]))
+    rec.log(f"{lidar}/uncertain/spread", _boxes3d(rr, spread, [], [6] * len(spread), colour=[255, 160, 255]))
     centre = to_centre_origin(mean)
-    rec.log(f"{LIDAR}/uncertain/centre_std", rr.Ellipsoids3D(
+    rec.log(f"{lidar}/uncertain/centre_std", rr.Ellipsoids3D(
         centers=centre[:, :3], half_sizes=np.maximum(std[:, :3], 1e-3), colors=[255, 0, 255]))
     images = 0
-    for camera in record.cameras:
+    for camera in record.cameras if frame.bought else ():
         pinhole = camera.model in _PINHOLE_MODELS
         entity = f"{LIDAR}/{camera.name}" if pinhole else f"frame/cameras/{camera.name}"
         if pinhole:
@@ -137,17 +149,19 @@ def _log_frame(rr, rec, frame: ReviewFrame, round_index: int) -> dict:
                                     ("uncertain", mean, [255, 0, 255])):
             segments, _ = projected_box_edges(boxes, camera)
             rec.log(f"{entity}/image/{name}", rr.LineStrips2D(segments, colors=colour))
-    rec.log("frame/summary", rr.TextDocument(summary_markdown(frame, round_index),
-                                             media_type=rr.MediaType.MARKDOWN))
+    rec.log(f"{text}/summary", rr.TextDocument(summary_markdown(frame, round_index),
+                                               media_type=rr.MediaType.MARKDOWN))
     if np.isfinite(frame.score):
-        rec.log("frame/score", rr.Scalar(frame.score))
+        rec.log(f"{text}/score", rr.Scalar(frame.score))
     return {"points": len(points), "pre_label_boxes": len(frame.pre_label_boxes), "uncertain_boxes": len(mean),
             "camera_images": images}
 
 
-def write_review(frames: Sequence[ReviewFrame], round_index: int, path: str | Path) -> ReviewSummary:
-    """Write the review recording of ``frames`` (rank order) to ``path`` (atomically: a temporary
-    file renamed into place); return what it holds and how long it took."""
+def write_review(frames: Sequence[ReviewFrame], round_index: int, path: str | Path,
+                 candidates: Sequence[ReviewFrame] = ()) -> ReviewSummary:
+    """Write the review recording of the bought ``frames`` (rank order) and the unbought
+    ``candidates`` to compare (score order) to ``path`` (atomically: a temporary file renamed into
+    place); return what it holds (the counts are of the bought frames) and how long it took."""
     import rerun as rr
 
     path = Path(path)
@@ -161,11 +175,14 @@ def write_review(frames: Sequence[ReviewFrame], round_index: int, path: str | Pa
         rec.set_time_sequence(TIMELINE, frame.rank)
         for key, value in _log_frame(rr, rec, frame, round_index).items():
             totals[key] += value
+    for candidate in candidates:
+        rec.set_time_sequence(TIMELINE, candidate.rank)
+        _log_frame(rr, rec, candidate, round_index)
     rec.flush(blocking=True)
     rr.disconnect(recording=rec)
     partial.replace(path)
-    return ReviewSummary(round=round_index, path=str(path), frames=len(frames), seconds=time.perf_counter() - started,
-                         bytes=path.stat().st_size, **totals)
+    return ReviewSummary(round=round_index, path=str(path), frames=len(frames), candidates=len(candidates),
+                         seconds=time.perf_counter() - started, bytes=path.stat().st_size, **totals)
 
 
 def recording_counts(path: str | Path) -> dict:
@@ -183,10 +200,17 @@ def recording_counts(path: str | Path) -> dict:
         return sum(len(v) for v in table.column(column).to_pylist() if v is not None)
 
     image_columns = [c for c in columns if c.endswith("/image:Blob")]
+    ranks = table.column(TIMELINE).to_pylist()
+
+    def ranks_with(column: str) -> list[int]:
+        values = table.column(column).to_pylist() if column in columns else [None] * len(ranks)
+        return sorted(int(r) for r, v in zip(ranks, values) if v is not None)
+
     return {
         "application_id": recording.application_id(),
         "recording_id": recording.recording_id(),
-        "ranks": sorted(int(r) for r in table.column(TIMELINE).to_pylist()),
+        "ranks": ranks_with("/frame/summary:Text"),
+        "candidate_ranks": ranks_with("/candidate/summary:Text"),
         "points": total(f"/{LIDAR}/points:Position3D"),
         "pre_label_boxes": total(f"/{LIDAR}/pre_labels:HalfSize3D"),
         "uncertain_boxes": total(f"/{LIDAR}/uncertain/mean:HalfSize3D"),

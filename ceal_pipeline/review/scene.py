@@ -47,6 +47,8 @@ class ReviewFrame:
     pre_label_boxes: np.ndarray
     pre_label_names: tuple[str, ...]
     pre_label_scores: np.ndarray
+    #: False for an unbought candidate shown to compare (``rank``: its place by score among those)
+    bought: bool = True
 
     @property
     def frame_id(self) -> str:
@@ -79,6 +81,28 @@ def review_frames(export_folder: str | Path, records_of) -> list[ReviewFrame]:
             pre_label_scores=np.asarray([p["score"] for p in pre], np.float64),
         ))
     return frames
+
+
+def top_unbought(frame_ids: Sequence[str], scores: np.ndarray, bought: Sequence[str], n: int) -> list[tuple[str, float]]:
+    """The ``n`` highest-scoring frames of ``frame_ids`` (a round's scored candidates) that were not
+    bought, best first, as ``(frame id, score)``; NaN scores never count. CEAL samples its batch, so
+    a candidate can outscore a bought frame: these are the ones to compare against."""
+    taken = set(bought)
+    scores = np.asarray(scores, np.float64)
+    order = np.argsort(-np.where(np.isfinite(scores), scores, -np.inf), kind="stable")
+    picked = [(str(frame_ids[i]), float(scores[i])) for i in order
+              if str(frame_ids[i]) not in taken and np.isfinite(scores[i])]
+    return picked[:max(n, 0)]
+
+
+def candidate_frames(candidates: Sequence[tuple[str, float]], records_of, explanations) -> list[ReviewFrame]:
+    """Unbought candidates ``(frame id, score)`` as review frames (rank = place by score; no
+    pre-labels: the vendor never got them); ``explanations`` maps frame id -> FrameExplanation."""
+    records = records_of([f for f, _ in candidates]) if candidates else []
+    return [ReviewFrame(rank=i, score=score, record=record, explanation=explanations.get(frame_id),
+                        pre_label_boxes=np.zeros((0, 7)), pre_label_names=(), pre_label_scores=np.zeros(0),
+                        bought=False)
+            for i, ((frame_id, score), record) in enumerate(zip(candidates, records), start=1)]
 
 
 def height_colours(z: np.ndarray) -> np.ndarray:
@@ -118,9 +142,11 @@ def projected_box_edges(boxes: np.ndarray, camera: CameraRecord) -> tuple[np.nda
 
 def summary_markdown(frame: ReviewFrame, round_index: int) -> str:
     """The frame's rank, score and explanation as the review's text panel."""
-    lines = [f"# Round {round_index}, rank {frame.rank}: `{frame.frame_id}`",
+    lines = [f"# Round {round_index}, rank {frame.rank}: `{frame.frame_id}`" if frame.bought else
+             f"# Round {round_index}, not bought: candidate {frame.rank} by score, `{frame.frame_id}`",
              f"- sequence `{frame.record.sequence_id}`, score **{frame.score:.4f} nats**",
-             f"- pre-labels sent to the vendor: {len(frame.pre_label_boxes)}"]
+             f"- pre-labels sent to the vendor: {len(frame.pre_label_boxes)}" if frame.bought else
+             "- not sent to the vendor (CEAL samples its batch: a higher score is likelier, not certain, to be bought)"]
     e = frame.explanation
     if e is None:
         lines.append("- not explained (the score shard held no explanation)")

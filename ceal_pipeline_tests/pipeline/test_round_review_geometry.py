@@ -45,3 +45,14 @@ def test_edges_behind_the_camera_are_dropped_and_crossing_ones_clipped_to_finite
     segments, _ = projected_box_edges(crossing, CAMERA)
     assert 0 < len(segments) < 12 and np.isfinite(segments).all()
     assert projected_box_edges(np.zeros((0, 7)), CAMERA)[0].shape == (0, 2, 2)
+
+
+def test_the_unbought_candidates_to_compare_are_the_best_scoring_frames_not_bought():
+    from ceal_pipeline.review.scene import top_unbought
+
+    ids = ["a", "b", "c", "d", "e"]
+    scores = np.array([-3.0, np.nan, -1.0, -2.0, -0.5])
+
+    assert top_unbought(ids, scores, bought=["e"], n=2) == [("c", -1.0), ("d", -2.0)]
+    assert top_unbought(ids, scores, bought=[], n=10) == [("e", -0.5), ("c", -1.0), ("d", -2.0), ("a", -3.0)]
+    assert top_unbought(ids, scores, bought=["e"], n=0) == []

@@ -191,6 +191,17 @@ def test_round_review_writes_the_rounds_3d_recording_and_shows_how_to_open_it(cl
         assert found[key].value == counts[key]
     assert {"/world/ego", "/world/ego/lidar/points", "/world/ego/lidar/pre_labels", "/frame/summary",
             "/frame/score"} <= set(counts["entities"])
+    # beside them, to compare: the best-scoring candidates that were not bought
+    scores = resources["history"].open().round_scores(0)
+    unbought = sorted(((s, f) for f, s in zip(scores.frame_ids, scores.scores) if f not in set(export_ids(folder))),
+                      reverse=True)[:5]
+    assert [c["frame_id"] for c in found["unbought_candidates"].value] == [f for _, f in unbought]
+    assert counts["candidate_ranks"] == list(range(1, len(unbought) + 1))
+    assert "/candidates/ego/lidar/points" in counts["entities"]
+
+
+def export_ids(folder: Path) -> list[str]:
+    return [json.loads(line)["frame_id"] for line in (folder / "selected_frames.jsonl").read_text().splitlines()]
 
 
 def test_ceal_review_writes_the_recording_and_reports_time_and_size_per_frame(closed_round, tmp_path, monkeypatch,
@@ -202,6 +213,8 @@ def test_ceal_review_writes_the_recording_and_reports_time_and_size_per_frame(cl
     monkeypatch.setenv("CEAL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("CEAL_OUTBOX", resources["exporter"].outbox)
     monkeypatch.setenv("CEAL_CATALOG_DIR", resources["frame_source"].catalog_dir)
+    monkeypatch.setenv("CEAL_HISTORY_PATH", resources["history"].path)
+    monkeypatch.setenv("CEAL_SHARD_DIR", resources["history"].shard_dir)
     project_config.cache_clear()
     try:
         code = main(["review", "--round", "0", "--json"])
@@ -215,5 +228,6 @@ def test_ceal_review_writes_the_recording_and_reports_time_and_size_per_frame(cl
     assert line["frames"] == K and line["read_back"]["ranks"] == list(range(1, K + 1))
     for key in ("points", "pre_label_boxes", "uncertain_boxes", "camera_images"):
         assert line[key] == line["read_back"][key]
-    assert line["seconds_per_frame"] == pytest.approx(line["seconds"] / K)
-    assert line["bytes_per_frame"] == pytest.approx(Path(line["path"]).stat().st_size / K)
+    assert line["candidates"] == len(line["read_back"]["candidate_ranks"]) == 5
+    assert line["seconds_per_frame"] == pytest.approx(line["seconds"] / (K + 5))
+    assert line["bytes_per_frame"] == pytest.approx(Path(line["path"]).stat().st_size / (K + 5))

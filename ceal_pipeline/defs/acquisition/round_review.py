@@ -12,8 +12,8 @@ import dagster as dg
 from ceal_pipeline.defs.acquisition.failures import permanent_failure
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
 from ceal_pipeline.defs.acquisition.round_selection import GROUP, vendor_export
-from ceal_pipeline.defs.resources import FrameSourceResource, VendorExporterResource
-from ceal_pipeline.review.round_review import open_command, review_path, write_round_review
+from ceal_pipeline.defs.resources import AcquisitionHistoryResource, FrameSourceResource, VendorExporterResource
+from ceal_pipeline.review.round_review import open_command, review_path, unbought_candidates, write_round_review
 
 
 @dg.asset(
@@ -24,17 +24,22 @@ from ceal_pipeline.review.round_review import open_command, review_path, write_r
     description="The round's bought frames in 3D, in rank order, as a Rerun recording (.rrd, written headless): "
     "LiDAR points coloured by height, the pre-labels sent to the vendor with class and score, the most "
     "uncertain objects' MC-mean boxes and spread, each camera image with the boxes projected, the ego pose, "
-    "and each frame's rank, score and explanation. The metadata gives the file and the command to open it.",
+    "and each frame's rank, score and explanation; beside them, to compare, the best-scoring candidates that "
+    "were not bought. The metadata gives the file and the command to open it.",
 )
-def round_review(context: dg.AssetExecutionContext, frame_source: FrameSourceResource,
-                 exporter: VendorExporterResource) -> dg.MaterializeResult:
+def round_review(context: dg.AssetExecutionContext, history: AcquisitionHistoryResource,
+                 frame_source: FrameSourceResource, exporter: VendorExporterResource) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
     export = exporter.exported(round_index)  # verifies the drop's checksums
     if export is None:
         raise permanent_failure(f"round {round_index} has no export in {exporter.outbox}; materialize vendor_export "
                                 f"for partition {context.partition_key} first")
     path = review_path(exporter.reviews, round_index)
-    summary = write_round_review(round_index, export.folder, frame_source.catalog().records, path)
+    catalog = frame_source.catalog()
+    scores = history.open().round_scores(round_index)
+    candidates = unbought_candidates(scores.frame_ids, scores.scores, export.frame_ids, exporter.review_candidates,
+                                     catalog.records, lambda ids: history.exchange().explanations(round_index, ids))
+    summary = write_round_review(round_index, export.folder, catalog.records, path, candidates)
     context.log.info(f"round {round_index}: 3D review of {summary.frames} frames in {path} "
                      f"({summary.bytes_per_frame / 1e6:.1f} MB, {summary.seconds_per_frame:.2f} s per frame)")
     return dg.MaterializeResult(metadata={
@@ -46,6 +51,8 @@ def round_review(context: dg.AssetExecutionContext, frame_source: FrameSourceRes
         "pre_label_boxes": summary.pre_label_boxes,
         "uncertain_boxes": summary.uncertain_boxes,
         "camera_images": summary.camera_images,
+        "unbought_candidates": dg.MetadataValue.json([{"frame_id": c.frame_id, "score_nats": c.score}
+                                                      for c in candidates]),
         "seconds_per_frame": round(summary.seconds_per_frame, 3),
         "mb_per_frame": round(summary.bytes_per_frame / 1e6, 2),
     })
