@@ -77,7 +77,7 @@ def test_variables_amend_the_file(tmp_path):
         ({"round": {"temperature": -1}}, r"round\.temperature: Input should be greater than 0 \(got -1"),
         ({"round": {"normalisation": "softmax"}}, r"round\.normalisation: Input should be 'rank', 'zscore' or 'none'"),
         ({"round": {"tempreature": 0.5}}, r"round\.tempreature: unknown key in .*ceal.yaml; the keys there are k, "),
-        ({"rounds": {"k": 5}}, r"rounds: unknown key in .*; the keys there are preset, source, storage, detector, round"),
+        ({"rounds": {"k": 5}}, r"rounds: unknown key in .*; the keys there are preset, source, storage, detector, round, export"),
         ({"preset": "laptop"}, r"preset: 'laptop' is not a preset; use one of gpu, cpu-small"),
         ({"detector": {"device": "gpu0"}}, r"detector\.device: Value error, 'gpu0' is not a device: use auto, cpu"),
         ({"source": {"kind": "aimotive"}}, r"source\.root: a aimotive source needs its dataset folder; set source\.root"),

@@ -58,7 +58,8 @@ def _resources(home: Path, data: Path, models: Path, args: argparse.Namespace) -
             root=str(data), catalog_dir=str(home / "catalog"), synthetic_frames=args.frames,
             synthetic_seed=args.seed, seed_labeled=args.seed_labeled,
         ),
-        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
+        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox"),
+                                           reviews=str(home / "reviews")),
     }
 
 

@@ -202,7 +202,8 @@ def run(args: argparse.Namespace) -> dict:
         "frame_source": FrameSourceResource(kind="mmdet3d", root=str(data), catalog_dir=str(home / "catalog"),
                                             seed_labeled=args.seed_labeled, synthetic_seed=args.seed),
         # no pre-labels: the instant "detector" has no boxes to offer (the real one's pass costs K frames)
-        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox"), pre_labels=False),
+        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox"), pre_labels=False,
+                                           reviews=str(home / "reviews")),
     }
     defs = build_defs(resources, with_validation=False)
     loggers = {"console": {"config": {"log_level": "WARNING"}}}

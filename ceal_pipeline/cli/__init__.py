@@ -25,6 +25,7 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("export", "ceal_pipeline.cli.export", "withdraw (part of) a round's vendor export, recorded with a reason"),
     ("labels", "ceal_pipeline.cli.labels", "ingest a vendor's label delivery as boxes; retire labeled frames that left the source"),
     ("vendor", "ceal_pipeline.cli.vendor", "the vendor round-trip self-check on a dataset (export, deliver, ingest)"),
+    ("review", "ceal_pipeline.cli.review", "a round's bought frames in 3D: write or --open its Rerun recording (.rrd)"),
 )
 
 

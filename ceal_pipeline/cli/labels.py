@@ -27,13 +27,14 @@ from pathlib import Path
 
 from ceal_pipeline.atomic_files import atomic_write_bytes
 from ceal_pipeline.cli.arguments import existing_history, plain_text, round_index, waiting_out_busy_history
+from ceal_pipeline.export.vendor_inbox import DELIVERY_FORMATS, inbox_name
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     ingest = actions.add_parser("ingest", help="ingest a vendor delivery (OpenLABEL or mmdet3d) as boxes")
     ingest.add_argument("path", type=plain_text, help="a delivery file, or a folder of them")
-    ingest.add_argument("--format", choices=("openlabel", "mmdet3d"), required=True, dest="fmt",
+    ingest.add_argument("--format", choices=DELIVERY_FORMATS, required=True, dest="fmt",
                         help="the delivery's format")
     ingest.add_argument("--round", type=round_index, required=True,
                         help="the round whose export the delivery answers")
@@ -54,9 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the DuckDB history (default: storage.history of the project configuration)")
 
 
-def _into_inbox(path: Path, folder: Path) -> Path:
+def _into_inbox(path: Path, folder: Path, fmt: str) -> Path:
     """``path`` copied (atomically) into the inbox folder; an existing copy must be identical."""
-    target = folder / path.name
+    target = folder / inbox_name(path.name, fmt)
     if target.resolve() == path.resolve():
         return target
     if target.is_symlink() or (target.exists() and not target.is_file()):
@@ -104,7 +105,7 @@ def _ingest(args: argparse.Namespace) -> int:
         except (MalformedDelivery, InvalidDeliveredBoxes) as exc:
             rejected.append(RejectedDelivery(file, f"{exc}; nothing of the file was used nor copied",
                                              sha256_if_small(file)))
-    deliveries = [dataclasses.replace(d, path=_into_inbox(d.path, folder)) for d in deliveries]
+    deliveries = [dataclasses.replace(d, path=_into_inbox(d.path, folder, args.fmt)) for d in deliveries]
     history = waiting_out_busy_history(lambda: AcquisitionHistory(history_path), "labels ingest")
     ingested, rejected = waiting_out_busy_history(lambda: ingest_deliveries(history, deliveries, rejected),
                                                   "labels ingest")

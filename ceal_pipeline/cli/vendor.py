@@ -16,6 +16,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ceal_pipeline.export.vendor_formats import FORMATS
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
@@ -23,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--source", choices=("aimotive", "mmdet3d"), required=True, help="the frame source's kind")
     check.add_argument("--root", required=True, help="the dataset root")
     check.add_argument("--info", default=None, help="mmdet3d: the info file, relative to --root")
-    check.add_argument("--format", choices=("openlabel", "mmdet3d"), required=True, dest="fmt",
+    check.add_argument("--format", choices=FORMATS, required=True, dest="fmt",
                        help="the exchange format to check")
     check.add_argument("--workdir", default=None, help="scratch folder (default: a temporary one, removed)")
     check.add_argument("--json", action="store_true", help="print only the JSON line")

@@ -4,7 +4,8 @@ Four sections: ``source`` (where frames come from and which annotations count
 as labels), ``storage`` (where state lives), ``detector`` (model, device,
 training) and ``round`` (the round parameters that ``candidate_pool`` records
 when a round opens: pool size, temperature, K, MC passes, shard size,
-acquisition function, pruning). Every enumerated field is a ``Literal``, every
+acquisition function, pruning); ``export`` (the formats each round's export
+holds, for the labeling tools). Every enumerated field is a ``Literal``, every
 number has its bounds, and an unknown key is an error (a typo must not be
 silently ignored). No Dagster import: the CLI reads this too.
 """
@@ -25,6 +26,8 @@ Normalisation = Literal["rank", "zscore", "none"]
 McMode = Literal["head", "full"]
 Aggregate = Literal["mean", "max", "sum"]
 PresetName = Literal["cpu-small", "gpu"]
+#: The formats a round's export can hold (ceal_pipeline/export/vendor_formats.py; docs/VENDOR.md).
+ExportFormat = Literal["openlabel", "mmdet3d", "cvat_kitti_raw", "segments", "kognic"]
 NAMED_PRIORS = ("optimistic", "pessimistic", "mean")
 
 
@@ -63,6 +66,14 @@ class StorageSection(_Section):
                                     "whatever the umask (octal in YAML: 0755)")
     export_file_mode: int = Field(default=0o644, ge=0, le=0o777, description="mode of the export's files, "
                                   "whatever the umask (octal in YAML: 0644)")
+
+
+class ExportSection(_Section):
+    formats: list[ExportFormat] = Field(
+        default_factory=lambda: ["openlabel", "mmdet3d"], min_length=1,
+        description="what each round's export holds: openlabel, mmdet3d, cvat_kitti_raw (CVAT 3D task), "
+        "segments (Segments.ai samples), kognic (Kognic OpenLABEL); the last three add PCD point clouds",
+    )
 
 
 class DetectorSection(_Section):
@@ -155,3 +166,4 @@ class ProjectConfig(_Section):
     storage: StorageSection = Field(default_factory=StorageSection)
     detector: DetectorSection
     round: RoundSection
+    export: ExportSection = Field(default_factory=ExportSection)

@@ -44,6 +44,7 @@ from ceal_pipeline.export import (
     write_vendor_export,
 )
 from ceal_pipeline.export.sensor_uris import SensorUriRule
+from ceal_pipeline.review.round_review import DEFAULT_CANDIDATES, reviews_folder
 
 _PRESET = PRESETS[DEFAULT_PRESET]
 
@@ -251,6 +252,24 @@ class VendorExporterResource(dg.ConfigurableResource):
                               default=0o755)
     file_mode: int = _field(StorageSection, None, "export_file_mode", " (ceal.yaml storage.export_file_mode)",
                             default=0o644)
+    reviews: str = Field(
+        default="",
+        description="folder of the rounds' review recordings (round-NNNN.rrd; `ceal review --round R --open`); "
+        "empty: reviews/ beside the outbox",
+    )
+    review_candidates: int = Field(
+        default=DEFAULT_CANDIDATES, ge=0,
+        description="best-scoring unbought candidates the round's review shows beside the bought frames",
+    )
+    formats: list[str] = Field(
+        default=["openlabel", "mmdet3d"],
+        description="what the drop holds: openlabel, mmdet3d, cvat_kitti_raw, segments, kognic (ceal.yaml "
+        "export.formats)",
+    )
+
+    def reviews_folder(self) -> Path:
+        """Where the rounds' review recordings go (``reviews``, else ``reviews/`` beside the outbox)."""
+        return Path(self.reviews) if self.reviews else Path(self.outbox).parent / "reviews"
 
     def uri_rule(self, source_root: str) -> SensorUriRule:
         return SensorUriRule(self.dataset_root or source_root, self.uri_base)
@@ -310,6 +329,8 @@ def resources_for(project: ProjectConfig) -> dict:
         ),
         "exporter": VendorExporterResource(outbox=storage.outbox, inbox=storage.inbox, uri_base=source.uri_base,
                                            folder_mode=storage.export_folder_mode,
-                                           file_mode=storage.export_file_mode),
+                                           file_mode=storage.export_file_mode,
+                                           formats=list(project.export.formats),
+                                           reviews=str(reviews_folder(storage.home))),
         "run_defaults": run_defaults_for(project),
     }

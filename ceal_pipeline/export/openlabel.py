@@ -99,12 +99,11 @@ def _objects(boxes: np.ndarray, class_names, attributes=None) -> tuple[dict, dic
     return root, frame
 
 
-def openlabel_scene(task: FrameTask, round_index: int) -> dict:
-    """The OpenLABEL document of one task (see the module docstring)."""
+def sensor_streams(task: FrameTask, lidar_uri: str, lidar_description: str) -> tuple[dict, dict]:
+    """``(streams, coordinate_systems)`` of a task: the LIDAR stream (the labels' frame, the root)
+    and each camera with its URI, intrinsics and pose in the LIDAR frame."""
     record = task.record
-    streams = {LIDAR_CS: {"type": "lidar", "uri": task.lidar_uri,
-                          "description": f"{record.lidar_format.kind} point cloud, "
-                                         f"{record.lidar_format.num_features} values per point"}}
+    streams = {LIDAR_CS: {"type": "lidar", "uri": lidar_uri, "description": lidar_description}}
     coordinate_systems = {LIDAR_CS: {"type": "sensor_cs", "parent": "", "children": [c.name for c in record.cameras]}}
     for camera, uri in zip(record.cameras, task.camera_uris):
         streams[camera.name] = {"type": "camera", "uri": uri, "description": f"lens model {camera.model}",
@@ -113,6 +112,15 @@ def openlabel_scene(task: FrameTask, round_index: int) -> dict:
             "type": "sensor_cs", "parent": LIDAR_CS, "children": [],
             "pose_wrt_parent": {"matrix4x4": _flat(np.linalg.inv(np.asarray(camera.lidar2cam, np.float64)))},
         }
+    return streams, coordinate_systems
+
+
+def openlabel_scene(task: FrameTask, round_index: int) -> dict:
+    """The OpenLABEL document of one task (see the module docstring)."""
+    record = task.record
+    streams, coordinate_systems = sensor_streams(
+        task, task.lidar_uri,
+        f"{record.lidar_format.kind} point cloud, {record.lidar_format.num_features} values per point")
     frame_properties: dict = {"external_id": task.external_id}
     if task.timestamp is not None:
         frame_properties["timestamp"] = task.timestamp

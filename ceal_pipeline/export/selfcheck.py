@@ -11,6 +11,7 @@ more than 1 mm or 1e-4 rad away from the source, or not at all, fails it.
 
 from __future__ import annotations
 
+import importlib
 import json
 import pickle
 from pathlib import Path
@@ -30,6 +31,9 @@ from ceal_pipeline.frames.box_conventions import wrap_angle
 CENTER_TOLERANCE_M = 1e-3
 SIZE_TOLERANCE_M = 1e-3
 YAW_TOLERANCE_RAD = 1e-4
+#: The module that reads the frame ids back from each labeling tool's files in a drop.
+_TOOL_MODULES = {"cvat_kitti_raw": "ceal_pipeline.export.cvat", "segments": "ceal_pipeline.export.segments",
+                 "kognic": "ceal_pipeline.export.kognic"}
 
 
 def exported_external_ids(folder: Path, fmt: str) -> list[str]:
@@ -37,6 +41,8 @@ def exported_external_ids(folder: Path, fmt: str) -> list[str]:
     if fmt == "openlabel":
         return sorted(json.loads(p.read_text())["openlabel"]["metadata"]["external_id"]
                       for p in (folder / OPENLABEL_FOLDER).glob("*.json"))
+    if fmt in _TOOL_MODULES:
+        return sorted(importlib.import_module(_TOOL_MODULES[fmt]).exported_frame_ids(folder))
     infos = pickle.loads((folder / MMDET3D_NAME).read_bytes())  # our own export: trusted
     return sorted(entry["token"] for entry in infos["data_list"])
 
@@ -60,7 +66,7 @@ def run_selfcheck(source: str, root: str | Path, fmt: str, workdir: str | Path, 
     tasks = frame_tasks(records, uris)
     export = write_vendor_export(workdir / "outbox", 0, "selfcheck",
                                  [ExportedFrame(r.frame_id, r.sequence_id, 0.0) for r in records],
-                                 files=export_files(0, "selfcheck", tasks, uris))
+                                 files=export_files(0, "selfcheck", tasks, uris, formats=(fmt,)))
     history.record_export(0, export.folder, ids)
 
     truth = ground_truth_labels(records)

@@ -6,7 +6,10 @@
 - ``tasks.jsonl``: one task per line in the project's own format (:func:`.vendor_tasks.task_json`);
 - ``openlabel/<safe name>.json``: one ASAM OpenLABEL 1.0 scene per frame (:mod:`.openlabel`; the
   name: :mod:`.file_names`, the frame id is the scene's ``external_id``);
-- ``mmdet3d_infos.pkl``: the mmdet3d info file of all tasks (:mod:`.mmdet3d_format`).
+- ``mmdet3d_infos.pkl``: the mmdet3d info file of all tasks (:mod:`.mmdet3d_format`);
+- the labeling tools' layouts, each when ``export.formats`` names it: ``cvat_kitti_raw/``
+  (:mod:`.cvat`), ``segments/`` (:mod:`.segments`), ``kognic/`` (:mod:`.kognic`), with the
+  point clouds converted to the PCD each tool reads.
 
 :func:`export_files` returns them as bytes for :func:`.file_drop.write_vendor_export`,
 which writes them atomically with the CSV, once per round.
@@ -30,7 +33,32 @@ PROJECT_NAME = "project.json"
 TASKS_NAME = "tasks.jsonl"
 OPENLABEL_FOLDER = "openlabel"
 MMDET3D_NAME = "mmdet3d_infos.pkl"
-FORMATS = ("openlabel", "mmdet3d")
+#: Every format an export can hold (``export.formats`` in ceal.yaml), and the ones it holds by default.
+FORMATS = ("openlabel", "mmdet3d", "cvat_kitti_raw", "segments", "kognic")
+DEFAULT_FORMATS = ("openlabel", "mmdet3d")
+#: Where each labeling tool's files lie in the drop, and how its labels come back.
+_TOOL_LAYOUTS = {
+    "cvat_kitti_raw": ("cvat_kitti_raw/", "*.zip: CVAT's export of the task in 'Kitti Raw Format 1.0'"),
+    "segments": ("segments/samples.json", "*.json: a Segments.ai release of the dataset (labelset ground-truth)"),
+    "kognic": ("kognic/<external id>.json", "*.kognic.json: Kognic's OpenLABEL export (their cuboid convention)"),
+}
+
+
+def tool_files(fmt: str, tasks: Sequence[FrameTask], round_index: int) -> dict[str, bytes]:
+    """The files of labeling tool format ``fmt`` (one of :data:`FORMATS` past the first two)."""
+    if fmt == "cvat_kitti_raw":
+        from ceal_pipeline.export.cvat import cvat_files
+
+        return cvat_files(tasks)
+    if fmt == "segments":
+        from ceal_pipeline.export.segments import segments_files
+
+        return segments_files(tasks, round_index)
+    if fmt == "kognic":
+        from ceal_pipeline.export.kognic import kognic_files
+
+        return kognic_files(tasks, round_index)
+    raise ValueError(f"unknown export format {fmt!r}: use one of {FORMATS}")
 
 
 def openlabel_name(frame_id: str) -> str:
@@ -38,9 +66,10 @@ def openlabel_name(frame_id: str) -> str:
     return f"{OPENLABEL_FOLDER}/{safe_file_stem(frame_id)}.json"
 
 
-def project_manifest(round_index: int, model_version: str, tasks: Sequence[FrameTask], uris: SensorUriRule) -> dict:
+def project_manifest(round_index: int, model_version: str, tasks: Sequence[FrameTask], uris: SensorUriRule,
+                     formats: Sequence[str] = DEFAULT_FORMATS) -> dict:
     """The versioned project manifest of a round's export."""
-    return {
+    manifest = {
         "format": PROJECT_FORMAT,
         "round": round_index,
         "model_version": model_version,
@@ -60,18 +89,32 @@ def project_manifest(round_index: int, model_version: str, tasks: Sequence[Frame
                                    "'instances'}]}, bbox_3d with the gravity centre as origin"},
         },
     }
+    for fmt in formats:
+        if fmt in _TOOL_LAYOUTS:
+            manifest["files"][fmt], manifest["delivery"]["formats"][fmt] = _TOOL_LAYOUTS[fmt]
+    manifest["export_formats"] = list(formats)
+    return manifest
 
 
-def export_files(round_index: int, model_version: str, tasks: Sequence[FrameTask], uris: SensorUriRule) -> dict:
-    """Relative file name -> bytes of every vendor-facing file of the export."""
+def export_files(round_index: int, model_version: str, tasks: Sequence[FrameTask], uris: SensorUriRule,
+                 formats: Sequence[str] = DEFAULT_FORMATS) -> dict:
+    """Relative file name -> bytes of every vendor-facing file of the export in ``formats``."""
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown export formats {unknown}: use some of {list(FORMATS)}")
     def dumps(payload: dict) -> bytes:
         return (json.dumps(payload, indent=1, allow_nan=False) + "\n").encode("utf-8")
 
     files = {
-        PROJECT_NAME: dumps(project_manifest(round_index, model_version, tasks, uris)),
+        PROJECT_NAME: dumps(project_manifest(round_index, model_version, tasks, uris, formats)),
         TASKS_NAME: "".join(json.dumps(task_json(t), allow_nan=False) + "\n" for t in tasks).encode("utf-8"),
-        MMDET3D_NAME: dump_infos(mmdet3d_infos(tasks, round_index)),
     }
-    for task in tasks:
-        files[openlabel_name(task.external_id)] = dumps(openlabel_scene(task, round_index))
+    if "mmdet3d" in formats:
+        files[MMDET3D_NAME] = dump_infos(mmdet3d_infos(tasks, round_index))
+    if "openlabel" in formats:
+        for task in tasks:
+            files[openlabel_name(task.external_id)] = dumps(openlabel_scene(task, round_index))
+    for fmt in formats:
+        if fmt in _TOOL_LAYOUTS:
+            files.update(tool_files(fmt, tasks, round_index))
     return files

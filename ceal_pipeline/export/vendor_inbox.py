@@ -3,7 +3,10 @@
 The inbox mirrors the outbox: the answer to round ``r``'s export goes into
 ``<inbox>/round-NNNN/`` as one or more files, each either an ASAM OpenLABEL
 document (``*.json`` with a top-level ``openlabel`` object) or an mmdet3d info
-file (``*.pkl``, or ``*.json`` with ``data_list``). The folder names the round;
+file (``*.pkl``, or ``*.json`` with ``data_list``), or a labeling tool's own
+export: CVAT's Kitti Raw ``*.zip`` (:mod:`.cvat`), a Segments.ai release
+(``*.json`` with ``dataset.samples``, :mod:`.segments`), Kognic's OpenLABEL
+(``*.kognic.json``, :mod:`.kognic`). The folder names the round;
 the files carry boxes keyed by frame id (:mod:`.openlabel`, :mod:`.mmdet3d_format`).
 Files whose names start with ``.`` are in flight and skipped.
 
@@ -40,11 +43,17 @@ from ceal_pipeline.export.file_drop import list_exports, read_vendor_export, rou
 from ceal_pipeline.export.mmdet3d_format import dump_infos, load_info_payload, mmdet3d_delivery, parse_mmdet3d_delivery
 from ceal_pipeline.export.openlabel import (MalformedDelivery, load_openlabel_payload, openlabel_delivery,
                                             parse_openlabel_delivery, parse_strictly)
+from ceal_pipeline.export.cvat import cvat_delivery, read_cvat_kitti_raw
+from ceal_pipeline.export.kognic import DELIVERY_SUFFIX as KOGNIC_SUFFIX, kognic_delivery, read_kognic
+from ceal_pipeline.export.segments import read_segments_release, segments_release
 from ceal_pipeline.export.vendor_boxes import InvalidDeliveredBoxes, class_names_of
 from ceal_pipeline.frames.records import FrameRecord
 from ceal_pipeline.frames.result import printable
 
-DELIVERY_FORMATS = ("openlabel", "mmdet3d")
+DELIVERY_FORMATS = ("openlabel", "mmdet3d", "cvat_kitti_raw", "segments", "kognic")
+#: The file name suffix a delivery of each format is written (or copied into the inbox) with.
+DELIVERY_SUFFIXES = {"openlabel": ".json", "mmdet3d": ".pkl", "cvat_kitti_raw": ".zip", "segments": ".json",
+                     "kognic": KOGNIC_SUFFIX}
 _ROUND_NAME = re.compile(r"^round-(\d+)$", re.ASCII)
 #: Rounds are INTEGER keys in the history: 0 <= round < 2**31.
 MAX_ROUND = 2**31
@@ -100,9 +109,20 @@ def round_of_folder(name: str) -> tuple[int | None, str | None]:
 
 
 def detect_format(path: Path, head: bytes | None = None) -> str:
-    """``openlabel`` or ``mmdet3d`` from the file's name and (for JSON) its top-level key."""
+    """The delivery format of ``path`` from its name and (for JSON) its first bytes (``head``, read
+    when None): ``openlabel``, ``mmdet3d``, ``cvat_kitti_raw`` (a ``.zip``), ``segments`` (a
+    release: a ``dataset`` with ``samples``) or ``kognic`` (``*.kognic.json``)."""
     if path.suffix == ".pkl":
         return "mmdet3d"
+    if path.suffix == ".zip":
+        from ceal_pipeline.export.cvat import is_cvat_zip
+
+        if is_cvat_zip(path):
+            return "cvat_kitti_raw"
+        raise MalformedDelivery(f"{path}: a .zip delivery must be CVAT's 'Kitti Raw Format 1.0' export "
+                                "(tracklet_labels.xml and frame_list.txt)")
+    if path.name.endswith(KOGNIC_SUFFIX):
+        return "kognic"
     if path.suffix == ".json":
         if head is None:
             try:
@@ -110,13 +130,17 @@ def detect_format(path: Path, head: bytes | None = None) -> str:
                     head = handle.read(4096)
             except OSError as exc:
                 raise MalformedDelivery(f"{path}: unreadable ({exc})") from None
-        return "openlabel" if '"openlabel"' in head[:4096].decode("utf-8", errors="replace") else "mmdet3d"
-    raise MalformedDelivery(f"{path}: not a delivery file (use .json for OpenLABEL or mmdet3d, .pkl for mmdet3d)")
+        text = head[:4096].decode("utf-8", errors="replace")
+        if '"openlabel"' in text:
+            return "openlabel"
+        return "segments" if '"dataset"' in text and '"samples"' in text else "mmdet3d"
+    raise MalformedDelivery(f"{path}: not a delivery file (use .json for OpenLABEL, mmdet3d or a Segments.ai "
+                            f"release, .pkl for mmdet3d, .zip for CVAT, {KOGNIC_SUFFIX} for Kognic)")
 
 
 def _annotator(payload: object, fmt: str) -> str:
     try:
-        meta = payload["openlabel"]["metadata"] if fmt == "openlabel" else payload["metainfo"]
+        meta = payload["metainfo"] if fmt == "mmdet3d" else payload["openlabel"]["metadata"]
         return str(meta.get("annotator", "")) or "unknown"
     except (KeyError, TypeError, AttributeError):
         return "unknown"
@@ -135,10 +159,16 @@ def read_delivery(path: str | os.PathLike, round_index: int, fmt: str | None = N
         data = read_regular_file(path, what="delivery")
     except UntrustedInputError as exc:
         raise MalformedDelivery(f"{exc}") from None
-    load, parse = ((load_openlabel_payload, parse_openlabel_delivery) if detected == "openlabel" else
-                   (load_info_payload, parse_mmdet3d_delivery))
-    payload = load(path, data)
-    labels = parse_strictly(parse, payload, path)
+    payload = None
+    if detected in ("openlabel", "mmdet3d"):
+        load, parse = ((load_openlabel_payload, parse_openlabel_delivery) if detected == "openlabel" else
+                       (load_info_payload, parse_mmdet3d_delivery))
+        payload = load(path, data)
+        labels = parse_strictly(parse, payload, path)
+    else:
+        if path.suffix == ".json":  # bounded (depth, size, no key twice) before the tool's reader parses it
+            payload = load_openlabel_payload(path, data)
+        labels = _READERS[detected](path)
     if vendor is None:
         vendor = _annotator(payload, detected)
     return LabelDelivery(round_index, path, detected, vendor, hashlib.sha256(data).hexdigest(), labels)
@@ -180,6 +210,18 @@ def _read_round_folder(folder: Path, round_index: int, deliveries: list, rejecte
                 deliveries.append(read_delivery(path, round_index))
             except (MalformedDelivery, InvalidDeliveredBoxes) as exc:
                 rejected.append(_refuse(path, f"{exc}; nothing of the file was used: fix or remove it"))
+
+
+#: The labeling tools' own delivery readers (OpenLABEL and mmdet3d deliveries are parsed above, with bounds).
+_READERS = {"cvat_kitti_raw": read_cvat_kitti_raw, "segments": read_segments_release, "kognic": read_kognic}
+
+
+def inbox_name(name: str, fmt: str) -> str:
+    """The name a delivery file called ``name`` gets in the inbox: a Kognic export keeps its stem and
+    ends in ``.kognic.json``, so the inbox reads it with Kognic's conventions; other names are kept."""
+    if fmt == "kognic" and not name.endswith(KOGNIC_SUFFIX):
+        return (name[:-5] if name.endswith(".json") else name) + KOGNIC_SUFFIX
+    return name
 
 
 def read_label_deliveries(inbox: str | os.PathLike) -> tuple[list[LabelDelivery], list[RejectedDelivery]]:
@@ -227,6 +269,12 @@ def delivery_bytes(labels: Mapping[str, tuple[np.ndarray, Sequence[str]]], fmt: 
         return (json.dumps(openlabel_delivery(labels, vendor), indent=1, allow_nan=True) + "\n").encode("utf-8")
     if fmt == "mmdet3d":
         return dump_infos(mmdet3d_delivery(labels, vendor))
+    if fmt == "cvat_kitti_raw":
+        return cvat_delivery(labels)
+    if fmt == "segments":
+        return (json.dumps(segments_release(labels, vendor), indent=1, allow_nan=True) + "\n").encode("utf-8")
+    if fmt == "kognic":
+        return (json.dumps(kognic_delivery(labels, vendor), indent=1, allow_nan=True) + "\n").encode("utf-8")
     raise ValueError(f"unknown delivery format {fmt!r}: use one of {DELIVERY_FORMATS}")
 
 
@@ -234,8 +282,7 @@ def write_label_delivery(inbox: str | os.PathLike, round_index: int,
                          labels: Mapping[str, tuple[np.ndarray, Sequence[str]]], *, fmt: str = "openlabel",
                          vendor: str = "simulated-vendor", name: str = "delivery") -> Path:
     """Write (atomically) a delivery answering ``round_index`` into the inbox; returns its path."""
-    suffix = ".json" if fmt == "openlabel" else ".pkl"
-    path = delivery_folder(inbox, round_index) / f"{name}{suffix}"
+    path = delivery_folder(inbox, round_index) / f"{name}{DELIVERY_SUFFIXES[fmt]}"
     atomic_write_bytes(path, delivery_bytes(labels, fmt, vendor))
     return path
 

@@ -55,6 +55,13 @@ class FrameTask:
         return t if math.isfinite(t) else None
 
     @property
+    def timestamp_ns(self) -> int | None:
+        """Nanoseconds (the tools' unit), to the microsecond: a float64 of seconds since 1970 holds
+        no finer digit than about 0.2 us, so the sub-microsecond digits would be noise."""
+        t = self.timestamp
+        return None if t is None else int(round(t * 1e6)) * 1000
+
+    @property
     def ego_pose(self) -> np.ndarray | None:
         """The 4x4 ego-to-world pose, or None where the source has none."""
         pose = self.record.ego_pose

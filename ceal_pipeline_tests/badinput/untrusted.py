@@ -320,11 +320,9 @@ class CliRefusal(ValueError):
 def _cli(argv: list[str], environ: dict, names: str, must_not_exist: list[Path] = ()):
     def run():
         from ceal_pipeline.cli import main
-        from ceal_pipeline.configuration import project_config
 
         saved = {k: os.environ.get(k) for k in environ}
         os.environ.update(environ)
-        project_config.cache_clear()
         out, err = io.StringIO(), io.StringIO()
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -336,7 +334,6 @@ def _cli(argv: list[str], environ: dict, names: str, must_not_exist: list[Path] 
         finally:
             for k, v in saved.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-            project_config.cache_clear()
         created = [str(p) for p in must_not_exist if p.exists() or p.is_symlink()]
         if created:
             raise AssertionError(f"`ceal {' '.join(argv)}` created {created} before refusing")

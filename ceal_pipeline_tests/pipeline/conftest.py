@@ -129,7 +129,8 @@ def pipeline_resources(home: Path, synthetic_root: str, scoring_log: Path) -> di
             root=synthetic_root, catalog_dir=str(home / "catalog"), synthetic_frames=N_FRAMES, synthetic_seed=3,
             seed_labeled=SEED_LABELED,
         ),
-        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
+        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox"),
+                                           reviews=str(home / "reviews")),
         "run_defaults": run_defaults_for(load_project_config()),  # the hermetic built-in preset
     }
 

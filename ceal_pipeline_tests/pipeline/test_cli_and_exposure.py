@@ -88,7 +88,6 @@ def test_labels_retire_waits_for_a_round_that_holds_the_history_open(tmp_path, m
 def test_labels_retire_missing_from_source_retires_exactly_the_labeled_frames_the_catalog_lost(
         tmp_path, monkeypatch, capsys):
     from ceal_pipeline.catalog import FrameCatalog
-    from ceal_pipeline.configuration import project_config
     from ceal_pipeline_tests.badinput.corpus import write_info_dataset
 
     write_info_dataset(tmp_path / "source")
@@ -103,11 +102,7 @@ def test_labels_retire_missing_from_source_retires_exactly_the_labeled_frames_th
                             "CEAL_DATA_ROOT": tmp_path / "source"}.items():
         monkeypatch.setenv(variable, str(value))
     monkeypatch.delenv("CEAL_CONFIG", raising=False)
-    project_config.cache_clear()
-    try:
-        assert main(["labels", "retire", "--missing-from-source", "--reason", "deleted upstream"]) == 0
-    finally:
-        project_config.cache_clear()
+    assert main(["labels", "retire", "--missing-from-source", "--reason", "deleted upstream"]) == 0
     assert '"frames": ["frame-9"]' in capsys.readouterr().out
     assert list(history.labeled_frames()) == ["frame-1"]
 

@@ -26,6 +26,7 @@ ACQUISITION_ASSETS = {
     "pruned_frames": ("acquisition", "duckdb"),
     "selected_batch": ("acquisition", "duckdb"),
     "vendor_export": ("acquisition", "duckdb"),
+    "round_review": ("acquisition", None),
 }
 VALIDATION_ASSETS = {"mnist_benchmark", "cifar10_benchmark", "detection_benchmark"}
 #: Every asset of a round is partitioned by round or by shard; the catalog and the history are shared.
@@ -40,11 +41,12 @@ PARTITIONS = {
     "pruned_frames": "acquisition_rounds",
     "selected_batch": "acquisition_rounds",
     "vendor_export": "acquisition_rounds",
+    "round_review": "acquisition_rounds",
 }
 JOB_SELECTIONS = {
     "nightly_acquisition": ["frame_catalog", "acquisition_history", "labeled_set", "detector", "candidate_pool"],
     "score_candidate_shards": ["candidate_scores"],
-    "round_selection": ["merged_scores", "pruned_frames", "selected_batch", "vendor_export"],
+    "round_selection": ["merged_scores", "pruned_frames", "selected_batch", "vendor_export", "round_review"],
 }
 BLOCKING_CHECKS = {
     ("merged_scores", "no_score_for_unknown_frame"),

@@ -8,6 +8,7 @@ import pytest
 
 from ceal_pipeline.cli import main
 from ceal_pipeline_tests.frames.conftest import DATASETS
+from ceal_pipeline.export.vendor_formats import FORMATS
 
 AIMOTIVE = DATASETS / "aimotive-sequence"
 NUSCENES = DATASETS / "nuscenes-sample"
@@ -19,7 +20,7 @@ SAMPLES = {
 }
 
 
-@pytest.mark.parametrize("fmt", ["openlabel", "mmdet3d"])
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("sample", sorted(SAMPLES))
 def test_selfcheck_returns_every_box_of_the_sample_unchanged(sample, fmt, capsys):
     root, args, frames, boxes = SAMPLES[sample]

@@ -37,7 +37,8 @@ def closed_round(tmp_path_factory, synthetic_root):
         "model_store": DeterministicModelStore(model_dir=str(home / "models")),
         "frame_source": FrameSourceResource(root=synthetic_root, catalog_dir=str(home / "catalog"),
                                             synthetic_frames=N_FRAMES, synthetic_seed=3, seed_labeled=SEED_LABELED),
-        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
+        "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox"),
+                                           reviews=str(home / "reviews")),
     }
     defs = build_defs(resources, with_validation=False)
     with dg.instance_for_test() as instance:
@@ -158,3 +159,70 @@ def test_an_export_of_unexplained_scores_has_no_explanations_file(tmp_path):
     assert set(json.loads(export.manifest_path.read_text())["files"]) == {"selected_frames.csv",
                                                                           "selected_frames.jsonl"}
     assert read_vendor_export(export.folder).frame_ids == ("f1", "f2")
+
+
+def test_round_review_writes_the_rounds_3d_recording_and_shows_how_to_open_it(closed_round):
+    """The review recording, read back with Rerun's own reader, holds every bought frame in rank
+    order with its points, the pre-labels the vendor got and the most uncertain objects."""
+    from ceal_pipeline.frames.points import load_points
+    from ceal_pipeline.review.recording import recording_counts
+
+    report, instance, resources = closed_round
+    found = metadata(instance, "round_review")
+    path = Path(found["path"].value)
+    assert path == Path(resources["exporter"].reviews) / "round-0000.rrd" and path.is_file()
+    assert "ceal review --round 0 --open" in found["open_command"].value
+    assert found["frames"].value == K
+    assert found["seconds_per_frame"].value > 0 and found["mb_per_frame"].value > 0
+
+    folder = Path(report.export_folder)
+    tasks = [json.loads(line) for line in (folder / "tasks.jsonl").read_text().splitlines()]
+    explained = [json.loads(line) for line in (folder / "explanations.jsonl").read_text().splitlines()]
+    records = resources["frame_source"].catalog().records([t["external_id"] for t in tasks])
+    counts = recording_counts(path)
+
+    assert counts["application_id"] == "ceal-review" and counts["recording_id"] == "round-0000"
+    assert counts["ranks"] == list(range(1, K + 1))
+    assert counts["points"] == sum(len(load_points(r)) for r in records)
+    assert counts["pre_label_boxes"] == sum(len(t["pre_labels"] or []) for t in tasks) > 0
+    assert counts["uncertain_boxes"] == sum(len(e["explanation"]["most_uncertain"]) for e in explained) > 0
+    assert counts["camera_images"] == sum(1 for r in records for c in r.cameras if Path(c.path).is_file())
+    for key in ("points", "pre_label_boxes", "uncertain_boxes", "camera_images"):
+        assert found[key].value == counts[key]
+    assert {"/world/ego", "/world/ego/lidar/points", "/world/ego/lidar/pre_labels", "/frame/summary",
+            "/frame/score"} <= set(counts["entities"])
+    # beside them, to compare: the best-scoring candidates that were not bought
+    scores = resources["history"].open().round_scores(0)
+    unbought = sorted(((s, f) for f, s in zip(scores.frame_ids, scores.scores) if f not in set(export_ids(folder))),
+                      reverse=True)[:5]
+    assert [c["frame_id"] for c in found["unbought_candidates"].value] == [f for _, f in unbought]
+    assert counts["candidate_ranks"] == list(range(1, len(unbought) + 1))
+    assert "/candidates/ego/lidar/points" in counts["entities"]
+
+
+def export_ids(folder: Path) -> list[str]:
+    return [json.loads(line)["frame_id"] for line in (folder / "selected_frames.jsonl").read_text().splitlines()]
+
+
+def test_ceal_review_writes_the_recording_and_reports_time_and_size_per_frame(closed_round, tmp_path, monkeypatch,
+                                                                              capsys):
+    from ceal_pipeline.cli import main
+
+    _, _, resources = closed_round
+    monkeypatch.setenv("CEAL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CEAL_OUTBOX", resources["exporter"].outbox)
+    monkeypatch.setenv("CEAL_CATALOG_DIR", resources["frame_source"].catalog_dir)
+    monkeypatch.setenv("CEAL_HISTORY_PATH", resources["history"].path)
+    monkeypatch.setenv("CEAL_SHARD_DIR", resources["history"].shard_dir)
+    code = main(["review", "--round", "0", "--json"])
+    with pytest.raises(SystemExit, match="round 7 has no export .*materialize vendor_export"):
+        main(["review", "--round", "7"])
+
+    line = json.loads(capsys.readouterr().out)
+    assert code == 0 and line["path"] == str(tmp_path / "home" / "reviews" / "round-0000.rrd")
+    assert line["frames"] == K and line["read_back"]["ranks"] == list(range(1, K + 1))
+    for key in ("points", "pre_label_boxes", "uncertain_boxes", "camera_images"):
+        assert line[key] == line["read_back"][key]
+    assert line["candidates"] == len(line["read_back"]["candidate_ranks"]) == 5
+    assert line["seconds_per_frame"] == pytest.approx(line["seconds"] / (K + 5))
+    assert line["bytes_per_frame"] == pytest.approx(Path(line["path"]).stat().st_size / (K + 5))

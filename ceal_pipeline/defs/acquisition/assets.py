@@ -7,6 +7,7 @@ from ceal_pipeline.defs.acquisition.round_opening import (
     frame_catalog,
     labeled_set,
 )
+from ceal_pipeline.defs.acquisition.round_review import round_review
 from ceal_pipeline.defs.acquisition.round_selection import pruned_frames, selected_batch, vendor_export
 from ceal_pipeline.defs.acquisition.shard_scoring import candidate_scores, merged_scores
 
@@ -14,7 +15,7 @@ from ceal_pipeline.defs.acquisition.shard_scoring import candidate_scores, merge
 opening_assets = [frame_catalog, acquisition_history, labeled_set, detector, candidate_pool]
 #: ... its shards are scored on GPUs, one partition each ...
 scoring_assets = [candidate_scores]
-#: ... and it closes once every shard is in (merge, prune, select, export).
-closing_assets = [merged_scores, pruned_frames, selected_batch, vendor_export]
+#: ... and it closes once every shard is in (merge, prune, select, export; the export's 3D review).
+closing_assets = [merged_scores, pruned_frames, selected_batch, vendor_export, round_review]
 
 acquisition_assets = [*opening_assets, *scoring_assets, *closing_assets]

@@ -352,6 +352,7 @@ def vendor_files(context, round_index, published, frame_ids, catalog, frame_sour
     if uris.local_uri_warning():
         context.log.warning(f"round {round_index}: {uris.local_uri_warning()}")
     try:
-        return export_files(round_index, published.version, frame_tasks(records, uris, pre_labels), uris)
+        return export_files(round_index, published.version, frame_tasks(records, uris, pre_labels), uris,
+                            formats=exporter.formats)
     except ValueError as exc:  # a sensor file outside the dataset root: configuration, not transient
         raise dg.Failure(f"round {round_index}: {exc}", allow_retries=False) from exc

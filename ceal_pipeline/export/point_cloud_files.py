@@ -1,0 +1,110 @@
+"""Point clouds and file names in the encodings labeling tools read.
+
+The catalog's LiDAR files are ``.laz`` (aiMotive) or mmdet3d ``.bin`` rows of
+float32; CVAT, Segments.ai and Kognic want PCD (the Point Cloud Library's
+format, version 0.7). :func:`pcd_bytes` writes one unorganised cloud
+(``HEIGHT 1``) with ``DATA binary``: the header, then the points as packed
+little-endian records of the given fields. :func:`read_pcd` reads such a file
+back (tests, the review).
+
+Frame ids may hold ``:`` and ``@`` (aiMotive's ``...@Yoda:0033643``), which a
+tool's file name must not; :func:`frame_file_stem` encodes the characters
+outside ``A-Z a-z 0-9 . _ + -`` as ``%XX`` (reversible by
+:func:`frame_id_of_stem`, so a tool's export that names frames by their file
+names still gives the frame id back).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+import numpy as np
+
+from ceal_pipeline.frames.records import validate_frame_id
+
+#: PCD ``TYPE``/``SIZE`` of each numpy dtype written.
+_PCD_TYPES = {np.dtype("<f4"): ("F", 4), np.dtype("<f8"): ("F", 8), np.dtype("<u4"): ("U", 4),
+              np.dtype("<u8"): ("U", 8), np.dtype("<i4"): ("I", 4), np.dtype("u1"): ("U", 1)}
+_NUMPY_OF = {(t, s): d for d, (t, s) in _PCD_TYPES.items()}
+_STEM_SAFE = "._+-"
+
+
+def frame_file_stem(frame_id: str) -> str:
+    """A file-name stem for ``frame_id``: ``%XX`` for every character outside ``[A-Za-z0-9._+-]``."""
+    return quote(validate_frame_id(frame_id), safe=_STEM_SAFE)
+
+
+def frame_id_of_stem(stem: str) -> str:
+    """The frame id a :func:`frame_file_stem` names; raises ``InvalidFrameId`` for a stem that names none."""
+    return validate_frame_id(unquote(stem, errors="strict"))
+
+
+def pcd_bytes(fields: Sequence[tuple[str, np.ndarray]]) -> bytes:
+    """A binary PCD 0.7 file of ``fields`` (name, ``(P,)`` array), in that order, one point per row."""
+    if not fields:
+        raise ValueError("a PCD file needs at least the x, y, z fields")
+    count = len(fields[0][1])
+    columns = []
+    for name, values in fields:
+        values = np.asarray(values)
+        dtype = values.dtype.newbyteorder("<") if values.dtype.itemsize > 1 else values.dtype
+        if dtype not in _PCD_TYPES:
+            raise ValueError(f"PCD field {name!r}: dtype {values.dtype} is not one of {sorted(map(str, _PCD_TYPES))}")
+        if len(values) != count:
+            raise ValueError(f"PCD field {name!r} has {len(values)} values, the first field {count}")
+        columns.append((name, values.astype(dtype, copy=False)))
+    record = np.dtype([(name, values.dtype) for name, values in columns])
+    packed = np.empty(count, dtype=record)
+    for name, values in columns:
+        packed[name] = values
+    header = "\n".join([
+        "# .PCD v0.7 - Point Cloud Data file format",
+        "VERSION 0.7",
+        "FIELDS " + " ".join(name for name, _ in columns),
+        "SIZE " + " ".join(str(_PCD_TYPES[v.dtype][1]) for _, v in columns),
+        "TYPE " + " ".join(_PCD_TYPES[v.dtype][0] for _, v in columns),
+        "COUNT " + " ".join("1" for _ in columns),
+        f"WIDTH {count}",
+        "HEIGHT 1",
+        "VIEWPOINT 0 0 0 1 0 0 0",
+        f"POINTS {count}",
+        "DATA binary",
+    ]) + "\n"
+    return header.encode("ascii") + packed.tobytes()
+
+
+def xyzi_pcd(points: np.ndarray) -> bytes:
+    """``float32 (P, >=4)`` x, y, z, intensity -> PCD with float32 fields ``x y z intensity``."""
+    points = np.asarray(points, dtype=np.float32)
+    return pcd_bytes([(name, points[:, i]) for i, name in enumerate(("x", "y", "z", "intensity"))])
+
+
+def read_pcd(data: bytes | str | Path) -> dict[str, np.ndarray]:
+    """Field name -> ``(P,)`` array of a ``DATA binary`` or ``DATA ascii`` PCD file (bytes or a path)."""
+    if not isinstance(data, (bytes, bytearray)):
+        data = Path(data).read_bytes()
+    header: dict[str, list[str]] = {}
+    offset = 0
+    while True:
+        end = data.index(b"\n", offset)
+        line = data[offset:end].decode("ascii").strip()
+        offset = end + 1
+        if not line or line.startswith("#"):
+            continue
+        key, *values = re.split(r"\s+", line)
+        header[key.upper()] = values
+        if key.upper() == "DATA":
+            break
+    names, sizes, types = header["FIELDS"], [int(s) for s in header["SIZE"]], header["TYPE"]
+    record = np.dtype([(n, _NUMPY_OF[(t, s)]) for n, t, s in zip(names, types, sizes)])
+    count = int(header["POINTS"][0])
+    if header["DATA"][0] == "binary":
+        packed = np.frombuffer(data, dtype=record, count=count, offset=offset)
+        return {n: np.array(packed[n]) for n in names}
+    if header["DATA"][0] == "ascii":
+        rows = np.loadtxt(data[offset:].decode("ascii").splitlines(), ndmin=2)
+        return {n: rows[:, i].astype(record[n]) for i, n in enumerate(names)}
+    raise ValueError(f"PCD DATA {header['DATA'][0]!r} is not read here (binary or ascii)")
