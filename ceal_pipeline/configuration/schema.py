@@ -22,7 +22,7 @@ LabelMode = Literal["source", "simulated_vendor"]
 Normalisation = Literal["rank", "zscore", "none"]
 RoundZeroMode = Literal["full_pool", "prior"]
 McMode = Literal["head", "full"]
-Aggregate = Literal["mean", "max", "sum"]
+Aggregate = Literal["mean", "max", "sum", "top_k_sum", "confidence_sum"]
 PresetName = Literal["cpu-small", "gpu"]
 NAMED_PRIORS = ("optimistic", "pessimistic", "mean")
 
