@@ -33,12 +33,19 @@ PRESETS = ("quick", "cpu", "gpu")
 _OVERRIDES = (
     ("--frames", int, "synthetic frames generated (~80%% pool, ~20%% held-out split)"),
     ("--frames-per-sequence", int, "frames per driving sequence"),
-    ("--held-out-frames", int, "held-out frames for mAP and the score-error correlation"),
+    ("--held-out-frames", int, "held-out frames (one per generated sequence) for mAP and the score-error correlation"),
     ("--initial-labeled", int, "seed set drawn from the pool"),
     ("--acquire-per-round", int, "frames bought per round"),
     ("--rounds", int, "acquisition rounds"),
     ("--epochs", int, "round-0 training epochs"),
-    ("--fine-tune-epochs", int, "warm-started epochs of later rounds"),
+    ("--fine-tune-epochs", int, "warm-started epochs of later rounds (when --fine-tune-steps is not set)"),
+    ("--fine-tune-steps", int, "warm-started optimiser steps of later rounds (rounded up to whole epochs)"),
+    ("--generator-seed", int, "the synthetic dataset's seed (the same protocol on another generated dataset)"),
+    ("--detector", str, "detector config name (models/)"),
+    ("--aggregate", str, "per-frame aggregation of object values (mean, max, sum, top_k_sum, confidence_sum)"),
+    ("--price-per-frame", float, "vendor price of labeling one frame"),
+    ("--price-per-box", float, "vendor price of one 3D box"),
+    ("--budget-per-round", float, "money per round of the _budget strategies (default: K x mean frame cost)"),
     ("--mc-samples", int, "MC-Dropout passes T"),
     ("--temperature", float, "candidate-pool softmax temperature (rank-normalised scores)"),
     ("--per-sequence-cap", int, "at most this many frames bought per sequence and round"),
@@ -69,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from ceal_pipeline.validation.detection.presets import get_detection_preset
     from ceal_pipeline.validation.detection.report import (
         map_per_round_markdown,
+        paired_markdown,
         per_class_markdown,
         pruning_markdown,
         results_table_markdown,
@@ -107,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     line = detection_summary_json(outcome.summaries, outcome.runs, preset=preset_name,
                                   protocol_key=outcome.protocol_key, new_seeds=outcome.new_seeds)
     if not args.json:
-        for table in (results_table_markdown(outcome.summaries), map_per_round_markdown(outcome.summaries),
+        for table in (paired_markdown(outcome.runs), results_table_markdown(outcome.summaries),
+                      map_per_round_markdown(outcome.summaries),
                       per_class_markdown(outcome.summaries), subpopulations_markdown(outcome.summaries, outcome.runs),
                       score_error_markdown(outcome.runs), pruning_markdown(outcome.summaries)):
             print(table, end="\n\n")

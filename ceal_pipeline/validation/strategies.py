@@ -133,6 +133,9 @@ ScoreFunction = Callable[[np.ndarray], np.ndarray]
 #: ``(freshly scored pool indices, their scores) -> pool indices pruned this round``: the
 #: caller records the fresh scores in its history and applies ``core.pruning``'s rule.
 PruneFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
+#: ``(selectable pool indices, their scores, k) -> pool indices bought``: a selection
+#: stage other than top-k (the detection benchmark's ``core.selection.select_batch``).
+SelectFunction = Callable[[np.ndarray, np.ndarray, int], np.ndarray]
 
 
 def acquire(
@@ -151,6 +154,7 @@ def acquire(
     prune: PruneFunction | None = None,
     sequence_ids: np.ndarray | None = None,
     per_sequence_cap: int | None = None,
+    select: SelectFunction | None = None,
 ) -> Acquisition:
     """Choose ``k`` items to label from ``unlabeled`` (pool indices, already without
     labeled and previously pruned items).
@@ -164,6 +168,7 @@ def acquire(
     called for a strategy with ``pruning`` after scoring; what it returns
     cannot be bought this round. ``sequence_ids`` (over the whole pool) and
     ``per_sequence_cap`` apply the pipeline's per-sequence cap to the top-k.
+    ``select``, when given, replaces the top-k (and its cap) as the selection stage.
     """
     unlabeled = np.sort(np.asarray(unlabeled, dtype=np.int64))
     if not 0 < k <= len(unlabeled):
@@ -209,8 +214,11 @@ def acquire(
     # The pipeline's eligibility rule: candidates come from the unlabeled pool, so only
     # what was pruned this round (after scoring, before selection) drops out here.
     keep = selectable(candidates, round_index, label_rounds={}, pruned={str(i) for i in pruned})
-    sequences = None if sequence_ids is None else np.asarray(sequence_ids)[candidates[keep]]
-    selected = np.asarray(select_top_k(candidates[keep], scores[keep], k, sequence_ids=sequences,
-                                       per_sequence_cap=per_sequence_cap), dtype=np.int64)
+    if select is not None:
+        selected = np.asarray(select(candidates[keep], scores[keep], k), dtype=np.int64)
+    else:
+        sequences = None if sequence_ids is None else np.asarray(sequence_ids)[candidates[keep]]
+        selected = np.asarray(select_top_k(candidates[keep], scores[keep], k, sequence_ids=sequences,
+                                           per_sequence_cap=per_sequence_cap), dtype=np.int64)
     selection_s = sampling_s + time.perf_counter() - start
     return Acquisition(np.sort(selected), candidates, scores, seed, scoring_s, selection_s, pruned)
