@@ -1,21 +1,35 @@
-"""`ceal benchmark detection`: the 3D detector's benchmark of CEAL, full-pool acquisition and random.
+"""`ceal benchmark detection`: does the selection buy better frames than random for the 3D detector?
 
 Runs a preset of :mod:`ceal_pipeline.validation.detection.presets` (``--quick``:
-plumbing in a few minutes; ``--preset cpu``, the default: 3 seeds in 2-2.5
-hours on a 2-core CPU; ``--preset gpu``: the same protocol at 10x the scale)
-for seeds not yet in ``$CEAL_HOME/validation/detection.jsonl`` (a rerun adds
-seeds, an interrupted one resumes), then prints the summary over every stored
-seed of the protocol. ``--json`` prints only one JSON line::
+plumbing in minutes; ``--preset cpu``, the default: 6 rounds, 5 paired seeds,
+about 3 hours on a 2-core CPU when its seeds are split over two processes;
+``--preset gpu``: the same protocol at 10x the scale) for seeds not yet in
+``$CEAL_HOME/validation/detection.jsonl`` (a rerun adds seeds, an interrupted
+one resumes), then prints the summary over every stored seed of the protocol.
+``--json`` prints only one JSON line::
 
     {"dataset": "detection", "preset", "protocol_key", "new_seeds",
-     "strategies": {NAME: {"final_map", "final_map_std", "map_per_round", "map_std_per_round",
-                           "labeled_per_round", "seeds", "forward_passes", "frames_scored",
-                           "frames_pruned", "compute_vs_full_pool", "acquisition_s", "training_s",
-                           "evaluation_s", "per_class_ap", "bought_shares"}},
+     "strategies": {NAME: {"alc", "alc_cost", "alc_boxes", "alc_unclipped", "final_cost", "map_gain_per_cost",
+                           "paired_vs_random": {"metric": "alc", "mean", "ci95", "seeds",
+                                                "final_map": {"mean", "ci95", "seeds"}, "alc_cost": {...},
+                                                "alc_boxes": {...}, "alc_unclipped": {...},
+                                                "final_map_unclipped": {...}, "final_cost": {...},
+                                                "map_gain_per_cost": {...}},
+                           "labels_to_parity": {"share_of_random_labels", "seeds_reaching", "seeds",
+                                                "frames_per_seed", "cost_per_seed"},
+                           "final_map", "final_map_std", "final_map_unclipped", "map_per_round",
+                           "map_std_per_round", "labeled_per_round", "seeds", "forward_passes",
+                           "frames_scored", "frames_pruned", "compute_vs_full_pool", "acquisition_s",
+                           "training_s", "evaluation_s", "per_class_ap", "bought_shares"}},
      "score_error_spearman": {FN: rho}, "score_error_spearman_std": {FN: std},
      "score_missed_spearman": {FN: rho}, "pool_shares": {...}, "pruning": {NAME: {...}}}
 
-mAP, AP and shares are fractions; seconds are means per run.
+``alc`` is the area under held-out mAP against labeled frames divided by the
+frames' range (``alc_cost``: against labeling cost; ``alc_boxes``: against
+labeled boxes, over the range a strategy shares with random);
+``paired_vs_random`` is the strategy minus random of the same run seed, mean
+and 95 % t-interval over seeds (``ci95`` null with one seed). mAP, AP, ALC and
+shares are fractions; seconds are means per run.
 """
 
 from __future__ import annotations
@@ -54,9 +68,9 @@ _OVERRIDES = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 3 seeds in 2-2.5 hours on 2 cores; "
-                         "gpu: the same protocol at 10x the scale)",
-                         "random,localization_entropy,ceal_localization_entropy_5pct")
+    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 6 rounds and 5 paired seeds in about 3 "
+                         "hours on 2 cores, seeds split over two processes; gpu: the same protocol at 10x the scale)",
+                         "random,heatmap_entropy,ceal_heatmap_entropy_5pct_balanced_diverse")
     group = parser.add_argument_group("protocol overrides (each changes the protocol key)")
     for flag, kind, help_text in _OVERRIDES:
         group.add_argument(flag, type=kind, help=help_text)

@@ -99,6 +99,8 @@ def test_the_json_line_has_the_documented_shape():
     # ALC of [0.1, m] over 10..14 labeled frames is (0.1 + m) / 2.
     assert ceal["alc"] == pytest.approx((0.1 + 0.42) / 2)
     assert ceal["paired_vs_random"]["mean"] == pytest.approx(0.01)
+    # mAP per unit of money: (0.42 - 0.1) points over the 23.8 - 17.0 spent after round 0.
+    assert ceal["final_cost"] == 23.8 and ceal["map_gain_per_cost"] == pytest.approx(0.32 / 6.8, abs=1e-6)
     assert line["strategies"]["random"]["compute_vs_full_pool"] is None
     # One figure per function, averaged over seeds; a function undefined on every seed is None.
     assert line["score_error_spearman"] == {"localization_entropy": 0.15, "heatmap_entropy": None}

@@ -153,6 +153,10 @@ HEADLINE_METRICS: dict[str, Callable[[dict[str, Any]], float]] = {
     "alc_unclipped": lambda run: run_alc(run, values="map_unclipped_per_round"),
     "final_map": lambda run: float(run["map_per_round"][-1]),
     "final_map_unclipped": lambda run: float(run["map_unclipped_per_round"][-1]),
+    "final_cost": lambda run: float(run["cost_per_round"][-1]),
+    # mAP points bought per unit of money: the final mAP gain over round 0 divided by what was spent after it.
+    "map_gain_per_cost": lambda run: float((run["map_per_round"][-1] - run["map_per_round"][0])
+                                           / max(run["cost_per_round"][-1] - run["cost_per_round"][0], 1e-12)),
 }
 
 
@@ -242,6 +246,7 @@ def detection_summary_json(summaries: dict[str, DetectionStrategySummary], runs:
         return {
             "alc": _r(entry["alc"]), "alc_cost": _r(entry["alc_cost"]), "alc_boxes": _r(entry["alc_boxes"]),
             "alc_unclipped": _r(entry["alc_unclipped"]), "final_map_unclipped": _r(entry["final_map_unclipped"]),
+            "final_cost": _r(entry["final_cost"], 2), "map_gain_per_cost": _r(entry["map_gain_per_cost"], 7),
             # The headline difference: ALC minus random's, paired by seed; the other metrics beside it.
             "paired_vs_random": {**(vs["alc"] or {"mean": None, "ci95": None, "seeds": []}), "metric": "alc",
                                  **{m: v for m, v in vs.items() if m != "alc"}},
