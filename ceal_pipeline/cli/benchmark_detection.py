@@ -10,6 +10,7 @@ one resumes), then prints the summary over every stored seed of the protocol.
 
     {"dataset": "detection", "preset", "protocol_key", "new_seeds",
      "strategies": {NAME: {"alc", "alc_cost", "alc_boxes", "alc_unclipped", "final_cost", "map_gain_per_cost",
+                           "final_car_ap", "final_non_car_map",
                            "paired_vs_random": {"metric": "alc", "mean", "ci95", "seeds",
                                                 "final_map": {"mean", "ci95", "seeds"}, "alc_cost": {...},
                                                 "alc_boxes": {...}, "alc_unclipped": {...},

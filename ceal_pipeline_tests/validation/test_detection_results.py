@@ -37,7 +37,7 @@ def _run(strategy: str, seed: int, final_map: float, forward_passes: int, pruned
         "dataset": "detection", "protocol_key": "k", "strategy": strategy, "run_seed": seed,
         "map_per_round": [0.1, final_map], "labeled_per_round": [10, 14],
         "map_unclipped_per_round": [0.15, final_map + 0.05], "boxes_per_round": [70, 98],
-        "cost_per_round": [17.0, 23.8],
+        "cost_per_round": [17.0, 23.8], "car_ap_per_round": [0.3, final_map + 0.2], "non_car_map_per_round": [0.0, None],
         "per_class_ap_per_round": [{"car": 0.2, "truck": None}, {"car": final_map, "truck": None}],
         "bought_per_round": [subpopulation_counts(["a", "b", "c", "d"], CONDITIONS)],
         "pool_subpopulations": subpopulation_counts(list(CONDITIONS), CONDITIONS),
@@ -100,6 +100,7 @@ def test_the_json_line_has_the_documented_shape():
     assert ceal["alc"] == pytest.approx((0.1 + 0.42) / 2)
     assert ceal["paired_vs_random"]["mean"] == pytest.approx(0.01)
     # mAP per unit of money: (0.42 - 0.1) points over the 23.8 - 17.0 spent after round 0.
+    assert ceal["final_car_ap"] == pytest.approx(0.62) and ceal["final_non_car_map"] is None
     assert ceal["final_cost"] == 23.8 and ceal["map_gain_per_cost"] == pytest.approx(0.32 / 6.8, abs=1e-6)
     assert line["strategies"]["random"]["compute_vs_full_pool"] is None
     # One figure per function, averaged over seeds; a function undefined on every seed is None.

@@ -199,6 +199,10 @@ def paired_summary(runs: list[dict[str, Any]], baseline: str = "random") -> dict
                 box_alc[seed], box_base[seed] = _equal_boxes_alc(by_seed[seed], low, high), \
                     _equal_boxes_alc(base[seed], low, high)
         entry["alc_boxes"] = float(np.mean(list(box_alc.values()))) if box_alc else None
+        # The metric's split: the headline class apart from the rest (None where no seed has it).
+        for key, name in (("car_ap_per_round", "final_car_ap"), ("non_car_map_per_round", "final_non_car_map")):
+            present = [run[key][-1] for run in by_seed.values() if run.get(key) and run[key][-1] is not None]
+            entry[name] = float(np.mean(present)) if present else None
         entry[f"alc_boxes_vs_{baseline}"] = paired_difference(box_alc, box_base) if box_alc else None
         # Labels to parity: where this strategy's curve reaches the baseline's final mAP of the seed.
         parity_frames, parity_cost, shares = [], [], []
@@ -247,6 +251,7 @@ def detection_summary_json(summaries: dict[str, DetectionStrategySummary], runs:
             "alc": _r(entry["alc"]), "alc_cost": _r(entry["alc_cost"]), "alc_boxes": _r(entry["alc_boxes"]),
             "alc_unclipped": _r(entry["alc_unclipped"]), "final_map_unclipped": _r(entry["final_map_unclipped"]),
             "final_cost": _r(entry["final_cost"], 2), "map_gain_per_cost": _r(entry["map_gain_per_cost"], 7),
+            "final_car_ap": _r(entry["final_car_ap"]), "final_non_car_map": _r(entry["final_non_car_map"]),
             # The headline difference: ALC minus random's, paired by seed; the other metrics beside it.
             "paired_vs_random": {**(vs["alc"] or {"mean": None, "ci95": None, "seeds": []}), "metric": "alc",
                                  **{m: v for m, v in vs.items() if m != "alc"}},
