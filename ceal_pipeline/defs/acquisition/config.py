@@ -82,7 +82,7 @@ class CandidatePoolConfig(dg.Config):
         "localization_and_class_entropy, heatmap_entropy (sees frames without detections), "
         "localization_and_heatmap_entropy; recorded with every score event",
     )
-    aggregate: Aggregate = Field(default=_ROUND.aggregate, description="per-frame aggregation of object entropies: mean, max, sum")
+    aggregate: Aggregate = Field(default=_ROUND.aggregate, description="per-frame aggregation of object entropies: mean, max, sum, top_k_sum (the 3 largest above the empty value), confidence_sum (confidence-weighted)")
     prune: bool = Field(default=_ROUND.prune, description="prune frames whose score stayed persistently low")
     prune_last_m: int = Field(default=_ROUND.prune_last_m, description="a frame is pruned when each of its last m scores ...")
     prune_quantile: float = Field(default=_ROUND.prune_quantile, description="... was in the bottom q quantile of its round")
