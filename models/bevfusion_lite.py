@@ -70,4 +70,8 @@ model = dict(
 
 # image_size: (height, width) pixels the camera images are resized to; None = LiDAR only.
 data = dict(image_size=(256, 512), batch_size=2)
-train = dict(lr=1e-3, weight_decay=1e-2, warmup_iters=100, grad_clip=35.0)
+# augmentation: a random global flip / rotation (radians) / scaling of each training frame
+# (detector/augmentation.py); bn_recalibration: recompute the BatchNorm statistics over the
+# labeled frames after the last epoch, so eval-mode outputs match the trained weights.
+train = dict(lr=1e-3, weight_decay=1e-2, warmup_iters=100, grad_clip=35.0,
+             augmentation=dict(flip=True, rotation=0.7854, scaling=(0.95, 1.05)), bn_recalibration=True)

@@ -24,4 +24,4 @@ model = dict(
 
 # image_size: (height, width) pixels the camera images are resized to; None = LiDAR only.
 data = dict(image_size=(128, 256), batch_size=4)
-train = dict(lr=2e-3, weight_decay=1e-2, warmup_iters=20, grad_clip=10.0)
+train = dict(lr=2e-3, weight_decay=1e-2, warmup_iters=20, grad_clip=10.0)  # the rest as bevfusion_lite

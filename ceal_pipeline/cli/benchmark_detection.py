@@ -1,21 +1,36 @@
-"""`ceal benchmark detection`: the 3D detector's benchmark of CEAL, full-pool acquisition and random.
+"""`ceal benchmark detection`: does the selection buy better frames than random for the 3D detector?
 
 Runs a preset of :mod:`ceal_pipeline.validation.detection.presets` (``--quick``:
-plumbing in a few minutes; ``--preset cpu``, the default: 3 seeds in 2-2.5
-hours on a 2-core CPU; ``--preset gpu``: the same protocol at 10x the scale)
-for seeds not yet in ``$CEAL_HOME/validation/detection.jsonl`` (a rerun adds
-seeds, an interrupted one resumes), then prints the summary over every stored
-seed of the protocol. ``--json`` prints only one JSON line::
+plumbing in minutes; ``--preset cpu``, the default: 6 rounds, 5 paired seeds,
+about 3 hours on a 2-core CPU when its seeds are split over two processes;
+``--preset gpu``: the same protocol at 10x the scale) for seeds not yet in
+``$CEAL_HOME/validation/detection.jsonl`` (a rerun adds seeds, an interrupted
+one resumes), then prints the summary over every stored seed of the protocol.
+``--json`` prints only one JSON line::
 
     {"dataset": "detection", "preset", "protocol_key", "new_seeds",
-     "strategies": {NAME: {"final_map", "final_map_std", "map_per_round", "map_std_per_round",
-                           "labeled_per_round", "seeds", "forward_passes", "frames_scored",
-                           "frames_pruned", "compute_vs_full_pool", "acquisition_s", "training_s",
-                           "evaluation_s", "per_class_ap", "bought_shares"}},
+     "strategies": {NAME: {"alc", "alc_cost", "alc_boxes", "alc_unclipped", "final_cost", "map_gain_per_cost",
+                           "final_car_ap", "final_non_car_map",
+                           "paired_vs_random": {"metric": "alc", "mean", "ci95", "seeds",
+                                                "final_map": {"mean", "ci95", "seeds"}, "alc_cost": {...},
+                                                "alc_boxes": {...}, "alc_unclipped": {...},
+                                                "final_map_unclipped": {...}, "final_cost": {...},
+                                                "map_gain_per_cost": {...}},
+                           "labels_to_parity": {"share_of_random_labels", "seeds_reaching", "seeds",
+                                                "frames_per_seed", "cost_per_seed"},
+                           "final_map", "final_map_std", "final_map_unclipped", "map_per_round",
+                           "map_std_per_round", "labeled_per_round", "seeds", "forward_passes",
+                           "frames_scored", "frames_pruned", "compute_vs_full_pool", "acquisition_s",
+                           "training_s", "evaluation_s", "per_class_ap", "bought_shares"}},
      "score_error_spearman": {FN: rho}, "score_error_spearman_std": {FN: std},
      "score_missed_spearman": {FN: rho}, "pool_shares": {...}, "pruning": {NAME: {...}}}
 
-mAP, AP and shares are fractions; seconds are means per run.
+``alc`` is the area under held-out mAP against labeled frames divided by the
+frames' range (``alc_cost``: against labeling cost; ``alc_boxes``: against
+labeled boxes, over the range a strategy shares with random);
+``paired_vs_random`` is the strategy minus random of the same run seed, mean
+and 95 % t-interval over seeds (``ci95`` null with one seed). mAP, AP, ALC and
+shares are fractions; seconds are means per run.
 """
 
 from __future__ import annotations
@@ -33,12 +48,19 @@ PRESETS = ("quick", "cpu", "gpu")
 _OVERRIDES = (
     ("--frames", int, "synthetic frames generated (~80%% pool, ~20%% held-out split)"),
     ("--frames-per-sequence", int, "frames per driving sequence"),
-    ("--held-out-frames", int, "held-out frames for mAP and the score-error correlation"),
+    ("--held-out-frames", int, "held-out frames (one per generated sequence) for mAP and the score-error correlation"),
     ("--initial-labeled", int, "seed set drawn from the pool"),
     ("--acquire-per-round", int, "frames bought per round"),
     ("--rounds", int, "acquisition rounds"),
     ("--epochs", int, "round-0 training epochs"),
-    ("--fine-tune-epochs", int, "warm-started epochs of later rounds"),
+    ("--fine-tune-epochs", int, "warm-started epochs of later rounds (when --fine-tune-steps is not set)"),
+    ("--fine-tune-steps", int, "warm-started optimiser steps of later rounds (rounded up to whole epochs)"),
+    ("--generator-seed", int, "the synthetic dataset's seed (the same protocol on another generated dataset)"),
+    ("--detector", str, "detector config name (models/)"),
+    ("--aggregate", str, "per-frame aggregation of object values (mean, max, sum, top_k_sum, confidence_sum)"),
+    ("--price-per-frame", float, "vendor price of labeling one frame"),
+    ("--price-per-box", float, "vendor price of one 3D box"),
+    ("--budget-per-round", float, "money per round of the _budget strategies (default: K x mean frame cost)"),
     ("--mc-samples", int, "MC-Dropout passes T"),
     ("--temperature", float, "candidate-pool softmax temperature (rank-normalised scores)"),
     ("--per-sequence-cap", int, "at most this many frames bought per sequence and round"),
@@ -47,9 +69,9 @@ _OVERRIDES = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 3 seeds in 2-2.5 hours on 2 cores; "
-                         "gpu: the same protocol at 10x the scale)",
-                         "random,localization_entropy,ceal_localization_entropy_5pct")
+    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 6 rounds and 5 paired seeds in about 3 "
+                         "hours on 2 cores, seeds split over two processes; gpu: the same protocol at 10x the scale)",
+                         "random,heatmap_entropy,ceal_heatmap_entropy_5pct_balanced_diverse")
     group = parser.add_argument_group("protocol overrides (each changes the protocol key)")
     for flag, kind, help_text in _OVERRIDES:
         group.add_argument(flag, type=kind, help=help_text)
@@ -69,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from ceal_pipeline.validation.detection.presets import get_detection_preset
     from ceal_pipeline.validation.detection.report import (
         map_per_round_markdown,
+        paired_markdown,
         per_class_markdown,
         pruning_markdown,
         results_table_markdown,
@@ -107,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
     line = detection_summary_json(outcome.summaries, outcome.runs, preset=preset_name,
                                   protocol_key=outcome.protocol_key, new_seeds=outcome.new_seeds)
     if not args.json:
-        for table in (results_table_markdown(outcome.summaries), map_per_round_markdown(outcome.summaries),
+        for table in (paired_markdown(outcome.runs), results_table_markdown(outcome.summaries),
+                      map_per_round_markdown(outcome.summaries),
                       per_class_markdown(outcome.summaries), subpopulations_markdown(outcome.summaries, outcome.runs),
                       score_error_markdown(outcome.runs), pruning_markdown(outcome.summaries)):
             print(table, end="\n\n")

@@ -24,7 +24,7 @@ SourceKind = Literal["synthetic", "mmdet3d", "aimotive"]
 LabelMode = Literal["source", "simulated_vendor"]
 Normalisation = Literal["rank", "zscore", "none"]
 McMode = Literal["head", "full"]
-Aggregate = Literal["mean", "max", "sum"]
+Aggregate = Literal["mean", "max", "sum", "top_k_sum", "confidence_sum"]
 PresetName = Literal["cpu-small", "gpu"]
 #: The formats a round's export can hold (ceal_pipeline/export/vendor_formats.py; docs/VENDOR.md).
 ExportFormat = Literal["openlabel", "mmdet3d", "cvat_kitti_raw", "segments", "kognic"]

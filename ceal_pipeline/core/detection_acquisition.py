@@ -40,6 +40,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from ceal_pipeline.core.acquisition import look_up_by_name
+from ceal_pipeline.core.ranks import average_ranks
 from ceal_pipeline.core.heatmap_entropy import HEATMAP_TOP_K, heatmap_entropy, validate_heatmap_probabilities
 from ceal_pipeline.core.localization import (
     AGGREGATIONS,
@@ -57,6 +58,8 @@ DetectionAcquisitionName = Literal[
     "heatmap_entropy",
     "localization_and_heatmap_entropy",
 ]
+#: Per-frame reductions of object values (see the module docstring).
+DETECTION_AGGREGATIONS: tuple[str, ...] = (*AGGREGATIONS, "top_k_sum", "confidence_sum")
 
 
 @dataclass(frozen=True)
@@ -116,13 +119,20 @@ class DetectionMCOutputs:
         total = scores.sum(axis=-1, keepdims=True)
         return np.where(total > 0, scores / np.where(total > 0, total, 1.0), 1.0 / c)
 
+    def peak_confidence(self) -> np.ndarray:
+        """``(K,)`` each box's confidence: its peak's largest class score, mean over heatmap passes."""
+        t, b, c, height, width = self.heatmap_probs.shape
+        per_cell = self.heatmap_probs.reshape(t, b, c, height * width).transpose(0, 1, 3, 2)
+        return per_cell[:, self.frame_index, self.peak_cell].max(axis=-1).mean(axis=0)  # (T_h, K, C) -> (K,)
+
 
 @dataclass(frozen=True)
 class DetectionAcquisitionSettings:
     """The knobs of the detection acquisition functions; each function reads the ones it uses.
 
     Attributes:
-        aggregate: per-frame reduction of per-object values, ``mean``, ``max`` or ``sum``.
+        aggregate: per-frame reduction of per-object values, one of :data:`DETECTION_AGGREGATIONS`.
+        top_objects: objects summed per frame by ``top_k_sum``.
         covariance_floor: m^2, see :func:`~ceal_pipeline.core.localization.localization_entropy`.
         empty: value of a frame without detections for the localization-only
             functions; ``None`` = the floor (a perfectly certain box). Rejected by
@@ -138,10 +148,14 @@ class DetectionAcquisitionSettings:
     heatmap_top_k: int = HEATMAP_TOP_K
     heatmap_weight: float = 1.0
     class_weight: float = 1.0
+    top_objects: int = 3
 
     def __post_init__(self) -> None:
-        if self.aggregate not in AGGREGATIONS:
-            raise ValueError(f"unknown aggregation {self.aggregate!r}; choose one of {AGGREGATIONS}")
+        if self.aggregate not in DETECTION_AGGREGATIONS:
+            raise ValueError(f"unknown aggregation {self.aggregate!r}; choose one of {DETECTION_AGGREGATIONS}")
+        if isinstance(self.top_objects, bool) or not isinstance(self.top_objects, (int, np.integer)) \
+                or self.top_objects < 1:
+            raise ValueError(f"top_objects must be an int >= 1, got {self.top_objects!r}")
         for name in ("heatmap_weight", "class_weight"):
             value = getattr(self, name)
             if not np.isfinite(value) or value < 0:
@@ -152,12 +166,72 @@ class DetectionAcquisitionSettings:
         return minimum_localization_entropy(self.covariance_floor) if self.empty is None else float(self.empty)
 
 
+def top_k_sum(values: np.ndarray, frame_index: np.ndarray, n_frames: int, k: int) -> np.ndarray:
+    """``(n_frames,)`` the sum of each frame's ``k`` largest ``values`` (0 for a frame without any)."""
+    values = np.asarray(values, dtype=np.float64)
+    frame_index = np.asarray(frame_index, dtype=np.int64)
+    if values.size == 0:
+        return np.zeros(n_frames)
+    order = np.lexsort((-values, frame_index))  # by frame, largest first
+    ordered = frame_index[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(ordered)) + 1]
+    rank = np.arange(ordered.size) - np.repeat(starts, np.diff(np.r_[starts, ordered.size]))
+    kept = order[rank < k]
+    return np.bincount(frame_index[kept], weights=values[kept], minlength=n_frames)
+
+
+def aggregate_objects(values: np.ndarray, outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings,
+                      empty: float) -> np.ndarray:
+    """Per-frame ``settings.aggregate`` of per-object ``values``; ``empty`` for a frame without objects.
+
+    ``top_k_sum`` and ``confidence_sum`` add up each object's excess over
+    ``empty`` (values below it count 0), so they never rank a frame below an
+    empty one and count a frame's objects rather than average them away.
+    """
+    how = settings.aggregate
+    if how in AGGREGATIONS:
+        return aggregate_per_frame(values, outputs.frame_index, outputs.n_frames, how=how, empty=empty)
+    excess = np.clip(np.asarray(values, dtype=np.float64) - empty, 0.0, None)
+    if how == "top_k_sum":
+        return empty + top_k_sum(excess, outputs.frame_index, outputs.n_frames, settings.top_objects)
+    weighted = excess * outputs.peak_confidence()
+    return empty + np.bincount(outputs.frame_index, weights=weighted, minlength=outputs.n_frames)
+
+
+def rank_normalised_combination(terms: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
+    """Weighted sum of each term's average rank over the frames, scaled to [0, 1] per term.
+
+    ``terms`` maps a name to ``(N,)`` values of the same ``N`` frames (larger = more
+    worth labeling); ``weights`` (default 1 each) multiply the normalised ranks.
+    Ranks make terms of different units and spreads (7-21 nats of box entropy
+    against 0.3-0.4 nats per heatmap cell) weigh what their weights say. The
+    result depends on the whole set of frames: combine over the candidates of
+    one selection, never per scoring batch.
+    """
+    if not terms:
+        raise ValueError("rank_normalised_combination needs at least one term")
+    weights = weights or {}
+    unknown = sorted(set(weights) - set(terms))
+    if unknown:
+        raise ValueError(f"weights for unknown terms {unknown}; terms: {sorted(terms)}")
+    sizes = {name: np.asarray(v).shape for name, v in terms.items()}
+    if len(set(sizes.values())) != 1 or len(next(iter(sizes.values()))) != 1:
+        raise ValueError(f"every term must be (N,) over the same frames, got {sizes}")
+    total = np.zeros(next(iter(sizes.values())))
+    for name, values in terms.items():
+        values = np.asarray(values, dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError(f"term {name!r} has non-finite values; rescore those frames first")
+        ranks = average_ranks(values)
+        scaled = ranks / (len(values) - 1) if len(values) > 1 else np.full(len(values), 0.5)
+        total += float(weights.get(name, 1.0)) * scaled
+    return total
+
+
 def frame_localization_entropy(outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings) -> np.ndarray:
     """Aggregated localization entropy per frame, nats; ``settings.empty_value()`` without detections."""
     entropy = localization_entropy(outputs.box_samples, covariance_floor=settings.covariance_floor)
-    return aggregate_per_frame(
-        entropy, outputs.frame_index, outputs.n_frames, how=settings.aggregate, empty=settings.empty_value()
-    )
+    return aggregate_objects(entropy, outputs, settings, settings.empty_value())
 
 
 def frame_localization_and_class_entropy(
@@ -170,9 +244,7 @@ def frame_localization_and_class_entropy(
         covariance_floor=settings.covariance_floor,
         class_weight=settings.class_weight,
     )
-    return aggregate_per_frame(
-        per_object, outputs.frame_index, outputs.n_frames, how=settings.aggregate, empty=settings.empty_value()
-    )
+    return aggregate_objects(per_object, outputs, settings, settings.empty_value())
 
 
 def frame_heatmap_entropy(outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings) -> np.ndarray:
@@ -189,7 +261,7 @@ def frame_localization_and_heatmap_entropy(
     scores ``heatmap_weight * heatmap_entropy``.
     """
     information = localization_information(outputs.box_samples, covariance_floor=settings.covariance_floor)
-    localization = aggregate_per_frame(information, outputs.frame_index, outputs.n_frames, how=settings.aggregate)
+    localization = aggregate_objects(information, outputs, settings, 0.0)
     return localization + settings.heatmap_weight * frame_heatmap_entropy(outputs, settings)
 
 

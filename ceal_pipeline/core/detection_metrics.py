@@ -21,6 +21,17 @@ Caesar et al. 2020):
    the recall points *above* ``min_recall``; defaults 0.1 and 0.1. Operating
    points below 10 % recall or 10 % precision are thus ignored, and a detector
    that is perfect scores exactly 1.
+5. The same AP *unclipped* (``min_recall = min_precision = 0``): the mean
+   interpolated precision over the recall points above 0. A class the
+   detector finds at 8 % recall scores 0 clipped but not unclipped, and one
+   found at 12 % precision keeps its full precision rather than 2 % of it, so
+   progress on rare classes shows before it crosses the clipping thresholds.
+
+The summary splits the headline class from the rest: ``car_AP`` (the class
+``car``, the synthetic and most driving data's dominant class) and
+``non_car_mAP`` (mean AP over the other classes with ground truth), clipped
+and unclipped, since an mAP over four classes of which three score near 0 is
+about a quarter of car AP and hides where points are won.
 
 mAP is the mean over thresholds and classes. A class with no ground truth in
 the evaluated frames has AP NaN and is left out of the means (nuScenes would
@@ -51,11 +62,25 @@ class DetectionMAP:
     distance_thresholds_m: tuple[float, ...]
     ap: np.ndarray
     num_ground_truth: tuple[int, ...]
+    #: ``ap`` without the recall and precision clipping (step 5); None when not computed.
+    ap_unclipped: np.ndarray | None = None
 
     @property
     def per_class(self) -> dict[str, float]:
         """AP per class, mean over thresholds (NaN for classes without ground truth)."""
         return {name: float(np.mean(self.ap[c])) for c, name in enumerate(self.class_names)}
+
+    @property
+    def per_class_unclipped(self) -> dict[str, float]:
+        """Unclipped AP per class, mean over thresholds (NaN without ground truth)."""
+        if self.ap_unclipped is None:
+            raise ValueError("this DetectionMAP was built without unclipped APs (ap_unclipped=None)")
+        return {name: float(np.mean(self.ap_unclipped[c])) for c, name in enumerate(self.class_names)}
+
+    @property
+    def mean_ap_unclipped(self) -> float:
+        """mAP over the unclipped APs (classes with ground truth)."""
+        return _mean_over_classes(self.per_class_unclipped, self.class_names)
 
     @property
     def per_threshold(self) -> dict[float, float]:
@@ -73,13 +98,42 @@ class DetectionMAP:
         return float(np.mean(self.ap[evaluated])) if evaluated.any() else float("nan")
 
     def to_dict(self) -> dict[str, object]:
-        """Plain floats for JSON / Dagster metadata (thresholds as strings like ``"0.5m"``)."""
-        return {
+        """Plain floats for JSON / Dagster metadata (thresholds as strings like ``"0.5m"``).
+
+        With unclipped APs also ``mAP_unclipped``, ``per_class_unclipped``, and
+        ``car_AP`` / ``non_car_mAP`` (plus ``_unclipped``): see :func:`headline_split`.
+        """
+        out: dict[str, object] = {
             "mAP": self.mean_ap,
             "per_class": self.per_class,
             "per_threshold": {f"{d:g}m": v for d, v in self.per_threshold.items()},
             "num_ground_truth": dict(zip(self.class_names, self.num_ground_truth)),
         }
+        out.update(headline_split(self.per_class))
+        if self.ap_unclipped is not None:
+            unclipped = self.per_class_unclipped
+            out["mAP_unclipped"] = self.mean_ap_unclipped
+            out["per_class_unclipped"] = unclipped
+            out.update({f"{k}_unclipped": v for k, v in headline_split(unclipped).items()})
+        return out
+
+
+HEADLINE_CLASS = "car"
+
+
+def _mean_over_classes(per_class: dict[str, float], names) -> float:
+    present = [per_class[n] for n in names if not np.isnan(per_class[n])]
+    return float(np.mean(present)) if present else float("nan")
+
+
+def headline_split(per_class: dict[str, float], headline: str = HEADLINE_CLASS) -> dict[str, float]:
+    """``{"car_AP", "non_car_mAP"}``: the AP of ``headline`` and the mean AP of the other
+    classes with ground truth (NaN where there is none; {} when ``headline`` is not a class)."""
+    if headline not in per_class:
+        return {}
+    others = [name for name in per_class if name != headline]
+    return {f"{headline}_AP": float(per_class[headline]),
+            f"non_{headline}_mAP": _mean_over_classes(per_class, others)}
 
 
 def average_precision(
@@ -221,6 +275,7 @@ def detection_map(
         frames.append((pb[:, :2], ps, pl, gb[:, :2], gl))
 
     ap = np.full((n_classes, len(thresholds)), np.nan)
+    ap_unclipped = ap.copy()
     num_gt = []
     for c in range(n_classes):
         n_gt = int(sum(int((gl == c).sum()) for *_, gl in frames))
@@ -252,7 +307,8 @@ def detection_map(
                 if members.size:
                     hits[members] = match_frame(pxy[pos_all[members]], gxy[gl == c], threshold)
             ap[c, d] = average_precision(hits[rank], n_gt, min_recall, min_precision)
-    return DetectionMAP(class_names, thresholds, ap, tuple(num_gt))
+            ap_unclipped[c, d] = average_precision(hits[rank], n_gt, 0.0, 0.0)
+    return DetectionMAP(class_names, thresholds, ap, tuple(num_gt), ap_unclipped)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ceal_pipeline.core.localization import AGGREGATIONS, BOX_DIM
+from ceal_pipeline.core.detection_acquisition import DETECTION_AGGREGATIONS
+from ceal_pipeline.core.localization import BOX_DIM
 
 #: Most uncertain objects kept per frame.
 TOP_OBJECTS = 3
@@ -196,7 +197,7 @@ def explain_frame(
         class_names: the detector's classes; ``objects.labels`` index into them.
         acquisition_fn: the function that scored the frame (a name of
             :data:`~ceal_pipeline.core.detection_acquisition.DETECTION_ACQUISITION_FUNCTIONS`).
-        aggregate: the per-frame reduction the score used, ``mean``, ``max`` or ``sum``.
+        aggregate: the per-frame reduction the score used, one of ``DETECTION_AGGREGATIONS``.
         at_empty_floor: the frame's score is the constant no-detection value
             (only possible without detections).
         top: how many of the most uncertain objects to keep; ties in entropy keep
@@ -206,8 +207,8 @@ def explain_frame(
         ValueError: an unknown aggregate, a label outside ``class_names``, or the
             floor flag on a frame with detections.
     """
-    if aggregate not in AGGREGATIONS:
-        raise ValueError(f"unknown aggregation {aggregate!r}; choose one of {AGGREGATIONS}")
+    if aggregate not in DETECTION_AGGREGATIONS:
+        raise ValueError(f"unknown aggregation {aggregate!r}; choose one of {DETECTION_AGGREGATIONS}")
     if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 0:
         raise ValueError(f"top must be a non-negative int (objects kept per frame), got {top!r}")
     labels = np.asarray(objects.labels, dtype=np.int64)

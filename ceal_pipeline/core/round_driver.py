@@ -25,7 +25,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ceal_pipeline.core.round import draw_candidate_pool, select
+from ceal_pipeline.core.round import StageInputs, draw_candidate_pool, select
+from ceal_pipeline.core.selection import Selection as StageSelection
+from ceal_pipeline.core.selection import SelectionPolicy
 from ceal_pipeline.core.seeding import derive_seed
 
 
@@ -60,6 +62,8 @@ class Acquisition:
     scoring_s: float
     selection_s: float
     pruned: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    #: the selection stage's record (policy, which signal decided each pick, estimated cost); None for random
+    selection: StageSelection | None = None
 
 
 #: ``(pool indices sorted ascending) -> acquisition scores`` for the current model.
@@ -85,6 +89,8 @@ def acquire(
     prune: PruneFunction | None = None,
     sequence_ids: np.ndarray | None = None,
     per_sequence_cap: int | None = None,
+    policy: SelectionPolicy | None = None,
+    stage_inputs: Callable[[np.ndarray, np.ndarray, np.ndarray | None], StageInputs] | None = None,
 ) -> Acquisition:
     """Choose ``k`` items to label from ``unlabeled`` (pool indices, already without
     labeled and previously pruned items).
@@ -97,7 +103,9 @@ def acquire(
     :func:`ceal_pipeline.core.sampling.sample_candidate_pool`). ``prune`` is
     called for a strategy with ``pruning`` after scoring; what it returns
     cannot be bought this round. ``sequence_ids`` (over the whole pool) and
-    ``per_sequence_cap`` apply the pipeline's per-sequence cap to the top-k.
+    ``per_sequence_cap`` apply the pipeline's per-sequence cap to the top-k. ``policy`` and
+    ``stage_inputs`` are the selection stage's (:func:`ceal_pipeline.core.round.select`; None:
+    top-k); a policy with a money budget buys what the budget pays for instead of ``k``.
     """
     unlabeled = np.sort(np.asarray(unlabeled, dtype=np.int64))
     if not 0 < k <= len(unlabeled):
@@ -142,12 +150,14 @@ def acquire(
         pruned = np.sort(np.asarray(prune(candidates, scores), dtype=np.int64))
     # The pipeline's select step (eligibility, then core.selection): candidates come from the
     # unlabeled pool, so only what was pruned this round (after scoring) drops out here.
-    chosen = select(candidates, scores, k, round_index=round_index, pruned={str(i) for i in pruned},
+    by_budget = policy is not None and policy.budget is not None and policy.budget.amount is not None
+    chosen = select(candidates, scores, None if by_budget else k, round_index=round_index,
+                    pruned={str(i) for i in pruned},
                     sequences_of=None if sequence_ids is None else lambda ids: np.asarray(sequence_ids)[ids],
-                    per_sequence_cap=per_sequence_cap)
+                    per_sequence_cap=per_sequence_cap, policy=policy, stage_inputs=stage_inputs)
     selected = np.asarray(chosen.frame_ids, dtype=np.int64)
     selection_s = sampling_s + time.perf_counter() - start
-    return Acquisition(np.sort(selected), candidates, scores, seed, scoring_s, selection_s, pruned)
+    return Acquisition(np.sort(selected), candidates, scores, seed, scoring_s, selection_s, pruned, chosen.stage)
 
 
 def run_rounds(

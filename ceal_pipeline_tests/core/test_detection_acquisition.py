@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 
 from ceal_pipeline.core.detection_acquisition import (
     DETECTION_ACQUISITION_FUNCTIONS,
+    DETECTION_AGGREGATIONS,
     DetectionAcquisitionName,
     DetectionAcquisitionSettings,
     DetectionMCOutputs,
     get_detection_acquisition_function,
+    rank_normalised_combination,
+    top_k_sum,
 )
 from ceal_pipeline.core.localization import aggregate_per_frame, localization_entropy, minimum_localization_entropy
 
@@ -100,7 +103,7 @@ def frame_alone(outputs: DetectionMCOutputs, b: int) -> DetectionMCOutputs:
 
 
 @settings(max_examples=40, deadline=None)
-@given(mc_outputs(), st.sampled_from(sorted(DETECTION_ACQUISITION_FUNCTIONS)), st.sampled_from(["mean", "max", "sum"]))
+@given(mc_outputs(), st.sampled_from(sorted(DETECTION_ACQUISITION_FUNCTIONS)), st.sampled_from(DETECTION_AGGREGATIONS))
 def test_a_frame_scores_the_same_alone_or_in_a_batch(outputs, name, how):
     fn, config = DETECTION_ACQUISITION_FUNCTIONS[name], DetectionAcquisitionSettings(aggregate=how, heatmap_top_k=4)
     together = fn(outputs, config)
@@ -142,3 +145,64 @@ def test_unknown_names_bad_settings_and_bad_outputs_are_rejected_with_clear_erro
         DetectionMCOutputs(np.zeros((2, 1, 7)), np.array([2]), np.array([0]), np.zeros((1, 2, 1, 2, 2)))
     with pytest.raises(ValueError, match=r"peak_cell 4, outside \[0, 4\)"):
         DetectionMCOutputs(np.zeros((2, 1, 7)), np.array([0]), np.array([4]), np.zeros((1, 2, 1, 2, 2)))
+
+
+def crowded_and_lonely() -> DetectionMCOutputs:
+    """Frame 0: one box, 2 MC samples 2 cm apart in x, confidence 0.5. Frame 1: three
+    boxes each 1 cm apart in x (so each less uncertain), confidences 0.9, 0.8, 0.7."""
+    boxes = np.zeros((2, 4, 7))
+    boxes[:, 0, 0] = [-0.01, 0.01]
+    for k in (1, 2, 3):
+        boxes[:, k, 0] = [-0.005, 0.005]
+    heatmap = np.zeros((1, 2, 1, 2, 2))
+    heatmap[0, 0, 0, 0, 0] = 0.5
+    heatmap[0, 1, 0, 0, :] = [0.9, 0.8]
+    heatmap[0, 1, 0, 1, 0] = 0.7
+    return DetectionMCOutputs(box_samples=boxes, frame_index=np.array([0, 1, 1, 1]),
+                              peak_cell=np.array([0, 0, 1, 2]), heatmap_probs=heatmap)
+
+
+def test_top_k_and_confidence_sums_let_three_uncertain_objects_outrank_one_more_uncertain_object():
+    outputs = crowded_and_lonely()
+    lonely = 0.5 * math.log(3)          # 2 cm spread over the 1e-4 m^2 floor, as above
+    crowded = 0.5 * math.log(1.5)       # 1 cm spread: 0.5 log(1 + 0.005^2 * 2 / 1e-4)
+    mean = DETECTION_ACQUISITION_FUNCTIONS["localization_entropy"](outputs, DetectionAcquisitionSettings())
+    assert mean[0] > mean[1]  # the mean favours the one-detection frame
+    top2 = DETECTION_ACQUISITION_FUNCTIONS["localization_entropy"](
+        outputs, DetectionAcquisitionSettings(aggregate="top_k_sum", top_objects=2))
+    np.testing.assert_allclose(top2, [FLOOR + lonely, FLOOR + 2 * crowded], rtol=1e-12)
+    top3 = DETECTION_ACQUISITION_FUNCTIONS["localization_entropy"](
+        outputs, DetectionAcquisitionSettings(aggregate="top_k_sum", top_objects=3))
+    np.testing.assert_allclose(top3, [FLOOR + lonely, FLOOR + 3 * crowded], rtol=1e-12)
+    assert top3[1] > top3[0]
+    confidence = DETECTION_ACQUISITION_FUNCTIONS["localization_entropy"](
+        outputs, DetectionAcquisitionSettings(aggregate="confidence_sum"))
+    np.testing.assert_allclose(confidence, [FLOOR + 0.5 * lonely, FLOOR + (0.9 + 0.8 + 0.7) * crowded], rtol=1e-12)
+    assert confidence[1] > confidence[0]
+
+
+def test_summed_aggregations_score_an_empty_frame_at_the_empty_value_and_never_below_it():
+    outputs = two_frames()
+    for how in ("top_k_sum", "confidence_sum"):
+        scores = DETECTION_ACQUISITION_FUNCTIONS["localization_entropy"](
+            outputs, DetectionAcquisitionSettings(aggregate=how))
+        assert scores[1] == pytest.approx(FLOOR)
+        assert scores[0] > FLOOR
+
+
+def test_top_k_sum_adds_the_k_largest_values_of_each_frame():
+    values = np.array([1.0, 5.0, 3.0, 2.0, 7.0])
+    frames = np.array([0, 0, 0, 2, 2])
+    np.testing.assert_allclose(top_k_sum(values, frames, 4, 2), [8.0, 0.0, 9.0, 0.0])
+
+
+def test_rank_normalised_terms_weigh_what_their_weights_say_whatever_their_units():
+    big = np.array([10.0, 20.0, 30.0])     # nats of box entropy
+    small = np.array([0.4, 0.35, 0.3])     # nats per heatmap cell, opposite order
+    np.testing.assert_allclose(rank_normalised_combination({"box": big, "heatmap": small}), [1.0, 1.0, 1.0])
+    weighted = rank_normalised_combination({"box": big, "heatmap": small}, {"heatmap": 3.0})
+    np.testing.assert_allclose(weighted, [3.0, 2.0, 1.0])
+    with pytest.raises(ValueError, match="same frames"):
+        rank_normalised_combination({"box": big, "heatmap": small[:2]})
+    with pytest.raises(ValueError, match="unknown terms"):
+        rank_normalised_combination({"box": big}, {"heatmap": 1.0})

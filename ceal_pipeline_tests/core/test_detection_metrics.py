@@ -92,3 +92,46 @@ def test_inputs_are_validated_per_frame():
     with pytest.raises(ValueError, match="frame 0: 2 predicted boxes but scores"):
         detection_map(gt_boxes, [np.array([0.9]), np.array([0.7])], gt_labels, gt_boxes, gt_labels,
                       class_names=CLASSES)
+
+
+def test_unclipped_ap_counts_recall_below_ten_percent_that_the_clipped_ap_ignores():
+    # One of 20 cars found, nothing false: recall 0.05, precision 1.
+    gt = [np.array([_box(5.0 * i, 0) for i in range(20)])]
+    labels = [np.zeros(20, dtype=int)]
+    result = detection_map([np.array([_box(0, 0)])], [np.array([0.9])], [np.array([0])], gt, labels,
+                           class_names=CLASSES)
+    assert result.mean_ap == 0.0
+    # Precision 1 at recall points 0.01..0.05, 0 beyond: 5 of the 100 points above 0.
+    assert result.mean_ap_unclipped == pytest.approx(5 / 100)
+    assert result.per_class_unclipped["car"] == pytest.approx(5 / 100)
+    assert np.isnan(result.per_class_unclipped["pedestrian"])
+
+
+def test_unclipped_ap_keeps_low_precision_that_clipping_subtracts():
+    # 1 true positive ranked after 7 false ones: precision 1/8 at full recall.
+    gt = [np.array([_box(0, 0)])]
+    labels = [np.array([0])]
+    pred = np.array([_box(40.0 + 3 * i, 0) for i in range(7)] + [_box(0, 0)])
+    result = detection_map([pred], [np.linspace(0.9, 0.2, 8)], [np.zeros(8, dtype=int)], gt, labels,
+                           class_names=CLASSES)
+    # Recall jumps from 0 (precision 0) to 1 (precision 1/8): precision r / 8 at recall r.
+    recall = np.linspace(0, 1, 101)
+    clipped = np.mean(np.clip(recall[11:] / 8 - 0.1, 0, None)) / 0.9
+    assert result.mean_ap == pytest.approx(clipped)
+    assert result.mean_ap_unclipped == pytest.approx(np.mean(recall[1:] / 8))
+    assert result.mean_ap_unclipped > 5 * result.mean_ap
+
+
+def test_summary_reports_car_ap_and_non_car_map_apart_clipped_and_unclipped():
+    classes = ("car", "truck", "pedestrian")
+    gt = [np.array([_box(0, 0), _box(10, 0), _box(20, 0)])]
+    labels = [np.array([0, 1, 2])]
+    # Car and truck found exactly, pedestrian missed.
+    result = detection_map([gt[0][:2]], [np.array([0.9, 0.8])], [np.array([0, 1])], gt, labels,
+                           class_names=classes).to_dict()
+    assert result["car_AP"] == pytest.approx(1.0)
+    assert result["non_car_mAP"] == pytest.approx(0.5)  # truck 1, pedestrian 0
+    assert result["mAP"] == pytest.approx(2 / 3)
+    assert result["car_AP_unclipped"] == pytest.approx(1.0)
+    assert result["non_car_mAP_unclipped"] == pytest.approx(0.5)
+    assert result["mAP_unclipped"] == pytest.approx(2 / 3)

@@ -19,11 +19,13 @@ from ceal_pipeline.validation.results import BenchmarkResults
 #: Where the benchmarks' round looks each core.round step up (the spies replace them there).
 ROUND_STEPS = {"draw_candidate_pool": round_driver, "selectable": core_round}
 
-STRATEGIES = "random,heatmap_entropy,ceal_localization_entropy_10pct,ceal_localization_entropy_10pct_pruned"
-#: Shrinks the quick preset to 40 frames (about 32 in the pool, 8 held out), 1 round of 1 frame.
+STRATEGIES = ("random,heatmap_entropy,ceal_localization_entropy_10pct,ceal_localization_entropy_10pct_pruned,"
+              "ceal_heatmap_entropy_10pct_balanced_budget")
+#: Shrinks the quick preset to 40 frames (about 32 in the pool), 6 held-out one-frame sequences,
+#: 2 rounds of 1 frame (the money budget: 20 per round), one step a round.
 TINY = ["--quick", "--frames", "40", "--held-out-frames", "6", "--initial-labeled", "4", "--acquire-per-round", "1",
-        "--rounds", "2", "--epochs", "1", "--fine-tune-epochs", "1", "--mc-samples", "2", "--num-workers", "0",
-        "--threads", "1", "--strategies", STRATEGIES]
+        "--rounds", "2", "--epochs", "1", "--fine-tune-steps", "1", "--mc-samples", "2", "--num-workers", "0",
+        "--threads", "1", "--budget-per-round", "20", "--repeats", "1", "--strategies", STRATEGIES]
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +34,7 @@ def tiny_benchmark(tmp_path_factory):
     from ceal_pipeline.detector import scoring
 
     home = tmp_path_factory.mktemp("home")
-    calls = {"draw_candidate_pool": 0, "selectable": 0, "scored": []}
+    calls = {"draw_candidate_pool": 0, "selectable": 0, "select_batch": 0, "scored": []}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CEAL_HOME", str(home))
         for name in ("draw_candidate_pool", "selectable"):
@@ -41,6 +43,12 @@ def tiny_benchmark(tmp_path_factory):
                 return _original(*args, **kwargs)
 
             patch.setattr(ROUND_STEPS[name], name, spy)
+
+        def select_spy(*args, _original=core_round.select_batch, **kwargs):
+            calls["select_batch"] += 1
+            return _original(*args, **kwargs)
+
+        patch.setattr(core_round, "select_batch", select_spy)
         original_score = scoring.score_frames
 
         def score_spy(model, frames, *args, **kwargs):
@@ -64,12 +72,19 @@ def test_the_cli_prints_one_json_line_with_every_strategy_and_the_score_error_fi
     summary = json.loads(lines[0])
     assert summary["dataset"] == "detection" and summary["preset"] == "quick" and summary["new_seeds"] == [0]
     assert list(summary["strategies"]) == STRATEGIES.split(",")
-    for result in summary["strategies"].values():
-        assert len(result["map_per_round"]) == 3 and result["labeled_per_round"] == [4, 5, 6]
+    for name, result in summary["strategies"].items():
+        assert len(result["map_per_round"]) == 3
+        if not name.endswith("_budget"):  # a money budget buys as many frames as the money pays for
+            assert result["labeled_per_round"] == [4, 5, 6]
+        # The headline: the area under the learning curve and the paired difference to random.
+        assert 0.0 <= result["alc"] <= 1.0 and result["paired_vs_random"]["metric"] == "alc"
+        assert result["paired_vs_random"]["seeds"] == [0] and result["paired_vs_random"]["ci95"] is None
+        assert set(result["paired_vs_random"]) >= {"mean", "ci95", "final_map", "alc_cost", "alc_boxes"}
         assert result["seeds"] == [0] and 0.0 <= result["final_map"] <= 1.0
         assert set(result["per_class_ap"]) == {"car", "truck", "pedestrian", "cyclist"}
         assert sum(result["bought_shares"][k] for k in ("normal",)) <= 1.0
     strategies = summary["strategies"]
+    assert strategies["random"]["paired_vs_random"]["mean"] == 0.0
     assert strategies["random"]["forward_passes"] == 0 and strategies["random"]["training_s"] > 0
     # Round 1 of CEAL is the full-pool backfill of the u unlabeled frames; round 2 scores
     # 10 % of the u - 1 left, where full-pool acquisition scores all of them.
@@ -82,13 +97,22 @@ def test_the_cli_prints_one_json_line_with_every_strategy_and_the_score_error_fi
     stored = BenchmarkResults(home / "validation").runs("detection", summary["protocol_key"])
     assert sorted(r["strategy"] for r in stored) == sorted(STRATEGIES.split(","))
     assert all(r["seeds"]["run_seed"] == 0 and len(r["seeds"]["training"]) == 3 for r in stored)
+    for run in stored:  # labeled boxes and cost grow with every purchase; the metric's other views are kept
+        assert run["boxes_per_round"][0] < run["boxes_per_round"][-1]
+        assert run["cost_per_round"][0] < run["cost_per_round"][-1]
+        assert len(run["map_unclipped_per_round"]) == len(run["car_ap_per_round"]) == 3
+        assert all(u >= c - 1e-9 for u, c in zip(run["map_unclipped_per_round"], run["map_per_round"]))
+    budget = next(r for r in stored if r["strategy"].endswith("_budget"))
+    assert [s["policy"]["method"] for s in budget["selection_per_round"]] == ["class_balance"] * 2
+    assert all(s["policy"]["budget"]["amount"] > 0 for s in budget["selection_per_round"])
 
 
 def test_every_scoring_strategy_is_driven_by_core_round(tiny_benchmark):
     _, _, calls = tiny_benchmark
-    # Two CEAL strategies x 2 rounds draw through core.round (backfill included); the three
-    # scoring strategies x 2 rounds select through core.round.selectable.
-    assert calls["draw_candidate_pool"] == 4 and calls["selectable"] == 6
+    # Three CEAL strategies x 2 rounds draw through core.round (backfill included); the four
+    # scoring strategies x 2 rounds select through core.round.selectable and core.selection.
+    assert calls["draw_candidate_pool"] == 6 and calls["selectable"] == 8
+    assert calls["select_batch"] == 8
 
 
 def test_the_score_error_correlation_is_computed_on_held_out_frames_only(tiny_benchmark):
@@ -139,17 +163,19 @@ def test_the_detection_benchmark_asset_has_a_typed_preset_and_describes_the_resu
 
     monkeypatch.setenv("CEAL_HOME", str(tmp_path / "home"))
     config = {"strategies": ["random", "ceal_localization_entropy_10pct"], "frames": 40, "held_out_frames": 4,
-              "initial_labeled": 4, "rounds": 1, "acquire_per_round": 1, "epochs": 1, "fine_tune_epochs": 1,
-              "mc_samples": 2, "threads": 1, "num_workers": 0}
+              "initial_labeled": 4, "rounds": 1, "acquire_per_round": 1, "epochs": 1, "fine_tune_steps": 1,
+              "mc_samples": 2, "threads": 1, "num_workers": 0, "new_seeds": 1}
     result = dg.materialize([detection_benchmark], run_config={"ops": {"detection_benchmark": {"config": config}}})
     assert result.success
     (materialization,) = result.asset_materializations_for_node("detection_benchmark")
     metadata = materialization.metadata
     assert metadata["map_per_round_plot"].value.startswith("![detection (quick)")
-    for table in ("results", "map_per_round", "per_class_ap", "subpopulations_bought", "score_error_spearman",
-                  "pruning"):
+    for table in ("paired_vs_random", "results", "map_per_round", "per_class_ap", "subpopulations_bought",
+                  "score_error_spearman", "pruning"):
         assert metadata[table].value.startswith("| "), table
     summary = metadata["summary"].value
     assert set(summary["strategies"]) == {"random", "ceal_localization_entropy_10pct"}
     assert np.isfinite(metadata["final_map/random"].value)
+    assert summary["strategies"]["random"]["paired_vs_random"]["mean"] == 0.0
+    assert 0.0 <= metadata["alc/ceal_localization_entropy_10pct"].value <= 1.0
     assert metadata["seeds_stored"].value == 1

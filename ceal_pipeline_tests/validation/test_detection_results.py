@@ -18,6 +18,7 @@ from ceal_pipeline.validation.detection.data import (
 )
 from ceal_pipeline.validation.detection.report import (
     map_plot_png,
+    paired_markdown,
     per_class_markdown,
     pruning_markdown,
     results_table_markdown,
@@ -35,6 +36,8 @@ def _run(strategy: str, seed: int, final_map: float, forward_passes: int, pruned
     return {
         "dataset": "detection", "protocol_key": "k", "strategy": strategy, "run_seed": seed,
         "map_per_round": [0.1, final_map], "labeled_per_round": [10, 14],
+        "map_unclipped_per_round": [0.15, final_map + 0.05], "boxes_per_round": [70, 98],
+        "cost_per_round": [17.0, 23.8], "car_ap_per_round": [0.3, final_map + 0.2], "non_car_map_per_round": [0.0, None],
         "per_class_ap_per_round": [{"car": 0.2, "truck": None}, {"car": final_map, "truck": None}],
         "bought_per_round": [subpopulation_counts(["a", "b", "c", "d"], CONDITIONS)],
         "pool_subpopulations": subpopulation_counts(list(CONDITIONS), CONDITIONS),
@@ -87,6 +90,18 @@ def test_the_json_line_has_the_documented_shape():
                 "per_class_ap", "bought_shares", "compute_vs_full_pool", "frames_pruned"} <= set(result)
         assert result["final_map"] == result["map_per_round"][-1] and result["seeds"] == [0, 1]
     assert line["strategies"]["ceal_localization_entropy_10pct"]["compute_vs_full_pool"] == 0.4
+    # The headline, paired with random by seed: final mAP 0.42 vs 0.3 and 0.5 -> +0.12, -0.08.
+    ceal = line["strategies"]["ceal_localization_entropy_10pct"]
+    assert ceal["paired_vs_random"]["metric"] == "alc" and ceal["paired_vs_random"]["seeds"] == [0, 1]
+    assert ceal["paired_vs_random"]["final_map"]["mean"] == pytest.approx(0.02)
+    low, high = ceal["paired_vs_random"]["final_map"]["ci95"]
+    assert low < 0.02 < high and high - low == pytest.approx(2 * 12.7062 * 0.1, rel=1e-3)  # t_{.975,1} s / sqrt(2)
+    # ALC of [0.1, m] over 10..14 labeled frames is (0.1 + m) / 2.
+    assert ceal["alc"] == pytest.approx((0.1 + 0.42) / 2)
+    assert ceal["paired_vs_random"]["mean"] == pytest.approx(0.01)
+    # mAP per unit of money: (0.42 - 0.1) points over the 23.8 - 17.0 spent after round 0.
+    assert ceal["final_car_ap"] == pytest.approx(0.62) and ceal["final_non_car_map"] is None
+    assert ceal["final_cost"] == 23.8 and ceal["map_gain_per_cost"] == pytest.approx(0.32 / 6.8, abs=1e-6)
     assert line["strategies"]["random"]["compute_vs_full_pool"] is None
     # One figure per function, averaged over seeds; a function undefined on every seed is None.
     assert line["score_error_spearman"] == {"localization_entropy": 0.15, "heatmap_entropy": None}
@@ -106,6 +121,10 @@ def test_the_report_renders_every_table_and_the_map_plot():
     assert "| localization_entropy | +0.100 ± 0.000 (n=1) | +0.200 ± 0.000 (n=1) |" in score_error_markdown(runs)
     assert "| 7.0 | 100 | +1.00 |" in pruning_markdown(summaries)
     assert map_plot_png(summaries, "test").startswith(b"\x89PNG")
+    # One seed: paired differences without an interval; ALC 26 % vs random's 20 %, final +12 points,
+    # random's final 30 % reached at 10 + 4 * (0.3 - 0.1) / (0.42 - 0.1) = 12.5 of random's 14 frames.
+    assert "| ceal_localization_entropy_10pct | 26.00 | +6.00 | +6.00 | +6.00 | +12.00 | +12.00 | 89 % (1/1 seeds) |" \
+        in paired_markdown(runs)
 
 
 def test_spearman_is_a_rank_correlation_and_undefined_for_constant_values():

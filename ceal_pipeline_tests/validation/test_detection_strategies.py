@@ -13,9 +13,12 @@ from ceal_pipeline.core import round_driver
 from ceal_pipeline.validation.detection.presets import DETECTION_PRESET_NAMES, get_detection_preset
 from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
 from ceal_pipeline.validation.detection.strategies import (
+    SelectionChoice,
     ceal_strategy_name,
+    issue_14_strategies,
     issue_strategies,
     parse_detection_strategy,
+    selection_choice,
     unpruned_twin,
 )
 from ceal_pipeline.validation.strategies import Strategy, acquire
@@ -24,8 +27,23 @@ from ceal_pipeline.validation.strategies import Strategy, acquire
 ROUND_STEPS = {"draw_candidate_pool": round_driver, "selectable": core_round}
 
 
-def test_the_issue_strategies_are_random_three_full_pool_functions_and_ceal_at_three_pools_plus_pruning():
+def test_the_issue_18_strategies_add_the_selection_stage_to_ceal_with_heatmap_entropy():
     assert issue_strategies() == [
+        "random", "heatmap_entropy", "ceal_heatmap_entropy_5pct", "ceal_heatmap_entropy_5pct_balanced",
+        "ceal_heatmap_entropy_5pct_diverse", "ceal_heatmap_entropy_5pct_balanced_diverse",
+        "ceal_heatmap_entropy_5pct_balanced_diverse_pruned", "ceal_heatmap_entropy_5pct_balanced_diverse_budget",
+    ]
+    assert selection_choice("ceal_heatmap_entropy_5pct_balanced_diverse_budget") == SelectionChoice(True, True, True)
+    assert selection_choice("ceal_heatmap_entropy_5pct_diverse") == SelectionChoice(False, True, False)
+    assert selection_choice("heatmap_entropy").is_top_k and selection_choice("random").is_top_k
+    both_pruned = parse_detection_strategy("ceal_heatmap_entropy_5pct_balanced_diverse_pruned")
+    assert both_pruned.pruning and both_pruned.candidate_pool_fraction == 0.05
+    assert unpruned_twin("ceal_heatmap_entropy_5pct_balanced_diverse_pruned") == \
+        "ceal_heatmap_entropy_5pct_balanced_diverse"
+
+
+def test_the_issue_14_strategies_are_random_three_full_pool_functions_and_ceal_at_three_pools_plus_pruning():
+    assert issue_14_strategies() == [
         "random", "localization_entropy", "heatmap_entropy", "localization_and_heatmap_entropy",
         "ceal_localization_entropy_2.5pct", "ceal_localization_entropy_5pct", "ceal_localization_entropy_10pct",
         "ceal_localization_entropy_10pct_pruned",
@@ -41,9 +59,10 @@ def test_the_issue_strategies_are_random_three_full_pool_functions_and_ceal_at_t
 
 
 @pytest.mark.parametrize("name", ["entropy", "ceal_localization_entropy_0pct", "ceal_foo_5pct",
-                                  "ceal_localization_entropy_500", "random_pruned"])
+                                  "ceal_localization_entropy_500", "random_pruned",
+                                  "ceal_heatmap_entropy_5pct_diverse_balanced"])
 def test_unknown_detection_strategy_names_are_rejected_with_the_accepted_forms(name):
-    with pytest.raises(ValueError, match="ceal_<function>_<percent>pct"):
+    with pytest.raises(ValueError, match=r"ceal_<function>_<percent>pct\[_balanced\]"):
         parse_detection_strategy(name)
 
 
@@ -104,6 +123,43 @@ def test_the_per_sequence_cap_reaches_the_selection():
     assert len({sequences[i] for i in result.selected}) == 4
 
 
+def test_a_selection_stage_replaces_the_top_k_on_the_selectable_candidates_only():
+    history = np.random.default_rng(0).random(400)
+    seen = {}
+
+    def select(candidates, scores, k):
+        seen.update(candidates=candidates, k=k)
+        return candidates[np.argsort(scores)[:k]]  # the *lowest* scores: visibly not the top-k
+
+    pruned_top = {}
+
+    def prune(candidates, scores):
+        pruned_top["ids"] = candidates[np.argsort(-scores)[:2]]
+        return pruned_top["ids"]
+
+    result, values = _acquire("ceal_localization_entropy_10pct_pruned", history, prune=prune, select=select)
+    assert seen["k"] == 5 and not set(seen["candidates"]) & set(pruned_top["ids"])
+    lowest = seen["candidates"][np.argsort(values[seen["candidates"]])[:5]]
+    np.testing.assert_array_equal(result.selected, np.sort(lowest))
+
+
+def test_each_strategy_maps_to_the_pipelines_selection_policy():
+    from ceal_pipeline.validation.detection.protocol import fine_tune_epochs, selection_policy
+
+    config = DetectionProtocolConfig(diversity_weight=0.3, class_balance_strength=2.0, price_per_frame=1.0,
+                                     price_per_box=0.2)
+    both = selection_policy(selection_choice("ceal_heatmap_entropy_5pct_balanced_diverse"), config, 50.0)
+    assert (both.method, both.diversity_weight, both.class_balance_strength) == ("class_balance_diversity", 0.3, 2.0)
+    assert both.budget.amount is None and both.budget.price_per_cuboid == 0.2
+    money = selection_policy(selection_choice("ceal_heatmap_entropy_5pct_balanced_diverse_budget"), config, 50.0)
+    assert money.budget.amount == 50.0
+    assert selection_policy(selection_choice("heatmap_entropy"), config, 50.0).method == "topk"
+    # A step budget: 40 steps of batch 4 are 2 epochs of 80 frames, 1 epoch of 200.
+    steps = DetectionProtocolConfig(fine_tune_steps=40)
+    assert fine_tune_epochs(steps, 80, 4) == 2 and fine_tune_epochs(steps, 200, 4) == 1
+    assert fine_tune_epochs(DetectionProtocolConfig(fine_tune_epochs=3), 80, 4) == 3
+
+
 def test_the_budget_check_fails_before_training_when_a_candidate_pool_cannot_fill_the_budget():
     config = DetectionProtocolConfig(initial_labeled=10, acquire_per_round=5, rounds=2)
     strategies = [parse_detection_strategy("ceal_localization_entropy_2.5pct")]
@@ -122,10 +178,13 @@ def test_presets_fit_their_budgets_and_gpu_is_the_cpu_protocol_at_ten_times_the_
         pool = int(round(protocol.frames * 0.8))  # the generator's train split
         protocol.check_budget([parse_detection_strategy(s) for s in preset.strategies], pool)
     cpu, gpu = get_detection_preset("cpu").protocol, get_detection_preset("gpu").protocol
+    # Issue 18: at least 6 rounds (so pruning can act) and 5 paired seeds.
+    assert cpu.rounds >= 6 and get_detection_preset("cpu").repeats >= 5
     for field in ("frames", "held_out_frames", "initial_labeled", "acquire_per_round"):
         assert getattr(gpu, field) == 10 * getattr(cpu, field)
     assert (gpu.rounds, gpu.epochs, gpu.fine_tune_epochs, gpu.mc_samples) == (
         cpu.rounds, cpu.epochs, cpu.fine_tune_epochs, cpu.mc_samples)
+    assert get_detection_preset("cpu", {"generator_seed": 1}).protocol.key() != cpu.key()
     assert get_detection_preset("cpu", {"rounds": 2}).protocol.key() != cpu.key()
     with pytest.raises(ValueError, match="unknown detection protocol settings"):
         get_detection_preset("cpu", {"width": 0.5})

@@ -60,6 +60,7 @@ def materialize_benchmark(context: dg.AssetExecutionContext, dataset: str, confi
              f"{preset.protocol.rounds} x {preset.protocol.acquire_per_round}")
     metadata = {
         "accuracy_per_round_plot": dg.MetadataValue.md(png_markdown(accuracy_plot_png(summaries, title), title)),
+        "paired_vs_random": dg.MetadataValue.md(paired_markdown(outcome.runs)),
         "results": dg.MetadataValue.md(results_table_markdown(summaries)),
         "accuracy_per_round": dg.MetadataValue.md(accuracy_per_round_markdown(summaries)),
         "protocol_key": outcome.protocol_key,
@@ -103,8 +104,9 @@ def cifar10_benchmark(context: dg.AssetExecutionContext, config: BenchmarkConfig
     group_name="validation",
     kinds={"pytorch"},
     description="3D detector on synthetic driving data (night, rain, far, rare sub-populations): random, full-pool "
-    "localization / heatmap entropy and CEAL at 2.5/5/10% candidate pools, with and without pruning; held-out mAP "
-    "per round, compute, what each strategy buys, and whether each acquisition value tracks the detection error.",
+    "heatmap entropy and CEAL with it, plus the selection stage (class balance, diversity, both, pruning, a money "
+    "budget); the area under the mAP curve and final mAP as paired differences to random with 95% CIs, labels to "
+    "parity, per-class AP, compute, what each strategy buys, and whether each acquisition value tracks the error.",
 )
 def detection_benchmark(context: dg.AssetExecutionContext, config: DetectionBenchmarkConfig) -> dg.MaterializeResult:
     import torch
@@ -114,6 +116,7 @@ def detection_benchmark(context: dg.AssetExecutionContext, config: DetectionBenc
     from ceal_pipeline.validation.detection.report import (
         map_per_round_markdown,
         map_plot_png,
+        paired_markdown,
         per_class_markdown,
         pruning_markdown,
         results_table_markdown,
@@ -140,6 +143,7 @@ def detection_benchmark(context: dg.AssetExecutionContext, config: DetectionBenc
     title = f"detection ({preset.name}): {p.initial_labeled} seed frames, {p.rounds} x {p.acquire_per_round}"
     metadata = {
         "map_per_round_plot": dg.MetadataValue.md(png_markdown(map_plot_png(summaries, title), title)),
+        "paired_vs_random": dg.MetadataValue.md(paired_markdown(outcome.runs)),
         "results": dg.MetadataValue.md(results_table_markdown(summaries)),
         "map_per_round": dg.MetadataValue.md(map_per_round_markdown(summaries)),
         "per_class_ap": dg.MetadataValue.md(per_class_markdown(summaries)),
@@ -156,6 +160,8 @@ def detection_benchmark(context: dg.AssetExecutionContext, config: DetectionBenc
     }
     for name, summary in summaries.items():
         metadata[f"final_map/{name}"] = dg.MetadataValue.float(summary.final_map)
+        if line["strategies"][name]["alc"] is not None:
+            metadata[f"alc/{name}"] = dg.MetadataValue.float(line["strategies"][name]["alc"])
     for name, rho in line["score_error_spearman"].items():
         if rho is not None:
             metadata[f"score_error_spearman/{name}"] = dg.MetadataValue.float(rho)

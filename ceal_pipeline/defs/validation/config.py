@@ -23,7 +23,7 @@ class BenchmarkConfig(dg.Config):
         "candidate pools, one training a round, T=10, half width; MNIST about 40 CPU-minutes per seed), "
         "'paper' (full scale; use device=cuda)",
     )
-    new_seeds: int = Field(default=0, description="run seeds to add this time; 0 = the preset's number (3, quick: 1)")
+    new_seeds: int = Field(default=0, description="run seeds to add this time; 0 = the preset's number (5, quick: 2)")
     base_seed: int = Field(default=0, description="seeds are handed out from here upwards, skipping stored ones")
     strategies: list[str] = Field(
         default_factory=list,
@@ -58,25 +58,28 @@ class DetectionBenchmarkConfig(dg.Config):
 
     preset: Literal["quick", "cpu", "gpu"] = Field(
         default="quick",
-        description="'quick' (every strategy on 240 synthetic frames, a few minutes on a CPU; plumbing), 'cpu' "
-        "(1,250 frames, 3 rounds of 20, about 47 CPU-minutes per seed), 'gpu' (the cpu protocol at 10x the scale; "
-        "use device=cuda)",
+        description="'quick' (every strategy on 240 synthetic frames, 2 seeds, minutes on a CPU; plumbing), 'cpu' "
+        "(1,000 frames, 6 rounds of 20, 5 paired seeds, about 3 hours on 2 cores), 'gpu' (the cpu protocol at 10x "
+        "the scale; use device=cuda)",
     )
-    new_seeds: int = Field(default=0, description="run seeds to add this time; 0 = the preset's number (3, quick: 1)")
+    new_seeds: int = Field(default=0, description="run seeds to add this time; 0 = the preset's number (5, quick: 2)")
     base_seed: int = Field(default=0, description="seeds are handed out from here upwards, skipping stored ones")
     strategies: list[str] = Field(
         default_factory=list,
-        description="strategies, e.g. random, localization_entropy, heatmap_entropy, "
-        "ceal_localization_entropy_5pct, ceal_localization_entropy_10pct_pruned; empty = the preset's list",
+        description="strategies, e.g. random, heatmap_entropy, ceal_heatmap_entropy_5pct, "
+        "ceal_heatmap_entropy_5pct_balanced_diverse_pruned, ceal_heatmap_entropy_5pct_balanced_diverse_budget; "
+        "empty = the preset's list",
     )
     frames: Optional[int] = Field(default=None, description="synthetic frames generated (~80% pool, ~20% held out)")
-    held_out_frames: Optional[int] = Field(default=None, description="held-out frames for mAP and the score-error "
-                                           "correlation")
+    held_out_frames: Optional[int] = Field(default=None, description="held-out frames (one per generated "
+                                           "sequence) for mAP and the score-error correlation")
     initial_labeled: Optional[int] = Field(default=None, description="seed set drawn from the pool")
     rounds: Optional[int] = Field(default=None, description="acquisition rounds")
     acquire_per_round: Optional[int] = Field(default=None, description="frames bought per round")
     epochs: Optional[int] = Field(default=None, description="round-0 training epochs")
     fine_tune_epochs: Optional[int] = Field(default=None, description="warm-started epochs of later rounds")
+    fine_tune_steps: Optional[int] = Field(default=None, description="warm-started optimiser steps of later rounds")
+    generator_seed: Optional[int] = Field(default=None, description="the synthetic dataset's seed (another dataset)")
     mc_samples: Optional[int] = Field(default=None, description="MC-Dropout passes T per scored frame")
     threads: int = Field(default=0, description="torch CPU threads; 0 = torch's default")
     device: str = Field(default="cpu", description="torch device to train and score on: cpu, cuda, cuda:1, auto")
@@ -85,5 +88,5 @@ class DetectionBenchmarkConfig(dg.Config):
     def overrides(self) -> dict:
         """The protocol fields this config sets (None = keep the preset's)."""
         names = ("frames", "held_out_frames", "initial_labeled", "rounds", "acquire_per_round", "epochs",
-                 "fine_tune_epochs", "mc_samples")
+                 "fine_tune_epochs", "fine_tune_steps", "generator_seed", "mc_samples")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}

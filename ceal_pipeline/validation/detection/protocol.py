@@ -14,11 +14,18 @@ on the held-out frames (:mod:`.score_error`). Each strategy is charged what the
 shared work would have cost it alone, as in the MNIST protocol.
 
 Acquisition ``r = 1 .. rounds``: the previous round's detector scores (or not),
-:func:`ceal_pipeline.validation.strategies.acquire` buys ``acquire_per_round``
-frames by the pipeline's rules (candidate pool, pruning, eligibility, top-k),
-and the detector is trained again on the grown labeled set, warm-started from
-the previous round's weights for ``fine_tune_epochs`` as the pipeline's
-``detector`` asset does (``warm_start``), then evaluated on the held-out frames.
+:func:`ceal_pipeline.validation.strategies.acquire` draws the candidate pool and
+prunes by the pipeline's rules (``core.round``, ``core.pruning``), and the
+pipeline's selection stage (:func:`ceal_pipeline.core.selection.select_batch`)
+buys: top-k, class balance, diversity, both, or value per cost under a money
+budget, as the strategy's name says (:mod:`.strategies`). The detector is then
+trained again on the grown labeled set, warm-started from the previous round's
+weights (``warm_start``) for ``fine_tune_steps`` optimiser steps (or
+``fine_tune_epochs`` epochs when it is None), and evaluated on the held-out
+frames. Each round records labeled frames, labeled boxes and the labeling cost
+at the protocol's vendor prices (``price_per_frame`` + ``price_per_box`` per
+ground-truth box: what the vendor would bill), so strategies are compared per
+frame, per box and per unit of money (:mod:`.paired`).
 """
 
 from __future__ import annotations
@@ -40,9 +47,10 @@ from ceal_pipeline.core.pruning import persistently_low
 from ceal_pipeline.core.round import seed_set
 from ceal_pipeline.core.sampling import pool_size
 from ceal_pipeline.core.seeding import derive_seed
+from ceal_pipeline.core.selection import LabelingBudget, SelectionCandidates, SelectionPolicy
 from ceal_pipeline.validation.detection.data import DetectionData, subpopulation_counts
 from ceal_pipeline.validation.detection.score_error import score_error_correlations
-from ceal_pipeline.validation.detection.strategies import parse_detection_strategy
+from ceal_pipeline.validation.detection.strategies import SelectionChoice, parse_detection_strategy, selection_choice
 from ceal_pipeline.validation.strategies import Strategy, acquire
 
 DATASET = "detection"
@@ -67,6 +75,9 @@ class DetectionProtocolConfig:
     detector: str = "bevfusion_tiny"  #: detector config name
     epochs: int = 6  #: round 0: epochs from scratch
     fine_tune_epochs: int = 2  #: later rounds: epochs warm-started from the previous round (warm_start)
+    #: later rounds: optimiser steps warm-started from the previous round (rounded up to whole
+    #: epochs of the grown labeled set); None = ``fine_tune_epochs``
+    fine_tune_steps: int | None = None
     warm_start: bool = True  #: later rounds start from the previous round's weights, as the pipeline's default
     mc_samples: int = 10  #: MC-Dropout passes T per scored frame
     aggregate: str = "mean"  #: per-frame aggregation of object values
@@ -79,6 +90,13 @@ class DetectionProtocolConfig:
     prune_quantile: float = 0.2  #: ... each in the bottom q of its round
     error_threshold_m: float = 2.0  #: detection error: match radius
     error_min_confidence: float = 0.3  #: detection error: predictions counted from this confidence
+    price_per_frame: float = 1.0  #: vendor price of labeling one frame (money units)
+    price_per_box: float = 0.1  #: vendor price of one 3D box (cuboid) in a labeled frame
+    #: money per round of the ``_budget`` strategies; None = acquire_per_round x the pool's mean frame cost
+    budget_per_round: float | None = None
+    class_balance_strength: float = 1.0  #: selection: exponent on each class's need (class balance)
+    diversity_weight: float = 0.5  #: selection: share of the greedy objective given to batch distance
+    prelabel_min_confidence: float = 0.3  #: detections from this confidence count as expected boxes
 
     def __post_init__(self) -> None:
         checks = {
@@ -87,6 +105,9 @@ class DetectionProtocolConfig:
             "acquire_per_round must be >= 1": self.acquire_per_round >= 1,
             "rounds must be >= 1": self.rounds >= 1,
             "epochs and fine_tune_epochs must be >= 1": self.epochs >= 1 and self.fine_tune_epochs >= 1,
+            "fine_tune_steps must be >= 1 or None": self.fine_tune_steps is None or self.fine_tune_steps >= 1,
+            "prices must be >= 0 and price_per_frame > 0": self.price_per_frame > 0 and self.price_per_box >= 0,
+            "budget_per_round must be > 0 or None": self.budget_per_round is None or self.budget_per_round > 0,
             "mc_samples must be >= 2": self.mc_samples >= 2,
             "temperature must be > 0": self.temperature > 0,
             "prune_last_m must be >= 1": self.prune_last_m >= 1,
@@ -135,7 +156,14 @@ class DetectionStrategyRun:
     counts of the frames bought in each acquisition and ``pool_subpopulations``
     those of the unlabeled pool before the first; ``score_error_spearman`` and
     ``score_missed_spearman`` are the run seed's round-0 correlations (the same
-    for every strategy of the seed); seconds are wall-clock.
+    for every strategy of the seed); seconds are wall-clock. ``boxes_per_round``
+    and ``cost_per_round`` are the labeled set's ground-truth boxes and its
+    labeling cost at the protocol's prices after each round;
+    ``map_unclipped_per_round``, ``car_ap_per_round`` and
+    ``non_car_map_per_round`` the metric's other views
+    (:mod:`ceal_pipeline.core.detection_metrics`); ``selection_per_round`` the
+    selection stage's record of each acquisition (policy, deciding signals,
+    estimated cost).
     """
 
     dataset: str
@@ -154,6 +182,12 @@ class DetectionStrategyRun:
     seeds: dict[str, Any] = field(default_factory=dict)
     ledger: list[dict[str, Any]] = field(default_factory=list)
     evaluation_s: list[float] = field(default_factory=list)
+    boxes_per_round: list[int] = field(default_factory=list)
+    cost_per_round: list[float] = field(default_factory=list)
+    map_unclipped_per_round: list[float] = field(default_factory=list)
+    car_ap_per_round: list[float | None] = field(default_factory=list)
+    non_car_map_per_round: list[float | None] = field(default_factory=list)
+    selection_per_round: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         record = asdict(self)
@@ -192,6 +226,76 @@ def _per_class(result: dict) -> dict[str, float | None]:
     return {name: (None if ap != ap else float(ap)) for name, ap in result["per_class"].items()}
 
 
+def _none_if_nan(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+def _record_evaluation(run: "DetectionStrategyRun", result: dict) -> None:
+    run.map_per_round.append(float(result["mAP"]))
+    run.per_class_ap_per_round.append(_per_class(result))
+    run.map_unclipped_per_round.append(float(result["mAP_unclipped"]))
+    run.car_ap_per_round.append(_none_if_nan(result.get("car_AP")))
+    run.non_car_map_per_round.append(_none_if_nan(result.get("non_car_mAP")))
+
+
+def selection_policy(choice: SelectionChoice, config: DetectionProtocolConfig, budget_amount: float | None
+                     ) -> SelectionPolicy:
+    """The pipeline's :class:`SelectionPolicy` for a strategy's selection choice under ``config``."""
+    method = {(False, False): "topk", (True, False): "class_balance", (False, True): "diversity",
+              (True, True): "class_balance_diversity"}[(choice.class_balance, choice.diversity)]
+    return SelectionPolicy(
+        method=method, diversity_weight=config.diversity_weight,
+        class_balance_strength=config.class_balance_strength, per_sequence_cap=config.per_sequence_cap,
+        budget=LabelingBudget(amount=budget_amount if choice.money_budget else None,
+                              price_per_frame=config.price_per_frame, price_per_cuboid=config.price_per_box),
+    )
+
+
+def fine_tune_epochs(config: DetectionProtocolConfig, labeled_frames: int, batch_size: int) -> int:
+    """Epochs of a warm-started round: ``fine_tune_steps`` rounded up to whole epochs of
+    ``labeled_frames`` at ``batch_size``, or ``fine_tune_epochs``."""
+    if config.fine_tune_steps is None:
+        return config.fine_tune_epochs
+    steps_per_epoch = -(-labeled_frames // batch_size)
+    return max(1, -(-config.fine_tune_steps // steps_per_epoch))
+
+
+@dataclass
+class _Scored:
+    """MC-Dropout outputs of scored pool frames, by pool index: acquisition values per
+    function, expected boxes per class (``class_counts``), estimated cuboids and, when
+    the scorer gives them, per-frame embeddings."""
+
+    scores_by_fn: dict[str, dict[int, float]] = field(default_factory=dict)
+    class_counts: dict[int, np.ndarray] = field(default_factory=dict)
+    cuboids: dict[int, float] = field(default_factory=dict)
+    embeddings: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def add(self, indices: np.ndarray, scored: Any, n_classes: int, min_confidence: float) -> None:
+        for name, values in scored.scores_by_fn.items():
+            self.scores_by_fn.setdefault(name, {}).update(zip(indices.tolist(), np.asarray(values, float).tolist()))
+        counts = _expected_class_counts(scored, n_classes, min_confidence)
+        embeddings = getattr(scored, "embeddings", None)
+        for row, index in enumerate(indices.tolist()):
+            self.class_counts[index] = counts[row]
+            self.cuboids[index] = float(counts[row].sum())
+            if embeddings is not None:
+                self.embeddings[index] = np.asarray(embeddings[row], dtype=np.float32)
+
+
+def _expected_class_counts(scored: Any, n_classes: int, min_confidence: float) -> np.ndarray:
+    """``(n, C)`` expected boxes per class of each scored frame: the scorer's own class counts
+    when it gives them, else its detections of confidence ``>= min_confidence`` per class."""
+    given = getattr(scored, "class_counts", None)
+    if given is not None:
+        return np.asarray(given, dtype=np.float64)
+    counts = np.zeros((len(scored.objects), n_classes))
+    for row, objects in enumerate(scored.objects):
+        confident = np.asarray(objects.confidences) >= min_confidence
+        counts[row] = np.bincount(np.asarray(objects.labels, dtype=np.int64)[confident], minlength=n_classes)
+    return counts
+
+
 def run_seed_protocol(
     data: DetectionData,
     config: DetectionProtocolConfig,
@@ -204,6 +308,7 @@ def run_seed_protocol(
 ) -> list[DetectionStrategyRun]:
     """Run every strategy under one run seed; ``on_run`` sees each finished run at once
     (to persist it, so an interrupted benchmark keeps what it finished)."""
+    from ceal_pipeline.detector.builder import load_config
     from ceal_pipeline.detector.checkpoints import load_detector
     from ceal_pipeline.detector.evaluation import (
         bev_range_of,
@@ -211,6 +316,7 @@ def run_seed_protocol(
         evaluate_predictions,
         predict_frames,
     )
+    from ceal_pipeline.detector.inputs import ground_truth
     from ceal_pipeline.detector.scoring import score_frames
     from ceal_pipeline.detector.training import train_detector
 
@@ -222,13 +328,22 @@ def run_seed_protocol(
     position = {str(f): i for i, f in enumerate(frame_ids)}
     sequences = data.sequence_ids
     loader = dict(device=options.device, num_workers=options.num_workers, batch_size=options.batch_size)
+    detector_config = load_config(config.detector)
+    class_names = tuple(detector_config["model"]["class_names"])
+    batch_size = int(options.batch_size or detector_config["data"].get("batch_size", 4))
+    # What the vendor bills for each pool frame: per frame plus per ground-truth box.
+    box_counts = np.stack([np.bincount(ground_truth(f, class_names)[1], minlength=len(class_names))
+                           for f in data.pool]).astype(np.int64)
+    frame_cost = config.price_per_frame + config.price_per_box * box_counts.sum(axis=1)
+    budget_amount = (config.budget_per_round if config.budget_per_round is not None
+                     else float(config.acquire_per_round * frame_cost.mean()))
 
     def train(labeled: np.ndarray, round_index: int, folder: Path, init: Any | None) -> _Trained:
         start = time.perf_counter()
         warm = init is not None and config.warm_start
         checkpoint = train_detector(
-            [data.pool[i] for i in labeled], config.detector, folder,
-            epochs=config.fine_tune_epochs if warm else config.epochs,
+            [data.pool[i] for i in labeled], detector_config, folder,
+            epochs=fine_tune_epochs(config, len(labeled), batch_size) if warm else config.epochs,
             seed=derive_seed(run_seed, round_index, "detector_training"),
             init_checkpoint=init.path if warm else None, **loader,
         )
@@ -260,22 +375,27 @@ def run_seed_protocol(
                               bev_range=bev_range_of(round0.model))
     error_rho = score_error_correlations(held_out.scores_by_fn, errors.errors)
     missed_rho = score_error_correlations(held_out.scores_by_fn, errors.missed)
-    log(f"detection seed {run_seed}: round-0 mAP {round0_eval['mAP']:.4f}; score-error Spearman "
+    log(f"detection seed {run_seed}: round-0 mAP {round0_eval['mAP']:.4f} (unclipped "
+        f"{round0_eval['mAP_unclipped']:.4f}); score-error Spearman "
         + ", ".join(f"{k} {v if v is None else round(v, 3)}" for k, v in error_rho.items()))
 
-    shared: dict[str, Any] = {}
+    shared = _Scored()
+    shared_seconds: dict[str, float] = {}
     scoring_fns = list(dict.fromkeys(s.acquisition_fn for s in parsed if s.acquisition_fn))
 
     def round0_scores(fn: str, indices: np.ndarray) -> tuple[np.ndarray, float]:
         # One set of passes for every function: the same frames, model and MC seed for all strategies.
-        if not shared:
+        if not shared_seconds:
             scored = mc_scores(round0.model, [data.pool[i] for i in unlabeled0], 0, scoring_fns)
-            shared.update(scores=scored.scores_by_fn, seconds=scored.wall_s)
-        positions = np.searchsorted(unlabeled0, indices)
-        return shared["scores"][fn][positions], shared["seconds"] * len(indices) / max(len(unlabeled0), 1)
+            shared.add(unlabeled0, scored, len(class_names), config.prelabel_min_confidence)
+            shared_seconds["all"] = scored.wall_s
+        values = np.array([shared.scores_by_fn[fn][i] for i in indices.tolist()])
+        return values, shared_seconds["all"] * len(indices) / max(len(unlabeled0), 1)
 
     runs = []
     for strategy in parsed:
+        choice = selection_choice(strategy.name)
+        policy = selection_policy(choice, config, budget_amount)
         run = DetectionStrategyRun(DATASET, config.key(), asdict(config), strategy.name, run_seed)
         run.score_error_spearman, run.score_missed_spearman = error_rho, missed_rho
         run.pool_subpopulations = subpopulation_counts(frame_ids[unlabeled0], data.conditions)
@@ -283,27 +403,35 @@ def run_seed_protocol(
                      "training": [derive_seed(run_seed, 0, "detector_training")],
                      "mc_dropout": [], "acquisition": [],
                      "mc_dropout_held_out": derive_seed(run_seed, 0, "mc_dropout_held_out")}
-        run.map_per_round.append(float(round0_eval["mAP"]))
-        run.per_class_ap_per_round.append(_per_class(round0_eval))
+        _record_evaluation(run, round0_eval)
         run.labeled_per_round.append(len(initial))
+        run.boxes_per_round.append(int(box_counts[initial].sum()))
+        run.cost_per_round.append(float(frame_cost[initial].sum()))
         run.evaluation_s.append(round0_eval_s)
         run.ledger.append(ComputeLedger(round_index=0, pool_frames=len(data.pool), frames_scored=0, forward_passes=0,
                                         training_s=round0.seconds, scoring_s=0.0, selection_s=0.0).to_dict())
         labeled, pruned = initial, np.zeros(0, dtype=np.int64)
         latest = np.full(len(data.pool), np.nan)
         events: list[tuple[np.ndarray, int, np.ndarray]] = []
-        trained = round0
+        trained, last_eval = round0, round0_eval
         for round_index in range(1, config.rounds + 1):
             acquisition_round = round_index - 1
             unlabeled = np.setdiff1d(np.setdiff1d(np.arange(len(data.pool)), labeled), pruned)
             charged: dict[str, float] = {}
+            fresh = _Scored()
 
             def score(indices: np.ndarray, model=trained.model, first=acquisition_round == 0) -> np.ndarray:
                 if first:
                     values, charged["scoring_s"] = round0_scores(strategy.acquisition_fn, indices)
+                    for i in indices.tolist():
+                        fresh.class_counts[i], fresh.cuboids[i] = shared.class_counts[i], shared.cuboids[i]
+                        if i in shared.embeddings:
+                            fresh.embeddings[i] = shared.embeddings[i]
                 else:
-                    frames = [data.pool[i] for i in indices]
-                    values = mc_scores(model, frames, acquisition_round, [strategy.acquisition_fn]).scores
+                    scored = mc_scores(model, [data.pool[i] for i in indices], acquisition_round,
+                                       [strategy.acquisition_fn])
+                    fresh.add(indices, scored, len(class_names), config.prelabel_min_confidence)
+                    values = np.asarray(scored.scores)
                 events.append((indices.copy(), acquisition_round, values))
                 return values
 
@@ -316,21 +444,47 @@ def run_seed_protocol(
                 return persistently_low(ids[mask], rounds[mask], values[mask], last_m=config.prune_last_m,
                                         quantile=config.prune_quantile)
 
+            def stage_inputs(candidates: np.ndarray, scores: np.ndarray, sequences, labeled=labeled,
+                             last=last_eval):
+                # The selection stage's signals for the round's eligible candidates (core.round.select
+                # runs the pipeline's core.selection.select_batch on them).
+                embeddings = ([fresh.embeddings[i] for i in candidates.tolist()]
+                              if all(i in fresh.embeddings for i in candidates.tolist()) else None)
+                if policy.uses_diversity and embeddings is None:
+                    raise ValueError(f"strategy {strategy.name!r} selects for diversity but the scorer gave no "
+                                     "per-frame embeddings (detector.scoring.FrameScores.embeddings)")
+                return (
+                    SelectionCandidates(
+                        frame_ids=candidates, acquisition_values=scores, sequence_ids=np.asarray(sequences)[candidates],
+                        class_counts=np.stack([fresh.class_counts[i] for i in candidates.tolist()]),
+                        embeddings=None if embeddings is None else np.stack(embeddings),
+                        cuboids=np.array([fresh.cuboids[i] for i in candidates.tolist()]),
+                    ),
+                    box_counts[labeled].sum(axis=0),
+                    np.array([np.nan if last["per_class"][c] != last["per_class"][c] else last["per_class"][c]
+                              for c in class_names]),
+                )
+
             acquisition = acquire(
                 strategy, unlabeled=unlabeled, latest_scores=latest, k=config.acquire_per_round, score=score,
                 run_seed=run_seed, round_index=acquisition_round, temperature=config.temperature,
                 normalisation=config.normalisation, prior=config.prior,
                 backfill_first_round=config.backfill_first_round, prune=prune if strategy.pruning else None,
                 sequence_ids=sequences, per_sequence_cap=config.per_sequence_cap,
+                policy=None if strategy.kind == "random" else policy,
+                stage_inputs=None if strategy.kind == "random" else stage_inputs,
             )
             latest[acquisition.scored] = acquisition.scores
             pruned = np.union1d(pruned, acquisition.pruned)
             labeled = np.union1d(labeled, acquisition.selected)
             trained = train(labeled, round_index, work / strategy.name / f"round{round_index}", trained.checkpoint)
-            result, _, eval_s = evaluate(trained.model)
-            run.map_per_round.append(float(result["mAP"]))
-            run.per_class_ap_per_round.append(_per_class(result))
+            last_eval, _, eval_s = evaluate(trained.model)
+            _record_evaluation(run, last_eval)
             run.labeled_per_round.append(len(labeled))
+            run.boxes_per_round.append(int(box_counts[labeled].sum()))
+            run.cost_per_round.append(float(frame_cost[labeled].sum()))
+            run.selection_per_round.append(acquisition.selection.summary() if acquisition.selection is not None
+                                           else {"policy": "random"})
             run.bought_per_round.append(subpopulation_counts(frame_ids[acquisition.selected], data.conditions))
             run.pruned_per_round.append(int(len(acquisition.pruned)))
             run.evaluation_s.append(eval_s)
@@ -344,7 +498,8 @@ def run_seed_protocol(
                 scoring_s=charged.get("scoring_s", acquisition.scoring_s), selection_s=acquisition.selection_s,
             ).to_dict())
         shutil.rmtree(work / strategy.name, ignore_errors=True)
-        log(f"detection seed {run_seed} {strategy.name}: mAP " + " ".join(f"{m:.4f}" for m in run.map_per_round))
+        log(f"detection seed {run_seed} {strategy.name}: mAP " + " ".join(f"{m:.4f}" for m in run.map_per_round)
+            + "; unclipped " + " ".join(f"{m:.4f}" for m in run.map_unclipped_per_round))
         runs.append(run)
         if on_run is not None:
             on_run(run)

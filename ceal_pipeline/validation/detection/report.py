@@ -11,6 +11,7 @@ from typing import Any
 from ceal_pipeline.validation.detection.data import SUBPOPULATIONS
 from ceal_pipeline.validation.detection.results import (
     DetectionStrategySummary,
+    paired_summary,
     pool_shares,
     pruning_effect,
     score_error_summary,
@@ -94,4 +95,29 @@ def pruning_markdown(summaries: dict[str, DetectionStrategySummary]) -> str:
     for name, e in pruning_effect(summaries).items():
         lines.append(f"| {name} | {e['compared_with']} | {e['frames_pruned']:.1f} | {e['forward_passes_saved']:,.0f} "
                      f"| {100 * e['map_cost']:+.2f} |")
+    return "\n".join(lines)
+
+
+def paired_markdown(runs: list[dict[str, Any]]) -> str:
+    """The headline: each strategy's ALC (against frames, cost and boxes) and final mAP, as the
+    paired difference to random (points, mean [95 % CI]) and its labels to parity."""
+
+    def cell(value: dict[str, Any] | None) -> str:
+        if value is None:
+            return "-"
+        ci = value["ci95"]
+        interval = f" [{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]" if ci is not None else ""
+        return f"{100 * value['mean']:+.2f}{interval}"
+
+    lines = ["| strategy | ALC (%) | Δ ALC vs random | Δ ALC vs cost | Δ ALC at equal boxes | Δ final mAP "
+             "| Δ final mAP unclipped | labels to parity (share of random's) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, e in paired_summary(runs).items():
+        parity = e["labels_to_parity"]
+        share = parity["share_of_random_labels"]
+        reached = (f"{100 * share:.0f} % ({parity['seeds_reaching']}/{parity['seeds']} seeds)" if share is not None
+                   else f"not reached (0/{parity['seeds']} seeds)")
+        lines.append(f"| {name} | {100 * e['alc']:.2f} | {cell(e['alc_vs_random'])} | {cell(e['alc_cost_vs_random'])} "
+                     f"| {cell(e['alc_boxes_vs_random'])} | {cell(e['final_map_vs_random'])} "
+                     f"| {cell(e['final_map_unclipped_vs_random'])} | {reached} |")
     return "\n".join(lines)

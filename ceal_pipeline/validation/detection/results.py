@@ -1,4 +1,11 @@
-"""Mean ± std over run seeds of the detection benchmark, and its one-line JSON summary.
+"""Mean ± std over run seeds of the detection benchmark, paired differences to random, and its one-line JSON summary.
+
+The headline (issue 18) is paired: per strategy the area under its
+mAP-versus-labeled-frames curve (``alc``; also against labeling cost and
+labeled boxes), its final mAP and its final unclipped mAP, each as the mean
+difference to random *of the same run seed* with a 95 % t-interval
+(:mod:`.paired`), and its labels to parity: the labeled frames and cost at
+which its curve reaches random's final mAP, against what random spent.
 
 Runs come from the shared append-only store
 (:class:`~ceal_pipeline.validation.results.BenchmarkResults`, file
@@ -11,9 +18,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
+
+import numpy as np
 
 from ceal_pipeline.validation.detection.data import SUBPOPULATIONS, add_counts, subpopulation_shares
+from ceal_pipeline.validation.detection.paired import (
+    area_under_curve,
+    curve_on_common_axis,
+    labels_to_parity,
+    paired_difference,
+)
 from ceal_pipeline.validation.detection.strategies import parse_detection_strategy, unpruned_twin
 from ceal_pipeline.validation.report import compute_ratios
 from ceal_pipeline.validation.results import mean_std
@@ -126,8 +141,97 @@ def pruning_effect(summaries: dict[str, DetectionStrategySummary]) -> dict[str, 
     return effect
 
 
+def run_alc(run: dict[str, Any], axis: str = "labeled_per_round", values: str = "map_per_round") -> float:
+    """A run's area under ``values`` against ``axis`` over the axis width (mean mAP over its range)."""
+    return area_under_curve(run[axis], run[values])
+
+
+#: Per-seed headline values of a run: name -> function of the stored run.
+HEADLINE_METRICS: dict[str, Callable[[dict[str, Any]], float]] = {
+    "alc": run_alc,
+    "alc_cost": lambda run: run_alc(run, "cost_per_round"),
+    "alc_unclipped": lambda run: run_alc(run, values="map_unclipped_per_round"),
+    "final_map": lambda run: float(run["map_per_round"][-1]),
+    "final_map_unclipped": lambda run: float(run["map_unclipped_per_round"][-1]),
+    "final_cost": lambda run: float(run["cost_per_round"][-1]),
+    # mAP points bought per unit of money: the final mAP gain over round 0 divided by what was spent after it.
+    "map_gain_per_cost": lambda run: float((run["map_per_round"][-1] - run["map_per_round"][0])
+                                           / max(run["cost_per_round"][-1] - run["cost_per_round"][0], 1e-12)),
+}
+
+
+def _by_strategy_seed(runs: list[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
+    grouped: dict[str, dict[int, dict[str, Any]]] = {}
+    for run in runs:
+        grouped.setdefault(run["strategy"], {})[int(run["run_seed"])] = run
+    return grouped
+
+
+def _equal_boxes_alc(run: dict[str, Any], low: float, high: float) -> float:
+    """Area under mAP against labeled boxes over ``[low, high]`` divided by its width."""
+    grid = np.linspace(low, high, 33)
+    return area_under_curve(grid, curve_on_common_axis(run["boxes_per_round"], run["map_per_round"], grid))
+
+
+def paired_summary(runs: list[dict[str, Any]], baseline: str = "random") -> dict[str, dict[str, Any]]:
+    """Per strategy: each :data:`HEADLINE_METRICS` value (mean over seeds), its paired
+    difference to ``baseline`` (``mean``, ``ci95``, ``seeds``), the ALC at equal boxes and its
+    difference, and labels to parity. Empty when ``baseline`` did not run."""
+    grouped = _by_strategy_seed(runs)
+    if baseline not in grouped:
+        return {}
+    base = grouped[baseline]
+    out: dict[str, dict[str, Any]] = {}
+    for strategy, by_seed in grouped.items():
+        entry: dict[str, Any] = {}
+        for name, metric in HEADLINE_METRICS.items():
+            mine = {seed: metric(run) for seed, run in by_seed.items()}
+            entry[name] = float(np.mean(list(mine.values())))
+            common = set(mine) & set(base)
+            entry[f"{name}_vs_{baseline}"] = (
+                paired_difference(mine, {s: metric(base[s]) for s in common}) if common else None)
+        # Equal budgets of boxes: both curves read over the box range they share, per seed.
+        box_alc, box_base = {}, {}
+        for seed in set(by_seed) & set(base):
+            a, b = by_seed[seed]["boxes_per_round"], base[seed]["boxes_per_round"]
+            low, high = max(a[0], b[0]), min(a[-1], b[-1])
+            if high > low:
+                box_alc[seed], box_base[seed] = _equal_boxes_alc(by_seed[seed], low, high), \
+                    _equal_boxes_alc(base[seed], low, high)
+        entry["alc_boxes"] = float(np.mean(list(box_alc.values()))) if box_alc else None
+        # The metric's split: the headline class apart from the rest (None where no seed has it).
+        for key, name in (("car_ap_per_round", "final_car_ap"), ("non_car_map_per_round", "final_non_car_map")):
+            present = [run[key][-1] for run in by_seed.values() if run.get(key) and run[key][-1] is not None]
+            entry[name] = float(np.mean(present)) if present else None
+        entry[f"alc_boxes_vs_{baseline}"] = paired_difference(box_alc, box_base) if box_alc else None
+        # Labels to parity: where this strategy's curve reaches the baseline's final mAP of the seed.
+        parity_frames, parity_cost, shares = [], [], []
+        for seed in sorted(set(by_seed) & set(base)):
+            run, target = by_seed[seed], float(base[seed]["map_per_round"][-1])
+            frames = labels_to_parity(run["labeled_per_round"], run["map_per_round"], target)
+            cost = labels_to_parity(run["cost_per_round"], run["map_per_round"], target)
+            parity_frames.append(frames)
+            parity_cost.append(cost)
+            shares.append(None if frames is None else frames / base[seed]["labeled_per_round"][-1])
+        reached = [s for s in shares if s is not None]
+        entry["labels_to_parity"] = {
+            "frames_per_seed": parity_frames, "cost_per_seed": parity_cost,
+            "seeds_reaching": len(reached), "seeds": len(shares),
+            "share_of_random_labels": float(np.mean(reached)) if reached else None,
+        }
+        out[strategy] = entry
+    return out
+
+
 def _r(value: float | None, digits: int = 5) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def _paired_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    return {"mean": _r(value["mean"]), "ci95": None if value["ci95"] is None else [_r(v) for v in value["ci95"]],
+            "seeds": value["seeds"]}
 
 
 def detection_summary_json(summaries: dict[str, DetectionStrategySummary], runs: list[dict[str, Any]],
@@ -135,6 +239,28 @@ def detection_summary_json(summaries: dict[str, DetectionStrategySummary], runs:
     """The one-line JSON summary printed by ``ceal benchmark detection --json``."""
     ratios = compute_ratios(summaries, parse=parse_detection_strategy)
     error = score_error_summary(runs)
+    paired = paired_summary(runs)
+
+    def headline(name: str) -> dict[str, Any]:
+        entry = paired.get(name)
+        if entry is None:
+            return {"alc": None, "paired_vs_random": None}
+        parity = entry["labels_to_parity"]
+        vs = {metric: _paired_json(entry[f"{metric}_vs_random"]) for metric in (*HEADLINE_METRICS, "alc_boxes")}
+        return {
+            "alc": _r(entry["alc"]), "alc_cost": _r(entry["alc_cost"]), "alc_boxes": _r(entry["alc_boxes"]),
+            "alc_unclipped": _r(entry["alc_unclipped"]), "final_map_unclipped": _r(entry["final_map_unclipped"]),
+            "final_cost": _r(entry["final_cost"], 2), "map_gain_per_cost": _r(entry["map_gain_per_cost"], 7),
+            "final_car_ap": _r(entry["final_car_ap"]), "final_non_car_map": _r(entry["final_non_car_map"]),
+            # The headline difference: ALC minus random's, paired by seed; the other metrics beside it.
+            "paired_vs_random": {**(vs["alc"] or {"mean": None, "ci95": None, "seeds": []}), "metric": "alc",
+                                 **{m: v for m, v in vs.items() if m != "alc"}},
+            "labels_to_parity": {"share_of_random_labels": _r(parity["share_of_random_labels"], 4),
+                                 "seeds_reaching": parity["seeds_reaching"], "seeds": parity["seeds"],
+                                 "frames_per_seed": [_r(v, 2) for v in parity["frames_per_seed"]],
+                                 "cost_per_seed": [_r(v, 2) for v in parity["cost_per_seed"]]},
+        }
+
     return {
         "dataset": "detection",
         **extra,
@@ -155,6 +281,7 @@ def detection_summary_json(summaries: dict[str, DetectionStrategySummary], runs:
                 "evaluation_s": round(s.evaluation_s, 3),
                 "per_class_ap": {c: (None if v is None else _r(v[0])) for c, v in s.per_class_ap.items()},
                 "bought_shares": {k: _r(v, 4) for k, v in s.bought_shares.items()},
+                **headline(name),
             }
             for name, s in summaries.items()
         },

@@ -9,20 +9,57 @@
   the unlabeled pool (the pipeline's ``pool_fraction``), e.g.
   ``ceal_localization_entropy_2.5pct``; the first acquisition is the paper's
   full-pool backfill.
-- ``..._pruned``: the same CEAL strategy with the pipeline's pruning rule applied
-  after every round's scoring.
+- suffixes of a CEAL name, in this order, each switching on one part of the
+  selection stage (:mod:`ceal_pipeline.core.selection`, the pipeline's own):
+  ``_balanced`` (class balance), ``_diverse`` (diversity over the candidates'
+  embeddings), ``_pruned`` (the pipeline's pruning rule after every round's
+  scoring), ``_budget`` (a money budget per round instead of ``K`` frames:
+  value per estimated cost until the budget is spent).
+
+Issue 18's comparison (:func:`issue_strategies`): random; full-pool heatmap
+entropy (the best function of issue 14's run); CEAL with it at 5 %; CEAL +
+class balance; + diversity; + both; + both + pruning; + both under a money
+budget. Every strategy's labeling cost is recorded, so all are also compared
+against cost and at equal numbers of boxes.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from ceal_pipeline.core.detection_acquisition import DETECTION_ACQUISITION_FUNCTIONS
 from ceal_pipeline.validation.strategies import Strategy
 
-_CEAL = re.compile(r"^ceal_(?P<fn>[a-z_]+?)_(?P<percent>\d+(?:\.\d+)?)pct(?P<pruned>_pruned)?$")
+_CEAL = re.compile(r"^ceal_(?P<fn>[a-z_]+?)_(?P<percent>\d+(?:\.\d+)?)pct(?P<balanced>_balanced)?"
+                   r"(?P<diverse>_diverse)?(?P<pruned>_pruned)?(?P<budget>_budget)?$")
+#: The selection suffixes of a CEAL strategy name, in the order they must appear.
+SELECTION_SUFFIXES: tuple[str, ...] = ("_balanced", "_diverse", "_pruned", "_budget")
 #: The candidate pools of issue 14, as fractions of the unlabeled pool.
 CANDIDATE_POOL_FRACTIONS: tuple[float, ...] = (0.025, 0.05, 0.1)
+
+
+@dataclass(frozen=True)
+class SelectionChoice:
+    """The selection-stage options a detection strategy name switches on (all off for
+    random and full-pool strategies)."""
+
+    class_balance: bool = False
+    diversity: bool = False
+    money_budget: bool = False
+
+    @property
+    def is_top_k(self) -> bool:
+        return not (self.class_balance or self.diversity or self.money_budget)
+
+
+def selection_choice(name: str) -> SelectionChoice:
+    """The :class:`SelectionChoice` of a detection strategy name."""
+    parse_detection_strategy(name)
+    match = _CEAL.match(name)
+    if not match:
+        return SelectionChoice()
+    return SelectionChoice(bool(match["balanced"]), bool(match["diverse"]), bool(match["budget"]))
 
 
 def parse_detection_strategy(name: str) -> Strategy:
@@ -38,20 +75,39 @@ def parse_detection_strategy(name: str) -> Strategy:
     raise ValueError(
         f"unknown detection strategy {name!r}: use 'random', a detection acquisition function for full-pool "
         f"acquisition ({', '.join(sorted(DETECTION_ACQUISITION_FUNCTIONS))}), or "
-        "'ceal_<function>_<percent>pct[_pruned]' such as 'ceal_localization_entropy_2.5pct'"
+        "'ceal_<function>_<percent>pct[_balanced][_diverse][_pruned][_budget]' (suffixes in this order) such as "
+        "'ceal_heatmap_entropy_5pct_balanced_diverse'"
     )
 
 
-def ceal_strategy_name(acquisition_fn: str, fraction: float, pruning: bool = False) -> str:
-    """``ceal_<fn>_<percent>pct[_pruned]`` for a candidate pool of ``fraction`` of the unlabeled pool."""
-    name = f"ceal_{acquisition_fn}_{100 * fraction:g}pct" + ("_pruned" if pruning else "")
+def ceal_strategy_name(acquisition_fn: str, fraction: float, pruning: bool = False, *, class_balance: bool = False,
+                       diversity: bool = False, money_budget: bool = False) -> str:
+    """``ceal_<fn>_<percent>pct[_balanced][_diverse][_pruned][_budget]`` for a candidate pool of
+    ``fraction`` of the unlabeled pool."""
+    name = (f"ceal_{acquisition_fn}_{100 * fraction:g}pct" + ("_balanced" if class_balance else "")
+            + ("_diverse" if diversity else "") + ("_pruned" if pruning else "") + ("_budget" if money_budget else ""))
     parse_detection_strategy(name)
     return name
 
 
-def issue_strategies(pruned_fraction: float = 0.1) -> list[str]:
-    """Random; full-pool localization entropy, heatmap entropy and their combination;
-    CEAL (localization entropy) at 2.5 %, 5 % and 10 %; CEAL at ``pruned_fraction`` with pruning."""
+def issue_strategies(acquisition_fn: str = "heatmap_entropy", fraction: float = 0.05) -> list[str]:
+    """Issue 18's comparison: random; full-pool ``acquisition_fn``; CEAL with it at ``fraction``;
+    + class balance; + diversity; + both; + both + pruning; + both under a money budget."""
+    return [
+        "random",
+        acquisition_fn,
+        ceal_strategy_name(acquisition_fn, fraction),
+        ceal_strategy_name(acquisition_fn, fraction, class_balance=True),
+        ceal_strategy_name(acquisition_fn, fraction, diversity=True),
+        ceal_strategy_name(acquisition_fn, fraction, class_balance=True, diversity=True),
+        ceal_strategy_name(acquisition_fn, fraction, True, class_balance=True, diversity=True),
+        ceal_strategy_name(acquisition_fn, fraction, class_balance=True, diversity=True, money_budget=True),
+    ]
+
+
+def issue_14_strategies(pruned_fraction: float = 0.1) -> list[str]:
+    """Issue 14's comparison: random; full-pool localization entropy, heatmap entropy and their
+    combination; CEAL (localization entropy) at 2.5 %, 5 % and 10 %; CEAL at ``pruned_fraction`` with pruning."""
     return [
         "random",
         "localization_entropy",
@@ -63,5 +119,5 @@ def issue_strategies(pruned_fraction: float = 0.1) -> list[str]:
 
 
 def unpruned_twin(name: str) -> str | None:
-    """The same CEAL strategy without pruning (``..._pruned`` -> ``...``), None for others."""
-    return name[: -len("_pruned")] if parse_detection_strategy(name).pruning else None
+    """The same CEAL strategy without pruning (``..._pruned...`` -> without it), None for others."""
+    return name.replace("_pruned", "", 1) if parse_detection_strategy(name).pruning else None
