@@ -39,8 +39,6 @@ SCHEMA_OF = {
        for name in ("epochs", "fine_tune_epochs", "warm_start", "max_eval_frames")},
     (DetectorConfig, "run_seed"): (RoundSection, "run_seed"),
     (CandidateScoresConfig, "batch_size"): (DetectorSection, "scoring_batch_size"),
-    (SelectionConfig, "k"): (RoundSection, "k"),
-    (SelectionConfig, "per_sequence_cap"): (RoundSection, "per_sequence_cap"),
     (AcquisitionHistoryResource, "path"): (StorageSection, "history"),
     (AcquisitionHistoryResource, "shard_dir"): (StorageSection, "shards"),
     (ModelStoreResource, "model_dir"): (StorageSection, "models"),
@@ -113,9 +111,18 @@ def test_the_launchpad_refuses_what_ceal_yaml_refuses():
     with pytest.raises(pydantic.ValidationError):
         CandidatePoolConfig(k=0)
     with pytest.raises(pydantic.ValidationError):
-        SelectionConfig(k=0)
+        SelectionConfig(k=-1)  # 0 is "the round's K", a negative K is nothing
     with pytest.raises(pydantic.ValidationError):
         CandidatePoolConfig(normalisation="softmax")
+
+
+def test_the_selection_override_shows_the_rounds_values_as_sentinels_in_the_launchpad():
+    # A null default would keep the field out of the Launchpad's scaffold, so the override of one
+    # re-run's K and cap is a number whose default means "the round's recorded value".
+    fields = SelectionConfig.model_fields
+    assert (fields["k"].default, fields["per_sequence_cap"].default) == (0, -1)
+    assert "the round's recorded K" in fields["k"].description
+    assert "the round's recorded cap" in fields["per_sequence_cap"].description
 
 
 def test_an_unset_field_is_the_deployments_value_and_a_set_one_overrides_it(tmp_path):

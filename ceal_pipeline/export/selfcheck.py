@@ -58,8 +58,7 @@ def run_selfcheck(source: str, root: str | Path, fmt: str, workdir: str | Path, 
         raise ValueError(f"{source} source at {root}: no annotated frame to check; point --root at labeled data")
     records = catalog.records(ids)
     history = AcquisitionHistory(workdir / "history.duckdb")
-    history.register_frame_arrays(ids, [r.sequence_id for r in records], [r.timestamp for r in records],
-                                  [r.lidar_path for r in records], source=source)
+    history.register_frame_arrays(ids, [r.sequence_id for r in records])
     history.start_round(0, seed=0, parameters={"selfcheck": fmt})
     history.save_selection(0, ids, np.zeros(len(ids)))
     uris = SensorUriRule(str(root), base_uri)

@@ -153,6 +153,8 @@ def read_delivery(path: str | os.PathLike, round_index: int, fmt: str | None = N
     as a regular file (never through a link) of bounded size, and parsed with bounds."""
     path = Path(path)
     detected = detect_format(path, head=b"" if path.suffix != ".json" else None)
+    if fmt == "kognic" and detected == "openlabel":  # Kognic's export is OpenLABEL, in their conventions
+        detected = "kognic"
     if fmt is not None and fmt != detected:
         raise MalformedDelivery(f"{path}: given as {fmt} but it reads as {detected}; pass --format {detected}")
     try:

@@ -49,8 +49,7 @@ def _history_with_export(root: Path):
 
     history = AcquisitionHistory(root / "history.duckdb", threads=1)
     ids = EXPORTED + ["seq1-frame009", "seq2-frame020"]
-    history.register_frame_arrays(ids, [i.split("-")[0] for i in ids], np.arange(float(len(ids))),
-                                  [f"/data/{i}.bin" for i in ids])
+    history.register_frame_arrays(ids, [i.split("-")[0] for i in ids])
     history.start_round(1, seed=1, parameters={})
     history.save_selection(1, EXPORTED, np.arange(float(len(EXPORTED))))
     history.record_export(1, str(root / "outbox" / "round-0001"), EXPORTED)

@@ -51,6 +51,6 @@ def test_the_select_step_buys_only_eligible_candidates_best_first_within_the_cap
     assert list(chosen.frame_ids) == ["a1", "a2", "b1"]
     assert list(chosen.scores) == [9.0, 8.0, 1.0] and list(chosen.sequences) == ["a", "a", "b"]
     assert chosen.eligible == 4
-    with pytest.raises(ValueError, match="K=5 but only 4 freshly scored candidates are selectable"):
+    with pytest.raises(ValueError, match="round 2: K=5 but only 4 freshly scored selectable candidates can be bought"):
         select(ids, scores, 5, round_index=2, label_rounds={"labeled": 1}, pruned={"pruned"},
                awaiting_labels={"awaiting"})

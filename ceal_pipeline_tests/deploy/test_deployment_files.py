@@ -204,6 +204,7 @@ class _RecordedBatchApi:
 def launched_jobs(values, tmp_path_factory) -> dict[str, dict]:
     """The Kubernetes Job that K8sRunLauncher, configured from the values, creates for each pipeline job."""
     from ceal_pipeline.definitions import defs
+    from ceal_pipeline.defs.acquisition.jobs import shard_run_tags
 
     kubeconfig = tmp_path_factory.mktemp("kube") / "config"
     kubeconfig.write_text(yaml.safe_dump({  # a cluster that is never contacted: the launcher only loads it
@@ -225,7 +226,10 @@ def launched_jobs(values, tmp_path_factory) -> dict[str, dict]:
     with instance_for_test() as instance:
         launcher.register_instance(instance)
         for name in ("nightly_acquisition", "score_candidate_shards", "round_selection"):
-            run = create_run_for_test(instance, job_name=name, tags=dict(defs.resolve_job_def(name).tags),
+            tags = dict(defs.resolve_job_def(name).tags)
+            if name == "score_candidate_shards":  # what candidate_shards_sensor adds on a GPU deployment
+                tags.update(shard_run_tags("cuda"))
+            run = create_run_for_test(instance, job_name=name, tags=tags,
                                       job_code_origin=JobPythonOrigin(name, origin))
             launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
             jobs[name] = batch_api.jobs[-1]

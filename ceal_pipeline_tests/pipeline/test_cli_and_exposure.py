@@ -10,7 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -69,7 +68,7 @@ def test_a_history_that_stays_busy_ends_in_one_line_not_a_traceback():
 
 def test_labels_retire_waits_for_a_round_that_holds_the_history_open(tmp_path, monkeypatch, capsys):
     history = AcquisitionHistory(tmp_path / "h.duckdb", threads=1)
-    history.register_frame_arrays(["seq0-frame000"], ["seq0"], np.zeros(1), ["/d/a.bin"])
+    history.register_frame_arrays(["seq0-frame000"], ["seq0"])
     history.add_labels(["seq0-frame000"], round=0, source="seed")
     holder = subprocess.Popen(
         [sys.executable, "-c", "import duckdb, sys, time; con = duckdb.connect(sys.argv[1]); print('held', flush=True);"
@@ -95,7 +94,7 @@ def test_labels_retire_missing_from_source_retires_exactly_the_labeled_frames_th
     catalog.ingest("mmdet3d", tmp_path / "source", lidar_prefix="lidar", camera_prefix="camera", workers=1)
     ids = ["frame-0", "frame-1", "frame-2", "frame-9"]  # frame-9 left the source
     history = AcquisitionHistory(tmp_path / "h.duckdb", threads=1)
-    history.register_frame_arrays(ids, ["scene-a"] * 4, np.arange(4.0), [f"/d/{i}.bin" for i in ids])
+    history.register_frame_arrays(ids, ["scene-a"] * 4)
     history.add_labels(["frame-1", "frame-9"], round=0, source="seed")
     for variable, value in {"CEAL_HOME": tmp_path, "CEAL_CATALOG_DIR": tmp_path / "catalog",
                             "CEAL_HISTORY_PATH": tmp_path / "h.duckdb", "CEAL_SOURCE_KIND": "mmdet3d",

@@ -278,8 +278,7 @@ def test_ceal_labels_ingest_takes_each_tools_labels_back_as_boxes(tmp_path, task
 
     history = AcquisitionHistory(tmp_path / "history.duckdb")
     records = [t.record for t in tasks]
-    history.register_frame_arrays(list(FRAME_IDS), [r.sequence_id for r in records], [r.timestamp for r in records],
-                                  [r.lidar_path for r in records], source="synthetic")
+    history.register_frame_arrays(list(FRAME_IDS), [r.sequence_id for r in records])
     history.start_round(0, seed=0, parameters={})
     history.save_selection(0, list(FRAME_IDS), np.zeros(2))
     history.record_export(0, tmp_path / "outbox" / "round-0000", list(FRAME_IDS))

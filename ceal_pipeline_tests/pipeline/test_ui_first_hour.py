@@ -75,10 +75,10 @@ def test_a_selection_launched_with_the_scaffold_as_is_uses_the_rounds_k_and_cap(
     assert (selected["k"].value, selected["per_sequence_cap"].value) == (4, 2)
 
 
-def test_the_opening_shows_the_recorded_parameters_and_which_differ_from_ceal_yaml(defs, instance):
+def test_the_opening_shows_the_recorded_parameters_and_which_differ_from_ceal_yaml(defs, instance, resources):
     result = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": POOL}))
     metadata = result.asset_materializations_for_node("candidate_pool")[0].metadata
-    configured = CandidatePoolConfig()  # the code location's defaults: ceal.yaml's round section
+    configured = resources["run_defaults"].round  # the deployment's ceal.yaml round section
     assert metadata["round_parameters"].value["k"] == 4
     assert metadata["differs_from_ceal_yaml"].value == {
         "shard_size": {"recorded": 32, "ceal.yaml": configured.shard_size},
@@ -86,7 +86,8 @@ def test_the_opening_shows_the_recorded_parameters_and_which_differ_from_ceal_ya
     } | ({} if configured.per_sequence_cap == 2 else
          {"per_sequence_cap": {"recorded": 2, "ceal.yaml": configured.per_sequence_cap}})
     logged = [e.user_message for e in instance.all_logs(result.run_id) if e.user_message]
-    assert any("differ from ceal.yaml: shard_size=32" in m and "Launchpad keeps edited values" in m for m in logged)
+    assert any("differ from ceal.yaml:" in m and "shard_size=32" in m and "k=4" in m
+               and "Launchpad keeps edited values" in m for m in logged)
 
 
 def test_parameters_equal_to_ceal_yaml_are_not_reported():

@@ -24,8 +24,7 @@ IDS = EXPORTED + ["seq1-frame009"]
 
 def _history(tmp_path, *, exported: bool = True) -> AcquisitionHistory:
     history = AcquisitionHistory(tmp_path / "history.duckdb", threads=1)
-    history.register_frame_arrays(IDS, [i.split("-")[0] for i in IDS], np.arange(float(len(IDS))),
-                                  [f"/data/{i}.bin" for i in IDS])
+    history.register_frame_arrays(IDS, [i.split("-")[0] for i in IDS])
     history.start_round(1, seed=1, parameters={})
     history.save_selection(1, EXPORTED, np.arange(float(len(EXPORTED))))
     if exported:

@@ -123,13 +123,18 @@ def test_the_per_sequence_cap_reaches_the_selection():
     assert len({sequences[i] for i in result.selected}) == 4
 
 
-def test_a_selection_stage_replaces_the_top_k_on_the_selectable_candidates_only():
+def test_the_selection_stage_runs_on_the_selectable_candidates_only_and_decides_the_batch():
+    from ceal_pipeline.core.selection import LabelingBudget, SelectionCandidates, SelectionPolicy
+
     history = np.random.default_rng(0).random(400)
     seen = {}
 
-    def select(candidates, scores, k):
-        seen.update(candidates=candidates, k=k)
-        return candidates[np.argsort(scores)[:k]]  # the *lowest* scores: visibly not the top-k
+    def stage_inputs(candidates, scores, sequences):
+        seen.update(candidates=candidates, scores=scores)
+        # The five best-scored candidates hold 9 cuboids each: at 1 per frame + 1 per cuboid they cost
+        # 10, over a budget of 5, so the money buys the next five (cost 1 each) instead.
+        cuboids = np.where(scores >= np.sort(scores)[-5], 9.0, 0.0)
+        return SelectionCandidates(candidates, scores, cuboids=cuboids), None, None
 
     pruned_top = {}
 
@@ -137,10 +142,13 @@ def test_a_selection_stage_replaces_the_top_k_on_the_selectable_candidates_only(
         pruned_top["ids"] = candidates[np.argsort(-scores)[:2]]
         return pruned_top["ids"]
 
-    result, values = _acquire("ceal_localization_entropy_10pct_pruned", history, prune=prune, select=select)
-    assert seen["k"] == 5 and not set(seen["candidates"]) & set(pruned_top["ids"])
-    lowest = seen["candidates"][np.argsort(values[seen["candidates"]])[:5]]
-    np.testing.assert_array_equal(result.selected, np.sort(lowest))
+    policy = SelectionPolicy(budget=LabelingBudget(amount=5.0, price_per_frame=1.0, price_per_cuboid=1.0))
+    result, _ = _acquire("ceal_localization_entropy_10pct_pruned", history, prune=prune, policy=policy,
+                         stage_inputs=stage_inputs)
+    assert not set(seen["candidates"]) & set(pruned_top["ids"])  # pruned this round: never offered
+    by_score = seen["candidates"][np.argsort(-seen["scores"])]
+    np.testing.assert_array_equal(result.selected, np.sort(by_score[5:10]))
+    assert result.selection.estimated_cost == 5.0 and result.selection.stopped_by == "budget"
 
 
 def test_each_strategy_maps_to_the_pipelines_selection_policy():

@@ -60,7 +60,6 @@ def materialize_benchmark(context: dg.AssetExecutionContext, dataset: str, confi
              f"{preset.protocol.rounds} x {preset.protocol.acquire_per_round}")
     metadata = {
         "accuracy_per_round_plot": dg.MetadataValue.md(png_markdown(accuracy_plot_png(summaries, title), title)),
-        "paired_vs_random": dg.MetadataValue.md(paired_markdown(outcome.runs)),
         "results": dg.MetadataValue.md(results_table_markdown(summaries)),
         "accuracy_per_round": dg.MetadataValue.md(accuracy_per_round_markdown(summaries)),
         "protocol_key": outcome.protocol_key,

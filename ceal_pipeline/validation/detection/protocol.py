@@ -444,7 +444,7 @@ def run_seed_protocol(
                 return persistently_low(ids[mask], rounds[mask], values[mask], last_m=config.prune_last_m,
                                         quantile=config.prune_quantile)
 
-            def stage_inputs(candidates: np.ndarray, scores: np.ndarray, sequences, labeled=labeled,
+            def stage_inputs(candidates: np.ndarray, scores: np.ndarray, candidate_sequences, labeled=labeled,
                              last=last_eval):
                 # The selection stage's signals for the round's eligible candidates (core.round.select
                 # runs the pipeline's core.selection.select_batch on them).
@@ -455,7 +455,7 @@ def run_seed_protocol(
                                      "per-frame embeddings (detector.scoring.FrameScores.embeddings)")
                 return (
                     SelectionCandidates(
-                        frame_ids=candidates, acquisition_values=scores, sequence_ids=np.asarray(sequences)[candidates],
+                        frame_ids=candidates, acquisition_values=scores, sequence_ids=candidate_sequences,
                         class_counts=np.stack([fresh.class_counts[i] for i in candidates.tolist()]),
                         embeddings=None if embeddings is None else np.stack(embeddings),
                         cuboids=np.array([fresh.cuboids[i] for i in candidates.tolist()]),
