@@ -24,7 +24,6 @@ RoundZeroMode = Literal["full_pool", "prior"]
 McMode = Literal["head", "full"]
 Aggregate = Literal["mean", "max", "sum"]
 PresetName = Literal["cpu-small", "gpu"]
-NAMED_PRIORS = ("optimistic", "pessimistic", "mean")
 
 
 class _Section(BaseModel):

@@ -94,18 +94,9 @@ class FrameScores:
         ]
 
 
-def mc_box_samples(model, batch, masks: torch.Tensor, mode: str):
-    """Run one batch through the detector in ``mode`` with the given dropout masks.
-
-    Returns ``(peaks, box_samples (T, K, 7))`` as tensors on the model's device.
-    """
-    _, peaks, box_samples = mc_head_outputs(model, batch, masks, mode)
-    return peaks, box_samples
-
-
 @torch.no_grad()
 def mc_head_outputs(model, batch, masks: torch.Tensor, mode: str):
-    """Like :func:`mc_box_samples`, plus the heatmap the peaks were read from.
+    """Run one batch through the detector in ``mode`` with the given dropout masks.
 
     Returns ``(heatmap_logits (B, C, H, W), peaks, box_samples (T, K, 7))`` as
     tensors on the model's device.

@@ -27,7 +27,6 @@ PROJECT_NAME = "project.json"
 TASKS_NAME = "tasks.jsonl"
 OPENLABEL_FOLDER = "openlabel"
 MMDET3D_NAME = "mmdet3d_infos.pkl"
-FORMATS = ("openlabel", "mmdet3d")
 
 
 def openlabel_name(frame_id: str) -> str:

@@ -12,7 +12,7 @@ from ceal_pipeline.core.detection_acquisition import DETECTION_ACQUISITION_FUNCT
 from ceal_pipeline.core.heatmap_entropy import HEATMAP_TOP_K
 from ceal_pipeline.core.localization import aggregate_per_frame, minimum_localization_entropy
 from ceal_pipeline.detector.builder import build_detector
-from ceal_pipeline.detector.inputs import load_batch
+from ceal_pipeline_tests.detector.batches import load_batch
 from ceal_pipeline.detector.scoring import mc_head_outputs, mc_outputs_to_numpy, score_frames
 
 

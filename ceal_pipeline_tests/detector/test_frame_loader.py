@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ceal_pipeline.detector.builder import build_detector, load_config
-from ceal_pipeline.detector.inputs import load_batch
+from ceal_pipeline_tests.detector.batches import load_batch
 from ceal_pipeline.detector.loader import BatchOrder, FrameDataset, default_num_workers, frame_loader
 from ceal_pipeline.detector.scoring import score_frames
 from ceal_pipeline.detector.training import train_detector

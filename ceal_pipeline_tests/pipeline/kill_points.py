@@ -116,7 +116,7 @@ def run_rounds(home: Path, synthetic_root: str, rounds: int) -> None:
     from ceal_pipeline.defs import build_defs
     from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
     from ceal_pipeline.defs.acquisition.round_status import next_round
-    from ceal_pipeline.export import simulate_vendor
+    from ceal_pipeline.cli.demo_vendor import simulate_vendor
     from ceal_pipeline_tests.pipeline.conftest import pipeline_resources
 
     resources = pipeline_resources(home / "ceal", synthetic_root, home / "scored.jsonl")

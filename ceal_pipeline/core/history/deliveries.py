@@ -195,10 +195,3 @@ class DeliveryStore(HistoryConnection):
             con.execute("INSERT INTO rejected_deliveries VALUES (?, ?, ?, ?, ?)",
                         [str(path), sha256, round, reason, utc_now()])
             return True
-
-    def rejected_deliveries(self) -> list[dict]:
-        """Refused delivery files with the reason, oldest first."""
-        with self._connect() as con:
-            rows = con.execute("SELECT path, sha256, round, reason, rejected_at FROM rejected_deliveries "
-                               "ORDER BY rejected_at").fetchall()
-        return [dict(zip(("path", "sha256", "round", "reason", "rejected_at"), r)) for r in rows]
