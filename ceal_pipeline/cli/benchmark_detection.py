@@ -1,4 +1,4 @@
-"""`ceal benchmark detection`: the 3D detector's benchmark of CEAL, full-pool acquisition and random.
+"""`ceal bench detection`: the 3D detector's benchmark of CEAL, full-pool acquisition and random.
 
 Runs a preset of :mod:`ceal_pipeline.validation.detection.presets` (``--quick``:
 plumbing in a few minutes; ``--preset cpu``, the default: 3 seeds in 2-2.5
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         preset = get_detection_preset(preset_name, overrides, strategies=args.strategies, repeats=args.repeats)
     except ValueError as exc:
-        print(f"ceal benchmark detection: {exc}", file=sys.stderr)
+        print(f"ceal bench detection: {exc}", file=sys.stderr)
         return 2
     results = BenchmarkResults(Path(args.results) if args.results else default_results_folder())
     log = None if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
@@ -98,10 +98,10 @@ def run(args: argparse.Namespace) -> int:
             outcome = run_detection_benchmark(preset, results, seeds=args.seeds, log=log, device=args.device,
                                               num_workers=args.num_workers, batch_size=args.batch_size)
         except ValueError as exc:
-            print(f"ceal benchmark detection: {exc}", file=sys.stderr)
+            print(f"ceal bench detection: {exc}", file=sys.stderr)
             return 2
     if not outcome.summaries:
-        print(f"ceal benchmark detection: no stored runs for preset {preset_name} in {results.path('detection')}",
+        print(f"ceal bench detection: no stored runs for preset {preset_name} in {results.path('detection')}",
               file=sys.stderr)
         return 1
     line = detection_summary_json(outcome.summaries, outcome.runs, preset=preset_name,
