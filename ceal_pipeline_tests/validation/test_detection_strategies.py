@@ -13,15 +13,15 @@ from ceal_pipeline.validation.detection.presets import DETECTION_PRESET_NAMES, g
 from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
 from ceal_pipeline.validation.detection.strategies import (
     ceal_strategy_name,
-    issue_strategies,
+    default_detection_strategies,
     parse_detection_strategy,
     unpruned_twin,
 )
 from ceal_pipeline.validation.strategies import Strategy, acquire
 
 
-def test_the_issue_strategies_are_random_three_full_pool_functions_and_ceal_at_three_pools_plus_pruning():
-    assert issue_strategies() == [
+def test_the_default_detection_strategies_are_random_three_full_pool_functions_and_ceal_at_three_pools_plus_pruning():
+    assert default_detection_strategies() == [
         "random", "localization_entropy", "heatmap_entropy", "localization_and_heatmap_entropy",
         "ceal_localization_entropy_2.5pct", "ceal_localization_entropy_5pct", "ceal_localization_entropy_10pct",
         "ceal_localization_entropy_10pct_pruned",
@@ -114,7 +114,7 @@ def test_presets_fit_their_budgets_and_gpu_is_the_cpu_protocol_at_ten_times_the_
     for name in DETECTION_PRESET_NAMES:
         preset = get_detection_preset(name)
         protocol = preset.protocol
-        assert preset.strategies == tuple(issue_strategies())
+        assert preset.strategies == tuple(default_detection_strategies())
         pool = int(round(protocol.frames * 0.8))  # the generator's train split
         protocol.check_budget([parse_detection_strategy(s) for s in preset.strategies], pool)
     cpu, gpu = get_detection_preset("cpu").protocol, get_detection_preset("gpu").protocol

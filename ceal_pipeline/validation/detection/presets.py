@@ -1,6 +1,6 @@
 """Named protocols of the detection benchmark: ``quick``, ``cpu`` and ``gpu``.
 
-All three run the strategies of issue 14 (:func:`.strategies.issue_strategies`):
+All three run the default strategies (:func:`.strategies.default_detection_strategies`):
 random; full-pool localization entropy, heatmap entropy and their combination;
 CEAL with localization entropy at candidate pools of 2.5 %, 5 % and 10 % of the
 unlabeled pool; CEAL at 10 % with pruning. The budget per round is about 2 % of
@@ -33,7 +33,7 @@ from dataclasses import fields, replace
 from typing import Any
 
 from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
-from ceal_pipeline.validation.detection.strategies import issue_strategies, parse_detection_strategy
+from ceal_pipeline.validation.detection.strategies import default_detection_strategies, parse_detection_strategy
 from ceal_pipeline.validation.presets import Preset
 
 DETECTION_PRESET_NAMES = ("quick", "cpu", "gpu")
@@ -62,7 +62,7 @@ def get_detection_preset(name: str = "quick", overrides: dict[str, Any] | None =
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise ValueError(f"unknown detection protocol settings {unknown}; known: {sorted(known)}")
-    chosen = tuple(strategies) if strategies else tuple(issue_strategies())
+    chosen = tuple(strategies) if strategies else tuple(default_detection_strategies())
     for strategy in chosen:
         parse_detection_strategy(strategy)
     return Preset(name, replace(_PROTOCOLS[name], **overrides), chosen,

@@ -21,7 +21,7 @@ from ceal_pipeline.core.detection_acquisition import DETECTION_ACQUISITION_FUNCT
 from ceal_pipeline.validation.strategies import Strategy
 
 _CEAL = re.compile(r"^ceal_(?P<fn>[a-z_]+?)_(?P<percent>\d+(?:\.\d+)?)pct(?P<pruned>_pruned)?$")
-#: The candidate pools of issue 14, as fractions of the unlabeled pool.
+#: The candidate pools the default strategies draw, as fractions of the unlabeled pool.
 CANDIDATE_POOL_FRACTIONS: tuple[float, ...] = (0.025, 0.05, 0.1)
 
 
@@ -49,7 +49,7 @@ def ceal_strategy_name(acquisition_fn: str, fraction: float, pruning: bool = Fal
     return name
 
 
-def issue_strategies(pruned_fraction: float = 0.1) -> list[str]:
+def default_detection_strategies(pruned_fraction: float = 0.1) -> list[str]:
     """Random; full-pool localization entropy, heatmap entropy and their combination;
     CEAL (localization entropy) at 2.5 %, 5 % and 10 %; CEAL at ``pruned_fraction`` with pruning."""
     return [
