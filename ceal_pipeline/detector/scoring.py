@@ -1,25 +1,12 @@
 """MC-Dropout scoring of frames: per-frame acquisition values and per-object details.
 
-Two modes give the same numbers for the same seed (tested):
-
-* ``head``: the deterministic network (LiDAR + camera branches, fuser, BEV
-  backbone, the head's deterministic convs) runs once per frame; only the
-  dropout + regression output runs ``T`` times, batched (DESIGN.md, "MC-Dropout
-  efficiency").
-* ``full``: the whole network runs ``T`` times per frame, as naive MC-Dropout
-  does; kept for comparison and for the benchmark.
-
-Objects are detected once, from the deterministic heatmap; each pass's
-regression is read at those peaks, giving ``(T, K, 7)`` box samples whose
-Gaussian entropy (:func:`ceal_pipeline.core.localization.localization_entropy`)
-is the object's localization entropy. The frame's acquisition value is the
-function of :data:`ceal_pipeline.core.detection_acquisition.DETECTION_ACQUISITION_FUNCTIONS`
-named by ``acquisition_fn``, over these box samples and the head's sigmoid
-heatmap (no extra pass). Dropout masks come from ``seed`` alone (see
-:meth:`MCDropoutCenterHead.draw_mc_masks`), so scores do not depend on batching,
-nor on how many worker processes read the frames
-(:mod:`ceal_pipeline.detector.loader`): those decode batch ``i + 1, i + 2, ...``
-while the model runs on batch ``i``.
+:func:`score_frames` runs ``T`` MC-Dropout passes over each frame. ``mode``:
+``"head"`` runs the deterministic network once and only the dropout + regression
+``T`` times, ``"full"`` the whole network ``T`` times (the same numbers for the same
+seed); ``seed`` alone fixes the dropout masks; ``acquisition_fn`` names a function
+of ``core.detection_acquisition.DETECTION_ACQUISITION_FUNCTIONS`` and ``aggregate``
+how it combines a frame's objects. How peaks, box samples and the heatmap make a
+frame's value: docs/ACQUISITION.md.
 """
 
 from __future__ import annotations
@@ -31,6 +18,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
+from ceal_pipeline.core.boxes import Boxes
 from ceal_pipeline.core.detection_acquisition import (
     DetectionAcquisitionSettings,
     DetectionMCOutputs,
@@ -142,7 +130,7 @@ def frame_objects(outputs: DetectionMCOutputs, peaks, covariance_floor: float) -
         sel = outputs.frame_index == b
         mean, std = box_mean_and_std(samples[:, sel])
         objects.append(FrameObjects(
-            boxes=mean,
+            boxes=Boxes(mean),
             box_std=std,
             labels=labels[sel],
             confidences=confidences[sel],
