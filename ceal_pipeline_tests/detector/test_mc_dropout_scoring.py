@@ -67,7 +67,7 @@ def test_frame_score_is_the_aggregate_of_its_objects_localization_entropy(detect
         np.testing.assert_allclose(result.scores, expected)
         assert result.frame_ids == [f.frame_id for f in frames[:3]]
         for objects in result.objects:
-            assert objects.boxes.shape == objects.box_std.shape == (len(objects.labels), 7)
+            assert objects.boxes.values.shape == objects.box_std.shape == (len(objects.labels), 7)
             assert (objects.box_std >= 0).all() and ((objects.confidences >= 0) & (objects.confidences <= 1)).all()
 
 
