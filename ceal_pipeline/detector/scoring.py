@@ -18,7 +18,6 @@ from typing import Iterable, Sequence
 import numpy as np
 import torch
 
-from ceal_pipeline.core.boxes import Boxes
 from ceal_pipeline.core.detection_acquisition import (
     DetectionAcquisitionSettings,
     DetectionMCOutputs,
@@ -130,7 +129,7 @@ def frame_objects(outputs: DetectionMCOutputs, peaks, covariance_floor: float) -
         sel = outputs.frame_index == b
         mean, std = box_mean_and_std(samples[:, sel])
         objects.append(FrameObjects(
-            boxes=Boxes(mean),
+            boxes=mean,
             box_std=std,
             labels=labels[sel],
             confidences=confidences[sel],
