@@ -18,7 +18,7 @@ import numpy as np
 BOX_FIELDS: tuple[str, ...] = ("x", "y", "z", "l", "w", "h", "yaw")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Boxes:
     """``n`` boxes in the pipeline's convention (module docstring): LiDAR frame, bottom-centre
     origin, ``x y z l w h yaw`` in metres and radians.
@@ -79,3 +79,11 @@ class Boxes:
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
+
+    def __eq__(self, other: object) -> bool:
+        """The same boxes, value for value, in the same order."""
+        if not isinstance(other, Boxes):
+            return NotImplemented
+        return bool(np.array_equal(self.values, other.values))
+
+    __hash__ = None  # a value with an array inside: equal boxes need not hash alike

@@ -20,6 +20,7 @@ def test_boxes_are_an_immutable_copy_of_an_n_by_7_array():
     with pytest.raises(ValueError, match="read-only"):
         boxes.values[0, 0] = 1.0
     assert len(Boxes(np.zeros(0))) == 0 and Boxes(np.zeros(0)).values.shape == (0, 7)
+    assert boxes == Boxes([CAR]) and boxes != Boxes([CAR[:6] + [0.0]])
     with pytest.raises(ValueError, match=r"\(n, 7\) x y z l w h yaw .*lidar frame, bottom_centre origin"):
         Boxes(np.zeros((3, 9)))
 
