@@ -172,7 +172,8 @@ def run_image(args: argparse.Namespace) -> int:
         summaries, new_seeds = outcome.summaries, outcome.new_seeds
 
     if not summaries:
-        print(f"ceal bench {args.dataset}: no stored runs for preset {preset_name} in {results.path(args.dataset)}", file=sys.stderr)
+        print(f"ceal bench {args.dataset}: no stored runs for preset {preset_name} in {results.path(args.dataset)}",
+              file=sys.stderr)
         return 1
     line = summary_json(args.dataset, summaries, preset=preset_name, protocol_key=preset.protocol.key(),
                         new_seeds=new_seeds)
