@@ -32,6 +32,7 @@ _.frames_unchanged  # core/history/deliveries.py DeliveryResult
 _.batch_id  # core/history/ingest.py IngestResult
 _.shards_scored  # defs/acquisition/round_runner.py RoundReport
 _.new_export
+_.class_weights  # core/selection_policy.py Selection
 
 # Pruning is an event log by design (pruning never deletes): unprune is how an operator
 # returns a frame to the pool from Python; no CLI or asset calls it yet.

@@ -16,6 +16,7 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ceal_pipeline.core.detection_acquisition import DetectionAcquisitionName
+from ceal_pipeline.core.selection import SelectionMethod
 
 SourceKind = Literal["synthetic", "mmdet3d", "aimotive"]
 LabelMode = Literal["source", "simulated_vendor"]
@@ -77,6 +78,34 @@ class DetectorSection(_Section):
         raise ValueError(f"{value!r} is not a device: use auto, cpu, cuda or cuda:N")
 
 
+class SelectionSection(_Section):
+    """How a round turns scored candidates into a purchase (core.selection.SelectionPolicy)."""
+
+    method: SelectionMethod = Field(
+        default="topk", description="topk, class_balance (weight by labeled-set class need), diversity (no "
+        "near-duplicates, on the scoring pass's BEV embedding) or class_balance_diversity"
+    )
+    diversity_weight: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="diversity methods: share of distance-to-batch in the objective; "
+        "0 = topk, 1 = k-center greedy"
+    )
+    class_balance_strength: float = Field(
+        default=1.0, ge=0.0, description="class balance methods: exponent on each class's need; 0 = topk"
+    )
+
+
+class BudgetSection(_Section):
+    """The labeling vendor's price list and the money a round may spend (instead of K)."""
+
+    amount: Optional[float] = Field(
+        default=None, ge=0.0, description="money per round; unset: K decides and the prices only estimate the cost"
+    )
+    price_per_frame: float = Field(default=1.0, ge=0.0, description="vendor price per frame labeled")
+    price_per_cuboid: float = Field(
+        default=0.0, ge=0.0, description="vendor price per 3D box; a frame's boxes are estimated by the detector's"
+    )
+
+
 class RoundSection(_Section):
     """Round parameters: recorded when a round opens; every later run of the round uses them."""
 
@@ -100,6 +129,12 @@ class RoundSection(_Section):
     prune_quantile: float = Field(gt=0.0, lt=1.0, description="... was in the bottom q quantile of its round")
     prune_floor: Optional[float] = Field(default=None, description="optional absolute score floor (nats) instead")
     run_seed: int = Field(ge=0, description="experiment seed; every draw derives from (seed, round)")
+    selection: SelectionSection = Field(
+        default_factory=SelectionSection, description="selection stage after scoring: method and its weights"
+    )
+    budget: BudgetSection = Field(
+        default_factory=BudgetSection, description="vendor price list and optional money budget per round"
+    )
 
 
 class ProjectConfig(_Section):

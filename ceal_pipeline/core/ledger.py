@@ -28,6 +28,9 @@ class ComputeLedger:
     training_s: float = 0.0
     scoring_s: float = 0.0
     selection_s: float = 0.0
+    #: The batch's labeling price estimated at selection (vendor price list x frames and
+    #: estimated cuboids; core.selection.LabelingBudget), in the price list's currency.
+    estimated_label_cost: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("round_index", "pool_frames", "frames_scored", "forward_passes"):
@@ -38,6 +41,9 @@ class ComputeLedger:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"ComputeLedger.{name} must be seconds >= 0, got {value!r}")
+        cost = self.estimated_label_cost
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not cost >= 0:
+            raise ValueError(f"ComputeLedger.estimated_label_cost must be money >= 0, got {cost!r}")
 
     def to_dict(self) -> dict[str, int | float]:
         """The recorded fields as plain ints and floats (JSON, DuckDB, Dagster metadata)."""

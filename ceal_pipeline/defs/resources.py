@@ -262,9 +262,10 @@ class VendorExporterResource(dg.ConfigurableResource):
         return SensorUriRule(self.dataset_root or source_root, self.uri_base)
 
     def export(self, round_index: int, model_version: str, rows: Iterable[ExportedFrame], run_id: str,
-               files: dict | None = None) -> VendorExport:
-        return write_vendor_export(self.outbox, round_index, model_version, list(rows), extra={"run_id": run_id},
-                                   files=files)
+               files: dict | None = None, manifest_facts: dict | None = None) -> VendorExport:
+        """``manifest_facts`` (JSON-able, e.g. the estimated labeling cost) go into the drop's manifest."""
+        return write_vendor_export(self.outbox, round_index, model_version, list(rows),
+                                   extra={"run_id": run_id, **(manifest_facts or {})}, files=files)
 
     def exported(self, round_index: int) -> VendorExport | None:
         folder = export_folder(self.outbox, round_index)

@@ -15,12 +15,16 @@ from dataclasses import dataclass
 
 import torch
 from mmcv.cnn import ConvModule
-from mmcv.ops import Voxelization
+from mmcv.ops import Voxelization, get_compiling_cuda_version
 from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
 from ceal_pipeline.detector.inputs import DetectorBatch
+
+
+#: ``False`` when this mmcv was compiled without CUDA kernels (``get_compiling_cuda_version`` says so).
+_MMCV_HAS_CUDA_OPS = get_compiling_cuda_version() != "not available"
 
 
 @dataclass
@@ -139,10 +143,21 @@ class CealBEVFusion(BaseModule):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
+    def _voxelize(self, frame_points: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """mmcv hard voxelization on the points' device, or on the CPU when mmcv has no CUDA kernels.
+
+        An mmcv built without its CUDA ops (``MMCV_WITH_OPS=1`` on a machine with no
+        CUDA compiler, say) still runs the whole network on the GPU: only this step
+        goes through the CPU, and its outputs are moved back.
+        """
+        if frame_points.is_cuda and not _MMCV_HAS_CUDA_OPS:
+            return tuple(t.to(frame_points.device) for t in self.voxelize(frame_points.cpu().contiguous()))
+        return self.voxelize(frame_points.contiguous())
+
     def _pillar_bev(self, points: list[Tensor]) -> Tensor:
         voxels, coors, num_points = [], [], []
         for b, frame_points in enumerate(points):
-            v, c, n = self.voxelize(frame_points.contiguous())
+            v, c, n = self._voxelize(frame_points)
             voxels.append(v)
             coors.append(nn.functional.pad(c, (1, 0), value=b))  # (batch, z, y, x)
             num_points.append(n)

@@ -57,6 +57,9 @@ class FrameScores:
     wall_s: float = 0.0
     acquisition_fn: str = "localization_entropy"
     scores_by_fn: dict[str, np.ndarray] = field(default_factory=dict)
+    #: ``(n_frames, 2 C)`` float16: each frame's BEV features pooled (mean, max) in the same
+    #: forward pass as its MC scoring; the selection stage's diversity reads it.
+    embeddings: np.ndarray | None = None
 
     @property
     def n_detections(self) -> np.ndarray:
@@ -81,21 +84,35 @@ class FrameScores:
         ]
 
 
-@torch.no_grad()
-def mc_head_outputs(model, batch, masks: torch.Tensor, mode: str):
-    """Run one batch through the detector in ``mode`` with the given dropout masks.
+def bev_embedding(bev: torch.Tensor) -> torch.Tensor:
+    """``(B, 2 C)`` per-frame embedding of BEV features ``(B, C, H, W)``: the mean and the max over
+    the grid of each channel (what the scene holds, and its strongest response), for the
+    selection stage's diversity. Costs one reduction of features the scoring pass computed anyway."""
+    return torch.cat([bev.mean(dim=(2, 3)), bev.amax(dim=(2, 3))], dim=1)
 
-    Returns ``(heatmap_logits (B, C, H, W), peaks, box_samples (T, K, 7))`` as
-    tensors on the model's device.
+
+@torch.no_grad()
+def mc_head_outputs_and_embedding(model, batch, masks: torch.Tensor, mode: str):
+    """Run one batch through the detector in ``mode`` with the given dropout masks; with each
+    frame's :func:`bev_embedding` from the same forward pass (so only the candidates that are
+    scored are ever embedded: CEAL's compute property).
+
+    Returns ``(heatmap_logits (B, C, H, W), peaks, box_samples (T, K, 7), embedding (B, 2 C))``
+    as tensors on the model's device.
     """
     head = model.bbox_head
     if mode == "head":
-        heatmap_logits, trunk = head.forward_deterministic(model.extract_bev(batch))
+        bev = model.extract_bev(batch)
+        embedding = bev_embedding(bev)
+        heatmap_logits, trunk = head.forward_deterministic(bev)
         regression = head.forward_regression(trunk, masks)  # (T, B, 8, H, W)
     elif mode == "full":
         heatmaps, regressions = [], []
         for t in range(masks.shape[0]):
-            heatmap_t, trunk_t = head.forward_deterministic(model.extract_bev(batch))
+            bev = model.extract_bev(batch)
+            if t == 0:  # the BEV network carries no dropout: every pass gives the same features
+                embedding = bev_embedding(bev)
+            heatmap_t, trunk_t = head.forward_deterministic(bev)
             heatmaps.append(heatmap_t)
             regressions.append(head.forward_regression(trunk_t, masks[t : t + 1]))
         # The heatmap carries no dropout, so every pass gives the same one; the
@@ -105,7 +122,7 @@ def mc_head_outputs(model, batch, masks: torch.Tensor, mode: str):
     else:
         raise ValueError(f"unknown MC-Dropout mode {mode!r}; choose one of {MODES}")
     peaks = head.find_peaks(heatmap_logits)
-    return heatmap_logits, peaks, head.decode_boxes(regression, peaks)
+    return heatmap_logits, peaks, head.decode_boxes(regression, peaks), embedding
 
 
 def mc_outputs_to_numpy(heatmap_logits: torch.Tensor, peaks, box_samples: torch.Tensor) -> DetectionMCOutputs:
@@ -232,6 +249,7 @@ def score_batches(
     frame_ids: list[str] = []
     batch_scores: dict[str, list[np.ndarray]] = {name: [] for name in names}
     objects = []
+    embeddings: list[np.ndarray] = []
     for cpu_batch in batches:
         batch = cpu_batch.to(device, non_blocking=True)
         frame_ids.extend(batch.frame_ids)
@@ -239,7 +257,8 @@ def score_batches(
             ny, nx = model.bev_shape
             factor = model.bbox_head.out_size_factor
             masks = model.bbox_head.draw_mc_masks(T, (ny // factor, nx // factor), seed, device)
-        heatmap_logits, peaks, samples = mc_head_outputs(model, batch, masks, mode)
+        heatmap_logits, peaks, samples, embedding = mc_head_outputs_and_embedding(model, batch, masks, mode)
+        embeddings.append(embedding.float().cpu().numpy())
         outputs = mc_outputs_to_numpy(heatmap_logits, peaks, samples)
         # A frame's value depends on its own outputs only, so scoring batch by batch
         # gives the numbers of scoring all frames at once.
@@ -264,4 +283,12 @@ def score_batches(
         wall_s=time.perf_counter() - start,
         acquisition_fn=acquisition_fn,
         scores_by_fn=scores_by_fn,
+        embeddings=as_float16_embeddings(np.concatenate(embeddings) if embeddings else np.zeros((0, 0))),
     )
+
+
+def as_float16_embeddings(vectors: np.ndarray) -> np.ndarray:
+    """Float16 copy of ``vectors`` for storage, clipped to float16's finite range (65504) so that
+    a large activation never becomes ``inf`` (distances would then be undefined)."""
+    limit = float(np.finfo(np.float16).max)
+    return np.clip(np.nan_to_num(np.asarray(vectors, dtype=np.float32), nan=0.0), -limit, limit).astype(np.float16)

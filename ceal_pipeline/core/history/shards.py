@@ -34,6 +34,11 @@ at_empty_floor  BOOLEAN               no detection; scored at the constant
                                       no-detection value (the floor)
 =============== ===================== ==========================================
 
+and, when the scorer embeds its frames (the pipeline's detector does, in the
+same forward pass), ``embedding BLOB``: the frame's pooled BEV features as
+little-endian float16 (:func:`read_shard_embeddings`), for the selection stage's
+diversity.
+
 The merge ingests ``frame_id`` and ``score`` only; the explanation stays in the
 file, which the shard exchange keeps, and the UI and the export read it by frame.
 
@@ -83,6 +88,9 @@ SHARD_COLUMNS: dict[str, str] = {
 #: Columns that must hold one value for the whole shard.
 SHARD_CONSTANTS: tuple[str, ...] = ("round", "shard", "model_version", "acquisition_fn", "run_id", "scored_at")
 
+#: The optional per-frame embedding column (little-endian float16 bytes).
+EMBEDDING_COLUMN = "embedding"
+
 #: The optional explanation columns, in file order (see the module docstring).
 EXPLANATION_COLUMNS: tuple[str, ...] = ("n_detections", "class_counts", "most_uncertain", "aggregate",
                                         "at_empty_floor")
@@ -128,6 +136,24 @@ def _stage_explanations(con: duckdb.DuckDBPyConnection, explanations: Sequence[F
     con.unregister("shard_explanations__arrow")
 
 
+def _stage_embeddings(con: duckdb.DuckDBPyConnection, embeddings: np.ndarray, n: int, what: str) -> None:
+    """Temporary table ``shard_embeddings`` (``pos``, ``embedding`` float16 bytes), one row per frame."""
+    import pyarrow as pa
+
+    vectors = np.asarray(embeddings, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != n:
+        raise ValueError(f"{what}: embeddings must be (n={n}, d), one vector per frame in order; got {vectors.shape}")
+    limit = float(np.finfo(np.float16).max)
+    if not np.isfinite(vectors).all() or (np.abs(vectors) > limit).any():
+        raise ValueError(f"{what}: embeddings must be finite and within float16's range (|x| <= {limit:g})")
+    packed = vectors.astype("<f2")
+    table = pa.table({"pos": pa.array(np.arange(n), pa.int64()),
+                      EMBEDDING_COLUMN: pa.array([row.tobytes() for row in packed], pa.binary())})
+    con.register("shard_embeddings__arrow", table)
+    con.execute("CREATE OR REPLACE TEMP TABLE shard_embeddings AS SELECT * FROM shard_embeddings__arrow")
+    con.unregister("shard_embeddings__arrow")
+
+
 def write_score_shard(
     path: str | os.PathLike[str],
     frame_ids: Sequence[str] | np.ndarray,
@@ -141,6 +167,7 @@ def write_score_shard(
     scored_at: datetime | None = None,
     facts: Mapping[str, Any] | None = None,
     explanations: Sequence[FrameExplanation] | None = None,
+    embeddings: np.ndarray | None = None,
 ) -> Path:
     """Write one score shard as Parquet (zstd) at ``path``, atomically.
 
@@ -157,6 +184,8 @@ def write_score_shard(
         explanations: one :class:`~ceal_pipeline.core.frame_explanation.FrameExplanation`
             per frame, in ``frame_ids`` order, written as the explanation columns;
             ``None`` writes a shard without them (as from a scorer that cannot explain).
+        embeddings: ``(n, d)`` one vector per frame, in ``frame_ids`` order, stored as
+            float16 in the ``embedding`` column; ``None`` writes none.
 
     Returns:
         The path written.
@@ -179,6 +208,10 @@ def write_score_shard(
             _stage_explanations(con, explanations, len(ids), what)
             explained = "".join(f", e.{c}" for c in EXPLANATION_COLUMNS)
             join = "JOIN shard_explanations e USING (pos)"
+        if embeddings is not None:
+            _stage_embeddings(con, embeddings, len(ids), what)
+            explained += f", v.{EMBEDDING_COLUMN}"
+            join += " JOIN shard_embeddings v USING (pos)"
         con.execute(
             f"""
             CREATE TEMP TABLE shard_out AS
@@ -303,3 +336,28 @@ def read_shard_explanations(
         filters=None if wanted is None else [("frame_id", "in", wanted)],
     )
     return {row.pop("frame_id"): FrameExplanation.from_record(row) for row in table.to_pylist()}
+
+
+def read_shard_embeddings(
+    path: str | os.PathLike[str], frame_ids: Sequence[str] | None = None
+) -> dict[str, np.ndarray]:
+    """The per-frame embeddings a score shard carries, by frame id (float16 vectors): all of
+    them, or those of ``frame_ids``. A shard written without embeddings gives ``{}``.
+
+    Raises:
+        ShardFileError: the file is missing or not Parquet.
+    """
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    try:
+        names = set(pq.read_schema(path).names)
+    except (OSError, ValueError) as exc:
+        raise ShardFileError(f"score shard {path} cannot be read as Parquet ({exc})") from exc
+    wanted = None if frame_ids is None else [str(f) for f in frame_ids]
+    if EMBEDDING_COLUMN not in names or (wanted is not None and not wanted):
+        return {}
+    table = pq.read_table(path, columns=["frame_id", EMBEDDING_COLUMN],
+                          filters=None if wanted is None else [("frame_id", "in", wanted)])
+    return {frame_id: np.frombuffer(blob, dtype="<f2") for frame_id, blob in zip(
+        table.column("frame_id").to_pylist(), table.column(EMBEDDING_COLUMN).to_pylist())}

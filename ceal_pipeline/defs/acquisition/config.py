@@ -24,6 +24,7 @@ from pydantic import Field
 from ceal_pipeline.configuration import ProjectConfig, project_config
 from ceal_pipeline.configuration.schema import Aggregate, McMode, Normalisation, RoundZeroMode
 from ceal_pipeline.core.detection_acquisition import DetectionAcquisitionName
+from ceal_pipeline.core.selection import SelectionMethod
 
 _DETECTOR = project_config().detector
 _ROUND = project_config().round
@@ -87,6 +88,39 @@ class CandidatePoolConfig(dg.Config):
     prune_quantile: float = Field(default=_ROUND.prune_quantile, description="... was in the bottom q quantile of its round")
     prune_floor: Optional[float] = Field(default=_ROUND.prune_floor, description="optional absolute score floor (nats) instead")
     run_seed: int = Field(default=_ROUND.run_seed, description="experiment seed; the pool's seed derives from (seed, round)")
+    # round.selection and round.budget of ceal.yaml, flattened (a round records flat parameters).
+    selection_method: SelectionMethod = Field(
+        default=_ROUND.selection.method,
+        description="selection after scoring: topk, class_balance, diversity, class_balance_diversity",
+    )
+    diversity_weight: float = Field(
+        default=_ROUND.selection.diversity_weight, ge=0.0, le=1.0,
+        description="diversity methods: share of distance-to-batch in the objective; 0 = topk, 1 = k-center",
+    )
+    class_balance_strength: float = Field(
+        default=_ROUND.selection.class_balance_strength, ge=0.0,
+        description="class balance methods: exponent on each class's need; 0 = topk",
+    )
+    budget_amount: Optional[float] = Field(
+        default=_ROUND.budget.amount, ge=0.0,
+        description="money this round may spend on labels (instead of K); unset: K frames",
+    )
+    price_per_frame: float = Field(default=_ROUND.budget.price_per_frame, ge=0.0, description="vendor price per frame")
+    price_per_cuboid: float = Field(
+        default=_ROUND.budget.price_per_cuboid, ge=0.0,
+        description="vendor price per 3D box (a frame's boxes estimated by its detections)",
+    )
+
+
+def flat_round_parameters(parameters) -> dict:
+    """:class:`CandidatePoolConfig` fields from a ``RoundSection`` (``round.selection`` and
+    ``round.budget`` flattened)."""
+    flat = parameters.model_dump(exclude={"selection", "budget"})
+    flat.update(selection_method=parameters.selection.method, diversity_weight=parameters.selection.diversity_weight,
+                class_balance_strength=parameters.selection.class_balance_strength,
+                budget_amount=parameters.budget.amount, price_per_frame=parameters.budget.price_per_frame,
+                price_per_cuboid=parameters.budget.price_per_cuboid)
+    return flat
 
 
 def recorded_round_config(recorded: dict) -> CandidatePoolConfig:
@@ -128,6 +162,6 @@ def run_configs_for(project: ProjectConfig) -> dict[str, dg.Config]:
             epochs=detector.epochs, run_seed=parameters.run_seed, max_eval_frames=detector.max_eval_frames,
             warm_start=detector.warm_start, fine_tune_epochs=detector.fine_tune_epochs,
         ),
-        "candidate_pool": CandidatePoolConfig(**{**parameters.model_dump(), "prior": str(parameters.prior)}),
+        "candidate_pool": CandidatePoolConfig(**{**flat_round_parameters(parameters), "prior": str(parameters.prior)}),
         "candidate_scores": CandidateScoresConfig(batch_size=detector.scoring_batch_size),
     }

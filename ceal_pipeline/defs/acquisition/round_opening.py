@@ -19,7 +19,7 @@ import numpy as np
 from ceal_pipeline.core import round as algorithm
 from ceal_pipeline.core.history.errors import RoundConflict
 from ceal_pipeline.core.seeding import derive_seed
-from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig
+from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig, recorded_round_config
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, training_markdown
 from ceal_pipeline.defs.acquisition.partitions import (
@@ -158,7 +158,7 @@ def labeled_set(
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
-    added, rejected = {}, []
+    added, rejected, delivery_costs = {}, [], {}
     catalog = frame_source.catalog()
     if frame_source.label_mode == "source":
         annotated = catalog.frame_ids(split="train", annotated=True)
@@ -180,6 +180,11 @@ def labeled_set(
             if item.result.frames_added:
                 key = f"vendor r{item.delivery.round_index}"
                 added[key] = added.get(key, 0) + item.result.frames_added
+                # The actual price: frames and cuboids delivered, at the answered round's price list.
+                price = delivery_price(store.round_parameters(item.delivery.round_index), item.result)
+                delivery_costs[key] = delivery_costs.get(key, 0.0) + price
+                context.log.info(f"delivery {item.delivery.path}: {item.result.frames_added} frames, "
+                                 f"{item.result.boxes_added} cuboids, cost {price:g}")
         for rejection in rejected:
             context.log.warning(f"label delivery {rejection.path} rejected: {rejection.reason}")
     for source, count in added.items():
@@ -210,8 +215,16 @@ def labeled_set(
             "round": round_index,
             "rejected_deliveries": dg.MetadataValue.json({str(r.path): r.reason for r in rejected}),
             "delivered_frames": len(delivered),
+            "delivery_cost": dg.MetadataValue.json(delivery_costs),
         }
     )
+
+
+def delivery_price(recorded: dict, result) -> float:
+    """A delivery's actual labeling cost: its frames and cuboids at the price list the answered round recorded."""
+    from ceal_pipeline.defs.acquisition.selection_inputs import round_labeling_budget
+
+    return round_labeling_budget(recorded_round_config(recorded)).price(result.frames_added, result.boxes_added)
 
 
 def _fingerprint(frame_ids: list[str]) -> str:

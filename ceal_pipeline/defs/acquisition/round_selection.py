@@ -84,6 +84,14 @@ def round_selection_parameters(recorded: dict, config: SelectionConfig) -> tuple
     return k, cap
 
 
+def labeled_records(store, frame_source: FrameSourceResource) -> list:
+    """The labeled set's FrameRecords as the detector trains on them (the vendor's boxes where delivered)."""
+    from ceal_pipeline.export.vendor_boxes import with_delivered_labels
+
+    labeled = sorted(str(f) for f in store.labeled_frames())
+    return with_delivered_labels(frame_source.catalog().records(labeled), store.delivered_labels(labeled))
+
+
 def selection_candidates(history: AcquisitionHistoryResource, model_store: ModelStoreResource, round_index: int):
     """(frame ids, fresh scores) of the round's candidates that may be bought (core.round.selectable):
     scored this round by the round's detector, not labeled before the round, not pruned, and not
@@ -103,9 +111,11 @@ def selection_candidates(history: AcquisitionHistoryResource, model_store: Model
 #: Frames drawn in selected_batch's bird's-eye view (plus one camera thumbnail of the first).
 BIRD_EYE_VIEW_FRAMES = 3
 
-SELECTED_BATCH_DESCRIPTION = """Top-K of the round's freshly scored candidates (score desc, frame id asc), at most \
-per_sequence_cap frames per sequence; records the round's compute ledger. Metadata: `top_frames` says why each \
-frame was bought, `bird_eye_view` shows the top frames' LiDAR and most uncertain boxes plus one camera image.
+SELECTED_BATCH_DESCRIPTION = """The round's purchase from its freshly scored candidates by the round's selection \
+method (core.selection: topk, class_balance, diversity, or both): K frames or as many as the money budget buys, at \
+most per_sequence_cap per sequence; `decided_by` names the signal behind each pick; records the compute ledger with \
+the estimated labeling cost. Metadata: `top_frames` says why each frame was bought, `bird_eye_view` shows the top \
+frames' LiDAR and most uncertain boxes plus one camera image.
 
 **The score** is the round's acquisition value in nats; with the default `localization_entropy`, a differential \
 entropy of the MC-Dropout box samples, usually negative (a certain box scores the floor -25.5 nats). \
@@ -130,37 +140,44 @@ def selected_batch(
     frame_source: FrameSourceResource,
 ) -> dg.MaterializeResult:
     from ceal_pipeline.core.ledger import ComputeLedger
-    from ceal_pipeline.core.selection import select_top_k
+    from ceal_pipeline.core.selection import select_batch
+    from ceal_pipeline.defs.acquisition.selection_inputs import round_selection_policy, selection_signals
 
     round_index = parse_round_partition_key(context.partition_key)
     exchange = history.exchange()
     store = history.open()
     k, cap = round_selection_parameters(store.round_parameters(round_index), config)
+    policy = round_selection_policy(recorded_round_config(store.round_parameters(round_index)), cap)
+    if policy.budget.amount is not None:
+        k = None  # the money decides how many frames are bought
     started = time.perf_counter()
     frame_ids, scores = selection_candidates(history, model_store, round_index)
     sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
-    if k > len(frame_ids):
+    if k is not None and k > len(frame_ids):
         raise permanent_failure(
             f"round {round_index}: K={k} but only {len(frame_ids)} freshly scored candidates are "
             "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)"
         )
+    published = round_model(model_store, round_index)
+    explanations = exchange.explanations(round_index, frame_ids)
+    signals = selection_signals(
+        frame_ids, scores, sequences, explanations=explanations, embeddings=exchange.embeddings(round_index, frame_ids),
+        labeled_records=labeled_records(store, frame_source) if policy.uses_class_balance else [],
+        per_class_ap=dict(published.metrics.get("per_class_ap", {})), policy=policy,
+    )
     try:
-        chosen = select_top_k(
-            np.asarray(frame_ids, dtype=object),
-            scores,
-            k,
-            sequence_ids=np.asarray(sequences, dtype=object),
-            per_sequence_cap=cap or None,
-        )
+        selection = select_batch(signals.candidates, policy, k=k, labeled_class_counts=signals.labeled_class_counts,
+                                 class_ap=signals.class_ap)
     except ValueError as exc:  # a configuration that cannot be met: retrying cannot heal it
         raise permanent_failure(f"round {round_index}: {exc}") from exc
-    chosen = [str(f) for f in chosen]
-    score_of = dict(zip(frame_ids, scores))
-    chosen_scores = [float(score_of[f]) for f in chosen]
+    if not len(selection):
+        raise permanent_failure(f"round {round_index}: the budget of {policy.budget.amount} buys no frame (the "
+                                "cheapest candidate costs more); raise budget_amount or lower the prices")
+    chosen = [str(f) for f in selection.frame_ids]
+    chosen_scores = [float(v) for v in selection.acquisition_values]
     store.save_selection(round_index, chosen, chosen_scores)
     selection_s = time.perf_counter() - started
 
-    published = round_model(model_store, round_index)
     stats = exchange.round_stats(require_published_pool(exchange, round_index))
     saved_pool = store.candidate_pool(round_index)
     ledger = ComputeLedger(
@@ -171,17 +188,25 @@ def selected_batch(
         training_s=float(published.training_s),
         scoring_s=float(sum(s.scoring_s for s in stats)),
         selection_s=float(selection_s + (saved_pool.sampling_s or 0.0)),
+        estimated_label_cost=float(selection.estimated_cost or 0.0),
     ).to_dict()
     store.record_ledger(round_index, ledger)
     sequence_of = dict(zip(frame_ids, sequences))
-    explanations = exchange.explanations(round_index, chosen)
+    explanations = {f: explanations[f] for f in chosen if f in explanations}
     shown = chosen[:BIRD_EYE_VIEW_FRAMES]
+    summary = selection.summary()
     return dg.MaterializeResult(
-        check_results=[check_selection(history, round_index, published.version, k)],
+        check_results=[check_selection(history, round_index, published.version, len(chosen) if k is None else k)],
         metadata={
             "round": round_index,
             "k": len(chosen),
             "per_sequence_cap": cap,
+            "selection_method": policy.method,
+            "decided_by": summary["decided_by"],
+            "decided_by_counts": dg.MetadataValue.json(summary["decided_by_counts"]),
+            "estimated_label_cost": float(selection.estimated_cost or 0.0),
+            "selection": dg.MetadataValue.json({**summary, "frames_without_embedding": signals.frames_without_embedding,
+                                                "decided_by_frame": dict(zip(chosen, selection.decided_by))}),
             "candidates": len(frame_ids),
             "sequences": len({sequence_of[f] for f in chosen}),
             "model_version": published.version,
@@ -247,7 +272,9 @@ def vendor_export(
     files = None
     if exporter.exported(round_index) is None:  # exactly once: a drop already written is never rebuilt
         files = vendor_files(context, round_index, published, frame_ids, catalog, frame_source, model_store, exporter)
-    export = exporter.export(round_index, version, rows, run_id=context.run.run_id, files=files)
+    cost = estimated_label_cost(store.round_parameters(round_index), frame_ids, explanations)
+    export = exporter.export(round_index, version, rows, run_id=context.run.run_id, files=files,
+                             manifest_facts={"estimated_label_cost": cost})
     store.record_export(
         round_index, export.folder, list(export.frame_ids),
         manifest={"model_version": export.model_version, "sha256": export.sha256},
@@ -269,10 +296,26 @@ def vendor_export(
             "new_export": export.created,
             "folder": dg.MetadataValue.path(str(export.folder)),
             "frames_explained": sum(1 for row in rows if row.explanation is not None),
+            "estimated_label_cost": cost["total"],
             "model_version": export.model_version,
             "sha256": dg.MetadataValue.json(export.sha256),
         }
     )
+
+
+def estimated_label_cost(recorded: dict, frame_ids: list[str], explanations: dict) -> dict:
+    """The exported batch's price under the round's price list: per frame, plus per cuboid as
+    estimated by each frame's detections (the pre-labels the vendor will correct)."""
+    from ceal_pipeline.defs.acquisition.selection_inputs import round_labeling_budget
+
+    budget = round_labeling_budget(recorded_round_config(recorded))
+    cuboids = np.asarray([explanations[f].n_detections if f in explanations else 0 for f in frame_ids], float)
+    return {
+        "total": float(budget.frame_costs(cuboids, len(frame_ids)).sum()),
+        "frames": len(frame_ids), "estimated_cuboids": int(cuboids.sum()),
+        "price_per_frame": budget.price_per_frame, "price_per_cuboid": budget.price_per_cuboid,
+        "budget": budget.amount,
+    }
 
 
 def vendor_files(context, round_index, published, frame_ids, catalog, frame_source, model_store, exporter) -> dict:

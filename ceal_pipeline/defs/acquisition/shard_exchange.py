@@ -187,9 +187,21 @@ class ShardExchange:
         :class:`~ceal_pipeline.core.frame_explanation.FrameExplanation`, read from the
         score shards that hold them (only those shards, only those rows). Frames whose
         shard carries no explanation (or is missing) are left out."""
-        import pyarrow.parquet as pq
-
         from ceal_pipeline.core.history.shards import read_shard_explanations
+
+        return self._read_by_shard(round_index, frame_ids, read_shard_explanations)
+
+    def embeddings(self, round_index: int, frame_ids: Sequence[str]) -> dict:
+        """Frame id -> its float16 embedding (pooled BEV features of the scoring pass) for those
+        of ``frame_ids`` whose shard carries one (:func:`~ceal_pipeline.core.history.shards.read_shard_embeddings`)."""
+        from ceal_pipeline.core.history.shards import read_shard_embeddings
+
+        return self._read_by_shard(round_index, frame_ids, read_shard_embeddings)
+
+    def _read_by_shard(self, round_index: int, frame_ids: Sequence[str], read) -> dict:
+        """``read(shard path, ids)`` merged over the round's shards that hold ``frame_ids``
+        (only those shards, only those rows)."""
+        import pyarrow.parquet as pq
 
         wanted = [str(f) for f in frame_ids]
         path = self.pool_path(round_index)
@@ -203,5 +215,5 @@ class ShardExchange:
         for shard, ids in sorted(by_shard.items()):
             shard_path = self.scores_path(round_index, shard)
             if shard_path.is_file():
-                found.update(read_shard_explanations(shard_path, ids))
+                found.update(read(shard_path, ids))
         return found

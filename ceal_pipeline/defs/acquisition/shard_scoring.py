@@ -116,6 +116,7 @@ def candidate_scores(
         run_id=context.run.run_id,
         facts={"forward_passes": int(scored.forward_passes), "scoring_s": scoring_s},
         explanations=explanations,
+        embeddings=getattr(scored, "embeddings", None),  # scorers that embed nothing write no column
     )
     sequences = [f.sequence_id for f in frames]
     return dg.MaterializeResult(
