@@ -16,6 +16,12 @@ batches already in memory; ``scoring_frames_per_s`` is the end-to-end
 to the model figure means the loader keeps the model fed; close to the loading
 figure means the run is I/O-bound. ``loader_scores_identical`` checks that
 preloaded and loader-fed scoring give the same scores to the bit.
+
+``--config`` may also name an mmdet3d config file (e.g. one in
+``mmdet3d/.mim/configs/``): the brought detector (:mod:`ceal_pipeline.detector.mmdet3d_adapter`,
+randomly initialised unless ``--checkpoint``) is timed head-only against
+full-network on the same synthetic frames (frames read in-process, so no loader
+figures), with its score agreement and detections.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data and the dropout masks")
     parser.add_argument("--data-dir", default=None, help="where to write synthetic frames (default: a temp dir)")
+    parser.add_argument("--checkpoint", default=None, help="mmdet3d config: weights to load (default: random init)")
     parser.add_argument("--num-workers", type=int, default=None,
                         help="frame-loading worker processes (default: min(4, CPU cores - 1); 0 = in-process)")
 
@@ -69,6 +76,10 @@ def run(args: argparse.Namespace) -> dict:
 
     if args.frames < 1 or args.passes < 2:
         raise SystemExit("ceal bench mc: need --frames >= 1 and --passes >= 2")
+    from ceal_pipeline.detector.mmdet3d_adapter import is_mmdet3d_config
+
+    if is_mmdet3d_config(args.config):
+        return run_mmdet3d(args)
     num_workers = default_num_workers() if args.num_workers is None else args.num_workers
     if num_workers < 0:
         raise SystemExit("ceal bench mc: --num-workers must be >= 0")
@@ -122,6 +133,51 @@ def run(args: argparse.Namespace) -> dict:
         "model_frames_per_s": ratio(len(frames), model_s),
         "scoring_frames_per_s": ratio(len(frames), timings["head"]),
         "loader_scores_identical": bool(np.array_equal(model_only.scores, head.scores)),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def run_mmdet3d(args: argparse.Namespace) -> dict:
+    """The head-only vs full-network figures of a brought mmdet3d detector (see the module docstring)."""
+    import numpy as np
+    import torch
+
+    from ceal_pipeline.detector.builder import resolve_device
+    from ceal_pipeline.detector.mmdet3d_adapter import build_mmdet3d_detector
+    from ceal_pipeline.detector.mmdet3d_scoring import score_frames_mmdet3d
+
+    quiet = bool(getattr(args, "json", False))
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory(prefix="ceal-bench-mc-") as tmp:
+        root = Path(args.data_dir) if args.data_dir else Path(tmp)
+        _progress(quiet, f"generating {args.frames} synthetic frames in {root}")
+        frames = _synthetic_frames(root, args.frames, args.seed)
+        detector = build_mmdet3d_detector(args.config, checkpoint=args.checkpoint, seed=args.seed).to(device)
+        common = dict(T=args.passes, seed=args.seed, batch_size=args.batch_size)
+        score_frames_mmdet3d(detector, frames[:1], mode="head", **common)  # warm-up
+        timings, results = {}, {}
+        for mode in ("head", "full"):
+            _progress(quiet, f"scoring {len(frames)} frames, mode={mode}, T={args.passes} on {device}")
+            started = time.perf_counter()
+            results[mode] = score_frames_mmdet3d(detector, frames, mode=mode, **common)
+            timings[mode] = time.perf_counter() - started
+    head, full = results["head"], results["full"]
+    return {
+        "benchmark": "mc_dropout",
+        "config": detector.ceal_config["name"],
+        "detector": f"mmdet3d {type(detector.model).__name__} / {detector.head.kind}",
+        "weights": "checkpoint" if args.checkpoint else "random init",
+        "T": args.passes,
+        "frames": len(frames),
+        "batch_size": args.batch_size,
+        "head_only_s_per_frame": seconds(timings["head"] / len(frames)),
+        "full_s_per_frame": seconds(timings["full"] / len(frames)),
+        "speedup": ratio(timings["full"], timings["head"]),
+        "backbone_passes_head": head.backbone_passes,
+        "backbone_passes_full": full.backbone_passes,
+        "objects_scored": int(sum(len(o.labels) for o in head.objects)),
+        "max_abs_score_diff": float(np.max(np.abs(head.scores - full.scores))),
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "torch_threads": torch.get_num_threads(),
     }

@@ -57,8 +57,12 @@ def plan_configuration(summary: dict, args: argparse.Namespace, home: Path) -> t
     train = summary["splits"].get("train", 0)
     annotated = summary["labeled_by_split"].get("train", 0)
     if summary["frames"] == 0 or train == 0:
-        raise InitError(f"{args.root}: no train-split frames were found: check --source and --root "
-                        "(`ceal inspect` lists what the reader sees)")
+        from ceal_pipeline.cli.inspect import describe_quarantine
+
+        found = ("no usable frame" if summary["frames"] == 0 else
+                 f"{summary['frames']} frames but none in the train split ({summary['splits']})")
+        raise InitError(f"{args.root}: {found}: {describe_quarantine(summary.get('quarantine_reasons', {}))}; "
+                        "check --source, --root and --info (`ceal inspect --frames --json` lists every frame)")
     if annotated == 0:
         raise InitError(f"{args.root}: none of the {train} train frames is annotated; the first round trains on "
                         "annotated frames: add annotations for a seed set of frames to the source, then run again")
@@ -140,8 +144,10 @@ def run(args: argparse.Namespace) -> int:
         notes.append("WARNING: fewer than 70 % of the boxes within range hold LiDAR points: check the calibration "
                      "and box convention (`ceal inspect --frames --json`)")
     if quarantined:
-        notes.append(f"{len(quarantined)} frames are quarantined (e.g. {quarantined[0].frame_id}: "
-                     f"{quarantined[0].reason}); the pipeline leaves them out")
+        from ceal_pipeline.cli.inspect import describe_quarantine
+
+        notes.append(f"{len(quarantined)} frames are quarantined and left out of the pipeline; "
+                     f"{describe_quarantine(summary['quarantine_reasons'])}")
 
     header = (f"# written by `ceal init` from {summary['frames']} frames ({summary['labeled_frames']} annotated, "
               f"{summary['sequences']} sequences) in {summary['root']}\n"

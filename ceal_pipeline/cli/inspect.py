@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 
@@ -166,6 +167,7 @@ def inspect_source(kind: str, root: str, options: dict, *, limit: int | None = N
                                          for s in {r.split for r in frames}}.items())),
         "dropped_objects": dict(sorted(result.dropped_objects.items())),
         "unnamed_labels": {str(k): v for k, v in sorted(result.unnamed_labels.items())},
+        "quarantine_reasons": quarantine_reasons(quarantined),
         "seconds": round(time.perf_counter() - started, 2),
     }
     if result.unnamed_labels:
@@ -197,7 +199,32 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(summary))
     else:
         _print_table(summary, quarantined)
+    if summary["frames"] == 0:
+        # Nothing usable is a failure, whatever the output mode: say why on stderr too.
+        print(f"ceal inspect: no usable frame in {args.root}; {describe_quarantine(summary['quarantine_reasons'])}",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+_ENTRY_PREFIX = re.compile(r"^\S+ entry \d+: ")
+
+
+def quarantine_reasons(quarantined, limit: int = 10) -> dict[str, int]:
+    """The ``limit`` most common reasons frames were quarantined, with their counts; the
+    ``<info file> entry N:`` prefix is dropped so that one cause is counted once."""
+    counts: dict[str, int] = {}
+    for q in quarantined:
+        reason = _ENTRY_PREFIX.sub("", q.reason)
+        counts[reason] = counts.get(reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit])
+
+
+def describe_quarantine(reasons: dict[str, int]) -> str:
+    """One sentence naming why frames were quarantined (for `inspect` and `init` errors)."""
+    if not reasons:
+        return "the source lists no frames: check --root and --info"
+    return "frames were quarantined because: " + "; ".join(f"{reason} (x{count})" for reason, count in reasons.items())
 
 
 def _first_copies(frames: list) -> tuple[list, list]:

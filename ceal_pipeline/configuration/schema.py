@@ -61,7 +61,12 @@ class StorageSection(_Section):
 
 
 class DetectorSection(_Section):
-    config: str = Field(description="mmengine detector config by name (models/) or path")
+    config: str = Field(description="mmengine detector config by name (models/) or path; or any mmdet3d config "
+                        "file (e.g. mmdet3d/.mim/configs/...): the team's own detector")
+    checkpoint: Optional[str] = Field(default=None, description="mmdet3d config: the team's trained weights "
+                                      "(.pth); unset: random initialisation")
+    train: Literal["fine_tune", "frozen"] = Field(default="fine_tune", description="mmdet3d config: fine_tune on "
+                                                  "the labeled frames each round, or frozen (score with the weights as they are)")
     device: str = Field(description="auto (cuda when available), cpu or cuda[:n]")
     epochs: int = Field(ge=1, description="training epochs of a round trained from scratch")
     fine_tune_epochs: int = Field(ge=0, description="epochs when warm-starting from the previous round; 0: epochs")

@@ -83,6 +83,14 @@ class ModelStoreResource(dg.ConfigurableResource):
     device: str = Field(
         default=_PROJECT.detector.device, description="'auto' (cuda when available), 'cpu' or 'cuda[:n]'; ceal.yaml detector.device"
     )
+    detector_checkpoint: Optional[str] = Field(
+        default=_PROJECT.detector.checkpoint,
+        description="mmdet3d detector config: the team's trained weights; ceal.yaml detector.checkpoint",
+    )
+    detector_train: str = Field(
+        default=_PROJECT.detector.train,
+        description="mmdet3d detector config: fine_tune or frozen; ceal.yaml detector.train",
+    )
     loader_workers: Optional[int] = Field(
         default=_PROJECT.detector.loader_workers,
         description="processes reading and decoding frames ahead of the model in training and scoring; "
@@ -122,6 +130,14 @@ class ModelStoreResource(dg.ConfigurableResource):
         """Train (resuming a killed training of the same round) -> ``Checkpoint(path, version, metrics)``.
 
         ``init_checkpoint`` warm-starts from earlier weights; ``log`` receives each epoch's losses."""
+        from ceal_pipeline.detector.mmdet3d_adapter import is_mmdet3d_config
+
+        if is_mmdet3d_config(self.detector_config):  # the team's own mmdet3d detector
+            from ceal_pipeline.detector.mmdet3d_rounds import train_round
+
+            return train_round(frames, self.detector_config, self.round_checkpoint_dir(round_index), epochs=epochs,
+                               seed=seed, train_mode=self.detector_train, team_checkpoint=self.detector_checkpoint,
+                               init_checkpoint=init_checkpoint, log=log)
         from ceal_pipeline.detector.training import train_detector
 
         return train_detector(
@@ -168,6 +184,13 @@ class ModelStoreResource(dg.ConfigurableResource):
         float64, class names, confidences (K,))]``, in frame order."""
         from ceal_pipeline.detector.evaluation import predict_frames
 
+        if getattr(model, "ceal_config", {}).get("kind") == "mmdet3d":  # labels already in the ontology
+            from ceal_pipeline.detector.mmdet3d_rounds import predict_ontology
+            from ceal_pipeline.frames.records import DETECTION_CLASSES
+
+            detections, _ = predict_ontology(model, frames)
+            return [(d.boxes.double().numpy(), tuple(DETECTION_CLASSES[int(i)] for i in d.labels.tolist()),
+                     d.scores.double().numpy()) for d in detections]
         detections = predict_frames(model, frames, device=self.device, num_workers=self.loader_workers)
         return [
             (d.boxes.detach().cpu().double().numpy(), tuple(model.class_names[int(i)] for i in d.labels.tolist()),
@@ -280,7 +303,8 @@ def resources_for(project: ProjectConfig) -> dict:
         "history": AcquisitionHistoryResource(path=storage.history, shard_dir=storage.shards),
         "model_store": ModelStoreResource(
             model_dir=storage.models, detector_config=detector.config, device=detector.device,
-            loader_workers=detector.loader_workers,
+            loader_workers=detector.loader_workers, detector_checkpoint=detector.checkpoint,
+            detector_train=detector.train,
         ),
         "frame_source": FrameSourceResource(
             kind=source.kind, root=source.root, info=",".join(source.info), catalog_dir=storage.catalog,

@@ -124,7 +124,11 @@ def load_detector(path: str | Path, device: str | torch.device = "auto"):
     (``"auto"`` = CUDA if available).
     """
     from ceal_pipeline.detector.builder import build_detector, resolve_device
+    from ceal_pipeline.detector.mmdet3d_adapter import adapter_checkpoint_meta, load_mmdet3d_checkpoint
 
+    if Path(path).is_file() and adapter_checkpoint_meta(path) is not None:  # a brought mmdet3d detector's round
+        model, version = load_mmdet3d_checkpoint(path)
+        return model.to(resolve_device(device)).eval(), version
     payload = read_checkpoint(path)
     model = build_detector(payload["config"])
     model.load_state_dict(payload["state_dict"], strict=True)

@@ -144,5 +144,9 @@ def evaluate_detector(
     """
     if not frames:
         raise ValueError("evaluate_detector got no frames: pass held-out labeled frames")
+    if getattr(model, "ceal_config", {}).get("kind") == "mmdet3d":  # a brought mmdet3d detector
+        from ceal_pipeline.detector.mmdet3d_rounds import evaluate_mmdet3d
+
+        return evaluate_mmdet3d(model, frames)
     detections = predict_frames(model, frames, device=device, batch_size=batch_size, num_workers=num_workers)
     return evaluate_predictions(detections, frames, model.class_names, bev_range=bev_range_of(model))

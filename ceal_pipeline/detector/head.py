@@ -49,6 +49,27 @@ class Peaks:
     score: Tensor
 
 
+def find_heatmap_peaks(heatmap_logits: Tensor, score_threshold: float, max_detections: int) -> Peaks:
+    """Local maxima (3x3 max-pool NMS) of ``(B, C, H, W)`` class heatmap logits whose
+    sigmoid is at least ``score_threshold``, at most ``max_detections`` per frame,
+    highest score first."""
+    scores = heatmap_logits.sigmoid()
+    batch, _, height, width = scores.shape
+    is_peak = scores == F.max_pool2d(scores, 3, stride=1, padding=1)
+    scores = torch.where(is_peak, scores, torch.zeros_like(scores)).flatten(1)  # (B, C*H*W)
+    k = min(max_detections, scores.shape[1])
+    top_scores, top_index = scores.topk(k, dim=1)
+    keep = top_scores >= score_threshold
+    frame_index = torch.arange(batch, device=scores.device).unsqueeze(1).expand(-1, k)[keep]
+    flat_index = top_index[keep]
+    return Peaks(
+        frame_index=frame_index,
+        cell=flat_index % (height * width),
+        label=flat_index // (height * width),
+        score=top_scores[keep],
+    )
+
+
 @MODELS.register_module()
 class MCDropout(nn.Module):
     """Element-wise dropout that can replay externally drawn masks.
@@ -261,21 +282,7 @@ class MCDropoutCenterHead(BaseModule):
     def find_peaks(self, heatmap_logits: Tensor) -> Peaks:
         """Local maxima (3x3 max-pool NMS) of the class heatmaps above ``score_threshold``,
         at most ``max_detections`` per frame, highest score first."""
-        scores = heatmap_logits.sigmoid()
-        batch, _, height, width = scores.shape
-        is_peak = scores == F.max_pool2d(scores, 3, stride=1, padding=1)
-        scores = torch.where(is_peak, scores, torch.zeros_like(scores)).flatten(1)  # (B, C*H*W)
-        k = min(self.max_detections, scores.shape[1])
-        top_scores, top_index = scores.topk(k, dim=1)
-        keep = top_scores >= self.score_threshold
-        frame_index = torch.arange(batch, device=scores.device).unsqueeze(1).expand(-1, k)[keep]
-        flat_index = top_index[keep]
-        return Peaks(
-            frame_index=frame_index,
-            cell=flat_index % (height * width),
-            label=flat_index // (height * width),
-            score=top_scores[keep],
-        )
+        return find_heatmap_peaks(heatmap_logits, self.score_threshold, self.max_detections)
 
     def decode_boxes(self, regression: Tensor, peaks: Peaks) -> Tensor:
         """Boxes at the peaks from regression maps.

@@ -200,6 +200,12 @@ def score_frames(
     Raises:
         the reader's error naming the frame and the file when a frame cannot be read.
     """
+    if getattr(model, "ceal_config", {}).get("kind") == "mmdet3d":  # a brought mmdet3d detector
+        from ceal_pipeline.detector.mmdet3d_scoring import score_frames_mmdet3d
+
+        return score_frames_mmdet3d(model, frames, T=T, mode=mode, seed=seed, aggregate=aggregate,
+                                    batch_size=batch_size or 1, covariance_floor=covariance_floor, empty=empty,
+                                    acquisition_fn=acquisition_fn, extra_acquisition_fns=extra_acquisition_fns)
     # Checked before any worker starts: a typo must not cost a loader start-up.
     settings = DetectionAcquisitionSettings(aggregate=aggregate, covariance_floor=covariance_floor, empty=empty)
     for name in (acquisition_fn, *extra_acquisition_fns):

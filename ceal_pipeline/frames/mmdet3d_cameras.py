@@ -17,6 +17,7 @@ import numpy as np
 from ceal_pipeline.frames import mmdet3d_info as info_format
 from ceal_pipeline.frames.batch import offsets_of
 from ceal_pipeline.frames.entry_groups import in_groups, stack_floats
+from ceal_pipeline.frames.mmdet3d_dialects import CALIBRATION_KEYS
 
 _EYE = np.eye(4)
 
@@ -88,11 +89,19 @@ def _image_problem(ctx, path: str, image: dict, size: tuple) -> tuple[str, str] 
     return None
 
 
+def _cameras_only(images):
+    """``images`` without its calibration matrices (KITTI keeps ``R0_rect`` there, a 4x4
+    list beside the cameras; ``lidar2cam`` of ``CAM2`` already includes it)."""
+    if isinstance(images, dict) and not CALIBRATION_KEYS.isdisjoint(images):
+        return {name: image for name, image in images.items() if name not in CALIBRATION_KEYS}
+    return images
+
+
 def parse_cameras(ctx, entries: list[dict], lidar_infos: list[dict], reasons: list) -> dict:
     """Camera rows of every frame, each frame's cameras sorted by name; sets
     ``reasons`` of frames with a broken calibration or image."""
     n = len(entries)
-    images_of = [entry.get("images") or {} for entry in entries]
+    images_of = [_cameras_only(entry.get("images") or {}) for entry in entries]
     for i, images in enumerate(images_of):
         if not isinstance(images, dict):
             if reasons[i] is None:

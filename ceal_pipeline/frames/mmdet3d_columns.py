@@ -32,6 +32,7 @@ from ceal_pipeline.frames.confinement import PathConfinement
 from ceal_pipeline.frames.entry_groups import RECOVERABLE, in_groups, stack_floats
 from ceal_pipeline.frames.file_checks import FileChecks
 from ceal_pipeline.frames.mmdet3d_cameras import parse_cameras
+from ceal_pipeline.frames.mmdet3d_dialects import Dialect, detect_dialect
 from ceal_pipeline.frames.records import QuarantinedFrame, invalid_id_message, is_valid_frame_id
 from ceal_pipeline.frames.result import printable
 
@@ -67,15 +68,18 @@ class InfoContext:
     #: folders outside ``root`` that the info file's paths may name (configuration, not data)
     extra_roots: tuple[str, ...] = ()
     checks: FileChecks = field(default_factory=lambda: FileChecks("header"))
+    #: the file's dialect (:func:`~ceal_pipeline.frames.mmdet3d_dialects.detect_dialect`); from the metainfo when None
+    dialect: Dialect | None = None
 
     def __post_init__(self) -> None:
         camera_prefixes = (
             self.camera_prefix.values() if isinstance(self.camera_prefix, dict) else [self.camera_prefix])
         self.confinement = PathConfinement(self.root, [self.lidar_prefix, *camera_prefixes], self.extra_roots or ())
+        self.dialect = self.dialect or detect_dialect(self.metainfo, [])
         self.frame_kind, self.origin_z, self.ref_camera = info_format.box_convention(
-            self.metainfo, self.box_frame, self.box_origin_z, self.camera_key)
-        self.class_names = info_format.class_names(self.metainfo, self.classes)
-        self.dataset = info_format.dataset_name(self.metainfo)
+            self.metainfo, self.box_frame, self.box_origin_z, self.camera_key, self.dialect)
+        self.class_names = info_format.class_names(self.metainfo, self.classes, self.dialect)
+        self.dataset = info_format.dataset_name(self.metainfo, self.dialect)
         self.default_split = info_format.split_in_name(self.info_path)
         self._label_map: dict[int, int] = {}
 
@@ -203,6 +207,8 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
         if not isinstance(entries[i]["instances"], (list, tuple)) and reasons[i] is None:
             reasons[i] = (f"instances is a {type(entries[i]['instances']).__name__}, not a list of objects", None)
     timestamps = _timestamps(entries, lidar_infos, reasons)
+    if ctx.dialect.missing_time_s is not None:
+        timestamps[np.isnan(timestamps)] = ctx.dialect.missing_time_s
     poses = _poses([entry.get("ego2global") for entry in entries], reasons)
     ok_labeled, parsed = in_groups(lambda idx: _instances(ctx, [entries[i] for i in idx]),
                                     [i for i in range(n) if labeled[i] and reasons[i] is None], reasons)
@@ -237,7 +243,7 @@ def parse_entries(entries: list[dict], first_index: int, ctx: InfoContext) -> Pa
     timestamps = timestamps[keep_idx]
     result.batch = FrameBatch(
         frame_id=[frame_ids[i] for i in keep_idx],
-        sequence_id=[info_format.sequence_of(entries[i], lidar_rel[i], frame_ids[i]) for i in keep_idx],
+        sequence_id=[info_format.sequence_of(entries[i], lidar_rel[i], frame_ids[i], ctx.dialect) for i in keep_idx],
         timestamp=timestamps,
         split=[str(entries[i].get("split") or ctx.default_split) for i in keep_idx],
         source=[ctx.dataset] * len(keep_idx),

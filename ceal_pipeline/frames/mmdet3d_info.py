@@ -6,17 +6,19 @@ Per entry it reads ``token``/``sample_idx``/``sample_id`` (frame id), ``timestam
 ``lidar_points.{lidar_path, num_pts_feats}``, ``images.<CAM>.{img_path, cam2img,
 lidar2cam | cam2ego}`` and ``instances[j].{bbox_3d, bbox_label_3d}``.
 
-Box conventions differ by dataset and are resolved once per file
-(:func:`box_convention`), overridable with ``box_frame``/``box_origin_z``:
+Box conventions differ by dialect, which is decided once per file from the
+entries' structure (:mod:`.mmdet3d_dialects`: KITTI's ``R0_rect``, Waymo's
+``info_version``/``context_name``, nuScenes' ``token`` + ``lidar2ego``...), not
+from the metainfo's name alone; ``box_frame``/``box_origin_z`` override it:
 
 ============================  ===========  =================  ==========================
-``metainfo['dataset']``       frame        origin (z)         why
+dialect                       frame        origin (z)         why
 ============================  ===========  =================  ==========================
 nuscenes, lyft                LiDAR        centre (0.5)       their converters store centres
 kitti                         camera CAM2  bottom             ``KittiDataset`` converts with inv(lidar2cam)
-waymo, info_version 1.1       camera       bottom             written by ``update_infos_to_v2``
-waymo, ``mmdet3d_v1.4``       LiDAR        bottom             new converter saves bottom centres
-ceal-synthetic, others        LiDAR        bottom             mmdet3d's LiDARInstance3DBoxes default
+waymo_kitti (updated infos)   camera       bottom             written by ``update_infos_to_v2``
+waymo_v1.4                    LiDAR        bottom             new converter saves bottom centres
+generic (ceal-synthetic...)   LiDAR        bottom             mmdet3d's LiDARInstance3DBoxes default
 ============================  ===========  =================  ==========================
 
 Instances with label ``-1`` (ignored classes) are dropped, as mmdet3d does; the
@@ -29,15 +31,16 @@ names then come from ``classes`` or from the dataset's known class list,
 still have no class name are counted in ``FrameSourceResult.unnamed_labels``
 and explained by :func:`unnamed_labels_message`, never silently read as 0 boxes.
 Paths resolve against ``root`` joined with ``lidar_prefix`` / ``camera_prefix``
-(mmdet3d's ``data_prefix``) and must stay inside ``root`` (or the prefix folder,
+(mmdet3d's ``data_prefix``; when not given, the dialect's default where that folder
+exists, e.g. KITTI's ``training/velodyne`` and ``training/image_2``) and must stay inside ``root`` (or the prefix folder,
 or one of ``extra_roots``): a ``../`` path or an absolute path elsewhere
 quarantines its frame, since an info file is data, not configuration. The
 check is lexical (symbolic links inside ``root`` are the dataset owner's choice).
 Frame ids are kept exactly as written (``token``, ``sample_idx``...); an entry
 whose id is not a valid frame id is quarantined with its original id shown
 (:func:`ceal_pipeline.frames.records.shown_id`), never renamed.
-Timestamps in micro- or nanoseconds (Waymo) are converted to seconds; a missing
-timestamp (KITTI) reads as NaN. The sequence is ``scene_token``,
+Timestamps in micro- or nanoseconds (Waymo) are converted to seconds; KITTI
+records none, so its frames read as 0 s; a missing timestamp elsewhere reads as NaN. The sequence is ``scene_token``,
 ``sequence_id`` or ``context_name`` when present, else the nuScenes-style log
 name before ``__`` in the LiDAR file name, else the frame itself.
 
@@ -62,6 +65,7 @@ import numpy as np
 
 from ceal_pipeline.frames.classes import detection_label
 from ceal_pipeline.frames.file_checks import CHECK_LEVELS
+from ceal_pipeline.frames.mmdet3d_dialects import Dialect, default_prefixes, detect_dialect, sequence_from_index
 from ceal_pipeline.frames.result import FrameSourceResult
 
 SOURCE = "mmdet3d"
@@ -165,33 +169,33 @@ def find_info_files(root: str | Path, info: str | Path | Iterable[str | Path] | 
 
 
 def box_convention(metainfo: dict, box_frame: str | None = None, box_origin_z: float | None = None,
-                   camera_key: str | None = None) -> tuple[str, float, str | None]:
+                   camera_key: str | None = None, dialect: Dialect | None = None) -> tuple[str, float, str | None]:
     """``(frame, origin_z, camera_key)`` for an info file: frame ``"lidar"`` or
     ``"camera"``, the box origin's relative height (0 bottom, 0.5 centre) and the
-    camera whose ``lidar2cam`` defines camera-frame boxes."""
-    dataset = dataset_name(metainfo).lower()
-    frame, origin, key = str(metainfo.get("box_frame", "lidar")), float(metainfo.get("box_origin_z", 0.0)), None
-    if dataset in ("nuscenes", "lyft"):
-        frame, origin = "lidar", 0.5
-    elif dataset == "kitti":
-        frame, origin, key = "camera", 0.0, "CAM2"
-    elif dataset == "waymo" and str(metainfo.get("info_version", "")) != "mmdet3d_v1.4":
-        frame, origin, key = "camera", 0.0, "CAM_FRONT"
-    frame = box_frame or frame
+    camera whose ``lidar2cam`` defines camera-frame boxes. ``dialect`` (from the
+    entries' structure, :func:`~ceal_pipeline.frames.mmdet3d_dialects.detect_dialect`)
+    decides; without it, the metainfo alone; the other arguments override."""
+    dialect = dialect or detect_dialect(metainfo, [])
+    frame = box_frame or dialect.box_frame
     if frame not in ("lidar", "camera"):
         raise ValueError(f"box_frame={frame!r}: use 'lidar' or 'camera'")
-    return frame, origin if box_origin_z is None else float(box_origin_z), camera_key or key
+    origin = dialect.origin_z if box_origin_z is None else float(box_origin_z)
+    return frame, origin, camera_key or dialect.ref_camera
 
 
-def dataset_name(metainfo: dict) -> str:
-    """The info file's dataset name as written (``SOURCE`` when it names none)."""
-    return str(metainfo.get("dataset") or SOURCE)
+def dataset_name(metainfo: dict, dialect: Dialect | None = None) -> str:
+    """The info file's dataset name as written, else its dialect's (``SOURCE`` for a generic file)."""
+    if metainfo.get("dataset"):
+        return str(metainfo["dataset"])
+    return dialect.classes_of if dialect is not None and dialect.classes_of else SOURCE
 
 
-def class_names(metainfo: dict, classes: Iterable[str] | None = None) -> dict[int, str]:
+def class_names(metainfo: dict, classes: Iterable[str] | None = None,
+                dialect: Dialect | None = None) -> dict[int, str]:
     """Raw label -> class name: ``classes`` (the caller's override, in label
     order), else ``metainfo['categories']``, else ``metainfo['classes']``, else
-    the known class list of ``metainfo['dataset']`` (:data:`KNOWN_CLASSES`)."""
+    the known class list of ``metainfo['dataset']`` or of the file's dialect
+    (:data:`KNOWN_CLASSES`)."""
     if classes is not None:
         return dict(enumerate(str(c) for c in classes))
     categories = metainfo.get("categories")
@@ -202,7 +206,8 @@ def class_names(metainfo: dict, classes: Iterable[str] | None = None) -> dict[in
             raise ValueError(f"metainfo['categories'] must map class names to integer labels, got {categories!r}"
                              ) from None
         return {v: k for k, v in labels.items() if v >= 0}
-    names = metainfo.get("classes") or KNOWN_CLASSES.get(dataset_name(metainfo).lower(), ())
+    names = (metainfo.get("classes") or KNOWN_CLASSES.get(dataset_name(metainfo).lower())
+             or KNOWN_CLASSES.get(dialect.classes_of if dialect is not None else "", ()))
     return dict(enumerate(str(c) for c in names))
 
 
@@ -305,12 +310,16 @@ def resolve_paths(root: Path, prefix: str | None, paths: list) -> list[str]:
     return out
 
 
-def sequence_of(entry: dict, lidar_path: str, frame_id: str) -> str:
-    """``scene_token``/``sequence_id``/``context_name``/``scene_name``, else the
+def sequence_of(entry: dict, lidar_path: str, frame_id: str, dialect: Dialect | None = None) -> str:
+    """``scene_token``/``sequence_id``/``context_name``/``scene_name``, else what the
+    dialect derives from the frame index (KITTI-layout Waymo), else the
     nuScenes-style log name before ``__`` in the LiDAR file name, else the frame."""
     for key in ("scene_token", "sequence_id", "context_name", "scene_name"):
         if entry.get(key):
             return str(entry[key])
+    from_index = sequence_from_index(dialect, entry) if dialect is not None else None
+    if from_index is not None:
+        return from_index
     name = posixpath.basename(str(lidar_path).rstrip("/"))
     return name.split("__", 1)[0] if "__" in name else frame_id
 
@@ -336,8 +345,11 @@ def iter_info_chunks(info_path: Path, root: Path, *, chunk_frames: int = CHUNK_F
     if options.get("extra_roots") is not None:
         options["extra_roots"] = tuple(str(r) for r in options["extra_roots"])
     try:
+        dialect = detect_dialect(info["metainfo"], info["data_list"])
+        options["lidar_prefix"], options["camera_prefix"] = default_prefixes(
+            dialect, root, options.get("lidar_prefix"), options.get("camera_prefix"))
         context = InfoContext(info_path=Path(info_path), root=Path(root), metainfo=info["metainfo"],
-                              checks=FileChecks(check), **options)
+                              checks=FileChecks(check), dialect=dialect, **options)
     except ValueError as exc:
         raise InfoFileError(f"info file {info_path}: {exc}; fix its metainfo, or override the convention with "
                             "box_frame / box_origin_z / classes") from exc

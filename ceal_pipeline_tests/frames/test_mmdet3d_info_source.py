@@ -103,7 +103,7 @@ def test_kitti_camera_frame_boxes_are_converted_with_inverse_lidar2cam(tmp_path)
     assert len(result.frames) == 3 and result.quarantined == []
     assert result.dropped_objects == {"ignored (-1)": 3}
     frame = result.frames[0]
-    assert frame.split == "val" and np.isnan(frame.timestamp)
+    assert frame.split == "val" and frame.timestamp == 0.0  # KITTI records no time: 0 s, stated
     np.testing.assert_allclose(frame.boxes[:, :6], TRUE_BOXES[:, :6], atol=1e-4)
     # the camera heading drops the tiny out-of-plane part of the calibration rotation: 1e-4 rad
     np.testing.assert_allclose(wrap_angle(frame.boxes[:, 6] - TRUE_BOXES[:, 6]), 0, atol=1e-3)

@@ -61,7 +61,8 @@ def test_k_larger_than_the_pool_raises_the_pool_and_a_single_sequence_drops_the_
 
 @pytest.mark.parametrize("summary, args, message", [
     (_summary(train=10, annotated=0), _args(), "none of the 10 train frames is annotated"),
-    (_summary(train=0, annotated=0), _args(), "no train-split frames were found"),
+    (_summary(train=0, annotated=0), _args(), "no usable frame: the source lists no frames"),
+    (_summary(train=0, annotated=0, val=5), _args(), "5 frames but none in the train split"),
     (_summary(train=10, annotated=10), _args(label_mode="source"), "nothing is left to buy"),
     (_summary(train=10, annotated=10), _args(seed_labeled=10), "at most 9 of the 10 annotated frames"),
 ])
