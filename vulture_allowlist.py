@@ -15,6 +15,9 @@ _.CealBEVFusion  # detector/bevfusion.py
 _.LSSCameraBranch  # detector/camera_lift.py
 _.MCDropoutCenterHead  # detector/head.py
 
+# mmdet3d's data samples: the model reads the ground truth from this attribute.
+_.gt_instances_3d  # detector/mmdet3d_training.py
+
 # PEP 562 module __getattr__: `from ceal_pipeline.detector import X` imports lazily.
 __getattr__  # detector/__init__.py
 
