@@ -43,6 +43,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ceal_pipeline.atomic_files import remove_stale_temporaries
 from ceal_pipeline.catalog import parts as part_files
 from ceal_pipeline.catalog.duplicates import drop_rows, find_duplicates
 from ceal_pipeline.catalog.index import index_rows, read_index, write_index
@@ -84,6 +85,8 @@ def _writer_lock(root: Path):
 
 
 def _collect_garbage(root: Path, manifest: Manifest) -> None:
+    # under the ingest lock no other writer is at work: a killed one's .manifest.json.PID.tmp goes now
+    remove_stale_temporaries(root, older_than_s=0.0)
     live = {table: set(manifest.parts) for table in part_files.TABLES}
     live.update(changes=set(manifest.changes), index={manifest.index})
     for table, names in live.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from ceal_pipeline.configuration import ProjectConfigError
@@ -24,7 +25,7 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("round", "ceal_pipeline.cli.round", "run acquisition rounds in this process on the project configuration (no daemon)"),
     ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),
     ("export", "ceal_pipeline.cli.export", "withdraw (part of) a round's vendor export, recorded with a reason"),
-    ("labels", "ceal_pipeline.cli.labels", "ingest a vendor's label delivery (OpenLABEL or mmdet3d) as boxes"),
+    ("labels", "ceal_pipeline.cli.labels", "ingest a vendor's label delivery as boxes; retire labeled frames that left the source"),
     ("vendor", "ceal_pipeline.cli.vendor", "the vendor round-trip self-check on a dataset (export, deliver, ingest)"),
 )
 
@@ -57,7 +58,41 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_config_error", None):
         print(f"ceal {args.command}: {args._config_error}\n(`ceal init --force ...` rewrites it)", file=sys.stderr)
         return 2
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except Exception as exc:  # noqa: BLE001 - a user error gets a line, not a traceback
+        if not is_user_error(exc) or os.environ.get("CEAL_DEBUG"):
+            raise
+        print(f"ceal {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """Whether ``exc`` reports something the user can fix (a configuration, a path, a file's
+    content, a busy or refused history) rather than a bug: such errors print one line naming
+    the thing and the fix (``CEAL_DEBUG=1`` shows the traceback)."""
+    if isinstance(exc, (ProjectConfigError, OSError)):
+        return True
+    user_errors = []
+    for module, names in _USER_ERRORS:
+        loaded = sys.modules.get(module)  # an error of a module that was never imported was not raised
+        user_errors += [getattr(loaded, name) for name in names if loaded is not None and hasattr(loaded, name)]
+    return isinstance(exc, tuple(user_errors))
+
+
+#: Errors of the project's vocabulary whose messages name the file, key or frame and the fix.
+_USER_ERRORS = (
+    ("ceal_pipeline.core.history.errors", ("HistoryError",)),
+    ("ceal_pipeline.bounded_input", ("UntrustedInputError",)),
+    ("ceal_pipeline.frames.mmdet3d_info", ("InfoFileError",)),
+    ("ceal_pipeline.export.openlabel", ("MalformedDelivery",)),
+    ("ceal_pipeline.export.vendor_boxes", ("InvalidDeliveredBoxes",)),
+    ("ceal_pipeline.export.file_drop", ("ExportConflict", "CorruptExport")),
+    ("ceal_pipeline.catalog.ingest", ("CatalogBusy",)),
+    ("ceal_pipeline.catalog.manifest", ("CatalogFormatError",)),
+    ("dagster", ("Failure",)),  # an asset's deliberate failure: a configuration or data error, with its reason
+    ("ceal_pipeline.frames.points", ("LidarReadError",)),
+)
 
 
 if __name__ == "__main__":

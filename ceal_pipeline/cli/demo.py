@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+from ceal_pipeline.cli.arguments import positive_int
+
 # The Dagster instance goes too: its round partitions and materializations (a round is
 # closed once vendor_export is materialized for it) describe the history being dropped.
 _STATE_DIRS = (
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     # Unset options take the cpu-small preset's values (ceal_pipeline/configuration/presets.py).
     parser.add_argument("--home", default=".ceal/demo", help="folder for data, history, models and exports (CEAL_HOME "
                         "of the demo: `make dev CEAL_HOME=$PWD/.ceal/demo` browses it)")
-    parser.add_argument("--rounds", type=int, default=3, help="acquisition rounds to run")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="acquisition rounds to run")
     parser.add_argument("--frames", type=int, help="synthetic frames to generate, 20 per sequence (preset: 600)")
     parser.add_argument("--seed-labeled", type=int, help="initially labeled frames (preset: 60)")
     parser.add_argument("--k", type=int, help="frames bought per round (preset: 30)")
@@ -125,7 +127,24 @@ def _row(cells, widths) -> str:
     return "  ".join(str(c).rjust(w) for c, w in zip(cells, widths))
 
 
+def _check_sizes(args: argparse.Namespace) -> None:
+    """Refuse, before the previous demo is reset, a dataset too small for the seed set and one
+    round's purchase (every frame of a synthetic dataset is annotated; some sequences are held out)."""
+    from ceal_pipeline.configuration.presets import PRESETS
+
+    preset = PRESETS["cpu-small"]
+    frames = args.frames if args.frames is not None else preset["source"]["synthetic_frames"]
+    seed = args.seed_labeled if args.seed_labeled is not None else preset["source"]["seed_labeled"]
+    k = args.k if args.k is not None else preset["round"]["k"]
+    if min(frames, seed, k) < 1 or frames < 2 * (seed + k):
+        raise SystemExit(
+            f"ceal demo: --frames {frames} is too few for a seed set of {seed} (--seed-labeled) and {k} frames "
+            f"bought a round (--k), with a part of the frames held out for evaluation: give --frames "
+            f"{max(20, 2 * (seed + k))} or more, or lower --seed-labeled / --k")
+
+
 def run(args: argparse.Namespace) -> int:
+    _check_sizes(args)
     home = Path(args.home).resolve()
     home.mkdir(parents=True, exist_ok=True)
     with _HomeLock(home):

@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 
+from ceal_pipeline.cli.arguments import existing_history, round_index, waiting_out_busy_history
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
     withdraw = actions.add_parser("withdraw", help="withdraw (part of) a round's export, recorded with a reason")
-    withdraw.add_argument("--round", type=int, required=True, help="the round whose export is withdrawn")
+    withdraw.add_argument("--round", type=round_index, required=True, help="the round whose export is withdrawn")
     withdraw.add_argument("--frame", action="append", default=None, dest="frames",
                           help="a frame of that export (repeat it); default: the whole export")
     withdraw.add_argument("--reason", required=True, help="who asked for it and why (recorded)")
@@ -27,9 +29,11 @@ def run(args: argparse.Namespace) -> int:
     from ceal_pipeline.core.history import AcquisitionHistory
     from ceal_pipeline.core.history.errors import HistoryError
 
-    history = AcquisitionHistory(args.history or load_project_config().storage.history)
+    path = existing_history(args.history or load_project_config().storage.history, "export withdraw")
+    history = waiting_out_busy_history(lambda: AcquisitionHistory(path), "export withdraw")
     try:
-        withdrawn = history.withdraw_export(args.round, args.frames, reason=args.reason)
+        withdrawn = waiting_out_busy_history(
+            lambda: history.withdraw_export(args.round, args.frames, reason=args.reason), "export withdraw")
     except (HistoryError, ValueError) as exc:
         raise SystemExit(f"ceal export withdraw: {exc}") from None
     print(json.dumps({"round": args.round, "withdrawn": int(withdrawn), "reason": args.reason}))

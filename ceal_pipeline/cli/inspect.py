@@ -105,6 +105,7 @@ def inspect_source(kind: str, root: str, options: dict, *, limit: int | None = N
     """
     import numpy as np
 
+    from ceal_pipeline.frames.entry_checks import REPEATED_ID, first_copies
     from ceal_pipeline.frames.points import LidarReadError, load_points
     from ceal_pipeline.frames.points_in_boxes import count_points_in_boxes
     from ceal_pipeline.frames.records import QuarantinedFrame
@@ -112,8 +113,9 @@ def inspect_source(kind: str, root: str, options: dict, *, limit: int | None = N
 
     started = time.perf_counter()
     result = read_source(kind, root, **options)
-    frames, duplicates = _first_copies(result.frames)
-    quarantined: list[QuarantinedFrame] = list(result.quarantined) + duplicates
+    frames, repeats = first_copies(result.frames)  # the mmdet3d reader quarantines repeated ids itself
+    quarantined: list[QuarantinedFrame] = list(result.quarantined) + repeats
+    duplicates = [q for q in quarantined if q.reason.startswith(REPEATED_ID)]
     to_load = frames if limit is None else frames[:limit]
     progress = _Progress("reading points", show_progress)
     n_points, boxes_in_range, boxes_with_points = [], 0, 0
@@ -149,7 +151,7 @@ def inspect_source(kind: str, root: str, options: dict, *, limit: int | None = N
     summary = {
         "source": kind,
         "root": str(root),
-        "frames": len(frames) - (len(quarantined) - len(result.quarantined) - len(duplicates)),
+        "frames": len(frames) - (len(quarantined) - len(result.quarantined) - len(repeats)),
         "sequences": len({r.sequence_id for r in frames}),
         "labeled_frames": sum(r.is_labeled for r in frames),
         "boxes": int(sum(len(r.boxes) for r in frames if r.is_labeled)),
@@ -225,24 +227,6 @@ def describe_quarantine(reasons: dict[str, int]) -> str:
     if not reasons:
         return "the source lists no frames: check --root and --info"
     return "frames were quarantined because: " + "; ".join(f"{reason} (x{count})" for reason, count in reasons.items())
-
-
-def _first_copies(frames: list) -> tuple[list, list]:
-    """``(frames with each id once, a quarantine entry for every later copy)``."""
-    from ceal_pipeline.frames.records import QuarantinedFrame
-
-    first: dict[str, object] = {}
-    kept, repeats = [], []
-    for record in frames:
-        if record.frame_id in first:
-            repeats.append(QuarantinedFrame(
-                record.frame_id, f"duplicate frame id {record.frame_id}: already read from "
-                f"{first[record.frame_id].lidar_path}; give the frames distinct ids in their source "
-                "(or a frame_id_prefix per dataset)", record.lidar_path, record.source))
-        else:
-            first[record.frame_id] = record
-            kept.append(record)
-    return kept, repeats
 
 
 def _share_in_view(points, camera) -> float:

@@ -15,9 +15,10 @@ import json
 import sys
 from pathlib import Path
 
+from ceal_pipeline.cli.arguments import positive_int
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rounds", type=int, default=1, help="rounds to run (default 1)")
+    parser.add_argument("--rounds", type=positive_int, default=1, help="rounds to run (default 1, at least 1)")
     parser.add_argument("--log-level", default="WARNING", help="Dagster console log level (default WARNING)")
 
 

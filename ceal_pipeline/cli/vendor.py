@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import tempfile
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ceal_pipeline.export.selfcheck import run_selfcheck
+
+    if not Path(args.root).is_dir():
+        raise SystemExit(f"ceal vendor selfcheck: --root {args.root} is not a folder; give the dataset root")
 
     if args.workdir:
         summary = run_selfcheck(args.source, args.root, args.fmt, args.workdir, info=args.info)

@@ -44,6 +44,7 @@ from pydantic import ValidationError
 
 from ceal_pipeline.configuration.presets import DEFAULT_PRESET, PRESETS
 from ceal_pipeline.configuration.schema import ProjectConfig
+from ceal_pipeline.configuration.strict_yaml import StrictYamlError, check_values, load_yaml_file
 
 CONFIG_FILE_NAME = "ceal.yaml"
 
@@ -106,14 +107,10 @@ def config_path(environ: Mapping[str, str] = os.environ) -> Path | None:
 
 def read_config_file(path: Path) -> dict:
     """The YAML mapping in ``path`` (empty file: ``{}``)."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ProjectConfigError(f"{path}: not valid YAML: {exc}") from exc
-    except OSError as exc:
-        raise ProjectConfigError(f"{path}: cannot be read: {exc}") from exc
+    try:  # no repeated keys, bounded depth, UTF-8 without NUL bytes (strict_yaml)
+        data = load_yaml_file(path)
+    except StrictYamlError as exc:
+        raise ProjectConfigError(str(exc)) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -142,8 +139,9 @@ def load_project_config(
     where = str(path) if path is not None else "(no ceal.yaml)"
 
     preset = written.get("preset", DEFAULT_PRESET)
-    if preset not in PRESETS:
+    if not isinstance(preset, str) or preset not in PRESETS:
         raise ProjectConfigError(f"{where}: preset: {preset!r} is not a preset; use one of {', '.join(PRESETS)}")
+    _check_values(written, where)
     merged: dict = copy.deepcopy(PRESETS[preset])
     merged["preset"] = preset
     origin: dict[tuple[str, str], str] = {}
@@ -166,6 +164,8 @@ def load_project_config(
         value = environ.get(variable)
         if not value:
             continue
+        if "\x00" in value:
+            raise ProjectConfigError(f"{variable}={value!r} holds a NUL byte, which no path or name may hold")
         if (section, key) in _PATH_KEYS:
             value = str(Path(value).expanduser().resolve())
         elif (section, key) == ("source", "info"):
@@ -178,6 +178,13 @@ def load_project_config(
     except ValidationError as exc:
         raise ProjectConfigError(_describe(exc, where, origin)) from None
     return _resolved(config, environ, where)
+
+
+def _check_values(written: dict, where: str) -> None:
+    try:  # booleans only where the schema has one, finite numbers, whole numbers in range
+        check_values(written, where, ProjectConfig)
+    except StrictYamlError as exc:
+        raise ProjectConfigError(f"{exc}\nfix these keys (`ceal init` writes a valid file)") from None
 
 
 def _describe(exc: ValidationError, where: str, origin: dict[tuple[str, str], str]) -> str:

@@ -58,6 +58,10 @@ class StorageSection(_Section):
     models: Optional[str] = Field(default=None, description="detector checkpoints; unset: home/models")
     outbox: Optional[str] = Field(default=None, description="vendor export drops; unset: home/outbox")
     inbox: Optional[str] = Field(default=None, description="vendor label deliveries; unset: home/inbox")
+    export_folder_mode: int = Field(default=0o755, ge=0, le=0o777, description="mode of the export's folders, "
+                                    "whatever the umask (octal in YAML: 0755)")
+    export_file_mode: int = Field(default=0o644, ge=0, le=0o777, description="mode of the export's files, "
+                                  "whatever the umask (octal in YAML: 0644)")
 
 
 class DetectorSection(_Section):

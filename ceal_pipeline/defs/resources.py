@@ -280,6 +280,10 @@ class VendorExporterResource(dg.ConfigurableResource):
     pre_labels: bool = Field(
         default=True, description="add the round's detector's boxes to each task as pre-labels"
     )
+    folder_mode: int = Field(default=_PROJECT.storage.export_folder_mode, description="mode of the drop's "
+                             "folders, whatever the umask (ceal.yaml storage.export_folder_mode)")
+    file_mode: int = Field(default=_PROJECT.storage.export_file_mode, description="mode of the drop's files, "
+                           "whatever the umask (ceal.yaml storage.export_file_mode)")
 
     def uri_rule(self, source_root: str) -> SensorUriRule:
         return SensorUriRule(self.dataset_root or source_root, self.uri_base)
@@ -288,7 +292,8 @@ class VendorExporterResource(dg.ConfigurableResource):
                files: dict | None = None, manifest_facts: dict | None = None) -> VendorExport:
         """``manifest_facts`` (JSON-able, e.g. the estimated labeling cost) go into the drop's manifest."""
         return write_vendor_export(self.outbox, round_index, model_version, list(rows),
-                                   extra={"run_id": run_id, **(manifest_facts or {})}, files=files)
+                                   extra={"run_id": run_id, **(manifest_facts or {})}, files=files,
+                                   modes=(self.folder_mode, self.file_mode))
 
     def exported(self, round_index: int) -> VendorExport | None:
         folder = export_folder(self.outbox, round_index)
@@ -311,5 +316,7 @@ def resources_for(project: ProjectConfig) -> dict:
             synthetic_frames=source.synthetic_frames, synthetic_seed=source.synthetic_seed,
             label_mode=source.label_mode, seed_labeled=source.seed_labeled,
         ),
-        "exporter": VendorExporterResource(outbox=storage.outbox, inbox=storage.inbox),
+        "exporter": VendorExporterResource(outbox=storage.outbox, inbox=storage.inbox,
+                                           folder_mode=storage.export_folder_mode,
+                                           file_mode=storage.export_file_mode),
     }

@@ -59,6 +59,8 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 #: Drop folders are read by the vendor's sync user, not only by the pipeline's (mkdtemp makes 0700).
 EXPORT_FOLDER_MODE = 0o755
+#: Mode of every file of a drop (set explicitly: a umask of 077 must not hide it from the vendor's reader).
+EXPORT_FILE_MODE = 0o644
 
 
 def spreadsheet_safe(text: str) -> str:
@@ -163,10 +165,12 @@ def _render_explanations(rows: Sequence[ExportedFrame]) -> bytes | None:
     return "".join(line + "\n" for line in lines).encode("utf-8")
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: Path, data: bytes, mode: int | None = None) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
+        if mode is not None:  # explicit, whatever the process's umask says
+            os.fchmod(handle.fileno(), mode)
         os.fsync(handle.fileno())
 
 
@@ -237,13 +241,16 @@ def write_vendor_export(
     *,
     extra: dict | None = None,
     files: Mapping[str, bytes] | None = None,
+    modes: tuple[int, int] | None = None,
 ) -> VendorExport:
     """Write round ``round_index``'s drop into ``outbox`` atomically, once.
 
     ``rows`` are in selection order (best first). ``extra`` is merged into the
     manifest (e.g. the run id); ``files`` maps further relative file names
     (``/``-separated, sub-folders allowed) to their bytes. Returns the export; ``created`` is False when
-    an identical drop for the round was already there. Raises
+    an identical drop for the round was already there. ``modes`` = ``(folder mode,
+    file mode)`` of what is written, set explicitly so that the process's umask does not
+    decide who can read the drop (default :data:`EXPORT_FOLDER_MODE`, :data:`EXPORT_FILE_MODE`). Raises
     :class:`ExportConflict` when the round was exported with other frames, and
     ``InvalidFrameId`` / ``ValueError`` for unsafe ids or duplicates.
     """
@@ -285,20 +292,28 @@ def write_vendor_export(
         **(extra or {}),
     }
 
+    folder_mode, file_mode = modes or (EXPORT_FOLDER_MODE, EXPORT_FILE_MODE)
     _clear_stale_staging(outbox, round_index)
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{round_folder_name(round_index)}-", dir=outbox))
     try:
         for name, data in contents.items():
-            (staging / name).parent.mkdir(mode=EXPORT_FOLDER_MODE, parents=True, exist_ok=True)
-            _write_synced(staging / name, data)
-        _write_synced(staging / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"))
+            missing, folder = [], (staging / name).parent
+            while folder != staging and not folder.exists():
+                missing.append(folder)
+                folder = folder.parent
+            for folder in reversed(missing):
+                folder.mkdir()
+                os.chmod(folder, folder_mode)
+            _write_synced(staging / name, data, file_mode)
+        _write_synced(staging / MANIFEST_NAME, (json.dumps(manifest, indent=2) + "\n").encode("utf-8"), file_mode)
         _fsync_dir(staging)
-        os.chmod(staging, EXPORT_FOLDER_MODE)
+        os.chmod(staging, folder_mode)
         os.rename(staging, final)  # atomic on one filesystem; fails if a concurrent writer won
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         if final.exists():  # lost a race with an identical writer: same contract as above
-            return write_vendor_export(outbox, round_index, model_version, rows, extra=extra, files=files)
+            return write_vendor_export(outbox, round_index, model_version, rows, extra=extra, files=files,
+                                       modes=modes)
         raise
     _fsync_dir(outbox)
     return VendorExport(

@@ -12,6 +12,8 @@ from ceal_pipeline.frames.classes import CLASS_MAPPING
 from ceal_pipeline.frames.records import DETECTION_CLASSES
 
 LABEL_SPEC_VERSION = "1.0.0"
+#: Cuboids are upright: a delivered rotation with more roll or pitch than this (degrees) is refused.
+MAX_TILT_DEG = 1.0
 
 _DESCRIPTIONS = {
     "car": "passenger cars and car-sized vehicles",
@@ -42,7 +44,8 @@ def label_specification() -> dict:
         "geometry": "3D cuboid per object, in the frame's LiDAR coordinate system (stream 'LIDAR'; x forward, "
                     "y left, z up for aiMotive and the synthetic data, the sensor's own axes otherwise), metres",
         "openlabel_cuboid": "val = [x, y, z, qx, qy, qz, qw, sx, sy, sz]: centre of the cuboid, rotation "
-                            "quaternion (only the rotation about +z is kept), full sizes along the cuboid's "
+                            "quaternion (a rotation about +z only: a cuboid rolled or pitched by more than "
+                            f"{MAX_TILT_DEG} degrees is refused), full sizes along the cuboid's "
                             "x (length, along the heading), y (width), z (height)",
         "mmdet3d_bbox_3d": "[x, y, z, l, w, h, yaw]: gravity centre, sizes, yaw about +z from +x (radians)",
         "rules": [

@@ -19,16 +19,15 @@ containers and numpy arrays, never arbitrary classes (a pickle can run code).
 
 from __future__ import annotations
 
-import io
-import json
 import pickle
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ceal_pipeline.bounded_input import UntrustedInputError, load_json, load_pickle
 from ceal_pipeline.export.label_spec import LABEL_SPEC_VERSION
-from ceal_pipeline.export.openlabel import MalformedDelivery, parse_strictly
+from ceal_pipeline.export.openlabel import MalformedDelivery
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor, vendor_boxes_to_pipeline
 from ceal_pipeline.export.vendor_tasks import FrameTask
 from ceal_pipeline.frames.records import DETECTION_CLASSES, validate_frame_id
@@ -93,21 +92,6 @@ def mmdet3d_delivery(labels: dict[str, tuple[np.ndarray, tuple[str, ...]]], anno
     ]}
 
 
-class _PlainUnpickler(pickle.Unpickler):
-    """Admits numpy arrays and scalars only: a delivered pickle must not run code."""
-
-    _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-    }
-
-    def find_class(self, module: str, name: str):
-        if (module, name) in self._ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a delivered pickle")
-
-
 def _number(value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{value!r} is not a number")
@@ -153,15 +137,15 @@ def parse_mmdet3d_delivery(payload: object, path: Path) -> dict[str, tuple[np.nd
     return labels
 
 
-def read_mmdet3d(path: Path) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
-    """Read and parse one info-format delivery (``.json`` or ``.pkl``)."""
+def load_info_payload(path: Path, data: bytes) -> object:
+    """The content of an info-format delivery's bytes (JSON, or a ``.pkl`` pickle), parsed with
+    bounds (:mod:`ceal_pipeline.bounded_input`): a pickle may build plain containers and numpy
+    arrays only, never arbitrary classes (a pickle can run code). Raises :class:`MalformedDelivery`."""
     path = Path(path)
     try:
-        data = path.read_bytes()
-        payload = json.loads(data) if path.suffix == ".json" else _PlainUnpickler(io.BytesIO(data)).load()
-    except (OSError, ValueError, pickle.UnpicklingError, EOFError, AttributeError) as exc:
-        raise MalformedDelivery(f"{path}: not a readable info file ({exc})") from None
-    return parse_strictly(parse_mmdet3d_delivery, payload, path)
+        return load_json(data, str(path)) if path.suffix != ".pkl" else load_pickle(data, str(path))
+    except UntrustedInputError as exc:
+        raise MalformedDelivery(f"not a readable info file: {exc}") from None
 
 
 def dump_infos(infos: dict) -> bytes:

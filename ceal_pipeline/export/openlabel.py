@@ -27,13 +27,13 @@ frame listed with no cuboid was labeled and holds no object.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
-from ceal_pipeline.export.label_spec import LABEL_SPEC_VERSION
+from ceal_pipeline.bounded_input import UntrustedInputError, load_json
+from ceal_pipeline.export.label_spec import LABEL_SPEC_VERSION, MAX_TILT_DEG
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor, vendor_boxes_to_pipeline
 from ceal_pipeline.export.vendor_tasks import FrameTask
 from ceal_pipeline.frames.box_conventions import quaternion_xyzw_to_yaw, yaw_to_quaternion_xyzw
@@ -170,6 +170,23 @@ def _cuboids(object_data: dict, path: Path, where: str) -> list[list[float]]:
     return values
 
 
+def _require_upright(quaternions: np.ndarray, norms: np.ndarray, ok: np.ndarray, path: Path, frame_id: str) -> None:
+    """Refuse a cuboid whose rotation is not (close to) a rotation about +z: the label
+    specification asks for upright cuboids, and keeping only the yaw of a rolled or
+    pitched one would silently store another box than the vendor drew."""
+    if not ok.any():
+        return
+    unit = quaternions[ok] / norms[ok, None]
+    # the cuboid's own z axis after the rotation, against +z: cos(tilt) = 1 - 2 (qx^2 + qy^2)
+    tilt = np.degrees(np.arccos(np.clip(1.0 - 2.0 * (unit[:, 0] ** 2 + unit[:, 1] ** 2), -1.0, 1.0)))
+    tilted = np.flatnonzero(tilt > MAX_TILT_DEG)
+    if len(tilted):
+        _require(False, path, f"frame {frame_id}: cuboid {int(np.flatnonzero(ok)[tilted[0]])} is tilted "
+                 f"{tilt[tilted[0]]:.1f} degrees from upright (quaternion {unit[tilted[0]].round(4).tolist()}); the "
+                 f"label specification allows rotations about +z only (at most {MAX_TILT_DEG} degrees of roll or "
+                 "pitch): ask the vendor to deliver upright cuboids")
+
+
 def parse_openlabel_delivery(payload: object, path: Path) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
     """Frame id -> (pipeline boxes (n, 7), class names) of an OpenLABEL delivery; raises
     :class:`MalformedDelivery` or :class:`~.vendor_boxes.InvalidDeliveredBoxes` naming the file."""
@@ -218,18 +235,19 @@ def parse_openlabel_delivery(payload: object, path: Path) -> dict[str, tuple[np.
         ok = np.isfinite(norms) & (norms > 1e-9)
         if ok.any():
             yaw[ok] = quaternion_xyzw_to_yaw(quaternions[ok])
+        _require_upright(quaternions, norms, ok, path, frame_id)
         centre = np.column_stack([values[:, 0:3], values[:, 7:10], yaw])
         labels[frame_id] = vendor_boxes_to_pipeline(centre, names, where=f"{path} frame {frame_id}")
     return labels
 
 
-def read_openlabel(path: Path) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
-    """Read and parse one OpenLABEL delivery file."""
+def load_openlabel_payload(path: Path, data: bytes) -> object:
+    """The JSON document of an OpenLABEL delivery's bytes, bounded in depth and size and with no
+    key given twice (:mod:`ceal_pipeline.bounded_input`); raises :class:`MalformedDelivery`."""
     try:
-        payload = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise MalformedDelivery(f"{path}: not readable JSON ({exc})") from None
-    return parse_strictly(parse_openlabel_delivery, payload, Path(path))
+        return load_json(data, str(path))
+    except UntrustedInputError as exc:
+        raise MalformedDelivery(f"not readable JSON: {exc}") from None
 
 
 def parse_strictly(parse, payload: object, path: Path):

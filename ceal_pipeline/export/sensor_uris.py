@@ -45,6 +45,18 @@ class SensorUriRule:
             ) from None
         return self.base_uri.rstrip("/") + "/" + relative.as_posix()
 
+    def local_uri_warning(self) -> str | None:
+        """A loud warning when there is no base URI: every vendor-facing file of the export
+        (``tasks.jsonl``, ``openlabel/*.json``, ``mmdet3d_infos.pkl``, ``project.json``) then
+        carries ``file://`` URIs of this machine's own paths, which a vendor elsewhere cannot
+        open and which disclose the local folder layout. None when a base URI is set."""
+        if self.base_uri:
+            return None
+        return (f"no source.uri_base is set: the export's sensor URIs are file:// URIs of this machine "
+                f"({Path(self.dataset_root).resolve().as_uri()}/...), which a labeling vendor elsewhere cannot "
+                "open and which disclose local paths; set source.uri_base in ceal.yaml (or CEAL_VENDOR_URI_BASE) "
+                "to where the vendor reads the dataset, e.g. s3://bucket/prefix")
+
     def describe(self) -> dict:
         """The rule as the project manifest states it."""
         return {

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ceal_pipeline.frames.box_conventions import to_bottom_origin, to_centre_origin, wrap_angle
+from ceal_pipeline.frames.entry_checks import MAX_BOX_VALUE, out_of_range_boxes
 from ceal_pipeline.frames.records import DETECTION_CLASSES
 
 
@@ -36,7 +37,8 @@ def vendor_boxes_to_pipeline(
     their class names -> ``(boxes (n, 7) float64 bottom-centre, class names)``.
 
     ``where`` names the file and frame in errors. Raises
-    :class:`InvalidDeliveredBoxes` for a non-finite value, a size that is not
+    :class:`InvalidDeliveredBoxes` for a non-finite value, a value beyond
+    :data:`~ceal_pipeline.frames.entry_checks.MAX_BOX_VALUE`, a size that is not
     positive, or a class name outside :data:`DETECTION_CLASSES`.
     """
     boxes = np.asarray(centre_boxes, dtype=np.float64).reshape(-1, 7)
@@ -48,6 +50,12 @@ def vendor_boxes_to_pipeline(
         raise InvalidDeliveredBoxes(
             f"{where}: box {int(bad[0])} has a NaN or infinite value ({boxes[bad[0]].tolist()}); "
             "ask the vendor to fix the cuboid"
+        )
+    far = np.flatnonzero(out_of_range_boxes(boxes))
+    if len(far):
+        raise InvalidDeliveredBoxes(
+            f"{where}: box {int(far[0])} has a value beyond {MAX_BOX_VALUE:g} ({boxes[far[0]].tolist()}; metres and "
+            "radians): no cuboid of a LiDAR frame is that large or that far; ask the vendor to fix the cuboid"
         )
     flat = np.flatnonzero((boxes[:, 3:6] <= 0).any(axis=1))
     if len(flat):

@@ -30,14 +30,15 @@ other sequences are read.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 
+from ceal_pipeline.bounded_input import load_json
 from ceal_pipeline.frames.box_conventions import quaternion_wxyz_to_yaw, to_bottom_origin
 from ceal_pipeline.frames.classes import detection_label
+from ceal_pipeline.frames.entry_checks import MAX_BOX_VALUE, out_of_range_boxes
 from ceal_pipeline.frames.file_checks import CHECK_LEVELS, FileChecks
 from ceal_pipeline.frames.points import LidarReadError, read_laz_points, read_laz_start_time
 from ceal_pipeline.frames.records import (
@@ -87,7 +88,7 @@ def read_cameras(sequence_dir: Path) -> list[dict]:
     """
     path = sequence_dir / "sensor" / "calibration" / "calibration.json"
     try:
-        calibration = json.loads(path.read_text())
+        calibration = load_json(path.read_bytes(), f"calibration file {path}")
     except (OSError, ValueError) as exc:
         raise ValueError(f"calibration file {path} is unreadable ({exc}); restore it from the dataset") from exc
     if not isinstance(calibration, dict):
@@ -135,12 +136,16 @@ def read_cameras(sequence_dir: Path) -> list[dict]:
     return cameras
 
 
+_BOX_KEYS = tuple(f"BoundingBox3D {part} {a}" for part, axes in (("Origin", "XYZ"), ("Extent", "XYZ"),
+                                                                  ("Orientation Quat", "WXYZ")) for a in axes)
+
+
 def parse_boxes(path: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(boxes (n, 7) float32, labels (n,) int64)`` from a ``3d_body`` JSON file.
 
     Raises ``ValueError`` naming the file and object when it is malformed.
     """
-    payload = json.loads(path.read_text())
+    payload = load_json(path.read_bytes(), str(path))  # bounded depth, no key twice
     objects = payload.get("CapturedObjects") if isinstance(payload, dict) else None
     if not isinstance(objects, list):
         raise ValueError(f"{path}: expected {{'CapturedObjects': [...]}}, got {type(payload).__name__} "
@@ -161,9 +166,10 @@ def parse_boxes(path: Path, dropped: dict) -> tuple[np.ndarray, np.ndarray]:
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: object {i} ({type_name}) lacks {exc}") from exc
         values = np.array(centre + extent + quat)
-        if not np.isfinite(values).all() or min(extent) <= 0 or not np.any(quat):
-            raise ValueError(f"{path}: object {i} ({type_name}) has a non-finite value, a non-positive extent or a "
-                             "zero orientation quaternion")
+        if not np.isfinite(values).all() or min(extent) <= 0 or not np.any(quat) or \
+                out_of_range_boxes(values[None, :6])[0] or any(isinstance(obj[k], bool) for k in _BOX_KEYS):
+            raise ValueError(f"{path}: object {i} ({type_name}) has a non-finite or boolean value, a value beyond "
+                             f"{MAX_BOX_VALUE:g} m, a non-positive extent or a zero orientation quaternion")
         yaw = float(quaternion_wxyz_to_yaw(np.array(quat))[0])
         boxes.append([*centre, *extent, yaw])
         labels.append(label)

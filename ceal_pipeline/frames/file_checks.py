@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from stat import S_ISREG
 
+from ceal_pipeline.frames.entry_checks import MAX_POINT_FILE_BYTES, path_problem
 from ceal_pipeline.frames.points import LidarReadError, check_bin_file, finite_points, read_bin_points
 from ceal_pipeline.frames.records import LidarFormat
 
@@ -39,12 +40,18 @@ class FileChecks:
         return self._lidar[key]
 
     def _check_lidar(self, path: str, lidar_format: LidarFormat) -> tuple[str, str] | None:
+        if path_problem(path):
+            return f"LiDAR file: {path_problem(path)}", ascii(path)
         if not os.path.isfile(path):
             return f"LiDAR file {path} is missing", path
         try:
             if self.check == "header":
                 check_bin_file(path, lidar_format)
             elif self.check == "points":
+                size = os.path.getsize(path)
+                if size > MAX_POINT_FILE_BYTES:
+                    return (f"LiDAR file {path} holds {size} bytes, more than any sweep ({MAX_POINT_FILE_BYTES}); "
+                            "check that the info file names the right file"), path
                 finite_points(read_bin_points(path, lidar_format), path)
         except (LidarReadError, OSError) as exc:
             return str(exc), path
@@ -58,6 +65,8 @@ class FileChecks:
         return self._images[key]
 
     def _check_image(self, path: str, read_size: bool):
+        if path_problem(path):
+            return f"camera image: {path_problem(path)}", ascii(path)
         try:
             stat = os.stat(path)
         except OSError:

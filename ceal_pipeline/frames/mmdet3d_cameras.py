@@ -16,6 +16,7 @@ import numpy as np
 
 from ceal_pipeline.frames import mmdet3d_info as info_format
 from ceal_pipeline.frames.batch import offsets_of
+from ceal_pipeline.frames.entry_checks import singular_matrices
 from ceal_pipeline.frames.entry_groups import in_groups, stack_floats
 from ceal_pipeline.frames.mmdet3d_dialects import CALIBRATION_KEYS
 
@@ -55,6 +56,9 @@ def _camera_group(ctx, name: str, images: list[dict], lidar2ego: list):
     intrinsics = projection[:, :3, :3].copy()
     if not (np.isfinite(intrinsics).all() and np.isfinite(lidar2cam).all()):
         raise ValueError(f"camera {name} has a non-finite cam2img or lidar2cam (NaN or infinite calibration)")
+    if (singular_matrices(intrinsics) | singular_matrices(lidar2cam)).any():
+        raise ValueError(f"camera {name} has a singular cam2img or lidar2cam (e.g. all zeros): a calibration "
+                         "must be an invertible transform; fix it in the info file")
     if projection.shape[2] == 4:
         # KITTI's P2 = K [I | t]: fold the stereo offset into the extrinsic so
         # that cam2img @ lidar2cam still equals the projection the info gives.

@@ -29,6 +29,7 @@ from ceal_pipeline.frames import mmdet3d_info as info_format
 from ceal_pipeline.frames.batch import FrameBatch, offsets_of
 from ceal_pipeline.frames.box_conventions import camera_boxes_to_lidar, to_bottom_origin
 from ceal_pipeline.frames.confinement import PathConfinement
+from ceal_pipeline.frames.entry_checks import MAX_BOX_VALUE, out_of_range_boxes, singular_matrices
 from ceal_pipeline.frames.entry_groups import RECOVERABLE, in_groups, stack_floats
 from ceal_pipeline.frames.file_checks import FileChecks
 from ceal_pipeline.frames.mmdet3d_cameras import parse_cameras
@@ -111,10 +112,10 @@ def _box_values(bboxes: list) -> np.ndarray:
             if box.size != 7:
                 raise ValueError(f"malformed bbox_3d {bbox!r}") from None
             values[j] = box
-    bad = ~np.isfinite(values).all(axis=1) | (values[:, 3:6] <= 0).any(axis=1)
+    bad = ~np.isfinite(values).all(axis=1) | (values[:, 3:6] <= 0).any(axis=1) | out_of_range_boxes(values)
     if bad.any():
-        raise ValueError(f"malformed bbox_3d {bboxes[int(np.flatnonzero(bad)[0])]!r} (a non-finite value, or a "
-                         "size that is not positive)")
+        raise ValueError(f"malformed bbox_3d {bboxes[int(np.flatnonzero(bad)[0])]!r} (a non-finite value, a "
+                         f"size that is not positive, or a value beyond {MAX_BOX_VALUE:g})")
     return values
 
 
@@ -337,10 +338,10 @@ def _poses(poses: list, reasons: list) -> np.ndarray:
                     out[i] = np.asarray(poses[i], dtype=np.float64).reshape(4, 4)
                 except (ValueError, TypeError):
                     out[i] = np.inf  # reported below
-        bad = ~np.isfinite(out[present]).all(axis=(1, 2))
+        bad = singular_matrices(out[present])
         for i in np.asarray(present)[bad].tolist():
             if reasons[i] is None:
-                reasons[i] = (f"ego2global {poses[i]!r} is not a finite 4x4 matrix", None)
+                reasons[i] = (f"ego2global {poses[i]!r} is not a finite 4x4 matrix, or is not invertible", None)
             out[i] = np.nan
     return out
 

@@ -64,6 +64,7 @@ from typing import Iterable
 import numpy as np
 
 from ceal_pipeline.frames.classes import detection_label
+from ceal_pipeline.frames.entry_checks import first_copies, has_boolean
 from ceal_pipeline.frames.file_checks import CHECK_LEVELS
 from ceal_pipeline.frames.mmdet3d_dialects import Dialect, default_prefixes, detect_dialect, sequence_from_index
 from ceal_pipeline.frames.result import FrameSourceResult
@@ -205,6 +206,11 @@ def class_names(metainfo: dict, classes: Iterable[str] | None = None,
         except (TypeError, ValueError):
             raise ValueError(f"metainfo['categories'] must map class names to integer labels, got {categories!r}"
                              ) from None
+        shared = sorted({v for v in labels.values() if v >= 0 and list(labels.values()).count(v) > 1})
+        if shared:
+            names = sorted(k for k, v in labels.items() if v == shared[0])
+            raise ValueError(f"metainfo['categories'] gives label {shared[0]} to several classes ({', '.join(names)}); "
+                             "each label must name one class")
         return {v: k for k, v in labels.items() if v >= 0}
     names = (metainfo.get("classes") or KNOWN_CLASSES.get(dataset_name(metainfo).lower())
              or KNOWN_CLASSES.get(dialect.classes_of if dialect is not None else "", ()))
@@ -261,6 +267,9 @@ def seconds_of(values: list) -> np.ndarray:
     Raises ``ValueError`` when a value is not a number, or is infinite or
     negative (callers convert a chunk at once and retry a failing one entry by entry).
     """
+    if has_boolean(values):
+        bad = next(v for v in values if isinstance(v, (bool, np.bool_)))
+        raise ValueError(f"timestamp {bad!r} is a boolean, not a number of seconds")
     try:
         t = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     except (TypeError, ValueError):
@@ -406,4 +415,7 @@ def read_frames(root: str | Path, info: str | Path | list[str | Path] | None = N
                                      check=check, box_frame=box_frame, box_origin_z=box_origin_z,
                                      camera_key=camera_key, frame_id_prefix=frame_id_prefix, classes=classes,
                                      extra_roots=extra_roots))
+    # an id given twice (in one file or two) names two frames: keep the first, as the catalog does
+    result.frames, repeats = first_copies(result.frames)
+    result.quarantined.extend(repeats)
     return result

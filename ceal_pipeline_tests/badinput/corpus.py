@@ -724,6 +724,13 @@ def all_cases() -> list[BadInput]:
     cases += [BadInput(name, "aimotive", build, needs="aimotive") for name, build in AIMOTIVE]
     cases += [BadInput(name, "shards", build) for name, build in SHARDS]
     cases += [BadInput(name, "deliveries", build) for name, build in DELIVERIES]
+    from ceal_pipeline_tests.badinput import untrusted  # the inbox, readers, ceal.yaml and the CLI
+
+    cases += [BadInput(name, "inbox", build) for name, build in untrusted.INBOX]
+    cases += [BadInput(name, "readers", build) for name, build in untrusted.READERS]
+    cases += [BadInput(name, "aimotive", build, needs="aimotive") for name, build in untrusted.AIMOTIVE_READERS]
+    cases += [BadInput(name, "config", build) for name, build in untrusted.CONFIG]
+    cases += [BadInput(name, "cli", build) for name, build in untrusted.CLI]
     names = [c.name for c in cases]
     assert len(set(names)) == len(names), "case names must be unique"
     return cases

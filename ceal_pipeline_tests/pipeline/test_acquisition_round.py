@@ -126,7 +126,7 @@ def test_the_detector_trains_on_the_delivered_boxes_not_the_sources(defs, instan
         np.testing.assert_allclose(trained[frame_id], vendor[frame_id][0], atol=1e-5)
     delivered = resources["history"].open().deliveries()
     assert [(d["round"], d["format"], d["vendor"], d["n_frames"]) for d in delivered] == [
-        (0, "mmdet3d", "unknown", K)]
+        (0, "mmdet3d", "simulated-vendor", K)]  # the pickle's metainfo.annotator
 
 
 def test_labels_ingest_cli_and_the_inbox_share_one_path_and_a_repeat_is_a_no_op(

@@ -24,7 +24,7 @@ def test_a_second_demo_on_the_same_home_is_refused_and_leaves_the_first_ones_sta
     try:
         assert holder.stdout.readline().strip() == "locked"
         with pytest.raises(SystemExit, match=rf"another demo \(pid {holder.pid}\) is running on .*--home"):
-            main(["demo", "--home", str(home), "--frames", "50"])
+            main(["demo", "--home", str(home), "--frames", "50", "--seed-labeled", "5", "--k", "5"])
     finally:
         holder.kill()
         holder.wait()

@@ -29,7 +29,7 @@ def test_a_delivery_in_either_format_is_read_as_boxes_per_frame_with_round_vendo
 
     assert rejected == [] and path.parent.name == "round-0003"
     assert (delivery.round_index, delivery.format, delivery.path) == (3, fmt, path)
-    assert delivery.vendor == ("acme-labels" if fmt == "openlabel" else "unknown")  # a pickle is not peeked into
+    assert delivery.vendor == "acme-labels"  # the annotator of the parsed file, a (bounded) pickle too
     assert delivery.frame_ids == tuple(LABELS)
     np.testing.assert_allclose(delivery.labels["seq01-000004"][0], BOXES, atol=1e-12)
     assert delivery.labels["seq01-000004"][1] == ("car", "pedestrian")
@@ -121,7 +121,7 @@ def test_a_delivered_pickle_cannot_run_code(tmp_path, capsys):
     assert "pwned" not in capsys.readouterr().out
 
 
-def test_files_in_flight_and_folders_that_are_not_rounds_are_ignored(tmp_path):
+def test_files_in_flight_are_skipped_and_a_folder_that_is_not_a_round_is_rejected_not_ignored(tmp_path):
     _openlabel(tmp_path)
     (delivery_folder(tmp_path, 0) / ".acme.json.123.tmp").write_text("{")
     (tmp_path / "notes").mkdir()
@@ -129,7 +129,8 @@ def test_files_in_flight_and_folders_that_are_not_rounds_are_ignored(tmp_path):
 
     deliveries, rejected = read_label_deliveries(tmp_path)
 
-    assert len(deliveries) == 1 and rejected == []
+    assert len(deliveries) == 1
+    assert [(r.path.name, "not a round folder" in r.reason) for r in rejected] == [("notes", True)]
 
 
 def test_the_simulated_vendor_answers_each_export_once_in_openlabel_with_the_ground_truth(tmp_path):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ceal_pipeline.core.history.connection import HistoryConnection, utc_now
-from ceal_pipeline.core.history.errors import FrameConflict, describe_frames
+from ceal_pipeline.core.history.errors import FrameConflict, HistoryError, describe_frames
 from ceal_pipeline.core.history.staging import (
     as_frame_id_array,
     require_index,
@@ -322,6 +322,42 @@ class CatalogStore(HistoryConnection):
                 WHERE frame_state.frame_key = hit.frame_key AND frame_state.is_quarantined
                 """
             ).fetchone()[0]
+
+    def retire_labeled_frames(self, frame_ids: Sequence[str] | np.ndarray, *, reason: str) -> int:
+        """Take labeled frames that left the source out of the labeled set, for good.
+
+        Each is recorded in the quarantine with ``reason`` (so it never enters a pool
+        again) and is no longer labeled; its label events and delivered boxes stay as
+        history. Adding a label to it later (it came back to the source) labels it again.
+        Returns how many frames were retired now (retiring one twice is a no-op).
+
+        Raises:
+            UnknownFrames: an id is not registered.
+            HistoryError: an id is registered but not labeled (nothing to retire).
+        """
+        ids = as_frame_id_array(frame_ids, "retiring labeled frames")
+        if not len(ids):
+            return 0
+        text = f"retired: {reason.strip()}"
+        with self._transaction() as con:
+            keyed = stage_known_frames(con, "retired_frames", "retiring labeled frames", ids)
+            never = [r[0] for r in con.execute(
+                f"SELECT k.frame_id FROM {keyed} k WHERE k.frame_key NOT IN (SELECT frame_key FROM labels) "
+                "ORDER BY pos").fetchall()]
+            if never:
+                raise HistoryError(f"retiring labeled frames: {describe_frames(never)} were never labeled; only "
+                                   "labeled frames are retired (quarantine unlabeled ones instead)")
+            retired = con.execute(
+                f"SELECT count(*) FROM {keyed} k JOIN frame_state s USING (frame_key) WHERE s.is_labeled"
+            ).fetchone()[0]
+            con.execute(
+                f"INSERT INTO quarantined_frames SELECT k.frame_id, ?, '', 'retired', NULL, ? FROM {keyed} k "
+                "WHERE (k.frame_id, ?) NOT IN (SELECT frame_id, reason FROM quarantined_frames) ORDER BY pos",
+                [text, utc_now(), text])
+            con.execute(
+                f"UPDATE frame_state SET is_labeled = false, is_quarantined = true "
+                f"FROM (SELECT frame_key FROM {keyed}) AS hit WHERE frame_state.frame_key = hit.frame_key")
+            return int(retired)
 
     def quarantined_frames(self) -> list[QuarantinedFrame]:
         """Every quarantine record, in the order recorded (the table is append-only)."""

@@ -186,7 +186,8 @@ def labeled_set(
                 context.log.info(f"delivery {item.delivery.path}: {item.result.frames_added} frames, "
                                  f"{item.result.boxes_added} cuboids, cost {price:g}")
         for rejection in rejected:
-            context.log.warning(f"label delivery {rejection.path} rejected: {rejection.reason}")
+            verdict = "waits" if rejection.deferred else "rejected"
+            context.log.warning(f"label delivery {rejection.path} {verdict}: {rejection.reason}")
     for source, count in added.items():
         if count:
             context.log.info(f"{count} new labels from {source}")
@@ -197,7 +198,8 @@ def labeled_set(
     except KeyError as exc:
         raise permanent_failure(
             f"labeled frames are no longer in the frame catalog ({exc}); restore them in the source and "
-            "re-materialize frame_catalog"
+            "re-materialize frame_catalog, or, if they left the source for good, retire them: "
+            "`ceal labels retire --missing-from-source --reason '...'` (docs/VENDOR.md)"
         ) from exc
     delivered = store.delivered_frame_ids()  # the vendor's boxes stand in for the source's annotations
     without_truth = [f for f, truth in zip(labeled, has_truth) if not truth and f not in delivered]

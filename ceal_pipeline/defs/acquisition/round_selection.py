@@ -329,6 +329,8 @@ def vendor_files(context, round_index, published, frame_ids, catalog, frame_sour
         context.log.info(f"round {round_index}: {sum(len(p.boxes) for p in pre_labels.values())} pre-labels from "
                          f"detector {published.version}")
     uris = exporter.uri_rule(frame_source.root)
+    if uris.local_uri_warning():
+        context.log.warning(f"round {round_index}: {uris.local_uri_warning()}")
     try:
         return export_files(round_index, published.version, frame_tasks(records, uris, pre_labels), uris)
     except ValueError as exc:  # a sensor file outside the dataset root: configuration, not transient

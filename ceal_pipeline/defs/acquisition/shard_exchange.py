@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ceal_pipeline.atomic_files import atomic_target
+from ceal_pipeline.atomic_files import atomic_target, remove_stale_temporaries
 from ceal_pipeline.defs.acquisition.partitions import shard_partition_key
 
 #: Parquet key-value metadata key under which the exchange files carry their facts.
@@ -128,6 +128,7 @@ class ShardExchange:
         table = pa.table({"frame_id": pa.array([str(f) for f in frame_ids], pa.string()),
                           "shard": pa.array(np.asarray(shards, dtype=np.int32))})
         table = table.replace_schema_metadata({METADATA_KEY: json.dumps(facts).encode()})
+        remove_stale_temporaries(self.round_dir(round_index))  # left by a killed publication or shard
         _write_table(self.pool_path(round_index), table)
         return PublishedPool(round_index, int(n_shards), len(frame_ids), model_version, facts["parameters"])
 
@@ -170,6 +171,7 @@ class ShardExchange:
     def unscored_shards(self, pool: PublishedPool) -> list[int]:
         """Shards of the published pool without a score file from the round's detector."""
         missing = []
+        remove_stale_temporaries(self.round_dir(pool.round_index))  # a killed scorer's .sNNN.parquet.PID.tmp
         for shard_index in range(pool.n_shards):
             stats = self.shard_stats(pool.round_index, shard_index)
             if stats is None or stats.model_version != pool.model_version:
