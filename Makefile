@@ -58,11 +58,13 @@ bench: install
 # CEAL_HOME (default .ceal): its ceal.yaml (written by `ceal init`; `ceal demo` writes .ceal/demo/ceal.yaml),
 # its state, and its Dagster instance in CEAL_HOME/dagster_home. dagster.yaml carries the gpu/duckdb pool
 # limits, run monitoring and run retries, so it goes there. `make dev CEAL_HOME=$PWD/.ceal/demo` browses the demo.
+# `exec`: dagster dev replaces the recipe's shell, so the SIGTERM that make passes to its child on
+# `kill <make>` reaches dagster dev, which stops its webserver, daemon and code server (a shell would die alone).
 CEAL_HOME ?= $(CURDIR)/.ceal
 dev: install
 	home=$(abspath $(CEAL_HOME)); mkdir -p $$home/dagster_home; \
 	  [ -f $$home/dagster_home/dagster.yaml ] || cp dagster.yaml $$home/dagster_home/dagster.yaml; \
-	  CEAL_HOME=$$home DAGSTER_HOME=$$home/dagster_home $(VENV)/bin/dagster dev -w workspace.yaml
+	  CEAL_HOME=$$home DAGSTER_HOME=$$home/dagster_home exec $(VENV)/bin/dagster dev -w workspace.yaml
 
 clean:
 	rm -rf $(VENV) .ceal .pytest_cache

@@ -8,6 +8,7 @@ _ = object()
 # pydantic: the model configuration and a field validator, called by pydantic.
 _.model_config  # configuration/schema.py
 _._known_device  # configuration/schema.py, @field_validator("device")
+_.pool_count  # configuration/schema.py RoundSection: read as parameters["pool_count"]
 
 # mmengine's registry: built by name from the model configs in models/ (type="...").
 _.ConvFuser  # detector/bevfusion.py
@@ -37,15 +38,16 @@ _.shards_scored  # defs/acquisition/round_runner.py RoundReport
 _.new_export
 _.class_weights  # core/selection_policy.py Selection
 
+# The detection presets' names: the CLI spells them out (no heavy import to build it) and a
+# test holds that copy against this one.
+_.DETECTION_PRESET_NAMES  # validation/detection/presets.py
+
 # Pruning is an event log by design (pruning never deletes): unprune is how an operator
 # returns a frame to the pool from Python; no CLI or asset calls it yet.
 _.unprune  # core/history/pruned.py
 
-# Issue #21 parts 1-3 (branch h21a) remove or rewire these with the DuckDB frames
-# table and the missing-shards computation; drop these lines when that lands.
-_.already_registered  # core/history/catalog.py
-_.register_frames
-_.release_from_quarantine
+# Left by issue #21 parts 1-3 (h21a, merged) without a product caller; to delete or wire in next.
+_.already_registered  # core/history/frame_registry.py RegistrationResult field
+_.release_from_quarantine  # core/history/frame_registry.py
 _.quarantined_frames
-_.missing_shards  # core/history/pools.py
 _.shards_ingested  # core/history/scores.py

@@ -71,6 +71,7 @@ def project_environment(work: Path) -> dict[str, str]:
         "CEAL_CONFIG": str(config),
         "CEAL_HOME": str(work / "ceal"),
         "CEAL_NIGHTLY_CRON": os.environ.get("CEAL_NIGHTLY_CRON", "* * * * *"),
+        "CEAL_NIGHTLY_SCHEDULE": "on",  # the synthetic source's default is off; this test is about the schedule
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         # This checkout's package, also where the venv holds another install of it.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])),

@@ -92,7 +92,7 @@ def _build_history(path: str, n_frames: int, n_events: int, seed: int, threads: 
         stop = min(start + _CHUNK, n_frames)
         ids = _frame_ids(start, stop)
         sequences = np.array([f"seq-{i // 200:08d}" for i in range(start, stop)], dtype=object)
-        history.register_frame_arrays(ids, sequences, np.arange(start, stop) * 0.1, "lidar.bin", source="bench")
+        history.register_frame_arrays(ids, sequences)
         progress.step(f"registering frames {stop:,}/{n_frames:,}")
     for round_index in range(rounds):
         for shard, start in enumerate(chunks):

@@ -44,6 +44,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ceal_pipeline.atomic_files import remove_stale_temporaries
+from ceal_pipeline.canonical_paths import canonical_path
 from ceal_pipeline.catalog import parts as part_files
 from ceal_pipeline.catalog.duplicates import drop_rows, find_duplicates
 from ceal_pipeline.catalog.index import index_rows, read_index, write_index
@@ -141,7 +142,7 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
             report.warnings.append(f"the catalog was written in format version {manifest.upgraded_from}; every "
                                    "source unit is parsed again to rebuild it in the current format")
         units, parse_options, complete = discover_units(kind, source_root, check, options, progress=progress)
-        scope = units[0].scope if units else f"{kind}:{source_root.resolve()}"
+        scope = units[0].scope if units else f"{kind}:{canonical_path(source_root)}"
         fresh = {u.key: u for u in units}
         old_units = manifest.units
         to_parse = [u for u in units if u.key not in old_units or not old_units[u.key].same_source(u)]
@@ -158,7 +159,7 @@ def ingest(root: Path, kind: str, source_root: Path, *, check: str = "header", w
             report.seconds = time.perf_counter() - started
             return report
 
-        tasks = [UnitTask(key=u.key, kind=u.kind, path=u.path, source_root=str(source_root.resolve()),
+        tasks = [UnitTask(key=u.key, kind=u.kind, path=u.path, source_root=str(canonical_path(source_root)),
                           catalog_root=str(root), check=check, options=tuple(sorted(parse_options.items())),
                           part_prefix=f"g{generation:06d}-{hashlib.sha1(os.fsencode(u.key)).hexdigest()[:10]}",
                           chunk_frames=chunk_frames, part_rows=part_rows)

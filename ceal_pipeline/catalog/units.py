@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ceal_pipeline.canonical_paths import canonical_path
 from ceal_pipeline.catalog import parts as part_files
 from ceal_pipeline.catalog.fingerprint import frame_fingerprints
 from ceal_pipeline.catalog.manifest import SourceUnit
@@ -99,7 +100,7 @@ def discover_units(kind: str, source_root: Path, check: str, options: dict, prog
     ``options`` picked some units (``info=``), so that units not picked stay as they are."""
     if kind not in SOURCE_KINDS:
         raise ValueError(f"unknown frame source {kind!r}: use one of {', '.join(SOURCE_KINDS)}")
-    source_root = source_root.resolve()
+    source_root = canonical_path(source_root)
     scope = f"{kind}:{source_root}"
     if kind == "aimotive":
         from ceal_pipeline.frames.aimotive import find_sequences

@@ -197,6 +197,8 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
             f"{report.frames_scored} / {report.unlabeled_frames} ({share:.0%})", f"{report.map_val:.3f}",
             f"{seconds:.0f}",
         ))
+        # Each round's row lands between Dagster's log lines, so it carries its own header.
+        print(_row(header, widths), file=sys.stderr)
         print(_row(rows[-1], widths), f"  -> exported {report.selected} frames to {report.export_folder}; "
               f"vendor delivered {len(delivered)} OpenLABEL file(s): {', '.join(p.name for p in delivered)}", file=sys.stderr)
 

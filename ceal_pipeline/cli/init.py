@@ -24,6 +24,9 @@ import os
 import sys
 from pathlib import Path
 
+from ceal_pipeline.canonical_paths import canonical_path
+from ceal_pipeline.wording import counted
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", required=True, choices=("aimotive", "mmdet3d"), help="the dataset's format")
@@ -92,7 +95,7 @@ def plan_configuration(summary: dict, args: argparse.Namespace, home: Path) -> t
         notes.append(f"candidate pool raised to {parameters['pool_fraction']:.0%} of the unlabeled frames to hold K={k}")
     if summary["splits"].get("val", 0) == 0:
         notes.append("no val split: the detector's held-out mAP is not measured (add a val split to see it)")
-    source = {"kind": args.source, "root": str(Path(args.root).resolve()), "label_mode": label_mode}
+    source = {"kind": args.source, "root": str(canonical_path(args.root)), "label_mode": label_mode}
     if args.info:
         source["info"] = list(args.info)
     if label_mode == "simulated_vendor":
@@ -100,7 +103,8 @@ def plan_configuration(summary: dict, args: argparse.Namespace, home: Path) -> t
     cap = parameters["per_sequence_cap"]
     if cap and cap * summary["sequences"] < k:
         cap = 0
-        notes.append(f"{summary['sequences']} sequences cannot give K={k} at the preset's per-sequence cap: no cap")
+        notes.append(f"{counted(summary['sequences'], 'sequence')} cannot give K={k} at the preset's per-sequence cap: "
+                     "no cap")
     configuration = {
         "preset": args.preset,
         "source": source,
@@ -113,9 +117,9 @@ def plan_configuration(summary: dict, args: argparse.Namespace, home: Path) -> t
 def _target(args: argparse.Namespace) -> tuple[Path, Path]:
     from ceal_pipeline.configuration import CONFIG_FILE_NAME, default_home
 
-    home = Path(args.home).expanduser().resolve() if args.home else default_home()
+    home = canonical_path(args.home) if args.home else default_home()
     named = args.config or os.environ.get("CEAL_CONFIG")
-    return (Path(named).expanduser().resolve() if named else home / CONFIG_FILE_NAME), home
+    return (canonical_path(named) if named else home / CONFIG_FILE_NAME), home
 
 
 def run(args: argparse.Namespace) -> int:
@@ -149,8 +153,8 @@ def run(args: argparse.Namespace) -> int:
         notes.append(f"{len(quarantined)} frames are quarantined and left out of the pipeline; "
                      f"{describe_quarantine(summary['quarantine_reasons'])}")
 
-    header = (f"# written by `ceal init` from {summary['frames']} frames ({summary['labeled_frames']} annotated, "
-              f"{summary['sequences']} sequences) in {summary['root']}\n"
+    header = (f"# written by `ceal init` from {counted(summary['frames'], 'frame')} ({summary['labeled_frames']} "
+              f"annotated, {counted(summary['sequences'], 'sequence')}) in {summary['root']}\n"
               f"# preset {args.preset}: every value not written here is the preset's "
               "(ceal_pipeline/configuration/presets.py); README: Configuration\n")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -161,8 +165,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"ceal init: wrote an invalid configuration: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {path}")
-    print(f"  source     {project.source.kind} at {project.source.root}: {summary['frames']} frames, "
-          f"{summary['labeled_frames']} annotated, {summary['boxes']} boxes, {summary['quarantined']} quarantined")
+    print(f"  source     {project.source.kind} at {project.source.root}: {counted(summary['frames'], 'frame')}, "
+          f"{summary['labeled_frames']} annotated, {counted(summary['boxes'], 'box', 'boxes')}, "
+          f"{summary['quarantined']} quarantined")
     print(f"  detector   {project.detector.config} on {project.detector.device}")
     print(f"  round      K={project.round.k}, pool {project.round.pool_fraction:.0%} of the unlabeled frames, "
           f"T={project.round.temperature}, {project.round.mc_passes} MC passes, round 0: {project.round.round_zero_mode}")
@@ -172,6 +177,6 @@ def run(args: argparse.Namespace) -> int:
     config_env = "" if path == home / "ceal.yaml" else f" CEAL_CONFIG={path}"
     print("next: run rounds on it with the UI and the daemon:\n"
           f"  make dev CEAL_HOME={home}{config_env}\n"
-          "  then in the UI add partition r0000 to acquisition_rounds and launch nightly_acquisition for it "
-          "(or wait for the nightly schedule); the sensors score its shards and export the selection")
+          "  then in the UI: Jobs -> open_next_round -> Launchpad -> Launch Run (or wait for the nightly "
+          "schedule); it opens round r0000 and the sensors score its shards and export the selection")
     return 0

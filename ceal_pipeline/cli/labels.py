@@ -39,8 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the round whose export the delivery answers")
     ingest.add_argument("--vendor", default=None, help="who delivered it (default: the file's annotator)")
     ingest.add_argument("--history", type=plain_text, default=None,
-                        help="the DuckDB history (default: $CEAL_HISTORY_PATH); it must exist")
-    ingest.add_argument("--inbox", type=plain_text, default=None, help="the label inbox (default: $CEAL_INBOX_DIR)")
+                        help="the DuckDB history (default: storage.history of ceal.yaml; $CEAL_HISTORY_PATH "
+                        "overrides it); it must exist")
+    ingest.add_argument("--inbox", type=plain_text, default=None,
+                        help="the label inbox (default: storage.inbox of ceal.yaml; $CEAL_INBOX overrides it)")
     retire = actions.add_parser("retire", help="take labeled frames that left the source out of the labeled set")
     which = retire.add_mutually_exclusive_group(required=True)
     which.add_argument("--frame", action="append", dest="frames", type=plain_text,
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from ceal_pipeline.configuration import project_config
+    from ceal_pipeline.configuration import load_project_config
     from ceal_pipeline.core.history import AcquisitionHistory
     from ceal_pipeline.export import InvalidDeliveredBoxes, MalformedDelivery, RejectedDelivery
     from ceal_pipeline.export.label_ingest import ingest_deliveries
@@ -89,7 +91,7 @@ def _ingest(args: argparse.Namespace) -> int:
 
     # Everything is checked before anything is copied or written.
     files = _delivery_files(Path(args.path).expanduser().resolve())
-    storage = project_config().storage if args.history is None or args.inbox is None else None
+    storage = load_project_config().storage if args.history is None or args.inbox is None else None
     history_path = existing_history(args.history or storage.history, "labels ingest")
     folder = delivery_folder(args.inbox or storage.inbox, args.round)
     if folder.exists() and (folder.is_symlink() or not folder.is_dir()):
@@ -125,9 +127,9 @@ def _retire(args: argparse.Namespace) -> int:
         raise SystemExit("ceal labels retire: --reason is empty; say why the frames left the source (it is recorded)")
     project = None
     if args.history is None or args.missing_from_source:
-        from ceal_pipeline.configuration import project_config
+        from ceal_pipeline.configuration import load_project_config
 
-        project = project_config()
+        project = load_project_config()
     history_path = existing_history(args.history or project.storage.history, "labels retire")
     history = waiting_out_busy_history(lambda: AcquisitionHistory(history_path), "labels retire")
     if args.missing_from_source:

@@ -1,16 +1,16 @@
 """The project configuration: one ``ceal.yaml`` that every run of a deployment uses.
 
 The schedule's runs, the sensors' runs, a Launchpad run and the CLI all see the
-same source, storage, detector and round parameters: the resources' fields and
-the run-config classes take their defaults from :func:`project_config`, read
-once when the code location loads (so the UI shows them). Where the file is
+same source, storage, detector and round parameters: the code location reads the
+file once when it loads (:func:`ceal_pipeline.defs.build_defs`) and hands it to
+the resources (:func:`ceal_pipeline.defs.resources.resources_for`); nothing reads
+it at import time. Where the file is
 and how variables amend it: :mod:`.loading`; what it may say: :mod:`.schema`;
 the presets ``cpu-small`` and ``gpu``: :mod:`.presets`.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 from ceal_pipeline.configuration.loading import (
@@ -26,12 +26,6 @@ from ceal_pipeline.configuration.presets import DEFAULT_PRESET, PRESETS
 from ceal_pipeline.configuration.schema import ProjectConfig
 
 
-@lru_cache(maxsize=1)
-def project_config() -> ProjectConfig:
-    """This process's project configuration (read once: the code location's defaults come from it)."""
-    return load_project_config()
-
-
 def storage_home() -> Path:
     """The folder of all state (``storage.home``, read now): benchmarks keep their results and caches under it."""
     return Path(load_project_config().storage.home)
@@ -39,5 +33,5 @@ def storage_home() -> Path:
 
 __all__ = [
     "CONFIG_FILE_NAME", "DEFAULT_PRESET", "ENVIRONMENT", "PRESETS", "ProjectConfig", "ProjectConfigError",
-    "config_path", "default_home", "load_project_config", "project_config", "read_config_file", "storage_home",
+    "config_path", "default_home", "load_project_config", "read_config_file", "storage_home",
 ]

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ceal_pipeline.configuration.presets import DEFAULT_PRESET, PRESETS
+from ceal_pipeline.configuration.presets import DEFAULT_PRESET, PRESETS, choose_preset
 from ceal_pipeline.configuration.schema import ProjectConfig
 from ceal_pipeline.configuration.strict_yaml import StrictYamlError, check_values, load_yaml_file
 
@@ -139,10 +139,13 @@ def load_project_config(
     where = str(path) if path is not None else "(no ceal.yaml)"
 
     preset = written.get("preset", DEFAULT_PRESET)
-    if not isinstance(preset, str) or preset not in PRESETS:
+    if not isinstance(preset, str):
         raise ProjectConfigError(f"{where}: preset: {preset!r} is not a preset; use one of {', '.join(PRESETS)}")
     _check_values(written, where)
-    merged: dict = copy.deepcopy(PRESETS[preset])
+    try:
+        merged: dict = copy.deepcopy(choose_preset(PRESETS, preset, f"{where}: preset"))
+    except ValueError as exc:
+        raise ProjectConfigError(str(exc)) from None
     merged["preset"] = preset
     origin: dict[tuple[str, str], str] = {}
     for section, values in written.items():

@@ -1,5 +1,11 @@
 """Presets: complete starting points that ``ceal.yaml`` only has to amend.
 
+One mechanism for every preset of the project (``ceal.yaml``'s here, the
+benchmarks' protocols in :mod:`ceal_pipeline.validation.presets` and
+:mod:`ceal_pipeline.validation.detection.presets`): a preset is chosen by name
+(:func:`choose_preset`, an unknown name is refused with the choices) and amended
+by overrides (:func:`amend_preset`, an unknown setting is refused with the known ones).
+
 ``gpu`` is the default for real deployments (the BEVFusion-like ``bevfusion_lite``
 detector, the paper's full-pool backfill in round 0, 5 % candidate pools in
 256-frame shards); on a CPU one round of it takes hours. ``cpu-small`` is what
@@ -8,6 +14,31 @@ prior, 16-frame shards): a round takes about a minute on two cores.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields, replace
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def choose_preset(presets: Mapping[str, T], name: str, what: str) -> T:
+    """``presets[name]``; ValueError ``"<what>: <name> is not a preset; use one of ..."`` otherwise."""
+    if name not in presets:
+        raise ValueError(f"{what}: {name!r} is not a preset; use one of {', '.join(presets)}")
+    return presets[name]
+
+
+def amend_preset(base: T, overrides: Mapping[str, Any] | None, what: str, *, fixed: tuple[str, ...] = ()) -> T:
+    """The dataclass ``base`` with ``overrides`` applied (None values ignored); ValueError
+    ``"unknown <what> settings [...]; known: [...]"`` for a name ``base`` lacks or that is ``fixed``."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    known = {f.name for f in fields(base)} - set(fixed)
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} settings {unknown}; known: {sorted(known)}")
+    return replace(base, **overrides)
+
 
 PRESETS: dict[str, dict] = {
     "gpu": {

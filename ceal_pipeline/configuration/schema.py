@@ -17,11 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ceal_pipeline.core.detection_acquisition import DetectionAcquisitionName
 from ceal_pipeline.core.selection import SelectionMethod
+from ceal_pipeline.core.round import RoundZeroMode
 
 SourceKind = Literal["synthetic", "mmdet3d", "aimotive"]
 LabelMode = Literal["source", "simulated_vendor"]
 Normalisation = Literal["rank", "zscore", "none"]
-RoundZeroMode = Literal["full_pool", "prior"]
 McMode = Literal["head", "full"]
 Aggregate = Literal["mean", "max", "sum"]
 PresetName = Literal["cpu-small", "gpu"]

@@ -1,9 +1,13 @@
 """Dagster resources: the acquisition history, the model store, the frame source, the exporter.
 
-Each is a ``ConfigurableResource`` whose fields all default to the project
-configuration (``ceal.yaml``, :mod:`ceal_pipeline.configuration`), so the UI's
-launchpad works unchanged and every run of a deployment, whoever launches it,
-uses the same source, storage and detector. Heavy imports (torch,
+Each is a ``ConfigurableResource`` that receives its configuration:
+:func:`resources_for` builds them from a deployment's ``ceal.yaml``
+(:mod:`ceal_pipeline.configuration`), so every run of a deployment, whoever
+launches it, uses the same source, storage and detector; nothing here reads the
+project configuration. The fields that ``ceal.yaml`` also has take their type,
+bounds and description from its schema (:mod:`ceal_pipeline.defs.config_fields`)
+and, where a test builds a resource by hand, their default from the default
+preset; the storage locations have no default. Heavy imports (torch,
 mmdet3d, duckdb) happen inside methods: loading the code location must stay fast
 and must never touch CUDA.
 """
@@ -19,10 +23,19 @@ from typing import Optional
 import dagster as dg
 from pydantic import Field
 
-from ceal_pipeline.configuration import ProjectConfig, project_config
-from ceal_pipeline.configuration.schema import LabelMode, SourceKind
 from ceal_pipeline.atomic_files import atomic_write_bytes
-from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
+from ceal_pipeline.configuration import DEFAULT_PRESET, PRESETS, ProjectConfig
+from ceal_pipeline.configuration.schema import (
+    DetectorSection,
+    LabelMode,
+    SourceKind,
+    SourceSection,
+    StorageSection,
+)
+from ceal_pipeline.configuration.schema import RoundSection
+from ceal_pipeline.defs.acquisition.config import TRAINING_FIELDS, as_recorded
+from ceal_pipeline.defs.config_fields import config_fields, dagster_class, schema_field
+from ceal_pipeline.core.history.shards import ShardExchange
 from ceal_pipeline.export import (
     ExportedFrame,
     VendorExport,
@@ -32,19 +45,23 @@ from ceal_pipeline.export import (
 )
 from ceal_pipeline.export.sensor_uris import SensorUriRule
 
-_PROJECT = project_config()
+_PRESET = PRESETS[DEFAULT_PRESET]
+
+
+def _field(section: type, preset: str | None, name: str, note: str = "", **default):
+    """A resource field described (and bounded) by ``ceal.yaml``'s schema: ``section``'s ``name``,
+    defaulting to the default preset's value (``preset`` section) unless ``default`` is given."""
+    if "default" not in default:
+        default["default"] = _PRESET[preset].get(name) if preset else ...
+    return schema_field(section, name, note=note, **default)[1]
 
 
 class AcquisitionHistoryResource(dg.ConfigurableResource):
     """The DuckDB acquisition history (the single store of round state) and the shard
     exchange its single writer publishes pools to and ingests score shards from."""
 
-    path: str = Field(default=_PROJECT.storage.history, description="DuckDB file of the acquisition history")
-    shard_dir: str = Field(
-        default=_PROJECT.storage.shards,
-        description="shard exchange: published candidate pools and Parquet score shards (shared storage for "
-        "GPU workers)",
-    )
+    path: str = _field(StorageSection, None, "history")
+    shard_dir: str = _field(StorageSection, None, "shards", " (shared storage for GPU workers)")
 
     def open(self):
         """A :class:`ceal_pipeline.core.history.AcquisitionHistory` on ``path`` (schema migrated)."""
@@ -59,7 +76,7 @@ class AcquisitionHistoryResource(dg.ConfigurableResource):
 
 @dataclass(frozen=True)
 class PublishedModel:
-    """The detector checkpoint currently used for scoring."""
+    """A round's trained detector: its checkpoint, version, training time and metrics."""
 
     round_index: int
     path: str
@@ -72,59 +89,30 @@ class PublishedModel:
 
 
 class ModelStoreResource(dg.ConfigurableResource):
-    """Detector checkpoints per round plus a pointer to the one in use (``current.json``)."""
+    """Detector checkpoints per round, each round's with its ``published.json`` (path, version,
+    training seconds, metrics)."""
 
-    model_dir: str = Field(default=_PROJECT.storage.models, description="folder of detector checkpoints")
-    detector_config: str = Field(
-        default=_PROJECT.detector.config,
-        description="mmengine config of the detector, by name or path (bevfusion_tiny for quick runs); "
-        "default from CEAL_DETECTOR_CONFIG",
-    )
-    device: str = Field(
-        default=_PROJECT.detector.device, description="'auto' (cuda when available), 'cpu' or 'cuda[:n]'; ceal.yaml detector.device"
-    )
-    detector_checkpoint: Optional[str] = Field(
-        default=_PROJECT.detector.checkpoint,
-        description="mmdet3d detector config: the team's trained weights; ceal.yaml detector.checkpoint",
-    )
-    detector_train: str = Field(
-        default=_PROJECT.detector.train,
-        description="mmdet3d detector config: fine_tune or frozen; ceal.yaml detector.train",
-    )
-    loader_workers: Optional[int] = Field(
-        default=_PROJECT.detector.loader_workers,
-        description="processes reading and decoding frames ahead of the model in training and scoring; "
-        "unset = min(4, cores - 1), 0 = read in the step's own process",
+    model_dir: str = _field(StorageSection, None, "models")
+    detector_config: str = _field(DetectorSection, "detector", "config")
+    device: str = _field(DetectorSection, "detector", "device")
+    detector_checkpoint: Optional[str] = _field(DetectorSection, "detector", "checkpoint")
+    detector_train: str = _field(DetectorSection, "detector", "train")
+    loader_workers: Optional[int] = _field(
+        DetectorSection, "detector", "loader_workers", "; 0: read in the step's own process"
     )
 
     def round_checkpoint_dir(self, round_index: int) -> Path:
         return Path(self.model_dir) / f"round-{round_index:04d}"
 
-    def _pointer(self) -> Path:
-        return Path(self.model_dir) / "current.json"
-
-    def current(self) -> PublishedModel | None:
-        """The model in use, or None before the first training."""
-        pointer = self._pointer()
-        return PublishedModel(**json.loads(pointer.read_text())) if pointer.is_file() else None
-
-    def require_current(self) -> PublishedModel:
-        model = self.current()
-        if model is None:
-            raise FileNotFoundError(
-                f"{self._pointer()}: no trained detector yet; materialize the detector asset (job nightly_acquisition)"
-            )
-        return model
-
     def published_for_round(self, round_index: int) -> PublishedModel | None:
+        """The detector trained for ``round_index``, or None before its training finished."""
         path = self.round_checkpoint_dir(round_index) / "published.json"
         return PublishedModel(**json.loads(path.read_text())) if path.is_file() else None
 
     def publish(self, model: PublishedModel) -> None:
-        """Make ``model`` the one in use (written atomically: scoring never sees half a pointer)."""
+        """Make ``model`` its round's detector (written atomically: scoring never sees half a file)."""
         payload = (json.dumps(model.to_dict(), indent=2) + "\n").encode()
-        for target in (self.round_checkpoint_dir(model.round_index) / "published.json", self._pointer()):
-            atomic_write_bytes(target, payload)
+        atomic_write_bytes(self.round_checkpoint_dir(model.round_index) / "published.json", payload)
 
     def train(self, frames: list, round_index: int, *, epochs: int, seed: int, init_checkpoint=None, log=None):
         """Train (resuming a killed training of the same round) -> ``Checkpoint(path, version, metrics)``.
@@ -213,34 +201,19 @@ class FrameSourceResource(dg.ConfigurableResource):
     it needs by frame id from the persisted catalog (:meth:`catalog`).
     """
 
-    kind: SourceKind = Field(
-        default=_PROJECT.source.kind,
-        description="'synthetic' (built-in generator), 'mmdet3d' (info files) or 'aimotive'; ceal.yaml source.kind",
-    )
-    root: str = Field(default=_PROJECT.source.root, description="dataset root (synthetic: where it is generated)")
-    info: str = Field(
-        default=",".join(_PROJECT.source.info),
-        description="mmdet3d info .pkl files relative to root, comma-separated; empty = every *.pkl; ceal.yaml source.info",
-    )
+    kind: SourceKind = _field(SourceSection, "source", "kind")
+    root: str = Field(description="dataset root (synthetic: where it is generated)")
+    info: str = _field(SourceSection, "source", "info", " (comma-separated)", default="")
     extra_roots: str = Field(
         default="",
         description="mmdet3d: folders outside root that the info files may name files in, comma-separated "
         "(any other path outside root quarantines its frame)",
     )
-    catalog_dir: str = Field(default=_PROJECT.storage.catalog, description="folder of the columnar frame catalog")
-    synthetic_frames: int = Field(
-        default=_PROJECT.source.synthetic_frames, description="frames the synthetic generator writes; ceal.yaml source.synthetic_frames"
-    )
-    synthetic_seed: int = Field(default=_PROJECT.source.synthetic_seed, description="seed of the synthetic generator")
-    label_mode: LabelMode = Field(
-        default=_PROJECT.source.label_mode,
-        description="'source': every annotated frame is labeled; 'simulated_vendor': only the seed set and "
-        "frames the vendor delivered (inbox) are, although the source holds ground truth for all; ceal.yaml source.label_mode",
-    )
-    seed_labeled: int = Field(
-        default=_PROJECT.source.seed_labeled,
-        description="simulated_vendor: size of the initial labeled seed set; ceal.yaml source.seed_labeled",
-    )
+    catalog_dir: str = _field(StorageSection, None, "catalog")
+    synthetic_frames: int = _field(SourceSection, "source", "synthetic_frames")
+    synthetic_seed: int = _field(SourceSection, "source", "synthetic_seed")
+    label_mode: LabelMode = _field(SourceSection, "source", "label_mode")
+    seed_labeled: int = _field(SourceSection, "source", "seed_labeled")
 
     def catalog(self):
         """The :class:`~ceal_pipeline.catalog.FrameCatalog` every step reads frames from, by id."""
@@ -265,25 +238,19 @@ class FrameSourceResource(dg.ConfigurableResource):
 class VendorExporterResource(dg.ConfigurableResource):
     """The file drop the labeling vendor polls, and the inbox it answers into."""
 
-    outbox: str = Field(default=_PROJECT.storage.outbox, description="folder of per-round export drops")
-    inbox: str = Field(default=_PROJECT.storage.inbox, description="folder of label deliveries from the vendor "
-                       "(round-NNNN/ per answered export)")
-    uri_base: str = Field(
-        default=_PROJECT.source.uri_base,
-        description="base URI the vendor reads sensor files from (e.g. s3://bucket/prefix): a file's URI is "
-        "this + '/' + its path relative to dataset_root; empty = file:// URIs (ceal.yaml source.uri_base, "
-        "CEAL_VENDOR_URI_BASE)",
-    )
+    outbox: str = _field(StorageSection, None, "outbox", " (one round-NNNN/ drop per export)")
+    inbox: str = _field(StorageSection, None, "inbox", " (round-NNNN/ per answered export)")
+    uri_base: str = _field(SourceSection, "source", "uri_base", " (relative to dataset_root when it is set)")
     dataset_root: str = Field(
         default="", description="local folder the URIs are relative to; empty = the frame source's root"
     )
     pre_labels: bool = Field(
         default=True, description="add the round's detector's boxes to each task as pre-labels"
     )
-    folder_mode: int = Field(default=_PROJECT.storage.export_folder_mode, description="mode of the drop's "
-                             "folders, whatever the umask (ceal.yaml storage.export_folder_mode)")
-    file_mode: int = Field(default=_PROJECT.storage.export_file_mode, description="mode of the drop's files, "
-                           "whatever the umask (ceal.yaml storage.export_file_mode)")
+    folder_mode: int = _field(StorageSection, None, "export_folder_mode", " (ceal.yaml storage.export_folder_mode)",
+                              default=0o755)
+    file_mode: int = _field(StorageSection, None, "export_file_mode", " (ceal.yaml storage.export_file_mode)",
+                            default=0o644)
 
     def uri_rule(self, source_root: str) -> SensorUriRule:
         return SensorUriRule(self.dataset_root or source_root, self.uri_base)
@@ -300,9 +267,34 @@ class VendorExporterResource(dg.ConfigurableResource):
         return read_vendor_export(folder) if folder.exists() else None
 
 
+RoundParameters = dagster_class(
+    "RoundParameters", config_fields(RoundSection, optional=False), doc=RoundSection.__doc__, module=__name__
+)
+DetectorTraining = dagster_class(
+    "DetectorTraining", config_fields(DetectorSection, {f: f for f in TRAINING_FIELDS}, optional=False),
+    doc="How the round's detector is trained and run (ceal.yaml detector section).", module=__name__,
+)
+
+
+class RunDefaultsResource(dg.ConfigurableResource):
+    """The deployment's round parameters and detector training (``ceal.yaml`` ``round`` and
+    ``detector``): what a run takes where its run config leaves a field unset."""
+
+    round: RoundParameters = Field(description="ceal.yaml round: the parameters a round opens with")
+    training: DetectorTraining = Field(description="ceal.yaml detector: training and scoring batch")
+
+
+def run_defaults_for(project: ProjectConfig) -> RunDefaultsResource:
+    """The :class:`RunDefaultsResource` of a deployment configured by ``project``."""
+    return RunDefaultsResource(
+        round=RoundParameters(**as_recorded(project.round)),
+        training=DetectorTraining(**{f: getattr(project.detector, f) for f in TRAINING_FIELDS}),
+    )
+
+
 def resources_for(project: ProjectConfig) -> dict:
-    """The four resources of a deployment configured by ``project`` (the code location uses
-    :func:`~ceal_pipeline.configuration.project_config`; ``ceal demo`` its own file)."""
+    """The resources of a deployment configured by ``project`` (the code location passes the
+    deployment's ``ceal.yaml``, ``ceal demo`` its own file)."""
     storage, source, detector = project.storage, project.source, project.detector
     return {
         "history": AcquisitionHistoryResource(path=storage.history, shard_dir=storage.shards),
@@ -316,7 +308,8 @@ def resources_for(project: ProjectConfig) -> dict:
             synthetic_frames=source.synthetic_frames, synthetic_seed=source.synthetic_seed,
             label_mode=source.label_mode, seed_labeled=source.seed_labeled,
         ),
-        "exporter": VendorExporterResource(outbox=storage.outbox, inbox=storage.inbox,
+        "exporter": VendorExporterResource(outbox=storage.outbox, inbox=storage.inbox, uri_base=source.uri_base,
                                            folder_mode=storage.export_folder_mode,
                                            file_mode=storage.export_file_mode),
+        "run_defaults": run_defaults_for(project),
     }

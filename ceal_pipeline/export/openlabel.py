@@ -52,6 +52,18 @@ def _flat(matrix: np.ndarray) -> list[float]:
     return [float(v) for v in np.asarray(matrix, dtype=np.float64).reshape(-1)]
 
 
+#: The Mei (unified omnidirectional) model's coefficients in the order the aiMotive calibration gives them.
+_MEI_COEFFICIENTS = ("xi", "k1", "k2", "p1", "p2", "k3")
+
+
+def _lens_description(camera: CameraRecord) -> str:
+    """Names exactly the coefficients written in ``distortion_coeffs_1xN``."""
+    n = len(camera.distortion)
+    if camera.model == "mei" and n <= len(_MEI_COEFFICIENTS):
+        return f"mei: unified omnidirectional model, coefficients ({', '.join(_MEI_COEFFICIENTS[:n])})"
+    return f"{camera.model} lens model, {n} distortion coefficients"
+
+
 def _intrinsics(camera: CameraRecord) -> dict:
     if camera.model in _PINHOLE_MODELS:
         return {"intrinsics_pinhole": {
@@ -63,8 +75,7 @@ def _intrinsics(camera: CameraRecord) -> dict:
         "model": camera.model, "width_px": int(camera.width), "height_px": int(camera.height),
         "camera_matrix_3x3": _flat(camera.cam2img),
         "distortion_coeffs_1xN": [float(d) for d in camera.distortion],
-        "description": "mei: unified omnidirectional model, coefficients (xi, k1, k2, p1, p2)"
-        if camera.model == "mei" else f"{camera.model} lens model",
+        "description": _lens_description(camera),
     }}
 
 

@@ -5,7 +5,9 @@ and taken relative to the dataset root; the URI is the base URI, a ``/``, and
 that relative path in POSIX form, unchanged (no percent-encoding: object-store
 keys such as ``s3://bucket/prefix/samples/LIDAR_TOP/n015...+0800__LIDAR_TOP.pcd.bin``
 keep their characters). With no base URI the URI is the file's absolute
-``file://`` URI (for a vendor tool on the same network share). A file outside
+``file://`` URI (for a vendor tool on the same network share), percent-encoded
+as RFC 8089 requires of a file URI (``@`` -> ``%40``, ``:`` -> ``%3A``, ``+`` ->
+``%2B``; a vendor's tool decodes it back to the path). A file outside
 the dataset root cannot be mapped and is an error naming it, never a guess.
 
 The same rule uploads the dataset: ``aws s3 sync <dataset root> <base URI>``
@@ -62,5 +64,5 @@ class SensorUriRule:
         return {
             "base_uri": self.base_uri or "file://",
             "rule": "base_uri + '/' + path relative to the dataset root (POSIX, not percent-encoded); "
-                    "without a base URI the absolute file:// URI",
+                    "without a base URI the absolute file:// URI, percent-encoded (RFC 8089)",
         }

@@ -4,7 +4,8 @@
   model version, the class ontology, the label specification, the URI rule, the
   formats in the drop and how to deliver;
 - ``tasks.jsonl``: one task per line in the project's own format (:func:`.vendor_tasks.task_json`);
-- ``openlabel/<frame id>.json``: one ASAM OpenLABEL 1.0 scene per frame (:mod:`.openlabel`);
+- ``openlabel/<safe name>.json``: one ASAM OpenLABEL 1.0 scene per frame (:mod:`.openlabel`; the
+  name: :mod:`.file_names`, the frame id is the scene's ``external_id``);
 - ``mmdet3d_infos.pkl``: the mmdet3d info file of all tasks (:mod:`.mmdet3d_format`).
 
 :func:`export_files` returns them as bytes for :func:`.file_drop.write_vendor_export`,
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from ceal_pipeline.export.file_names import RULE as FILE_NAME_RULE
+from ceal_pipeline.export.file_names import safe_file_stem
 from ceal_pipeline.export.label_spec import LABEL_SPEC_VERSION, class_ontology, label_specification
 from ceal_pipeline.export.mmdet3d_format import dump_infos, mmdet3d_infos
 from ceal_pipeline.export.openlabel import openlabel_scene
@@ -30,7 +33,8 @@ MMDET3D_NAME = "mmdet3d_infos.pkl"
 
 
 def openlabel_name(frame_id: str) -> str:
-    return f"{OPENLABEL_FOLDER}/{frame_id}.json"
+    """``openlabel/<safe name>.json`` (:mod:`.file_names`: no ``:`` or ``@``; the id is inside)."""
+    return f"{OPENLABEL_FOLDER}/{safe_file_stem(frame_id)}.json"
 
 
 def project_manifest(round_index: int, model_version: str, tasks: Sequence[FrameTask], uris: SensorUriRule) -> dict:
@@ -45,7 +49,8 @@ def project_manifest(round_index: int, model_version: str, tasks: Sequence[Frame
         "label_specification": label_specification(),
         "sensor_uris": uris.describe(),
         "pre_labels": "the round's detector's boxes (deterministic pass), where given; a starting point only",
-        "files": {"tasks": TASKS_NAME, "openlabel": f"{OPENLABEL_FOLDER}/<external id>.json",
+        "files": {"tasks": TASKS_NAME, "openlabel": f"{OPENLABEL_FOLDER}/<safe name of the external id>.json",
+                  "openlabel_names": FILE_NAME_RULE,
                   "mmdet3d": MMDET3D_NAME},
         "delivery": {
             "inbox": f"round-{round_index:04d}/ in the label inbox",

@@ -19,6 +19,7 @@ import inspect as _inspect
 from pathlib import Path
 from typing import Callable
 
+from ceal_pipeline.canonical_paths import canonical_path
 from ceal_pipeline.frames.result import FrameSourceResult
 
 SOURCE_KINDS: tuple[str, ...] = ("aimotive", "mmdet3d", "synthetic")
@@ -44,6 +45,9 @@ def read_source(kind: str, root: str | Path, **options) -> FrameSourceResult:
     Options left at ``None`` are dropped, so callers (CLI flags, Dagster config)
     can pass every field and let the reader's defaults apply. An option the
     reader does not take raises ``TypeError`` naming it and the accepted ones.
+    ``root`` is taken through :func:`~ceal_pipeline.canonical_paths.canonical_path`,
+    as the catalog takes it, so the records' paths are the catalog's however
+    ``root`` was spelled (a symbolic link, a relative path).
     """
     reader = _reader(kind)
     options = {k: v for k, v in options.items() if v is not None}
@@ -53,4 +57,4 @@ def read_source(kind: str, root: str | Path, **options) -> FrameSourceResult:
     if unknown and not takes_any:
         accepted = sorted(n for n in parameters if n != "root")
         raise TypeError(f"frame source {kind!r} does not take option(s) {unknown}; it takes {accepted}")
-    return reader(root, **options)
+    return reader(canonical_path(root), **options)

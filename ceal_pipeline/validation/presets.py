@@ -25,9 +25,10 @@ overridden protocol gets its own key in the results store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+from ceal_pipeline.configuration.presets import amend_preset, choose_preset
 from ceal_pipeline.validation.protocol import ProtocolConfig
 from ceal_pipeline.validation.strategies import paper_strategies
 
@@ -118,19 +119,14 @@ def get_preset(dataset: str, name: str = "quick", overrides: dict[str, Any] | No
     """
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset {dataset!r}; choose one of {DATASETS}")
-    if name not in PRESET_NAMES:
-        raise ValueError(f"unknown preset {name!r}; choose one of {PRESET_NAMES}")
+    choose_preset(dict.fromkeys(PRESET_NAMES), name, f"{dataset} benchmark")
     preset = _mnist(name) if dataset == "mnist" else _cifar10(name)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    known = {f.name for f in fields(ProtocolConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown protocol settings {unknown}; known: {sorted(known)}")
     if name in ("paper", "paper-cpu") and "initial_fraction" in overrides and "acquire_per_round" not in overrides:
         overrides["acquire_per_round"] = paper_acquire_per_round(dataset, overrides["initial_fraction"])
     return Preset(
         name=name,
-        protocol=replace(preset.protocol, **overrides),
+        protocol=amend_preset(preset.protocol, overrides, "protocol"),
         strategies=tuple(strategies) if strategies else preset.strategies,
         repeats=preset.repeats if repeats is None else repeats,
     )

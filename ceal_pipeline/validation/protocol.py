@@ -32,6 +32,7 @@ import numpy as np
 
 from ceal_pipeline.core.acquisition import get_acquisition_function
 from ceal_pipeline.core.ledger import ComputeLedger, ledger_totals
+from ceal_pipeline.core.round_driver import run_rounds
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.validation.datasets import ImageClassificationData
 from ceal_pipeline.validation.strategies import Strategy, acquire
@@ -256,13 +257,14 @@ def run_seed_protocol(
         run.labeled_per_round.append(len(initial))
         run.ledger.append(ComputeLedger(round_index=0, pool_frames=len(split.pool), frames_scored=0, forward_passes=0,
                                         training_s=round0.seconds, scoring_s=0.0, selection_s=0.0).to_dict())
-        labeled, latest_scores, trained = initial, np.full(len(split.pool), np.nan), round0
-        for round_index in range(1, config.rounds + 1):
-            unlabeled = np.setdiff1d(np.arange(len(split.pool)), labeled)
+        latest_scores, state = np.full(len(split.pool), np.nan), {"trained": round0}
+
+        def acquire_round(round_index: int, unlabeled: np.ndarray, strategy=strategy, latest_scores=latest_scores,
+                          state=state):
             mc_seed = derive_seed(run_seed, round_index - 1, "mc_dropout")
             charged: dict[str, float] = {}
 
-            def score(indices: np.ndarray, network=trained.network, first=round_index == 1) -> np.ndarray:
+            def score(indices: np.ndarray, network=state["trained"].network, first=round_index == 1) -> np.ndarray:
                 function = get_acquisition_function(strategy.acquisition_fn)
                 if first:
                     probs, seconds = round0_probabilities()
@@ -279,20 +281,28 @@ def run_seed_protocol(
                                   normalisation=config.normalisation, prior=config.prior,
                                   backfill_first_round=config.backfill_first_round)
             latest_scores[acquisition.scored] = acquisition.scores
-            labeled = np.union1d(labeled, acquisition.selected)
-            trained = train_round(labeled, round_index)
+            state.update(mc_seed=mc_seed, charged=charged)
+            return acquisition
+
+        def on_round(round_index: int, unlabeled: np.ndarray, labeled: np.ndarray, acquisition,
+                     trained: _TrainedRound, run=run, state=state) -> None:
+            state["trained"] = trained
             run.accuracy_per_round.append(float(np.mean(trained.accuracies)))
             run.accuracy_per_training.append(trained.accuracies)
             run.epochs_run.append(trained.epochs_run)
             run.labeled_per_round.append(len(labeled))
             run.seeds["training"].append(trained.seeds)
-            run.seeds["mc_dropout"].append(mc_seed if len(acquisition.scored) else None)
+            run.seeds["mc_dropout"].append(state["mc_seed"] if len(acquisition.scored) else None)
             run.seeds["acquisition"].append(acquisition.candidate_seed)
             run.ledger.append(ComputeLedger(
                 round_index=round_index, pool_frames=len(unlabeled), frames_scored=len(acquisition.scored),
                 forward_passes=len(acquisition.scored) * config.mc_samples, training_s=trained.seconds,
-                scoring_s=charged.get("scoring_s", acquisition.scoring_s), selection_s=acquisition.selection_s,
+                scoring_s=state["charged"].get("scoring_s", acquisition.scoring_s),
+                selection_s=acquisition.selection_s,
             ).to_dict())
+
+        run_rounds(range(1, config.rounds + 1), initial, len(split.pool), acquire_round=acquire_round,
+                   train=train_round, on_round=on_round)
         log(f"{config.dataset} seed {run_seed} {strategy.name}: accuracy "
             + " ".join(f"{a:.4f}" for a in run.accuracy_per_round))
         runs.append(run)

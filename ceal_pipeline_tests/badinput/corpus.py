@@ -541,8 +541,7 @@ def _history(root: Path):
     from ceal_pipeline.core.history import AcquisitionHistory
 
     history = AcquisitionHistory(root / "history.duckdb", threads=1)
-    history.register_frame_arrays(SHARD_FRAMES, [i.split("-")[0] for i in SHARD_FRAMES],
-                                  np.arange(len(SHARD_FRAMES), dtype=np.float64), [f"/d/{i}.bin" for i in SHARD_FRAMES])
+    history.register_frame_arrays(SHARD_FRAMES, [i.split("-")[0] for i in SHARD_FRAMES])
     history.save_candidate_pool(1, frame_ids=SHARD_FRAMES, n_shards=1)
     return history
 
@@ -579,7 +578,7 @@ def shard_defect(rows: Callable[[], dict] | None = None, raw: bytes | None = Non
 
 def _exchange_defect(write: Callable[[Path], None], read: str):
     def build(root: Path) -> Probe:
-        from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
+        from ceal_pipeline.core.history.shards import ShardExchange
 
         exchange = ShardExchange(root / "shards")
         exchange.round_dir(1).mkdir(parents=True)
@@ -670,8 +669,7 @@ def delivery_defect(content: bytes | str | object, name: str = "acme.json", roun
 
         history = AcquisitionHistory(root / "history.duckdb", threads=1)
         ids = EXPORTED + ["seq1-frame009", "seq2-frame020"]  # registered; the last two never exported
-        history.register_frame_arrays(ids, [i.split("-")[0] for i in ids], np.arange(float(len(ids))),
-                                      [f"/data/{i}.bin" for i in ids])
+        history.register_frame_arrays(ids, [i.split("-")[0] for i in ids])
         if exported is not None:
             history.start_round(1, seed=1, parameters={})
             history.save_selection(1, exported, np.arange(float(len(exported))))

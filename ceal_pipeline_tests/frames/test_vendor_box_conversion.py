@@ -23,8 +23,8 @@ from ceal_pipeline.export.vendor_inbox import delivery_bytes
 from ceal_pipeline.frames.aimotive import parse_boxes
 from ceal_pipeline.frames.box_conventions import quaternion_wxyz_to_yaw, wrap_angle
 from ceal_pipeline.frames.records import DETECTION_CLASSES
+from ceal_pipeline_tests.frames.conftest import DATASETS
 
-DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 AIMOTIVE = DATASETS / "aimotive-sequence"
 NUSCENES_INFO = DATASETS / "nuscenes-sample" / "n015-2018-07-24-11-22-45+0800.pkl"
 

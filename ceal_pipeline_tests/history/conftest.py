@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from ceal_pipeline.core.history import AcquisitionHistory
@@ -16,12 +15,7 @@ def frame_ids(n: int = N_FRAMES) -> list[str]:
 
 
 def register(history: AcquisitionHistory, ids: list[str]) -> None:
-    history.register_frame_arrays(
-        ids,
-        [i.split("-")[0] for i in ids],
-        np.arange(len(ids), dtype=np.float64) * 0.1,
-        [f"/data/lidar/{i}.bin" for i in ids],
-    )
+    history.register_frame_arrays(ids, [i.split("-")[0] for i in ids])
 
 
 @pytest.fixture

@@ -44,7 +44,7 @@ def test_migrations_are_idempotent(tmp_path):
 def test_an_older_database_is_upgraded_in_order_and_keeps_its_data(tmp_path):
     path = tmp_path / "h.duckdb"
     history = AcquisitionHistory(path)
-    history.register_frame_arrays(["f1"], ["s"], [0.0], ["/l/f1.bin"])
+    history.register_frame_arrays(["f1"], ["s"])
     later = MIGRATIONS + (
         Migration(LATEST_VERSION + 1, "add a note column", ("ALTER TABLE frames ADD COLUMN note VARCHAR",)),
         Migration(LATEST_VERSION + 2, "fill it", ("UPDATE frames SET note = 'kept'",)),
@@ -106,10 +106,7 @@ def test_a_version_one_history_with_a_saved_pool_migrates_and_keeps_the_pool(tmp
     path = tmp_path / "h.duckdb"
     con = duckdb.connect(str(path))
     assert apply_migrations(con, MIGRATIONS[:1]) == [1]  # as wave 1 wrote it
-    con.close()
-    old = AcquisitionHistory(path, migrate=False)
-    old.register_frame_arrays(["f1", "f2", "f3"], ["s", "s", "s"], [0.0, 1.0, 2.0], ["/l/1", "/l/2", "/l/3"])
-    con = duckdb.connect(str(path))
+    _register_as_version_one(con, ["f1", "f2", "f3"])
     con.execute("INSERT INTO candidate_pool_rounds VALUES (0, 2, 1, 7, now()::TIMESTAMP)")
     con.execute(
         "INSERT INTO candidate_pools SELECT 0, (row_number() OVER (ORDER BY frame_key) - 1)::INTEGER, frame_key, 0 "
@@ -125,3 +122,34 @@ def test_a_version_one_history_with_a_saved_pool_migrates_and_keeps_the_pool(tmp
     con = duckdb.connect(str(path))
     assert schema_version(con) == LATEST_VERSION >= 2
     con.close()
+
+
+def _register_as_version_one(con, frame_ids: list[str]) -> None:
+    """Frames as versions 1-4 stored them: every catalog attribute, and the frame_state rows."""
+    for key, frame_id in enumerate(frame_ids):
+        con.execute("INSERT INTO frames VALUES (?, ?, 's', ?, ?, 'train', 'synthetic', now()::TIMESTAMP)",
+                    [key, frame_id, float(key), f"/lidar/{frame_id}.bin"])
+        con.execute("INSERT INTO frame_cameras VALUES (?, 'front', ?)", [key, f"/cam/{frame_id}.jpg"])
+        con.execute("INSERT INTO frame_state (frame_key) VALUES (?)", [key])
+
+
+def test_version_five_keeps_a_frames_key_id_and_sequence_and_leaves_the_rest_to_the_catalog(tmp_path):
+    path = tmp_path / "h.duckdb"
+    con = duckdb.connect(str(path))
+    assert apply_migrations(con, MIGRATIONS[:4]) == [1, 2, 3, 4]
+    _register_as_version_one(con, ["f1", "f2"])
+    con.close()
+
+    history = AcquisitionHistory(path)
+    # the catalog moved f1's LiDAR file: the history neither knows nor minds
+    assert history.register_frame_arrays(["f1", "f2", "f3"], ["s", "s", "s"]).added == 1
+    con = duckdb.connect(str(path))
+    columns = [row[0] for row in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'frames' "
+                                             "ORDER BY column_index").fetchall()]
+    tables = {row[0] for row in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    keys = con.execute("SELECT frame_id, frame_key FROM frames ORDER BY frame_key").fetchall()
+    con.close()
+    assert columns == ["frame_key", "frame_id", "sequence_id"]
+    assert "frame_cameras" not in tables
+    assert keys[:2] == [("f1", 0), ("f2", 1)] and keys[2][0] == "f3" and keys[2][1] > 1  # keys kept, new ones after
+    assert list(history.unlabeled_pool(with_frame_ids=True).frame_ids) == ["f1", "f2", "f3"]

@@ -173,9 +173,9 @@ def test_a_shard_must_score_exactly_its_candidate_pool_shard(history, tmp_path):
         history.ingest_score_shard(_shard(tmp_path, shard0[:-1], np.ones(4)), round=1, shard=0)
     with pytest.raises(ShardConflict, match="has shards 0..1, not 5"):
         history.record_scores(shard0, np.ones(5), round=1, shard=5, **provenance())
-    assert history.missing_shards(1) == [0, 1]
+    assert history.shards_ingested(1) == []
     history.ingest_score_shard(_shard(tmp_path, shard0, np.ones(5)), round=1, shard=0)
-    assert history.missing_shards(1) == [1] and history.shards_ingested(1) == [0]
+    assert history.shards_ingested(1) == [0]
 
 
 def test_score_events_are_appended_never_updated(history):
@@ -271,7 +271,7 @@ def test_a_rounds_shards_merge_in_one_transaction_all_or_nothing(history, tmp_pa
     history.ingest_score_shard(paths[0], round=1, shard=0)  # a partial earlier merge
     results = history.ingest_score_shards(paths, round=1)
     assert [(r.shard, r.ingested, r.n_events) for r in results] == [(0, False, 4), (1, True, 4), (2, True, 4)]
-    assert history.missing_shards(1) == []
+    assert history.shards_ingested(1) == [0, 1, 2]
     np.testing.assert_array_equal(history.latest_scores(pool.frame_ids), np.repeat([0.0, 1.0, 2.0], 4)
                                   + np.tile(np.arange(4.0), 3))
     assert stale_latest_scores(history) == 0

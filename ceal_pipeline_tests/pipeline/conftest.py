@@ -21,12 +21,14 @@ import numpy as np
 import pytest
 
 from ceal_pipeline.benchmarks.pipeline_round import StandInCheckpoint, stand_in_explanations
+from ceal_pipeline.configuration import load_project_config
 from ceal_pipeline.defs import build_defs
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
     ModelStoreResource,
     VendorExporterResource,
+    run_defaults_for,
 )
 
 #: Small synthetic dataset: 5 sequences of 20 frames, one of them in the val split.
@@ -136,6 +138,7 @@ def pipeline_resources(home: Path, synthetic_root: str, scoring_log: Path) -> di
             seed_labeled=SEED_LABELED,
         ),
         "exporter": VendorExporterResource(outbox=str(home / "outbox"), inbox=str(home / "inbox")),
+        "run_defaults": run_defaults_for(load_project_config()),  # the hermetic built-in preset
     }
 
 

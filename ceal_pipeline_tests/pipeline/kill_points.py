@@ -40,7 +40,7 @@ KILL_POINTS: dict[str, tuple[str, str]] = {
     "training, after the model is published": ("ceal_pipeline.defs.resources:ModelStoreResource.publish", "after"),
     "pool, after the history saved it": ("ceal_pipeline.core.history:AcquisitionHistory.save_candidate_pool", "after"),
     "pool, after it is published to the workers": (
-        "ceal_pipeline.defs.acquisition.shard_exchange:ShardExchange.publish_pool", "after"),
+        "ceal_pipeline.core.history.shards:ShardExchange.publish_pool", "after"),
     "shards, while scoring the first shard": (
         "ceal_pipeline_tests.pipeline.conftest:DeterministicModelStore.score", "before"),
     "shards, after a shard file is written": ("ceal_pipeline.core.history:write_score_shard", "after"),
@@ -57,7 +57,7 @@ def round_configs() -> dict:
     """Small shards (several per round) and a pool large enough for K in every round."""
     from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
 
-    return {"candidate_pool": CandidatePoolConfig(shard_size=16, pool_fraction=0.3),
+    return {"candidate_pool": CandidatePoolConfig(shard_size=16, pool_fraction=0.3, k=5, per_sequence_cap=3),
             "selected_batch": SelectionConfig(k=5, per_sequence_cap=3)}
 
 

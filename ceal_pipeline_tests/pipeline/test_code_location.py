@@ -22,7 +22,7 @@ ACQUISITION_ASSETS = {
     "detector": ("acquisition", "gpu"),
     "candidate_pool": ("acquisition", "duckdb"),
     "candidate_scores": ("acquisition", "gpu"),
-    "round_scores": ("acquisition", "duckdb"),
+    "merged_scores": ("acquisition", "duckdb"),
     "pruned_frames": ("acquisition", "duckdb"),
     "selected_batch": ("acquisition", "duckdb"),
     "vendor_export": ("acquisition", "duckdb"),
@@ -36,7 +36,7 @@ PARTITIONS = {
     "detector": "acquisition_rounds",
     "candidate_pool": "acquisition_rounds",
     "candidate_scores": "candidate_shards",
-    "round_scores": "acquisition_rounds",
+    "merged_scores": "acquisition_rounds",
     "pruned_frames": "acquisition_rounds",
     "selected_batch": "acquisition_rounds",
     "vendor_export": "acquisition_rounds",
@@ -44,13 +44,15 @@ PARTITIONS = {
 JOB_SELECTIONS = {
     "nightly_acquisition": ["frame_catalog", "acquisition_history", "labeled_set", "detector", "candidate_pool"],
     "score_candidate_shards": ["candidate_scores"],
-    "round_selection": ["round_scores", "pruned_frames", "selected_batch", "vendor_export"],
+    "round_selection": ["merged_scores", "pruned_frames", "selected_batch", "vendor_export"],
 }
 BLOCKING_CHECKS = {
-    ("round_scores", "no_score_for_unknown_frame"),
+    ("merged_scores", "no_score_for_unknown_frame"),
     ("selected_batch", "selection_is_k_fresh_unlabeled_unpruned_unique"),
     ("vendor_export", "export_matches_selection"),
 }
+#: Checks that warn without stopping the round (a valid purchase a person should look at).
+WARNING_CHECKS = {("selected_batch", "selection_not_decided_by_ties")}
 
 
 def test_asset_keys_groups_and_pools_snapshot():
@@ -96,11 +98,13 @@ def test_checks_are_blocking_and_automation_is_wired():
         for spec in a.check_specs
         if a.key.to_user_string() in ACQUISITION_ASSETS
     }
-    assert checks == dict.fromkeys(BLOCKING_CHECKS, True)
+    assert checks == {**dict.fromkeys(BLOCKING_CHECKS, True), **dict.fromkeys(WARNING_CHECKS, False)}
     schedules = {s.name: s.job_name for s in code_location.schedules}
     sensors = {s.name: s.job_name for s in code_location.sensors}
     assert schedules == {"nightly_acquisition_schedule": "nightly_acquisition"}
-    assert sensors == {"candidate_shards_sensor": "score_candidate_shards", "round_complete_sensor": "round_selection"}
+    assert sensors == {"candidate_shards_sensor": "score_candidate_shards", "round_complete_sensor": "round_selection",
+                       "round_opened_sensor": "nightly_acquisition"}
+    assert code_location.resolve_job_def("open_next_round").partitions_def is None  # one click, no partition
 
 
 @pytest.mark.parametrize(

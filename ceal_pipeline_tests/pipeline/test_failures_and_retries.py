@@ -21,7 +21,9 @@ from ceal_pipeline.defs.resources import FrameSourceResource
 
 from .conftest import DeterministicModelStore, open_round
 
-POOL = CandidatePoolConfig(shard_size=24, k=400, per_sequence_cap=0)  # K larger than any pool: cannot be met
+POOL = CandidatePoolConfig(shard_size=24, k=4, per_sequence_cap=0)
+#: A K larger than any pool: refused when the round opens, so a selection meets it only as an override.
+UNMEETABLE = dg.RunConfig(ops={"selected_batch": SelectionConfig(k=400)})
 
 
 def _evaluate(sensor, instance, resources):
@@ -30,7 +32,7 @@ def _evaluate(sensor, instance, resources):
 
 
 def _as_sensor_launches(instance, resources) -> dict:
-    return {MODEL_TAG: resources["model_store"].current().version}
+    return {MODEL_TAG: resources["model_store"].published_for_round(0).version}
 
 
 def _score_every_shard(defs, instance, tags):
@@ -48,7 +50,8 @@ def test_an_unmeetable_selection_is_not_asked_for_again_and_the_tick_says_why_th
     (request,) = [_evaluate(round_complete_sensor, instance, resources)]
     assert isinstance(request, dg.RunRequest)
     failed = defs.resolve_job_def("round_selection").execute_in_process(
-        instance=instance, partition_key="r0000", tags={**tags, **request.tags}, raise_on_error=False)
+        instance=instance, partition_key="r0000", tags={**tags, **request.tags}, run_config=UNMEETABLE,
+        raise_on_error=False)
     assert not failed.success
     assert "K=400" in permanent_failure_of(instance, instance.get_run_by_id(failed.run_id))
 

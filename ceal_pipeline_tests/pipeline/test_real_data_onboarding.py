@@ -14,6 +14,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from ceal_pipeline.canonical_paths import canonical_path
 from ceal_pipeline.cli import main
 from ceal_pipeline.cli.init import InitError, plan_configuration
 from ceal_pipeline.configuration import load_project_config
@@ -77,9 +78,12 @@ def test_init_then_a_round_on_the_real_aimotive_sequence(aimotive_sequence, tmp_
                  "--home", str(home), "--limit", "2"]) == 0
     out = capsys.readouterr().out
     assert f"wrote {home / 'ceal.yaml'}" in out and f"make dev CEAL_HOME={home}" in out
+    assert "annotated, 1 sequence) in" in (home / "ceal.yaml").read_text()  # not "1 sequences"
+    assert "Jobs -> open_next_round -> Launchpad -> Launch Run" in out  # how to open the first round
     written = yaml.safe_load((home / "ceal.yaml").read_text())
-    assert written["source"] == {"kind": "aimotive", "root": str(aimotive_sequence), "label_mode": "simulated_vendor",
-                                 "seed_labeled": 8}
+    # The root is stored once spelled, links resolved, as the catalog stores it (../shared may be a link).
+    assert written["source"] == {"kind": "aimotive", "root": str(canonical_path(aimotive_sequence)),
+                                 "label_mode": "simulated_vendor", "seed_labeled": 8}
     # A second init does not overwrite the configuration without --force.
     assert main(["init", "--source", "aimotive", "--root", str(aimotive_sequence), "--home", str(home)]) == 2
 

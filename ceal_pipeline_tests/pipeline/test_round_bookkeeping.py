@@ -17,7 +17,7 @@ from ceal_pipeline.defs.acquisition.partitions import (
     shard_partition_key,
 )
 from ceal_pipeline.defs.acquisition.round_status import is_exported, next_round
-from ceal_pipeline.defs.acquisition.shard_exchange import ExchangeFileError, ShardExchange
+from ceal_pipeline.core.history.shards import ExchangeFileError, ShardExchange
 
 
 @given(round_index=st.integers(0, 99_999), shard_index=st.integers(0, 99_999))

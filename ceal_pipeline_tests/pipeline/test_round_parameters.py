@@ -8,7 +8,9 @@ from pathlib import Path
 
 import dagster as dg
 
+from ceal_pipeline.configuration.schema import RoundSection
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, CandidateScoresConfig
+from ceal_pipeline.defs.config_fields import plain
 
 from .conftest import open_round
 
@@ -29,8 +31,10 @@ def _score_every_shard(defs, instance, run_config=None):
 def test_every_round_parameter_is_recorded_when_the_round_opens(defs, instance, resources):
     open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH}))
     recorded = resources["history"].open().round_parameters(0)
-    for name, value in OPENED_WITH.model_dump().items():
-        assert recorded[name] == value, name
+    assert set(RoundSection.model_fields) <= set(recorded)  # every parameter, set or the deployment's
+    for name, value in plain(OPENED_WITH.model_dump()).items():
+        if value is not None:
+            assert recorded[name] == value, name
 
 
 def test_shards_launched_without_config_score_with_the_rounds_mc_passes_and_acquisition_function(
@@ -79,7 +83,7 @@ def test_reopening_a_half_opened_round_with_other_parameters_fails_once_naming_t
         assert not open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH}),
                               raise_on_error=False).success
 
-    other = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=40, k=9)}),
+    other = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=40, k=9, per_sequence_cap=0)}),
                        raise_on_error=False)
 
     assert not other.success

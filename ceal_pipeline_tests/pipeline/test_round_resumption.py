@@ -9,6 +9,7 @@ import pytest
 
 from ceal_pipeline.defs import build_defs
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
+from ceal_pipeline.defs.acquisition.failures import permanent_failure_of
 from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
 from ceal_pipeline.export import list_exports
 
@@ -16,7 +17,7 @@ from .conftest import open_round
 
 K = 5
 CONFIGS = {
-    "candidate_pool": CandidatePoolConfig(shard_size=16),
+    "candidate_pool": CandidatePoolConfig(shard_size=16, k=K, per_sequence_cap=3),
     "selected_batch": SelectionConfig(k=K, per_sequence_cap=3),
 }
 
@@ -89,7 +90,7 @@ def test_selection_refuses_to_start_while_a_shard_is_unscored(defs, instance, re
     )
 
     assert not result.success
-    failure = result.failure_data_for_node("round_scores").error.message
+    failure = result.failure_data_for_node("merged_scores").error.message
     assert "r0000-s001" in failure and "not scored" in failure
     assert len(resources["history"].open().selection(0)) == 0
     assert list_exports(resources["exporter"].outbox) == []
@@ -133,17 +134,35 @@ def test_k_and_the_sequence_cap_set_when_the_round_opens_are_used_by_a_selection
     assert selected["sequences"].value == 3  # one frame from each of three sequences
 
 
+def test_a_k_the_drawn_pool_cannot_meet_fails_the_opening_once_before_the_round_is_recorded(
+    defs, instance, resources
+):
+    # 4 sequences in the pool, at most 2 frames of each: K = 40 cannot be met, whatever the scores.
+    opening = open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(
+        shard_size=64, k=40, per_sequence_cap=2)}), raise_on_error=False)
+
+    assert not opening.success
+    error = opening.failure_data_for_node("candidate_pool").error
+    assert "Failure: round 0: K=40 but only 8 frames of its candidate pool can be bought" in error.message
+    assert "at most 2 per sequence" in error.message and "raise per_sequence_cap" in error.message
+    assert not resources["history"].open().has_candidate_pool(0) and resources["history"].open().rounds() == []
+    assert permanent_failure_of(instance, instance.get_run_by_id(opening.run_id))  # not retried
+
+
 def test_a_selection_that_cannot_be_met_fails_once_with_the_reason_and_no_retry(defs, instance, resources):
-    open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=64, k=40,
+    open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": CandidatePoolConfig(shard_size=64, k=3,
                                                                                        per_sequence_cap=2)}))
     for key in sorted(instance.get_dynamic_partitions("candidate_shards")):
         defs.resolve_job_def("score_candidate_shards").execute_in_process(instance=instance, partition_key=key)
 
     closing = defs.resolve_job_def("round_selection").execute_in_process(
-        instance=instance, partition_key="r0000", raise_on_error=False
+        instance=instance, partition_key="r0000", raise_on_error=False,
+        run_config=dg.RunConfig(ops={"selected_batch": SelectionConfig(k=40)}),
     )
 
     assert not closing.success
     error = closing.failure_data_for_node("selected_batch").error
-    assert "k=40" in error.message and "lower k" in error.message
+    # The same sentence as when the round opens, for the candidates that are left.
+    assert "Failure: round 0: K=40 but only 8 freshly scored selectable candidates can be bought" in error.message
+    assert "lower k" in error.message
     assert list_exports(resources["exporter"].outbox) == []

@@ -7,12 +7,15 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
-from ceal_pipeline.defs.acquisition.schedules import nightly_acquisition_schedule
+from ceal_pipeline.defs.acquisition.schedules import nightly_schedule
 from ceal_pipeline.defs.acquisition.sensors import candidate_shards_sensor, round_complete_sensor
 
 from .conftest import open_round
 
-POOL = CandidatePoolConfig(shard_size=24)
+#: The schedule as build_defs makes it on the default cron (no CEAL_NIGHTLY_CRON).
+nightly_acquisition_schedule = nightly_schedule()
+
+POOL = CandidatePoolConfig(shard_size=24, k=4, per_sequence_cap=2)
 
 
 def _evaluate(sensor, instance, resources):
@@ -110,7 +113,7 @@ def test_the_shard_sensor_does_not_request_a_shard_whose_run_is_in_flight(defs, 
 def test_the_shard_sensor_gives_up_on_a_shard_that_failed_three_times(defs, instance, resources):
     open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": POOL}))
     keys = sorted(instance.get_dynamic_partitions("candidate_shards"))
-    version = resources["model_store"].current().version
+    version = resources["model_store"].published_for_round(0).version
     for _ in range(3):
         instance.create_run_for_job(
             defs.resolve_job_def("score_candidate_shards"),
@@ -130,7 +133,7 @@ def test_a_failed_selection_is_requested_again_with_a_new_run_key_then_given_up_
     scoring = defs.resolve_job_def("score_candidate_shards")
     for key in sorted(instance.get_dynamic_partitions("candidate_shards")):
         scoring.execute_in_process(instance=instance, partition_key=key)
-    version = resources["model_store"].current().version
+    version = resources["model_store"].published_for_round(0).version
     run_keys = []
     for _ in range(3):
         (request,) = _requests(_evaluate(round_complete_sensor, instance, resources))

@@ -1,6 +1,6 @@
 """Spec: a round configured with a selection method and a money budget buys by them, end to end.
 
-The round records ``selection_method`` and the price list when it opens;
+The round records ``round.selection`` and the price list when it opens;
 ``selected_batch`` spends at most the budget, says which signal decided, and
 records the estimated cost in the ledger; the export's manifest carries it; the
 vendor's delivery is priced by what it actually held.
@@ -30,8 +30,9 @@ def _metadata(instance, asset: str) -> dict:
 def test_a_class_balanced_diverse_round_under_a_money_budget_runs_through_the_assets(defs, instance, resources):
     configs = {
         "candidate_pool": CandidatePoolConfig(
-            shard_size=24, per_sequence_cap=CAP, selection_method="class_balance_diversity", diversity_weight=0.5,
-            budget_amount=BUDGET, price_per_frame=PER_FRAME, price_per_cuboid=PER_CUBOID,
+            shard_size=24, per_sequence_cap=CAP,
+            selection={"method": "class_balance_diversity", "diversity_weight": 0.5},
+            budget={"amount": BUDGET, "price_per_frame": PER_FRAME, "price_per_cuboid": PER_CUBOID},
         ),
         "selected_batch": SelectionConfig(),
     }
@@ -39,7 +40,7 @@ def test_a_class_balanced_diverse_round_under_a_money_budget_runs_through_the_as
 
     history = resources["history"].open()
     recorded = history.round_parameters(0)
-    assert (recorded["selection_method"], recorded["budget_amount"]) == ("class_balance_diversity", BUDGET)
+    assert (recorded["selection"]["method"], recorded["budget"]["amount"]) == ("class_balance_diversity", BUDGET)
     chosen = [str(f) for f in history.selection(0).frame_ids]
     selected = _metadata(instance, "selected_batch")
     assert selected["selection_method"] == "class_balance_diversity"
@@ -74,5 +75,6 @@ def test_round_selection_and_budget_in_ceal_yaml_become_the_rounds_parameters(tm
     path.write_text("preset: cpu-small\nround:\n  selection: {method: diversity, diversity_weight: 0.3}\n"
                     "  budget: {amount: 500, price_per_frame: 4.0, price_per_cuboid: 0.2}\n")
     pool = run_configs_for(load_project_config(path, environ={}))["candidate_pool"]
-    assert (pool.selection_method, pool.diversity_weight, pool.class_balance_strength) == ("diversity", 0.3, 1.0)
-    assert (pool.budget_amount, pool.price_per_frame, pool.price_per_cuboid) == (500.0, 4.0, 0.2)
+    selection, budget = pool.selection, pool.budget
+    assert (selection.method, selection.diversity_weight, selection.class_balance_strength) == ("diversity", 0.3, 1.0)
+    assert (budget.amount, budget.price_per_frame, budget.price_per_cuboid) == (500.0, 4.0, 0.2)

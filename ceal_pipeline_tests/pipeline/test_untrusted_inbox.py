@@ -129,7 +129,7 @@ def test_stale_temporary_files_of_every_writer_match_the_cleanup(tmp_path, name)
 
 
 def test_publishing_a_pool_removes_a_killed_publications_temporary_file(tmp_path):
-    from ceal_pipeline.defs.acquisition.shard_exchange import ShardExchange
+    from ceal_pipeline.core.history.shards import ShardExchange
 
     exchange = ShardExchange(tmp_path)
     exchange.round_dir(2).mkdir(parents=True)
@@ -175,7 +175,7 @@ def test_a_poisoned_inbox_does_not_stop_the_next_rounds_and_its_good_delivery_is
     from ceal_pipeline.export import read_vendor_export, write_label_delivery
     from ceal_pipeline.export.vendor_inbox import ground_truth_labels
 
-    configs = {"candidate_pool": CandidatePoolConfig(shard_size=24, pool_count=20),
+    configs = {"candidate_pool": CandidatePoolConfig(shard_size=24, pool_count=20, k=6, per_sequence_cap=3),
                "selected_batch": SelectionConfig(k=6, per_sequence_cap=3)}
     first = run_acquisition_round(defs, instance, configs)
     exported = list(read_vendor_export(first.export_folder).frame_ids)

@@ -20,7 +20,9 @@ from ceal_pipeline.export import (
     read_vendor_export,
     write_vendor_export,
 )
+from ceal_pipeline.export.file_names import safe_file_stem
 from ceal_pipeline.export.openlabel import LIDAR_CS
+from ceal_pipeline.export.vendor_formats import openlabel_name
 from ceal_pipeline.frames.records import DETECTION_CLASSES, CameraRecord, FrameRecord, LidarFormat
 
 LIDAR2CAM = np.array([[0, -1, 0, 0.1], [0, 0, -1, 1.5], [1, 0, 0, -0.5], [0, 0, 0, 1]], dtype=np.float64)
@@ -35,7 +37,7 @@ def records(tmp_path):
     front = CameraRecord("CAM_FRONT", str(root / "cam" / "front+0800.jpg"), K, LIDAR2CAM, 1920, 1080,
                          "opencv_pinhole", (0.1, -0.05, 0.0, 0.0, 0.01))
     fisheye = CameraRecord("M_FISHEYE_L", str(root / "cam" / "fisheye.jpg"), K, LIDAR2CAM, 1280, 960, "mei",
-                           (1.2, 0.1, 0.01, 0.0, 0.0))
+                           (1.2, 0.1, 0.01, 0.0, 0.0, 0.0))  # xi + 5, as aiMotive's calibration gives them
     return root, [
         FrameRecord("seq01:000004", "seq01", 1532402927.647951, str(root / "lidar" / "000004.laz"),
                     LidarFormat("laz"), (front, fisheye), ego_pose=POSE),
@@ -69,11 +71,12 @@ def test_every_vendor_file_is_in_the_drop_and_checksummed_by_the_manifest(tmp_pa
 
     files = json.loads(export.manifest_path.read_text())["files"]
     assert set(files) == {"selected_frames.csv", "selected_frames.jsonl", "project.json", "tasks.jsonl",
-                          "mmdet3d_infos.pkl", "openlabel/seq01:000004.json", "openlabel/seq01:000005.json"}
+                          "mmdet3d_infos.pkl", openlabel_name("seq01:000004"), openlabel_name("seq01:000005")}
+    assert not any(":" in name or "@" in name for name in files)  # every tool and URL takes the names as they are
     for name, digest in files.items():
         assert hashlib.sha256((export.folder / name).read_bytes()).hexdigest() == digest
     assert read_vendor_export(export.folder).frame_ids == ("seq01:000004", "seq01:000005")
-    (export.folder / "openlabel" / "seq01:000005.json").write_text("{}")
+    (export.folder / openlabel_name("seq01:000005")).write_text("{}")
     with pytest.raises(Exception, match="does not match the manifest"):
         read_vendor_export(export.folder)
 
@@ -115,7 +118,7 @@ def test_a_task_carries_uris_calibration_with_lens_model_time_pose_sequence_and_
 
 
 def test_an_openlabel_scene_has_streams_coordinate_systems_and_pre_label_cuboids(tmp_path, records):
-    scene = json.loads((_export(tmp_path, records).folder / "openlabel" / "seq01:000004.json").read_text())
+    scene = json.loads((_export(tmp_path, records).folder / openlabel_name("seq01:000004")).read_text())
     doc = scene["openlabel"]
 
     assert doc["metadata"]["schema_version"] == "1.0.0" and doc["metadata"]["external_id"] == "seq01:000004"
@@ -124,7 +127,11 @@ def test_an_openlabel_scene_has_streams_coordinate_systems_and_pre_label_cuboids
     pinhole = doc["streams"]["CAM_FRONT"]["stream_properties"]["intrinsics_pinhole"]
     assert pinhole["camera_matrix_3x4"] == [1000, 0, 960, 0, 0, 1000, 540, 0, 0, 0, 1, 0]
     assert pinhole["distortion_coeffs_1xN"] == [0.1, -0.05, 0.0, 0.0, 0.01] and pinhole["width_px"] == 1920
-    assert doc["streams"]["M_FISHEYE_L"]["stream_properties"]["intrinsics_custom"]["model"] == "mei"
+    fisheye = doc["streams"]["M_FISHEYE_L"]["stream_properties"]["intrinsics_custom"]
+    assert fisheye["model"] == "mei"
+    # The description names exactly the coefficients written (xi first, then the lens's).
+    named = fisheye["description"].split("coefficients (")[1].rstrip(")").split(", ")
+    assert len(named) == len(fisheye["distortion_coeffs_1xN"]) and named[0] == "xi"
     camera_cs = doc["coordinate_systems"]["CAM_FRONT"]
     assert camera_cs["parent"] == LIDAR_CS
     cam_to_lidar = np.asarray(camera_cs["pose_wrt_parent"]["matrix4x4"]).reshape(4, 4)
@@ -155,3 +162,27 @@ def test_the_mmdet3d_info_file_has_metainfo_and_one_data_list_entry_per_task(tmp
     [instance] = first["instances"]
     assert instance["bbox_label_3d"] == 0 and instance["bbox_3d"] == pytest.approx([10, 5, -1.05, 4, 2, 1.5, np.pi / 2])
     assert second["instances"] == []
+
+
+@pytest.mark.parametrize("frame_id", ["seq01:000004", "20210901-194123-00.37.12-00.37.27@Yoda:0033643", "a b/c", ".hidden"])
+def test_per_frame_file_names_are_safe_and_distinct_for_ids_that_differ_only_in_unsafe_characters(frame_id):
+    stem = safe_file_stem(frame_id)
+    assert set(stem) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+    assert not stem.startswith(".") and stem != frame_id  # renamed, so the hash keeps it apart from look-alikes
+
+
+def test_a_frame_id_of_safe_characters_keeps_its_name_and_look_alikes_do_not_collide():
+    assert safe_file_stem("seq01_000004") == "seq01_000004"
+    assert len({safe_file_stem(i) for i in ("seq01:000004", "seq01@000004", "seq01_000004")}) == 3
+
+
+def test_a_file_uri_is_percent_encoded_and_decodes_to_the_path_while_a_base_uri_keeps_the_characters(tmp_path):
+    from urllib.parse import unquote, urlparse
+
+    sensor = tmp_path / "00.37.27@Yoda" / "front+0800:1.jpg"
+    sensor.parent.mkdir()
+    sensor.touch()
+    uri = SensorUriRule(str(tmp_path)).uri(sensor)
+    assert "%40Yoda" in uri and "%2B0800%3A1" in uri  # RFC 8089, as docs/VENDOR.md says
+    assert unquote(urlparse(uri).path) == str(sensor.resolve())
+    assert SensorUriRule(str(tmp_path), "s3://b/p").uri(sensor) == "s3://b/p/00.37.27@Yoda/front+0800:1.jpg"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from ceal_pipeline.cli import main
+from ceal_pipeline_tests.frames.conftest import DATASETS
 
-DATASETS = Path(__file__).resolve().parents[3] / "shared" / "datasets"
 AIMOTIVE = DATASETS / "aimotive-sequence"
 NUSCENES = DATASETS / "nuscenes-sample"
 NUSCENES_INFO = "n015-2018-07-24-11-22-45+0800.pkl"

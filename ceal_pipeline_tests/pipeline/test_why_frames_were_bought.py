@@ -42,7 +42,7 @@ def closed_round(tmp_path_factory, synthetic_root):
     defs = build_defs(resources, with_validation=False)
     with dg.instance_for_test() as instance:
         report = run_acquisition_round(defs, instance, {
-            "candidate_pool": CandidatePoolConfig(shard_size=24),
+            "candidate_pool": CandidatePoolConfig(shard_size=24, k=K, per_sequence_cap=3),
             "selected_batch": SelectionConfig(k=K, per_sequence_cap=3),
         })
         yield report, instance, resources

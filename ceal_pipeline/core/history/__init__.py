@@ -6,7 +6,7 @@ events, candidate pools, selections, pruned frames and exports.
 merge step. Imports duckdb and numpy only.
 """
 
-from ceal_pipeline.core.history.catalog import RegistrationResult
+from ceal_pipeline.core.history.frame_registry import RegistrationResult
 from ceal_pipeline.core.history.connection import HistoryLocked
 from ceal_pipeline.core.history.deliveries import DeliveryRejected, DeliveryResult
 from ceal_pipeline.core.history.errors import (

@@ -238,20 +238,6 @@ class PoolStore(HistoryConnection):
         with self._connect() as con:
             return con.execute("SELECT count(*) FROM candidate_pool_rounds WHERE round = ?", [round]).fetchone()[0] > 0
 
-    def missing_shards(self, round: int) -> list[int]:
-        """Shards of ``round``'s pool not ingested yet (what a resumed run must score)."""
-        with self._connect() as con:
-            meta = con.execute("SELECT n_shards FROM candidate_pool_rounds WHERE round = ?", [round]).fetchone()
-            if meta is None:
-                raise EmptyCandidatePool(f"round {round} has no candidate pool yet; materialize candidate_pool first")
-            done = {
-                r[0]
-                for r in con.execute(
-                    "SELECT shard FROM score_batches WHERE round = ? AND shard IS NOT NULL", [round]
-                ).fetchall()
-            }
-        return [s for s in range(meta[0]) if s not in done]
-
     def save_selection(
         self, round: int, frame_ids: Sequence[str] | np.ndarray, scores: Sequence[float] | np.ndarray
     ) -> bool:

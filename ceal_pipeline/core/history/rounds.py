@@ -75,7 +75,10 @@ class RoundStore(HistoryConnection):
                     f"{seed} and {params}; a round's pool and selection come from its recorded configuration: "
                     "re-run with that one, or change the configuration for the next round"
                 )
-            con.execute("INSERT INTO rounds VALUES (?, ?, ?, ?, NULL, NULL)", [round, seed, params, utc_now()])
+            con.execute(
+                "INSERT INTO rounds (round, seed, parameters, started_at) VALUES (?, ?, ?, ?)",
+                [round, seed, params, utc_now()],
+            )
             return True
 
     def round_parameters(self, round: int) -> dict[str, Any]:
@@ -83,6 +86,30 @@ class RoundStore(HistoryConnection):
         with self._connect() as con:
             row = con.execute("SELECT parameters FROM rounds WHERE round = ?", [round]).fetchone()
         return json.loads(row[0]) if row else {}
+
+    def record_round_model(self, round: int, model_version: str) -> bool:
+        """Record the detector whose scores round ``round`` selects from (the ``detector`` asset
+        decides it; the round's pool step records it). Returns True if it changed.
+
+        Raises:
+            HistoryError: the round was never started.
+        """
+        if not model_version:
+            raise ValueError(f"round {round}: a detector version is a non-empty string")
+        with self._transaction() as con:
+            row = con.execute("SELECT model_version FROM rounds WHERE round = ?", [round]).fetchone()
+            if row is None:
+                raise HistoryError(f"round {round} was never started; call start_round({round}, ...) first")
+            if row[0] == model_version:
+                return False
+            con.execute("UPDATE rounds SET model_version = ? WHERE round = ?", [model_version, round])
+            return True
+
+    def round_model_version(self, round: int) -> str | None:
+        """The detector version round ``round`` records (None before its pool was drawn)."""
+        with self._connect() as con:
+            row = con.execute("SELECT model_version FROM rounds WHERE round = ?", [round]).fetchone()
+        return row[0] if row else None
 
     def rounds(self) -> list[int]:
         """Every started round, ascending."""

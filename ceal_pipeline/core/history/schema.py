@@ -10,11 +10,12 @@ Migrations are append-only: never edit a released one, add the next version.
 
 Layout (see ``store.py`` for the invariants the store maintains):
 
-- ``frames``: the catalog, one row per frame. ``frame_key`` is a dense internal
+- ``frames``: one row per frame the history knows: its key, id and sequence
+  (version 5 on; everything else about a frame is the frame catalog's, read by
+  id). ``frame_key`` is a dense internal
   BIGINT surrogate (registration order); every large table refers to frames by
   it, because 10^8 score events carrying a string id would cost gigabytes and
   string joins are several times slower than integer ones.
-- ``frame_cameras``: sensor paths beyond the LiDAR file, one row per camera.
 - ``frame_state``: one row per frame with the *maintained* pool state: labeled,
   pruned, quarantined flags and the latest score. It is derived from the event
   tables (``labels``, ``prune_events``, ``quarantined_frames``,
@@ -26,7 +27,8 @@ Layout (see ``store.py`` for the invariants the store maintains):
   version, acquisition function, run id and time it was scored; events are
   ``(batch_id, frame_key, score)``. Rows are never updated or deleted.
 - ``rounds``, ``candidate_pool_rounds`` + ``candidate_pools``, ``selections``,
-  ``prune_events``, ``exports``: one CEAL round's decisions.
+  ``prune_events``, ``exports``: one CEAL round's decisions; ``rounds.model_version``
+  (version 5 on) is the detector whose scores the round selects from.
 - ``label_deliveries`` + ``delivered_frames`` + ``delivered_boxes``: what the
   vendor delivered, as boxes in the pipeline's convention with their provenance;
   ``rejected_deliveries``: files refused, with the reason (``deliveries.py``).
@@ -295,6 +297,23 @@ MIGRATIONS: tuple[Migration, ...] = (
                 rejected_at TIMESTAMP NOT NULL
             )
             """,
+        ),
+    ),
+)
+
+MIGRATIONS += (
+    Migration(
+        5,
+        "one owner per fact: a frame's attributes are the frame catalog's (frames keeps key, id and sequence; "
+        "frame_cameras goes); the round record holds the round's detector version",
+        (
+            "DROP TABLE frame_cameras",
+            "ALTER TABLE frames DROP COLUMN timestamp_s",
+            "ALTER TABLE frames DROP COLUMN lidar_path",
+            "ALTER TABLE frames DROP COLUMN split",
+            "ALTER TABLE frames DROP COLUMN source",
+            "ALTER TABLE frames DROP COLUMN registered_at",
+            "ALTER TABLE rounds ADD COLUMN model_version VARCHAR",
         ),
     ),
 )

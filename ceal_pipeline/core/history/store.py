@@ -34,7 +34,7 @@ Design decisions (see each mixin's module for its part):
 Typical round (what the Dagster assets call)::
 
     history = AcquisitionHistory(".ceal/history.duckdb")
-    history.register_frames(source.frames)                  # frame_catalog
+    history.register_frame_arrays(ids, sequences)          # acquisition_history
     history.start_round(r, seed=seed, parameters=config)
     pool = history.unlabeled_pool()                          # keys + latest scores
     drawn = sample_candidate_pool(pool.frame_keys, pool.scores, temperature=T, fraction=0.05, seed=seed)
@@ -50,7 +50,7 @@ Typical round (what the Dagster assets call)::
 
 from __future__ import annotations
 
-from ceal_pipeline.core.history.catalog import CatalogStore
+from ceal_pipeline.core.history.frame_registry import FrameRegistry
 from ceal_pipeline.core.history.deliveries import DeliveryStore
 from ceal_pipeline.core.history.ingest import ScoreIngest
 from ceal_pipeline.core.history.pools import PoolStore
@@ -60,7 +60,7 @@ from ceal_pipeline.core.history.scores import ScoresStore
 
 
 class AcquisitionHistory(
-    CatalogStore, ScoreIngest, ScoresStore, PoolStore, PruningStore, RoundStore, DeliveryStore
+    FrameRegistry, ScoreIngest, ScoresStore, PoolStore, PruningStore, RoundStore, DeliveryStore
 ):
     """The acquisition history in one DuckDB file at ``path``.
 

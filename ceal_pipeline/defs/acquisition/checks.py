@@ -22,7 +22,7 @@ SELECTION_CHECK = dg.AssetCheckSpec(
 )
 HISTORY_CHECK = dg.AssetCheckSpec(
     name="no_score_for_unknown_frame",
-    asset="round_scores",
+    asset="merged_scores",
     blocking=True,
     description="every score event in the acquisition history names a frame of the catalog",
 )

@@ -37,12 +37,19 @@ GPU_RUN_K8S_CONFIG = {
     },
 }
 
+
+def shard_run_tags(device: str) -> dict[str, str]:
+    """The shard runs' tags for the configured ``detector.device``: the GPU request above unless
+    the detector runs on the CPU (``auto`` asks for one: on Kubernetes the pod sees a GPU only if it asks).
+    ``candidate_shards_sensor`` puts them on each shard run it launches (the device is the deployment's,
+    known when the sensor runs, not when this module is imported)."""
+    return {} if device == "cpu" else {"dagster-k8s/config": json.dumps(GPU_RUN_K8S_CONFIG)}
+
 score_candidate_shards = dg.define_asset_job(
     name="score_candidate_shards",
     selection=dg.AssetSelection.assets(*scoring_assets),
     partitions_def=candidate_shards,
     description="Score one shard of a round's candidate pool with MC-Dropout (gpu pool).",
-    tags={"dagster-k8s/config": json.dumps(GPU_RUN_K8S_CONFIG)},
 )
 
 round_selection = dg.define_asset_job(

@@ -1,11 +1,11 @@
-"""What a round's later steps need from its opening: its detector and its published pool.
+"""What a round's later steps need from its opening: its detector, its version and its published pool.
 
 One place for the lookup and for the error that names the partition to
 materialize first; the pool step, the shards, the merge and the selection call it.
 """
 
 from ceal_pipeline.defs.acquisition.failures import permanent_failure
-from ceal_pipeline.defs.acquisition.shard_exchange import PublishedPool, ShardExchange
+from ceal_pipeline.core.history.shards import PublishedPool, ShardExchange
 from ceal_pipeline.defs.resources import ModelStoreResource
 
 
@@ -18,6 +18,16 @@ def round_model(model_store: ModelStoreResource, round_index: int):
             f"materialize the detector asset for partition r{round_index:04d} (job nightly_acquisition) first"
         )
     return model
+
+
+def round_model_version(store, model_store: ModelStoreResource, round_index: int) -> str:
+    """The detector version round ``round_index`` records in the history (its owner). A round
+    whose pool was drawn before history schema 5 records its published detector now."""
+    version = store.round_model_version(round_index)
+    if version is None:
+        version = round_model(model_store, round_index).version
+        store.record_round_model(round_index, version)
+    return version
 
 
 def require_published_pool(exchange: ShardExchange, round_index: int) -> PublishedPool:

@@ -9,8 +9,6 @@ returns metadata.
 """
 
 
-import hashlib
-import time
 from collections import Counter
 
 import dagster as dg
@@ -18,10 +16,26 @@ import numpy as np
 
 from ceal_pipeline.core import round as algorithm
 from ceal_pipeline.core.history.errors import RoundConflict
+from ceal_pipeline.core.round_opening import RoundNotDrawable, open_round
 from ceal_pipeline.core.seeding import derive_seed
-from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, DetectorConfig, recorded_round_config
+from ceal_pipeline.defs.acquisition.buyable import pool_k_shortfall
+from ceal_pipeline.defs.acquisition.config import (
+    CandidatePoolConfig,
+    DetectorConfig,
+    as_recorded,
+    detector_training,
+    opened_round,
+    round_parameters,
+)
+from ceal_pipeline.defs.acquisition.detector_training import train_round_detector
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, training_markdown
+from ceal_pipeline.defs.acquisition.metadata_notes import (
+    labeled_frames_last_round,
+    labeled_growth_metadata,
+    map_val_value,
+    parameters_against_ceal_yaml,
+)
 from ceal_pipeline.defs.acquisition.partitions import (
     acquisition_rounds,
     candidate_shards,
@@ -33,10 +47,10 @@ from ceal_pipeline.defs.resources import (
     FrameSourceResource,
     ModelStoreResource,
     PublishedModel,
+    RunDefaultsResource,
     VendorExporterResource,
 )
 from ceal_pipeline.export.label_ingest import ingest_inbox
-from ceal_pipeline.export.vendor_boxes import with_delivered_labels
 
 GROUP = "acquisition"
 
@@ -98,7 +112,8 @@ def frame_catalog(context: dg.AssetExecutionContext, frame_source: FrameSourceRe
     kinds={"duckdb"},
     pool="duckdb",
     description="The DuckDB acquisition history, the single store of round state: the catalog's train frames "
-    "and quarantined frames registered (idempotently), the append-only score events and each frame's latest "
+    "(key, id, sequence) and quarantined frames registered (idempotently), the append-only score events and "
+    "each frame's latest "
     "score, and per round its parameters, candidate pool and shards, selection and export.",
 )
 @retry_when_busy
@@ -113,15 +128,11 @@ def acquisition_history(
     catalog = frame_source.catalog()
     # The frames CEAL may acquire: the catalog's train split (val frames are the held-out
     # set). Labels are labeled_set's business (per round); the history registers frames only.
-    table = catalog.table(["frame_id", "sequence_id", "timestamp_s", "lidar_path", "split", "source"])
+    table = catalog.table(["frame_id", "sequence_id", "split"])
     train = table.filter(pc.equal(table.column("split"), "train"))
     registered = store.register_frame_arrays(
         frame_ids=train.column("frame_id").to_numpy(zero_copy_only=False),
         sequence_ids=train.column("sequence_id").to_numpy(zero_copy_only=False),
-        timestamps=train.column("timestamp_s").to_numpy(zero_copy_only=False),
-        lidar_paths=train.column("lidar_path").to_numpy(zero_copy_only=False),
-        split="train",
-        source=train.column("source").to_numpy(zero_copy_only=False),
     )
     quarantined = store.quarantine(catalog.quarantined())
     pool = store.unlabeled_pool()
@@ -155,6 +166,7 @@ def labeled_set(
     frame_source: FrameSourceResource,
     history: AcquisitionHistoryResource,
     exporter: VendorExporterResource,
+    run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
@@ -181,7 +193,8 @@ def labeled_set(
                 key = f"vendor r{item.delivery.round_index}"
                 added[key] = added.get(key, 0) + item.result.frames_added
                 # The actual price: frames and cuboids delivered, at the answered round's price list.
-                price = delivery_price(store.round_parameters(item.delivery.round_index), item.result)
+                price = delivery_price(opened_round(store.round_parameters(item.delivery.round_index), run_defaults),
+                                       item.result)
                 delivery_costs[key] = delivery_costs.get(key, 0.0) + price
                 context.log.info(f"delivery {item.delivery.path}: {item.result.frames_added} frames, "
                                  f"{item.result.boxes_added} cuboids, cost {price:g}")
@@ -210,9 +223,7 @@ def labeled_set(
         )
     return dg.MaterializeResult(
         metadata={
-            "labeled_frames": len(labeled),
-            "labels_added": int(sum(added.values())),
-            "added_by_source": dg.MetadataValue.json({k: int(v) for k, v in added.items()}),
+            **labeled_growth_metadata(len(labeled), labeled_frames_last_round(context.instance, round_index), added),
             "label_mode": frame_source.label_mode,
             "round": round_index,
             "rejected_deliveries": dg.MetadataValue.json({str(r.path): r.reason for r in rejected}),
@@ -222,15 +233,12 @@ def labeled_set(
     )
 
 
-def delivery_price(recorded: dict, result) -> float:
-    """A delivery's actual labeling cost: its frames and cuboids at the price list the answered round recorded."""
+def delivery_price(parameters, result) -> float:
+    """A delivery's actual labeling cost: its frames and cuboids at the price list the answered
+    round recorded (``parameters``: that round's ``RoundSection``)."""
     from ceal_pipeline.defs.acquisition.selection_inputs import round_labeling_budget
 
-    return round_labeling_budget(recorded_round_config(recorded)).price(result.frames_added, result.boxes_added)
-
-
-def _fingerprint(frame_ids: list[str]) -> str:
-    return hashlib.sha256("\n".join(sorted(frame_ids)).encode()).hexdigest()[:16]
+    return round_labeling_budget(parameters).price(result.frames_added, result.boxes_added)
 
 
 @dg.asset(
@@ -250,55 +258,31 @@ def detector(
     frame_source: FrameSourceResource,
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
+    run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
+    config = detector_training(config, run_defaults)
     store = history.open()
     labeled = sorted(str(f) for f in store.labeled_frames())
     if not labeled:
         raise permanent_failure("no labeled frames to train on: materialize labeled_set (seed set or vendor deliveries)")
-    fingerprint = _fingerprint(labeled)
+    fingerprint = algorithm.labeled_fingerprint(labeled)
     published = model_store.published_for_round(round_index)
-    # Once a round's pool is drawn its detector is fixed: its shards are (being) scored by it.
-    pool_drawn = store.has_candidate_pool(round_index)
-    if published is not None and (pool_drawn or published.metrics.get("labeled_fingerprint") == fingerprint):
+    previous = model_store.published_for_round(round_index - 1) if round_index > 0 else None
+    plan = algorithm.plan_training(
+        published=published.metrics if published is not None else None,
+        pool_drawn=store.has_candidate_pool(round_index), fingerprint=fingerprint, has_previous=previous is not None,
+        warm_start=config.warm_start, epochs=config.epochs, fine_tune_epochs=config.fine_tune_epochs,
+    )
+    if plan.reuse:
         context.log.info(f"round {round_index}: reusing detector {published.version}")
         return dg.MaterializeResult(metadata=_detector_metadata(published, round_index, len(labeled), reused=True))
 
-    previous = model_store.published_for_round(round_index - 1) if round_index > 0 else None
-    warm = previous if config.warm_start else None
-    catalog = frame_source.catalog()
-    # The training set is a query by id, boxes included; delivered frames carry the vendor's boxes.
-    frames = with_delivered_labels(catalog.records(labeled), store.delivered_labels(labeled))
-    started = time.perf_counter()
-    checkpoint = model_store.train(
-        frames,
-        round_index,
-        epochs=config.fine_tune_epochs if (warm is not None and config.fine_tune_epochs > 0) else config.epochs,
-        seed=derive_seed(config.run_seed, round_index, "training"),
-        init_checkpoint=warm.path if warm is not None else None,
-        log=lambda epoch: context.log.info(
-            f"round {round_index} training epoch {epoch.get('epoch')}: loss {epoch.get('loss', float('nan')):.3f} "
-            f"({epoch.get('seconds', 0.0):.0f} s)"
-        ),
+    published = train_round_detector(
+        model_store, frame_source.catalog(), store, round_index, labeled, plan,
+        warm_from=previous if plan.warm_start else None, seed=derive_seed(config.run_seed, round_index, "training"),
+        fingerprint=fingerprint, max_eval_frames=config.max_eval_frames, log=context.log.info,
     )
-    training_s = time.perf_counter() - started
-    model, version = model_store.load(checkpoint.path)
-    held_out_ids = catalog.frame_ids(split="val", annotated=True)  # sorted
-    if config.max_eval_frames >= 0:
-        held_out_ids = held_out_ids[: config.max_eval_frames]
-    held_out = catalog.records(held_out_ids) if len(held_out_ids) else []
-    evaluation = model_store.evaluate(model, held_out) if held_out else {}
-    metrics = {
-        "mAP": float(evaluation.get("mAP", float("nan"))),
-        "per_class_ap": {k: float(v) for k, v in dict(evaluation.get("per_class", {})).items()},
-        "eval_frames": len(held_out),
-        "labeled_fingerprint": fingerprint,
-        "warm_start": warm.version if warm is not None else None,
-        "train_metrics": {k: float(v) for k, v in dict(checkpoint.metrics).items() if isinstance(v, (int, float))},
-        "loss_curve": [dict(epoch) for epoch in checkpoint.loss_curve],
-    }
-    published = PublishedModel(round_index, str(checkpoint.path), str(version), training_s, metrics)
-    model_store.publish(published)
     return dg.MaterializeResult(metadata=_detector_metadata(published, round_index, len(labeled), reused=False))
 
 
@@ -311,7 +295,8 @@ def _detector_metadata(model: PublishedModel, round_index: int, labeled: int, *,
         "checkpoint": dg.MetadataValue.path(model.path),
         "labeled_frames": labeled,
         "training_s": round(model.training_s, 2),
-        "mAP_val": model.metrics.get("mAP", float("nan")),
+        "mAP_val": map_val_value(model.metrics.get("mAP", float("nan")), int(model.metrics.get("eval_frames", 0)),
+                                 model.metrics.get("max_eval_frames")),
         "per_class_ap": dg.MetadataValue.json(per_class_ap),
         "epochs_trained": len(loss_curve),
         "final_training_loss": float(loss_curve[-1]["loss"]) if loss_curve else float("nan"),
@@ -339,56 +324,37 @@ def candidate_pool(
     config: CandidatePoolConfig,
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
+    run_defaults: RunDefaultsResource,
+    frame_source: FrameSourceResource,
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
+    try:
+        config = round_parameters(config, run_defaults)
+    except ValueError as exc:  # pydantic's ValidationError: a bound or a prior the schema refuses
+        raise permanent_failure(f"round {round_index}: candidate_pool config: {exc}") from exc
     published_model = round_model(model_store, round_index)
     store = history.open()
-    reused = store.has_candidate_pool(round_index)
-    scores_plot = dg.MetadataValue.md("(pool reused: see this round's first materialization)")
-    sampling_s = 0.0
-    if not reused:
-        pool = store.unlabeled_pool()
-        # Every round parameter is recorded: the round's shards, selection and export read them
-        # back (recorded_round_config), whoever launches those runs.
-        parameters = {**config.model_dump(), "unlabeled_frames": len(pool)}
-        started = time.perf_counter()
-        try:
-            drawn = algorithm.draw_candidate_pool(
-                pool.frame_keys, pool.scores, round_index=round_index, run_seed=config.run_seed,
-                temperature=config.temperature, fraction=config.pool_fraction,
-                count=config.pool_count if config.pool_count > 0 else None,
-                normalisation=config.normalisation, prior=_prior(config.prior), round_zero_mode=config.round_zero_mode,
-            )
-            n_shards = algorithm.shard_count(len(drawn), config.shard_size)
-        except ValueError as exc:
-            raise permanent_failure(f"round {round_index}: {exc}") from exc
-        sampling_s = time.perf_counter() - started
-        seed = drawn.seed if drawn.seed is not None else derive_seed(config.run_seed, round_index, "candidate_pool")
-        try:
-            store.start_round(round_index, seed=seed, parameters={**parameters, "seed": seed, "full_pool": drawn.backfill})
-        except RoundConflict as exc:  # opened before with other parameters: its own are the ones to use
-            raise permanent_failure(f"round {round_index}: {exc}") from exc
-        store.save_candidate_pool(
-            round_index, frame_keys=drawn.members, n_shards=n_shards, seed=seed, sampling_s=sampling_s
-        )
-        scores_plot = histogram_markdown(
-            pool.scores, title=f"round {round_index}: latest scores of the unlabeled pool", xlabel="score (nats)"
-        )
-    saved = store.candidate_pool(round_index)
-    recorded = store.round_parameters(round_index)
+    # K is checked when the round opens, before anything is recorded, not hours later at selection
+    # (a money budget buys what it can, so it has no K to meet).
+    shortfall = None if config.budget.amount is not None else (
+        lambda members: pool_k_shortfall(store, frame_source, round_index, members, config.k, config.per_sequence_cap))
+    try:
+        opened = open_round(store, round_index, as_recorded(config), published_model.version, shortfall=shortfall)
+    except (RoundNotDrawable, RoundConflict) as exc:  # a retry draws the same pool: permanent
+        message = str(exc)
+        raise permanent_failure(message if message.startswith(f"round {round_index}:") else
+                                f"round {round_index}: {message}") from exc
+    saved, recorded = opened.pool, opened.parameters
     exchange = history.exchange()
     # Published after the history's commit, and again whenever it is missing or stale.
-    published = exchange.published_pool(round_index)
-    if published is None or (published.frames, published.n_shards, published.model_version, published.parameters) != (
-        len(saved), saved.n_shards, published_model.version, recorded
-    ):
-        published = exchange.publish_pool(
-            round_index, saved.frame_ids, saved.shards, saved.n_shards, published_model.version, recorded
-        )
+    published = exchange.sync_pool(round_index, saved, published_model.version, recorded)
     context.instance.add_dynamic_partitions(candidate_shards.name, published.partition_keys)
+    differing = parameters_against_ceal_yaml(context, round_index, recorded, as_recorded(run_defaults.round))
     return dg.MaterializeResult(
         metadata={
             "round": round_index,
+            "round_parameters": dg.MetadataValue.json(recorded),
+            "differs_from_ceal_yaml": dg.MetadataValue.json(differing),
             "pool_frames": len(saved),
             "unlabeled_frames": int(recorded.get("unlabeled_frames", 0)),
             "shards": saved.n_shards,
@@ -396,17 +362,13 @@ def candidate_pool(
             "temperature": float(recorded.get("temperature", config.temperature)),
             "full_pool": bool(recorded.get("full_pool", False)),
             "sampling_s": round(float(saved.sampling_s or 0.0), 4),
-            "reused_pool": reused,
+            "reused_pool": opened.reused,
             "model_version": published_model.version,
             "pool_file": dg.MetadataValue.path(str(exchange.pool_path(round_index))),
-            "historical_scores": scores_plot,
+            "historical_scores": histogram_markdown(
+                opened.unlabeled_scores, title=f"round {round_index}: latest scores of the unlabeled pool",
+                xlabel="score (nats)",
+            ) if opened.unlabeled_scores is not None else dg.MetadataValue.md(
+                "(pool reused: see this round's first materialization)"),
         }
     )
-
-
-def _prior(value: str):
-    """Config strings to the sampling prior: a named rule or a number."""
-    try:
-        return float(value)
-    except ValueError:
-        return value

@@ -19,6 +19,7 @@ from pathlib import Path
 import dagster as dg
 
 from ceal_pipeline.defs.acquisition.jobs import nightly_acquisition, round_selection, score_candidate_shards
+from ceal_pipeline.defs.acquisition.metadata_notes import number_or_nan
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, round_partition_key
 from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool
 from ceal_pipeline.defs.acquisition.round_status import next_round
@@ -144,7 +145,7 @@ def run_acquisition_round(
         partition_key=key,
     )
     closing_s = time.perf_counter() - started
-    merged = _metadata(closing, "round_scores")
+    merged = _metadata(closing, "merged_scores")
     selected = _metadata(closing, "selected_batch")
     exported = _metadata(closing, "vendor_export")
     return RoundReport(
@@ -156,7 +157,7 @@ def run_acquisition_round(
         shards_scored=scored_keys,
         frames_scored=int(merged.get("frames_scored", 0)),
         selected=int(selected.get("k", 0)),
-        map_val=float(trained.get("mAP_val", float("nan"))),
+        map_val=number_or_nan(trained.get("mAP_val")),
         export_folder=str(exported.get("folder", "")),
         new_export=bool(exported.get("new_export", False)),
         opening_s=opening_s,

@@ -12,18 +12,21 @@ import time
 import dagster as dg
 import numpy as np
 
+from ceal_pipeline.core.round import round_ledger, select, selection_size
 from ceal_pipeline.defs.acquisition.checks import EXPORT_CHECK, SELECTION_CHECK, check_export, check_selection
-from ceal_pipeline.defs.acquisition.config import SelectionConfig, recorded_round_config
+from ceal_pipeline.defs.acquisition.config import SelectionConfig, opened_round
 from ceal_pipeline.defs.acquisition.explanation_views import bird_eye_view_markdown, top_frames_table
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown, ledger_markdown
 from ceal_pipeline.defs.acquisition.partitions import acquisition_rounds, parse_round_partition_key
-from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
-from ceal_pipeline.defs.acquisition.shard_scoring import round_scores
+from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model, round_model_version
+from ceal_pipeline.defs.acquisition.shard_scoring import merged_scores
+from ceal_pipeline.defs.acquisition.tie_check import TIES_CHECK, check_selection_ties, tie_break_of
 from ceal_pipeline.defs.resources import (
     AcquisitionHistoryResource,
     FrameSourceResource,
     ModelStoreResource,
+    RunDefaultsResource,
     VendorExporterResource,
 )
 from ceal_pipeline.export import CorruptExport, ExportedFrame, PreLabels, export_files, frame_tasks
@@ -32,7 +35,7 @@ GROUP = "acquisition"
 
 
 @dg.asset(
-    deps=[round_scores],
+    deps=[merged_scores],
     partitions_def=acquisition_rounds,
     group_name=GROUP,
     kinds={"duckdb"},
@@ -41,12 +44,14 @@ GROUP = "acquisition"
     "unlabeled pool (recorded as prune events: reversible, history kept).",
 )
 @retry_when_busy
-def pruned_frames(context: dg.AssetExecutionContext, history: AcquisitionHistoryResource) -> dg.MaterializeResult:
+def pruned_frames(
+    context: dg.AssetExecutionContext, history: AcquisitionHistoryResource, run_defaults: RunDefaultsResource
+) -> dg.MaterializeResult:
     from ceal_pipeline.core.pruning import persistently_low
 
     round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
-    config = recorded_round_config(store.round_parameters(round_index))  # the round's pruning rule
+    config = opened_round(store.round_parameters(round_index), run_defaults)  # the round's pruning rule
     newly = []
     if config.prune:
         events = store.recent_scores(config.prune_last_m, unlabeled_only=True)
@@ -73,15 +78,17 @@ def pruned_frames(context: dg.AssetExecutionContext, history: AcquisitionHistory
     )
 
 
-def round_selection_parameters(recorded: dict, config: SelectionConfig) -> tuple[int, int]:
+def round_selection_parameters(
+    recorded: dict, config: SelectionConfig, defaults: RunDefaultsResource
+) -> tuple[int, int]:
     """``(K, per-sequence cap)`` of a round: what the round recorded when it opened (so a
     sensor-launched selection uses the Launchpad's values), unless this run overrides them."""
-    opened_with = recorded_round_config(recorded)
-    k = config.k if config.k is not None else opened_with.k
-    cap = config.per_sequence_cap if config.per_sequence_cap is not None else opened_with.per_sequence_cap
-    if k < 1 or cap < 0:
-        raise permanent_failure(f"K must be at least 1 and the per-sequence cap at least 0, got K={k}, cap={cap}")
-    return k, cap
+    opened_with = opened_round(recorded, defaults)
+    try:  # the Launchpad shows k 0 and cap -1: "the round's"
+        return selection_size(opened_with.k, opened_with.per_sequence_cap, k=config.k if config.k > 0 else None,
+                              per_sequence_cap=config.per_sequence_cap if config.per_sequence_cap >= 0 else None)
+    except ValueError as exc:
+        raise permanent_failure(str(exc)) from exc
 
 
 def labeled_records(store, frame_source: FrameSourceResource) -> list:
@@ -92,20 +99,11 @@ def labeled_records(store, frame_source: FrameSourceResource) -> list:
     return with_delivered_labels(frame_source.catalog().records(labeled), store.delivered_labels(labeled))
 
 
-def selection_candidates(history: AcquisitionHistoryResource, model_store: ModelStoreResource, round_index: int):
-    """(frame ids, fresh scores) of the round's candidates that may be bought (core.round.selectable):
-    scored this round by the round's detector, not labeled before the round, not pruned, and not
-    exported in an earlier round with labels still to come."""
-    from ceal_pipeline.core.round import selectable
-
-    store = history.open()
-    fresh = store.round_scores(round_index, model_version=round_model(model_store, round_index).version)
-    frame_ids = np.asarray([str(f) for f in fresh.frame_ids], dtype=object)
-    keep = selectable(
-        frame_ids, round_index, label_rounds=store.label_rounds(),
-        pruned={str(f) for f in store.pruned_frames().frame_ids}, awaiting_labels=store.awaiting_labels(round_index),
-    )
-    return [str(f) for f in frame_ids[keep]], fresh.scores[keep]
+def selection_candidates(store, model_store: ModelStoreResource, round_index: int):
+    """(frame ids, fresh scores) of the round's candidates: scored this round by the detector the
+    round records (which of them may be bought is the select step's: core.round.select)."""
+    fresh = store.round_scores(round_index, model_version=round_model_version(store, model_store, round_index))
+    return np.asarray([str(f) for f in fresh.frame_ids], dtype=object), fresh.scores
 
 
 #: Frames drawn in selected_batch's bird's-eye view (plus one camera thumbnail of the first).
@@ -123,9 +121,9 @@ entropy of the MC-Dropout box samples, usually negative (a certain box scores th
 
 
 @dg.asset(
-    deps=[round_scores, pruned_frames],
+    deps=[merged_scores, pruned_frames],
     partitions_def=acquisition_rounds,
-    check_specs=[SELECTION_CHECK],
+    check_specs=[SELECTION_CHECK, TIES_CHECK],
     group_name=GROUP,
     kinds={"duckdb"},
     pool="duckdb",
@@ -138,82 +136,92 @@ def selected_batch(
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
     frame_source: FrameSourceResource,
+    run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
-    from ceal_pipeline.core.ledger import ComputeLedger
-    from ceal_pipeline.core.selection import select_batch
     from ceal_pipeline.defs.acquisition.selection_inputs import round_selection_policy, selection_signals
 
     round_index = parse_round_partition_key(context.partition_key)
     exchange = history.exchange()
     store = history.open()
-    k, cap = round_selection_parameters(store.round_parameters(round_index), config)
-    policy = round_selection_policy(recorded_round_config(store.round_parameters(round_index)), cap)
+    recorded = store.round_parameters(round_index)
+    k, cap = round_selection_parameters(recorded, config, run_defaults)
+    policy = round_selection_policy(opened_round(recorded, run_defaults), cap)
     if policy.budget.amount is not None:
         k = None  # the money decides how many frames are bought
-    started = time.perf_counter()
-    frame_ids, scores = selection_candidates(history, model_store, round_index)
-    sequences = [str(q) for q in frame_source.catalog().sequence_ids(frame_ids)]
-    if k is not None and k > len(frame_ids):
-        raise permanent_failure(
-            f"round {round_index}: K={k} but only {len(frame_ids)} freshly scored candidates are "
-            "selectable; lower k or draw a larger candidate pool (pool_fraction / pool_count)"
-        )
     published = round_model(model_store, round_index)
-    explanations = exchange.explanations(round_index, frame_ids)
-    signals = selection_signals(
-        frame_ids, scores, sequences, explanations=explanations, embeddings=exchange.embeddings(round_index, frame_ids),
-        labeled_records=labeled_records(store, frame_source) if policy.uses_class_balance else [],
-        per_class_ap=dict(published.metrics.get("per_class_ap", {})), policy=policy,
-    )
+    started = time.perf_counter()
+    candidates, fresh_scores = selection_candidates(store, model_store, round_index)
+    catalog = frame_source.catalog()
+    without_embedding = []
+
+    def stage_inputs(ids, scores, sequences):
+        ids = [str(f) for f in ids]
+        signals = selection_signals(
+            ids, scores, [str(q) for q in sequences], explanations=exchange.explanations(round_index, ids),
+            embeddings=exchange.embeddings(round_index, ids),
+            labeled_records=labeled_records(store, frame_source) if policy.uses_class_balance else [],
+            per_class_ap=dict(published.metrics.get("per_class_ap", {})), policy=policy,
+        )
+        without_embedding.append(signals.frames_without_embedding)
+        return signals.candidates, signals.labeled_class_counts, signals.class_ap
+
     try:
-        selection = select_batch(signals.candidates, policy, k=k, labeled_class_counts=signals.labeled_class_counts,
-                                 class_ap=signals.class_ap)
+        chosen = select(
+            candidates, fresh_scores, k, round_index=round_index, label_rounds=store.label_rounds(),
+            pruned={str(f) for f in store.pruned_frames().frame_ids},
+            awaiting_labels=store.awaiting_labels(round_index),
+            sequences_of=lambda ids: [str(q) for q in catalog.sequence_ids([str(f) for f in ids])],
+            per_sequence_cap=cap, policy=policy, stage_inputs=stage_inputs,
+        )
     except ValueError as exc:  # a configuration that cannot be met: retrying cannot heal it
-        raise permanent_failure(f"round {round_index}: {exc}") from exc
-    if not len(selection):
+        message = str(exc)
+        raise permanent_failure(message if message.startswith(f"round {round_index}:") else
+                                f"round {round_index}: {message}") from exc
+    if not len(chosen.frame_ids):
         raise permanent_failure(f"round {round_index}: the budget of {policy.budget.amount} buys no frame (the "
-                                "cheapest candidate costs more); raise budget_amount or lower the prices")
-    chosen = [str(f) for f in selection.frame_ids]
-    chosen_scores = [float(v) for v in selection.acquisition_values]
-    store.save_selection(round_index, chosen, chosen_scores)
+                                "cheapest candidate costs more); raise round.budget.amount or lower the prices")
+    chosen_ids, chosen_scores = [str(f) for f in chosen.frame_ids], [float(v) for v in chosen.scores]
+    store.save_selection(round_index, chosen_ids, chosen_scores)
     selection_s = time.perf_counter() - started
 
     stats = exchange.round_stats(require_published_pool(exchange, round_index))
-    saved_pool = store.candidate_pool(round_index)
-    ledger = ComputeLedger(
-        round_index=round_index,
-        pool_frames=int(store.round_parameters(round_index).get("unlabeled_frames", 0)),  # chosen from
-        frames_scored=sum(s.frames for s in stats),
-        forward_passes=sum(s.forward_passes for s in stats),
-        training_s=float(published.training_s),
-        scoring_s=float(sum(s.scoring_s for s in stats)),
-        selection_s=float(selection_s + (saved_pool.sampling_s or 0.0)),
-        estimated_label_cost=float(selection.estimated_cost or 0.0),
-    ).to_dict()
+    ledger = round_ledger(
+        round_index,
+        unlabeled_frames=int(recorded.get("unlabeled_frames", 0)),  # chosen from
+        shards=[(s.frames, s.forward_passes, s.scoring_s) for s in stats],
+        training_s=published.training_s,
+        selection_s=selection_s + (store.candidate_pool(round_index).sampling_s or 0.0),
+        estimated_label_cost=float(chosen.stage.estimated_cost or 0.0),
+    )
     store.record_ledger(round_index, ledger)
-    sequence_of = dict(zip(frame_ids, sequences))
-    explanations = {f: explanations[f] for f in chosen if f in explanations}
-    shown = chosen[:BIRD_EYE_VIEW_FRAMES]
-    summary = selection.summary()
+    explanations = exchange.explanations(round_index, chosen_ids)
+    shown = chosen_ids[:BIRD_EYE_VIEW_FRAMES]
+    summary = chosen.stage.summary()
     return dg.MaterializeResult(
-        check_results=[check_selection(history, round_index, published.version, len(chosen) if k is None else k)],
+        check_results=[
+            check_selection(history, round_index, published.version, len(chosen_ids) if k is None else k),
+            check_selection_ties(store, round_index, chosen.eligible_ids, chosen.eligible_scores,
+                                 decided_by=tie_break_of(chosen.stage)),
+        ],
         metadata={
             "round": round_index,
-            "k": len(chosen),
+            "k": len(chosen_ids),
             "per_sequence_cap": cap,
             "selection_method": policy.method,
             "decided_by": summary["decided_by"],
             "decided_by_counts": dg.MetadataValue.json(summary["decided_by_counts"]),
-            "estimated_label_cost": float(selection.estimated_cost or 0.0),
-            "selection": dg.MetadataValue.json({**summary, "frames_without_embedding": signals.frames_without_embedding,
-                                                "decided_by_frame": dict(zip(chosen, selection.decided_by))}),
-            "candidates": len(frame_ids),
-            "sequences": len({sequence_of[f] for f in chosen}),
+            "estimated_label_cost": float(chosen.stage.estimated_cost or 0.0),
+            "selection": dg.MetadataValue.json({
+                **summary, "frames_without_embedding": sum(without_embedding),
+                "decided_by_frame": dict(zip(chosen_ids, chosen.stage.decided_by)),
+            }),
+            "candidates": chosen.eligible,
+            "sequences": len(set(chosen.sequences)),
             "model_version": published.version,
-            "top_frames": top_frames_table(chosen, chosen_scores, [sequence_of[f] for f in chosen], explanations,
+            "top_frames": top_frames_table(chosen_ids, chosen_scores, list(chosen.sequences), explanations,
                                            limit=20),
             "bird_eye_view": bird_eye_view_markdown(
-                frame_source.catalog().records(shown), chosen_scores[: len(shown)], explanations,
+                catalog.records(shown), chosen_scores[: len(shown)], explanations,
                 title=f"round {round_index}: the {len(shown)} top frames bought, and why",
             ),
             "frames_explained": len(explanations),
@@ -221,7 +229,7 @@ def selected_batch(
             "compute_ledger": ledger_markdown(ledger),
             "ledger": dg.MetadataValue.json(ledger),
             "scores_vs_selected": histogram_markdown(
-                scores, highlight=chosen_scores, title=f"round {round_index}: candidates and selection",
+                chosen.eligible_scores, highlight=chosen_scores, title=f"round {round_index}: candidates and selection",
                 xlabel="score (nats; higher = more worth labeling)", labels=("candidates", "selected"),
             ),
         }
@@ -250,6 +258,7 @@ def vendor_export(
     model_store: ModelStoreResource,
     frame_source: FrameSourceResource,
     exporter: VendorExporterResource,
+    run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
     store = history.open()
@@ -272,7 +281,8 @@ def vendor_export(
     files = None
     if exporter.exported(round_index) is None:  # exactly once: a drop already written is never rebuilt
         files = vendor_files(context, round_index, published, frame_ids, catalog, frame_source, model_store, exporter)
-    cost = estimated_label_cost(store.round_parameters(round_index), frame_ids, explanations)
+    cost = estimated_label_cost(opened_round(store.round_parameters(round_index), run_defaults), frame_ids,
+                                explanations)
     export = exporter.export(round_index, version, rows, run_id=context.run.run_id, files=files,
                              manifest_facts={"estimated_label_cost": cost})
     store.record_export(
@@ -303,12 +313,13 @@ def vendor_export(
     )
 
 
-def estimated_label_cost(recorded: dict, frame_ids: list[str], explanations: dict) -> dict:
-    """The exported batch's price under the round's price list: per frame, plus per cuboid as
-    estimated by each frame's detections (the pre-labels the vendor will correct)."""
+def estimated_label_cost(parameters, frame_ids: list[str], explanations: dict) -> dict:
+    """The exported batch's price under the round's price list (``parameters``: the round's
+    ``RoundSection``): per frame, plus per cuboid as estimated by each frame's detections (the
+    pre-labels the vendor will correct)."""
     from ceal_pipeline.defs.acquisition.selection_inputs import round_labeling_budget
 
-    budget = round_labeling_budget(recorded_round_config(recorded))
+    budget = round_labeling_budget(parameters)
     cuboids = np.asarray([explanations[f].n_detections if f in explanations else 0 for f in frame_ids], float)
     return {
         "total": float(budget.frame_costs(cuboids, len(frame_ids)).sum()),

@@ -21,19 +21,20 @@ from ceal_pipeline.core.selection import LabelingBudget, SelectionCandidates, Se
 from ceal_pipeline.frames.records import DETECTION_CLASSES
 
 
-def round_labeling_budget(config) -> LabelingBudget:
-    """The vendor's price list and the round's money budget (``config``: the round's CandidatePoolConfig)."""
-    return LabelingBudget(amount=config.budget_amount, price_per_frame=config.price_per_frame,
-                          price_per_cuboid=config.price_per_cuboid)
+def round_labeling_budget(parameters) -> LabelingBudget:
+    """The vendor's price list and the round's money budget (``parameters``: the round's ``RoundSection``)."""
+    budget = parameters.budget
+    return LabelingBudget(amount=budget.amount, price_per_frame=budget.price_per_frame,
+                          price_per_cuboid=budget.price_per_cuboid)
 
 
-def round_selection_policy(config, per_sequence_cap: int) -> SelectionPolicy:
+def round_selection_policy(parameters, per_sequence_cap: int) -> SelectionPolicy:
     """The round's :class:`SelectionPolicy` (``per_sequence_cap`` 0 = no cap). The price list is
     always given, so the batch's cost is always estimated; its amount (if any) limits the batch."""
     return SelectionPolicy(
-        method=config.selection_method, diversity_weight=config.diversity_weight,
-        class_balance_strength=config.class_balance_strength, per_sequence_cap=per_sequence_cap or None,
-        budget=round_labeling_budget(config),
+        method=parameters.selection.method, diversity_weight=parameters.selection.diversity_weight,
+        class_balance_strength=parameters.selection.class_balance_strength, per_sequence_cap=per_sequence_cap or None,
+        budget=round_labeling_budget(parameters),
     )
 
 

@@ -18,12 +18,12 @@ attempts. Neither sensor opens the DuckDB history.
 import dagster as dg
 
 from ceal_pipeline.defs.acquisition.failures import permanent_failure_of
-from ceal_pipeline.defs.acquisition.jobs import round_selection, score_candidate_shards
+from ceal_pipeline.defs.acquisition.jobs import round_selection, score_candidate_shards, shard_run_tags
 from ceal_pipeline.defs.acquisition.partitions import candidate_shards, round_partition_key
 from ceal_pipeline.defs.acquisition.round_status import IN_FLIGHT, is_exported, latest_round, runs_of
-from ceal_pipeline.defs.acquisition.shard_exchange import ExchangeFileError, PublishedPool
+from ceal_pipeline.core.history.shards import ExchangeFileError, PublishedPool
 from ceal_pipeline.defs.acquisition.shard_scoring import unscored_shard_keys
-from ceal_pipeline.defs.resources import AcquisitionHistoryResource
+from ceal_pipeline.defs.resources import AcquisitionHistoryResource, ModelStoreResource
 
 MAX_ATTEMPTS = 3
 MODEL_TAG = "ceal/model_version"
@@ -64,7 +64,9 @@ def _failures(instance: dg.DagsterInstance, job_name: str, key: str, version: st
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Launch one gpu-pool scoring run per unscored shard of the open round.",
 )
-def candidate_shards_sensor(context: dg.SensorEvaluationContext, history: AcquisitionHistoryResource):
+def candidate_shards_sensor(
+    context: dg.SensorEvaluationContext, history: AcquisitionHistoryResource, model_store: ModelStoreResource
+):
     state = open_round(context.instance, history)
     if isinstance(state, dg.SkipReason):
         return state
@@ -86,7 +88,7 @@ def candidate_shards_sensor(context: dg.SensorEvaluationContext, history: Acquis
             continue
         requests.append(
             dg.RunRequest(run_key=f"{key}-{pool.model_version}-attempt{failures}", partition_key=key,
-                          tags={MODEL_TAG: pool.model_version})
+                          tags={MODEL_TAG: pool.model_version, **shard_run_tags(model_store.device)})
         )
     unregistered = [key for key in missing if key not in registered]
     partition_requests = [candidate_shards.build_add_request(unregistered)] if unregistered else []

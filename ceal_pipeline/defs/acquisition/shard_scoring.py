@@ -1,11 +1,11 @@
-"""candidate_scores (one GPU step per shard) and round_scores (the single-writer merge).
+"""candidate_scores (one GPU step per shard) and merged_scores (the single-writer merge).
 
 Each ``candidate_scores`` partition (``r0003-s007``) reads its frame list from
 the round's published pool (only its own rows), scores the frames with
 MC-Dropout localization entropy using the round's detector and writes one
 Parquet file; it never opens DuckDB, so any number of GPU workers can run at
 once. A shard already scored by the round's model is skipped, so re-running a
-killed round scores only the missing shards. ``round_scores`` (partition
+killed round scores only the missing shards. ``merged_scores`` (partition
 ``r0003``) then checks every shard's rows against the history's pool and the
 round's detector and ingests them (idempotently, keyed by round and shard).
 """
@@ -18,7 +18,11 @@ import numpy as np
 
 from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.defs.acquisition.checks import HISTORY_CHECK, check_history
-from ceal_pipeline.defs.acquisition.config import CandidateScoresConfig, recorded_round_config
+from ceal_pipeline.defs.acquisition.config import (
+    CandidateScoresConfig,
+    opened_round,
+    scoring_batch_size,
+)
 from ceal_pipeline.defs.acquisition.explanation_views import top_frames_table
 from ceal_pipeline.defs.acquisition.failures import permanent_failure, retry_when_busy
 from ceal_pipeline.defs.acquisition.metadata import histogram_markdown
@@ -28,10 +32,15 @@ from ceal_pipeline.defs.acquisition.partitions import (
     parse_round_partition_key,
     parse_shard_partition_key,
 )
-from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model
+from ceal_pipeline.defs.acquisition.round_inputs import require_published_pool, round_model, round_model_version
 from ceal_pipeline.defs.acquisition.round_opening import candidate_pool, detector
-from ceal_pipeline.defs.acquisition.shard_exchange import PublishedPool, ShardExchange
-from ceal_pipeline.defs.resources import AcquisitionHistoryResource, FrameSourceResource, ModelStoreResource
+from ceal_pipeline.core.history.shards import PublishedPool, ShardExchange
+from ceal_pipeline.defs.resources import (
+    AcquisitionHistoryResource,
+    FrameSourceResource,
+    ModelStoreResource,
+    RunDefaultsResource,
+)
 
 GROUP = "acquisition"
 
@@ -53,6 +62,7 @@ def candidate_scores(
     history: AcquisitionHistoryResource,
     model_store: ModelStoreResource,
     frame_source: FrameSourceResource,
+    run_defaults: RunDefaultsResource,
 ) -> dg.MaterializeResult:
     round_index, shard_index = parse_shard_partition_key(context.partition_key)
     exchange = history.exchange()
@@ -71,7 +81,7 @@ def candidate_scores(
 
     # What is computed is the round's (recorded when it opened, published with the pool), so
     # every shard scores alike, and the worker never opens the history.
-    parameters = recorded_round_config(pool.parameters)
+    parameters = opened_round(pool.parameters, run_defaults)
     frame_ids = exchange.shard_frames(round_index, shard_index)
     frames = frame_source.catalog().records(frame_ids)  # only this shard's rows are read
     model, version = model_store.load(published.path)
@@ -89,7 +99,7 @@ def candidate_scores(
         mode=parameters.mc_mode,
         seed=seed,
         aggregate=parameters.aggregate,
-        batch_size=config.batch_size,
+        batch_size=scoring_batch_size(config, run_defaults),
         acquisition_fn=parameters.acquisition_fn,
     )
     scoring_s = time.perf_counter() - started
@@ -159,13 +169,12 @@ def unscored_shard_keys(exchange: ShardExchange, pool: PublishedPool) -> list[st
     "(round, shard), so a shard ingested twice changes nothing.",
 )
 @retry_when_busy
-def round_scores(
+def merged_scores(
     context: dg.AssetExecutionContext, history: AcquisitionHistoryResource, model_store: ModelStoreResource
 ) -> dg.MaterializeResult:
     round_index = parse_round_partition_key(context.partition_key)
     exchange = history.exchange()
     pool = require_published_pool(exchange, round_index)
-    model = round_model(model_store, round_index)
     missing = unscored_shard_keys(exchange, pool)
     if missing:
         raise permanent_failure(
@@ -174,15 +183,16 @@ def round_scores(
             "partitions (the candidate_shards_sensor does it when the daemon runs)"
         )
     store = history.open()
+    version = round_model_version(store, model_store, round_index)
     # One transaction for the whole round: all shards or none, one catalog scan; rows are
     # checked against the history's pool and the round's detector, not against side files.
     results = store.ingest_score_shards(
-        exchange.score_paths(round_index, range(pool.n_shards)), round=round_index, model_version=model.version
+        exchange.score_paths(round_index, range(pool.n_shards)), round=round_index, model_version=version
     )
     ingested = sum(result.n_events for result in results if result.ingested)
     already = sum(1 for result in results if not result.ingested)
     round_stats = exchange.round_stats(pool)
-    scores = store.round_scores(round_index, model_version=model.version).scores
+    scores = store.round_scores(round_index, model_version=version).scores
     return dg.MaterializeResult(
         check_results=[check_history(store)],
         metadata={

@@ -29,9 +29,10 @@ the overridden protocol gets its own key in the results store.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
+from ceal_pipeline.configuration.presets import amend_preset, choose_preset
 from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
 from ceal_pipeline.validation.detection.strategies import default_detection_strategies, parse_detection_strategy
 from ceal_pipeline.validation.presets import Preset
@@ -55,15 +56,9 @@ _REPEATS = {"quick": 1, "cpu": 3, "gpu": 3}
 def get_detection_preset(name: str = "quick", overrides: dict[str, Any] | None = None,
                          strategies: list[str] | None = None, repeats: int | None = None) -> DetectionPreset:
     """The preset ``name`` with protocol ``overrides`` (None values ignored) applied."""
-    if name not in DETECTION_PRESET_NAMES:
-        raise ValueError(f"unknown detection preset {name!r}; choose one of {DETECTION_PRESET_NAMES}")
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    known = {f.name for f in fields(DetectionProtocolConfig)} - {"dataset"}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise ValueError(f"unknown detection protocol settings {unknown}; known: {sorted(known)}")
+    protocol = amend_preset(choose_preset(_PROTOCOLS, name, "detection benchmark"), overrides,
+                            "detection protocol", fixed=("dataset",))
     chosen = tuple(strategies) if strategies else tuple(default_detection_strategies())
     for strategy in chosen:
         parse_detection_strategy(strategy)
-    return Preset(name, replace(_PROTOCOLS[name], **overrides), chosen,
-                           _REPEATS[name] if repeats is None else repeats)
+    return Preset(name, protocol, chosen, _REPEATS[name] if repeats is None else repeats)

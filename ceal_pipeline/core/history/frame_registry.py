@@ -1,11 +1,15 @@
-"""The frame catalog in the history: registration, labels and quarantine.
+"""The frames the history knows (key, id, sequence): registration, labels and quarantine.
 
-Registration is idempotent: a frame already registered with the same attributes
-is skipped, so the ``frame_catalog`` asset can hand over the whole source every
-night and only new frames are added. The same id with different attributes is
-an error (two sources disagreeing about a frame is a data bug to look at, not to
-paper over). Labeling and quarantining take a frame out of the unlabeled pool;
-both are recorded as events with their round, and repeating them is a no-op.
+Everything else about a frame (time, sensor files, split, source) is the frame
+catalog's (:mod:`ceal_pipeline.catalog`), read by id: the history keeps no second copy.
+
+Registration is idempotent: a frame already registered with the same sequence
+is skipped, so the ``acquisition_history`` asset can hand over the whole catalog every
+night and only new frames are added. The same id in another sequence is an error
+(two sources disagreeing about a frame is a data bug to look at, not to paper over);
+a file moved in the source is the catalog's business, not a conflict. Labeling and
+quarantining take a frame out of the unlabeled pool; both are recorded as events
+with their round, and repeating them is a no-op.
 """
 
 from __future__ import annotations
@@ -28,18 +32,17 @@ from ceal_pipeline.core.history.staging import (
 from ceal_pipeline.frames.records import (
     ALLOWED_ID_CHARACTERS,
     FRAME_ID_PATTERN,
-    FrameRecord,
     InvalidFrameId,
     QuarantinedFrame,
 )
 
-_ATTRIBUTES = ("sequence_id", "timestamp_s", "lidar_path", "split", "source")
+_ATTRIBUTES = ("sequence_id",)
 
 
 @dataclass(frozen=True)
 class RegistrationResult:
-    """What :meth:`CatalogStore.register_frames` did: frames added and frames
-    that were already registered with identical attributes (skipped)."""
+    """What :meth:`FrameRegistry.register_frame_arrays` did: frames added and frames
+    that were already registered in the same sequence (skipped)."""
 
     added: int
     already_registered: int
@@ -57,43 +60,14 @@ def _column(values: str | Sequence[str] | np.ndarray, n: int, name: str) -> np.n
     return column
 
 
-class CatalogStore(HistoryConnection):
+class FrameRegistry(HistoryConnection):
     """Frames, labels and quarantine (mixed into :class:`AcquisitionHistory`)."""
-
-    def register_frames(self, records: Sequence[FrameRecord], *, label_round: int = 0) -> RegistrationResult:
-        """Register :class:`FrameRecord` s; frames that carry labels are also
-        recorded as labeled in ``label_round`` (source ``"catalog"``).
-
-        See :meth:`register_frame_arrays` for the rules.
-        """
-        records = list(records)
-        cameras: dict[str, np.ndarray] = {}
-        for i, record in enumerate(records):
-            for camera in record.cameras:
-                paths = cameras.setdefault(camera.name, np.full(len(records), None, dtype=object))
-                paths[i] = camera.path
-        return self.register_frame_arrays(
-            frame_ids=[r.frame_id for r in records],
-            sequence_ids=[r.sequence_id for r in records],
-            timestamps=np.array([r.timestamp for r in records], dtype=np.float64),
-            lidar_paths=[r.lidar_path for r in records],
-            split=[r.split for r in records],
-            source=[r.source for r in records],
-            camera_paths=cameras,
-            labeled=np.array([r.is_labeled for r in records], dtype=bool),
-            label_round=label_round,
-        )
 
     def register_frame_arrays(
         self,
         frame_ids: Sequence[str] | np.ndarray,
         sequence_ids: Sequence[str] | np.ndarray,
-        timestamps: Sequence[float] | np.ndarray,
-        lidar_paths: Sequence[str] | np.ndarray,
         *,
-        split: str | Sequence[str] | np.ndarray = "train",
-        source: str | Sequence[str] | np.ndarray = "synthetic",
-        camera_paths: dict[str, Sequence[str | None] | np.ndarray] | None = None,
         labeled: Sequence[bool] | np.ndarray | None = None,
         label_round: int = 0,
     ) -> RegistrationResult:
@@ -101,19 +75,14 @@ class CatalogStore(HistoryConnection):
 
         Args:
             frame_ids: unique ids, valid per ``frames.records.validate_frame_id``.
-            sequence_ids: the driving sequence of each frame.
-            timestamps: seconds, one per frame.
-            lidar_paths: the LiDAR file of each frame.
-            split, source: one string for all frames or one per frame.
-            camera_paths: camera name -> one path per frame (``None`` where a
-                frame lacks that camera).
+            sequence_ids: the driving sequence of each frame (one string for all or one per frame).
             labeled, label_round: frames that arrive with labels (seed set,
                 annotated datasets) are recorded as labeled in ``label_round``
                 with source ``"catalog"``, in the same transaction.
 
         Returns:
             How many frames were added and how many were already registered
-            identically (those are skipped: registering twice is a no-op).
+            in the same sequence (those are skipped: registering twice is a no-op).
 
         Raises:
             InvalidFrameId, DuplicateFrames, FrameConflict: nothing is written.
@@ -123,14 +92,7 @@ class CatalogStore(HistoryConnection):
         columns = {
             "frame_id": ids,
             "sequence_id": _column(sequence_ids, n, "sequence_ids"),
-            "timestamp_s": np.asarray(timestamps, dtype=np.float64),
-            "lidar_path": _column(lidar_paths, n, "lidar_paths"),
-            "split": _column(split, n, "split"),
-            "source": _column(source, n, "source"),
         }
-        if columns["timestamp_s"].shape != (n,):
-            raise ValueError(f"registering frames: expected {n} timestamps, got shape {columns['timestamp_s'].shape}")
-        cameras = {name: _column(paths, n, f"camera_paths[{name!r}]") for name, paths in (camera_paths or {}).items()}
         label_mask = np.zeros(n, dtype=bool) if labeled is None else np.asarray(labeled, dtype=bool)
         if label_mask.shape != (n,):
             raise ValueError(f"registering frames: labeled must hold {n} booleans, got shape {label_mask.shape}")
@@ -147,20 +109,13 @@ class CatalogStore(HistoryConnection):
             con.execute(
                 f"""
                 INSERT INTO frames
-                SELECT ? + s.pos, s.frame_id, s.sequence_id, s.timestamp_s, s.lidar_path, s.split, s.source, ?
+                SELECT ? + s.pos, s.frame_id, s.sequence_id
                 FROM staged_frames s {"ANTI JOIN frames f USING (frame_id)" if known else ""}
                 ORDER BY s.pos
                 """,
-                [base, utc_now()],
+                [base],
             )
             con.execute("INSERT INTO frame_state (frame_key) SELECT frame_key FROM frames WHERE frame_key >= ?", [base])
-            for name, paths in cameras.items():
-                stage(con, "staged_cameras", {"path": paths})
-                con.execute(
-                    "INSERT INTO frame_cameras SELECT ? + c.pos, ?, c.path FROM staged_cameras c "
-                    "WHERE c.path IS NOT NULL AND ? + c.pos IN (SELECT frame_key FROM frames WHERE frame_key >= ?)",
-                    [base, name, base, base],
-                )
             if label_mask.any():
                 self._add_labels(con, ids[label_mask], label_round, "catalog")
             return RegistrationResult(added=n - known, already_registered=known)
@@ -206,8 +161,8 @@ class CatalogStore(HistoryConnection):
         ).fetchall()
         if conflicts:
             raise FrameConflict(
-                "registering frames: already registered with a different sequence, timestamp, LiDAR path, split "
-                f"or source: {describe_frames([c[0] for c in conflicts])}; a frame id must name one frame: "
+                "registering frames: already registered in a different sequence: "
+                f"{describe_frames([c[0] for c in conflicts])}; a frame id must name one frame: "
                 "rename the new frames or fix the source that disagrees (nothing was written)"
             )
         return con.execute("SELECT count(*) FROM staged_frames s SEMI JOIN frames f USING (frame_id)").fetchone()[0]
