@@ -19,7 +19,3 @@ def canonical_path(path: str | os.PathLike) -> Path:
     """``path`` absolute, ``~`` expanded and every symbolic link resolved (it need not exist)."""
     return Path(path).expanduser().resolve()
 
-
-def same_path(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """True when ``a`` and ``b`` name the same location however each was spelled."""
-    return canonical_path(a) == canonical_path(b)

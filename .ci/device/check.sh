@@ -27,7 +27,7 @@ for cfg in bevfusion_lite bevfusion_tiny; do
   tail -3 $OUT/mc_$cfg.err
 done
 stamp "detection benchmark, gpu preset (seed 0; random + CEAL heatmap 5 %), until the limit"
-timeout ${DET_LIMIT:-240} python3 -m ceal_pipeline.cli benchmark detection --preset gpu --seeds 0 --strategies random,ceal_heatmap_entropy_5pct --device cuda --results /tmp/ceal_home/validation > $OUT/detection.log 2>&1
+timeout ${DET_LIMIT:-240} python3 -m ceal_pipeline.cli bench detection --preset gpu --seeds 0 --strategies random,ceal_heatmap_entropy_5pct --device cuda --results /tmp/ceal_home/validation > $OUT/detection.log 2>&1
 echo "detection exit $?"
 tail -40 $OUT/detection.log
 cp /tmp/ceal_home/validation/*.jsonl $OUT/ 2>/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares .whl/ (git-ignored through .git/info/exclude) for check.sh on a lent GPU
 # machine (Python 3.12, torch 2.11 + CUDA, numpy 2.x, no network): the cp312 wheels
-# of what `ceal bench mc` and `ceal benchmark detection` import and that image lacks
+# of what `ceal bench mc` and `ceal bench detection` import and that image lacks
 # (~45 MB; the device's own packages are listed in /work/.library/device/KINDS.md),
 # the mmcv 2.1.0 sdist (check.sh compiles its CPU ops there in about a minute) and
 # setuptools<80 for that build. Run from the repository root:

@@ -122,6 +122,7 @@ def stand_in_explanations(frame_ids: list[str], salt: str, *, acquisition_fn: st
     """Explanations for stand-in scores, one per frame: 0-3 objects of random class, place and
     MC spread, drawn from (frame id, salt), so the shard files have the real layout and size.
     None is at the no-detection floor: stand-in scores are not."""
+    from ceal_pipeline.core.boxes import Boxes
     from ceal_pipeline.core.frame_explanation import FrameObjects, explain_frame
     from ceal_pipeline.frames.records import DETECTION_CLASSES
 
@@ -131,7 +132,7 @@ def stand_in_explanations(frame_ids: list[str], salt: str, *, acquisition_fn: st
         k = int(rng.integers(0, 4))
         boxes = np.column_stack([rng.uniform(-40, 40, (k, 2)), np.full(k, -1.0), rng.uniform(0.6, 5.0, (k, 3)),
                                  rng.uniform(-np.pi, np.pi, k)])
-        objects = FrameObjects(boxes=boxes, box_std=rng.uniform(0.01, 0.5, (k, 7)),
+        objects = FrameObjects(boxes=Boxes(boxes), box_std=rng.uniform(0.01, 0.5, (k, 7)),
                                labels=rng.integers(0, len(DETECTION_CLASSES), k), confidences=rng.uniform(0, 1, k),
                                localization_entropy=rng.uniform(-25.0, -10.0, k))
         explanations.append(explain_frame(objects, DETECTION_CLASSES, acquisition_fn=acquisition_fn,

@@ -14,12 +14,14 @@ import sys
 
 from ceal_pipeline.configuration import ProjectConfigError
 
-# (command, module, help). `bench` and `benchmark` take a positional target.
+# (command, module, help). `bench` takes a positional target; `benchmark` is its deprecated
+# spelling for the validation targets (it says where the command moved).
 _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
-    ("bench", "ceal_pipeline.cli.bench", "performance benchmarks that print one JSON line (sampling, mc, round, catalog)"),
+    ("bench", "ceal_pipeline.cli.bench", "benchmarks: performance (sampling, mc, round, catalog, pipeline) and "
+     "validation against full-pool acquisition (mnist, cifar10, detection)"),
     ("init", "ceal_pipeline.cli.init", "check a dataset like `inspect` and write the project configuration (ceal.yaml)"),
     ("inspect", "ceal_pipeline.cli.inspect", "summarise a frame source (aimotive, mmdet3d, synthetic) before wiring it in"),
-    ("benchmark", "ceal_pipeline.cli.benchmark", "validation of CEAL against full-pool acquisition: MNIST, CIFAR-10, the 3D detector"),
+    ("benchmark", "ceal_pipeline.cli.benchmark", "deprecated: moved to `ceal bench {mnist,cifar10,detection}`"),
     ("round", "ceal_pipeline.cli.round", "run acquisition rounds in this process on the project configuration (no daemon)"),
     ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),
     ("export", "ceal_pipeline.cli.export", "withdraw (part of) a round's vendor export, recorded with a reason"),

@@ -1,7 +1,10 @@
-"""`ceal bench {sampling,mc,round,catalog,pipeline}`: performance benchmarks printing one JSON line.
+"""`ceal bench TARGET`: the one benchmark command tree.
 
-Each target lives in ``ceal_pipeline.benchmarks.<module>`` exposing
-``add_arguments(parser)`` and ``run(args) -> dict``; the dict is printed as JSON.
+Performance targets (``sampling``, ``mc``, ``round``, ``catalog``, ``pipeline``)
+live in ``ceal_pipeline.benchmarks.<module>`` exposing ``add_arguments(parser)``
+and ``run(args) -> dict``; the dict is printed as one JSON line. Validation
+targets (``mnist``, ``cifar10``, ``detection``: CEAL against full-pool
+acquisition, results stored per seed) are :mod:`ceal_pipeline.cli.benchmark`'s.
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ _TARGETS: dict[str, tuple[str, str]] = {
     "mc": ("ceal_pipeline.benchmarks.mc_dropout", "MC-Dropout head-only vs full-network scoring"),
     "round": ("ceal_pipeline.benchmarks.acquisition_round", "one CEAL round vs one full-pool rescoring round"),
     "catalog": ("ceal_pipeline.benchmarks.catalog",
-                "frame catalog: ingest N info-file frames, a 1 % incremental ingest, a 256-frame shard lookup"),
+                "frame catalog: ingest N info-file frames, a 1 %% incremental ingest, a 256-frame shard lookup"),
     "pipeline": ("ceal_pipeline.benchmarks.pipeline_round",
                  "every non-model step of one round through the Dagster assets at N frames (model replaced)"),
 }
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ceal_pipeline.cli import benchmark
+
     targets = parser.add_subparsers(dest="target", required=True)
     for name, (module_name, help_text) in _TARGETS.items():
         p = targets.add_parser(name, help=help_text)
@@ -35,9 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         module.add_arguments(p)
         p.set_defaults(_bench=module.run, _module=module_name)
+    for dataset in benchmark.DATASETS:
+        benchmark.add_dataset_parser(targets, dataset).set_defaults(_bench=None, _module=None, _validation=True)
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "_validation", False):
+        from ceal_pipeline.cli import benchmark
+
+        return benchmark.run_validation(args)
     if args._bench is None:
         raise SystemExit(f"ceal bench {args.target}: not available in this build ({args._module} missing)")
     result = args._bench(args)

@@ -1,4 +1,8 @@
-"""`ceal benchmark {mnist,cifar10,detection}`: CEAL against full-pool acquisition.
+"""`ceal bench {mnist,cifar10,detection}`: CEAL against full-pool acquisition.
+
+These are the validation targets of the one benchmark command tree, ``ceal bench``
+(:mod:`ceal_pipeline.cli.bench`). ``ceal benchmark ...``, their former spelling, still
+works as a deprecated alias that says where the command moved.
 
 ``detection`` is the 3D detector's benchmark (:mod:`ceal_pipeline.cli.benchmark_detection`);
 the rest of this docstring is about the paper's MNIST / CIFAR-10 protocol.
@@ -36,19 +40,37 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers such as 0,1,2, got {text!r}") from None
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+#: The validation targets of ``ceal bench``: name -> help.
+DATASETS: dict[str, str] = {
+    "mnist": "validation: MNIST, the paper's protocol (accuracy of CEAL vs full-pool acquisition)",
+    "cifar10": "validation: CIFAR-10, the paper's protocol (accuracy of CEAL vs full-pool acquisition)",
+    "detection": "validation: the 3D detector on synthetic driving data: CEAL, full pool, random, pruning",
+}
+
+
+def add_dataset_parser(targets: argparse._SubParsersAction, dataset: str) -> argparse.ArgumentParser:
+    """Add the ``dataset`` target (one of :data:`DATASETS`) to a subcommand's ``targets``."""
     from ceal_pipeline.cli import benchmark_detection
 
+    parser = targets.add_parser(dataset, help=DATASETS[dataset])
+    if dataset == "detection":
+        benchmark_detection.add_arguments(parser)
+    else:
+        add_image_arguments(parser)
+    parser.set_defaults(dataset=dataset)
+    return parser
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The deprecated ``ceal benchmark`` alias: the same targets as ``ceal bench``."""
     sub = parser.add_subparsers(dest="dataset", required=True, metavar="{mnist,cifar10,detection}")
-    for dataset in ("mnist", "cifar10"):
-        add_image_arguments(sub.add_parser(dataset, help=f"{dataset}: the paper's protocol"))
-    benchmark_detection.add_arguments(sub.add_parser(
-        "detection", help="the 3D detector on synthetic driving data: CEAL, full pool, random, pruning"))
+    for dataset in DATASETS:
+        add_dataset_parser(sub, dataset)
 
 
 def add_preset_arguments(parser: argparse.ArgumentParser, presets: tuple[str, ...], preset_help: str,
                          strategies_example: str) -> None:
-    """The arguments every ``ceal benchmark`` target shares: preset, seeds, strategies, output."""
+    """The arguments every validation target of ``ceal bench`` shares: preset, seeds, strategies, output."""
     parser.add_argument("--quick", action="store_true", help="the quick preset (same as --preset quick)")
     parser.add_argument("--preset", choices=presets, default=None, help=preset_help)
     parser.add_argument("--json", action="store_true", help="print only the one-line JSON summary")
@@ -60,7 +82,7 @@ def add_preset_arguments(parser: argparse.ArgumentParser, presets: tuple[str, ..
 
 
 def add_image_arguments(parser: argparse.ArgumentParser) -> None:
-    """Arguments of ``ceal benchmark {mnist,cifar10}``."""
+    """Arguments of ``ceal bench {mnist,cifar10}``."""
     add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, the paper's protocol scaled down 10x to "
                          "fit a CPU; paper-cpu: the paper's sizes, cheaper training; paper: full scale)",
                          "random,entropy,ceal_entropy_2500")
@@ -94,6 +116,14 @@ _OVERRIDES = ("initial_fraction", "rounds", "acquire_per_round", "trainings_per_
 
 
 def run(args: argparse.Namespace) -> int:
+    """``ceal benchmark DATASET``: say where the command moved (stderr, so ``--json`` stays clean), then run it."""
+    print(f"ceal benchmark: deprecated; this command moved to `ceal bench {args.dataset}` (same arguments)",
+          file=sys.stderr)
+    return run_validation(args)
+
+
+def run_validation(args: argparse.Namespace) -> int:
+    """``ceal bench {mnist,cifar10,detection}``."""
     if args.dataset == "detection":
         from ceal_pipeline.cli import benchmark_detection
 
@@ -102,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_image(args: argparse.Namespace) -> int:
-    """``ceal benchmark {mnist,cifar10}``."""
+    """``ceal bench {mnist,cifar10}``."""
     import json
     from pathlib import Path
 
@@ -116,7 +146,7 @@ def run_image(args: argparse.Namespace) -> int:
         preset = get_preset(args.dataset, preset_name, {name: getattr(args, name) for name in _OVERRIDES},
                             strategies=args.strategies, repeats=args.repeats)
     except ValueError as exc:
-        print(f"ceal benchmark: {exc}", file=sys.stderr)
+        print(f"ceal bench {args.dataset}: {exc}", file=sys.stderr)
         return 2
     results = BenchmarkResults(Path(args.results) if args.results else default_results_folder())
     log = None if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
@@ -136,13 +166,14 @@ def run_image(args: argparse.Namespace) -> int:
             data = load_dataset(args.dataset, args.data_root, download=args.download,
                                 cache_dir=default_results_folder().parent / "cache" / "datasets")
         except DatasetNotFoundError as exc:
-            print(f"ceal benchmark: {exc}", file=sys.stderr)
+            print(f"ceal bench {args.dataset}: {exc}", file=sys.stderr)
             return 2
         outcome = run_benchmark(preset, data, results, seeds=args.seeds, log=log, device=args.device)
         summaries, new_seeds = outcome.summaries, outcome.new_seeds
 
     if not summaries:
-        print(f"ceal benchmark: no stored runs for preset {preset_name} in {results.path(args.dataset)}", file=sys.stderr)
+        print(f"ceal bench {args.dataset}: no stored runs for preset {preset_name} in {results.path(args.dataset)}",
+              file=sys.stderr)
         return 1
     line = summary_json(args.dataset, summaries, preset=preset_name, protocol_key=preset.protocol.key(),
                         new_seeds=new_seeds)

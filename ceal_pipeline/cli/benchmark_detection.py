@@ -1,4 +1,4 @@
-"""`ceal benchmark detection`: does the selection buy better frames than random for the 3D detector?
+"""`ceal bench detection`: does the selection buy better frames than random for the 3D detector?
 
 Runs a preset of :mod:`ceal_pipeline.validation.detection.presets` (``--quick``:
 plumbing in minutes; ``--preset cpu``, the default: 6 rounds, 5 paired seeds,
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         preset = get_detection_preset(preset_name, overrides, strategies=args.strategies, repeats=args.repeats)
     except ValueError as exc:
-        print(f"ceal benchmark detection: {exc}", file=sys.stderr)
+        print(f"ceal bench detection: {exc}", file=sys.stderr)
         return 2
     results = BenchmarkResults(Path(args.results) if args.results else default_results_folder())
     log = None if args.json else (lambda message: print(message, file=sys.stderr, flush=True))
@@ -121,10 +121,10 @@ def run(args: argparse.Namespace) -> int:
             outcome = run_detection_benchmark(preset, results, seeds=args.seeds, log=log, device=args.device,
                                               num_workers=args.num_workers, batch_size=args.batch_size)
         except ValueError as exc:
-            print(f"ceal benchmark detection: {exc}", file=sys.stderr)
+            print(f"ceal bench detection: {exc}", file=sys.stderr)
             return 2
     if not outcome.summaries:
-        print(f"ceal benchmark detection: no stored runs for preset {preset_name} in {results.path('detection')}",
+        print(f"ceal bench detection: no stored runs for preset {preset_name} in {results.path('detection')}",
               file=sys.stderr)
         return 1
     line = detection_summary_json(outcome.summaries, outcome.runs, preset=preset_name,

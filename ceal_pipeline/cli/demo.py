@@ -159,7 +159,7 @@ def _run_locked(args: argparse.Namespace, home: Path) -> int:
     from ceal_pipeline.defs.acquisition.config import run_configs_for
     from ceal_pipeline.defs.acquisition.round_runner import local_instance, run_acquisition_round
     from ceal_pipeline.defs.resources import resources_for
-    from ceal_pipeline.export import simulate_vendor
+    from ceal_pipeline.cli.demo_vendor import simulate_vendor
     from ceal_pipeline.frames.synthetic import generate_dataset
 
     print(f"ceal demo: resetting {home}: the previous demo's history, models, exports and Dagster runs there are "

@@ -28,7 +28,6 @@ Aggregate = Literal["mean", "max", "sum", "top_k_sum", "confidence_sum"]
 PresetName = Literal["cpu-small", "gpu"]
 #: The formats a round's export can hold (ceal_pipeline/export/vendor_formats.py; docs/VENDOR.md).
 ExportFormat = Literal["openlabel", "mmdet3d", "cvat_kitti_raw", "segments", "kognic"]
-NAMED_PRIORS = ("optimistic", "pessimistic", "mean")
 
 
 class _Section(BaseModel):

@@ -102,9 +102,7 @@ def bald(probs: np.ndarray) -> np.ndarray:
     0 because the two terms can differ by -1e-16 from rounding when they are equal.
     """
     probs = validate_probabilities(probs)
-    total = neg_xlogx(probs.mean(axis=0)).sum(axis=1)
-    aleatoric = neg_xlogx(probs).sum(axis=2).mean(axis=0)
-    return np.maximum(total - aleatoric, 0.0)
+    return np.maximum(predictive_entropy(probs) - expected_entropy(probs), 0.0)
 
 
 def variation_ratios(probs: np.ndarray) -> np.ndarray:

@@ -45,6 +45,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ceal_pipeline.core.boxes import Boxes
+
 NUSCENES_DISTANCE_THRESHOLDS_M: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
 #: Recall sampling points of the precision/recall curve (nuScenes: 101).
 RECALL_POINTS = 101
@@ -173,14 +175,14 @@ def average_precision(
     return float(np.mean(clipped) / (1.0 - min_precision))
 
 
-def _as_boxes(boxes: np.ndarray) -> np.ndarray:
-    boxes = np.asarray(boxes, dtype=np.float64)
-    return boxes.reshape(0, 7) if boxes.size == 0 else boxes
+def _bev_centres(i: int, boxes: Boxes, what: str) -> np.ndarray:
+    if not isinstance(boxes, Boxes):
+        raise TypeError(f"frame {i}: {what} boxes must be core.boxes.Boxes, got {type(boxes).__name__}; "
+                        "wrap the (n, 7) array: Boxes(array)")
+    return boxes.bev_centres()
 
 
 def _check_frame(i: int, boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray | None, what: str) -> None:
-    if boxes.ndim != 2 or boxes.shape[1] < 2:
-        raise ValueError(f"frame {i}: {what} boxes must be (n, 7) x y z l w h yaw, got shape {boxes.shape}")
     if labels.shape != (boxes.shape[0],):
         raise ValueError(f"frame {i}: {boxes.shape[0]} {what} boxes but labels of shape {labels.shape}")
     if scores is not None and scores.shape != (boxes.shape[0],):
@@ -199,11 +201,11 @@ def _check_frame_counts(pred_boxes, pred_scores, pred_labels, gt_boxes, gt_label
 
 
 def _frame_arrays(i, pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, class_names):
-    """Frame ``i``'s ``(pred boxes, scores, labels, gt boxes, gt labels)`` as checked numpy arrays."""
-    pb = _as_boxes(pred_boxes[i])
+    """Frame ``i``'s ``(pred BEV centres, scores, labels, gt BEV centres, gt labels)`` as checked numpy arrays."""
+    pb = _bev_centres(i, pred_boxes[i], "predicted")
     ps = np.asarray(pred_scores[i], dtype=np.float64).reshape(-1)
     pl = np.asarray(pred_labels[i]).reshape(-1).astype(np.int64)
-    gb = _as_boxes(gt_boxes[i])
+    gb = _bev_centres(i, gt_boxes[i], "ground-truth")
     gl = np.asarray(gt_labels[i]).reshape(-1).astype(np.int64)
     _check_frame(i, pb, pl, ps, "predicted")
     _check_frame(i, gb, gl, None, "ground-truth")
@@ -240,10 +242,10 @@ def match_frame(
 
 
 def detection_map(
-    pred_boxes: Sequence[np.ndarray],
+    pred_boxes: Sequence[Boxes],
     pred_scores: Sequence[np.ndarray],
     pred_labels: Sequence[np.ndarray],
-    gt_boxes: Sequence[np.ndarray],
+    gt_boxes: Sequence[Boxes],
     gt_labels: Sequence[np.ndarray],
     *,
     class_names: Sequence[str],
@@ -254,10 +256,10 @@ def detection_map(
     """BEV centre-distance mAP over a set of frames (see the module docstring).
 
     Args:
-        pred_boxes: per frame ``(n, 7)`` predicted boxes ``x y z l w h yaw`` (metres, LiDAR frame).
+        pred_boxes: per frame the ``n`` predicted :class:`~ceal_pipeline.core.boxes.Boxes`.
         pred_scores: per frame ``(n,)`` confidences.
         pred_labels: per frame ``(n,)`` class indices into ``class_names``.
-        gt_boxes, gt_labels: per frame ``(m, 7)`` and ``(m,)`` ground truth.
+        gt_boxes, gt_labels: per frame the ``m`` ground-truth boxes and ``(m,)`` labels.
         class_names: names of the label indices, e.g. ``frames.records.DETECTION_CLASSES``.
         distance_thresholds_m: match radii in metres.
     """
@@ -272,7 +274,7 @@ def detection_map(
     frames = []
     for i in range(n_frames):
         pb, ps, pl, gb, gl = _frame_arrays(i, pred_boxes, pred_scores, pred_labels, gt_boxes, gt_labels, class_names)
-        frames.append((pb[:, :2], ps, pl, gb[:, :2], gl))
+        frames.append((pb, ps, pl, gb, gl))
 
     ap = np.full((n_classes, len(thresholds)), np.nan)
     ap_unclipped = ap.copy()
@@ -329,10 +331,10 @@ class FrameErrors:
 
 
 def frame_detection_errors(
-    pred_boxes: Sequence[np.ndarray],
+    pred_boxes: Sequence[Boxes],
     pred_scores: Sequence[np.ndarray],
     pred_labels: Sequence[np.ndarray],
-    gt_boxes: Sequence[np.ndarray],
+    gt_boxes: Sequence[Boxes],
     gt_labels: Sequence[np.ndarray],
     *,
     n_classes: int,
@@ -361,8 +363,8 @@ def frame_detection_errors(
         for c in range(n_classes):
             mine = np.flatnonzero(confident & (pl == c))
             mine = mine[np.lexsort((mine, -ps[mine]))]
-            gt_xy = gb[gl == c, :2]
-            hits = match_frame(pb[mine, :2], gt_xy, threshold_m)
+            gt_xy = gb[gl == c]
+            hits = match_frame(pb[mine], gt_xy, threshold_m)
             matched = int(hits.sum())
             missed[i] += gt_xy.shape[0] - matched
             false[i] += mine.size - matched

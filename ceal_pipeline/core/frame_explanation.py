@@ -29,28 +29,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ceal_pipeline.core.boxes import BOX_FIELDS, Boxes
 from ceal_pipeline.core.detection_acquisition import DETECTION_AGGREGATIONS
 from ceal_pipeline.core.localization import BOX_DIM
 
 #: Most uncertain objects kept per frame.
 TOP_OBJECTS = 3
 
-#: Names of the 7 box values, in the frame record's order (metres, radians).
-BOX_FIELDS: tuple[str, ...] = ("x", "y", "z", "l", "w", "h", "yaw")
-
 
 @dataclass(frozen=True)
 class FrameObjects:
     """Objects the detector found in one frame, with their MC-Dropout statistics.
 
-    ``boxes`` ``(K, 7)`` MC-mean boxes ``x y z l w h yaw`` (metres, rad; yaw is the
+    ``boxes`` the ``K`` MC-mean :class:`~ceal_pipeline.core.boxes.Boxes` (yaw is the
     circular mean), ``box_std`` ``(K, 7)`` the MC standard deviation of each
     value (yaw: circular, rad), ``labels`` ``(K,)`` class indices into the
     detector's class names, ``confidences`` ``(K,)`` heatmap scores in [0, 1],
     ``localization_entropy`` ``(K,)`` nats.
     """
 
-    boxes: np.ndarray
+    boxes: Boxes
     box_std: np.ndarray
     labels: np.ndarray
     confidences: np.ndarray
@@ -58,12 +56,15 @@ class FrameObjects:
 
     def __post_init__(self) -> None:
         k = len(self.labels)
+        if not isinstance(self.boxes, Boxes):
+            raise TypeError(f"FrameObjects.boxes must be core.boxes.Boxes, got {type(self.boxes).__name__}; "
+                            "wrap the (K, 7) array: Boxes(array)")
         shapes = {"boxes": (k, BOX_DIM), "box_std": (k, BOX_DIM), "confidences": (k,), "localization_entropy": (k,)}
         for name, shape in shapes.items():
-            if np.shape(getattr(self, name)) != shape:
+            actual = self.boxes.values.shape if name == "boxes" else np.shape(getattr(self, name))
+            if actual != shape:
                 raise ValueError(
-                    f"FrameObjects.{name} must have shape {shape} for {k} objects (one per label), "
-                    f"got {np.shape(getattr(self, name))}"
+                    f"FrameObjects.{name} must have shape {shape} for {k} objects (one per label), got {actual}"
                 )
 
     def __len__(self) -> int:
@@ -226,7 +227,7 @@ def explain_frame(
         most_uncertain=tuple(
             UncertainObject(
                 class_name=str(class_names[labels[i]]),
-                box=tuple(float(v) for v in objects.boxes[i]),
+                box=tuple(float(v) for v in objects.boxes.values[i]),
                 box_std=tuple(float(v) for v in objects.box_std[i]),
                 confidence=float(objects.confidences[i]),
                 localization_entropy=float(entropy[i]),

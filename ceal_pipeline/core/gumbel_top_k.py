@@ -183,7 +183,7 @@ def gumbel_top_k(logits: np.ndarray, k: int, rng: np.random.Generator) -> np.nda
         raise ValueError("logits must be finite (a temperature too close to 0 overflows them)")
     if k == 0:
         return np.zeros(0, dtype=np.int64)
-    keys = logits - _log_exponentials(n, rng)
+    keys = logits + gumbel_noise(n, rng)
     top = _top_k_by_key(keys, k)
     return top[np.lexsort((top, -keys[top]))]
 

@@ -1,33 +1,10 @@
 """Heatmap entropy: how unsure the detection head is whether an object is centred at a BEV cell.
 
-A CenterPoint-style head predicts, for every cell of its bird's-eye-view grid
-and every class ``c``, a sigmoid ``p_c``: the probability that an object of class
-``c`` is centred there. The ``C`` outputs are independent Bernoulli variables, so
-the entropy of a cell is the sum of their binary entropies
-``h(p) = -p log p - (1 - p) log(1 - p)``, in nats, between 0 (every class surely
-present or surely absent) and ``C log 2`` (every class a coin flip). This is the
-classification entropy of a dense detector, read over the whole grid rather
-than at the reported objects only; it sees what localization entropy cannot:
-objects the detector half-sees but does not report.
-
-A frame is summarised by the mean of its ``top_k`` most uncertain cells, not by
-the mean over the grid (a frame is mostly confident background: one ambiguous
-object among 6,400 cells would barely move it) nor by the max (one cell, blind to
-how many objects are ambiguous). With ``top_k = 64``: an object's heatmap peak
-spreads over the 13 cells within radius 2 (the head's ``min_radius``), so 64
-cells hold the cores of about five uncertain objects.
-
-With ``T`` MC samples of the heatmap the entropy is that of the MC-mean
-probability (predictive entropy). The head computes its heatmap without dropout
-(``detector/head.py``), so the detector passes ``T = 1``: the deterministic
-heatmap's entropy. Putting the heatmap's last conv under the MC masks was
-rejected: that branch is trained without dropout, so masks at scoring time would
-sample networks that were never trained (MC-Dropout approximates a posterior
-only for the dropout used in training); retraining with it would change every
-checkpoint and the peaks that define the objects; and what flags a missed
-object, an objectness near 0.5, is already in the deterministic heatmap. A BALD
-term (mutual information across passes) would be identically 0 for it, so none
-is offered; a head retrained with heatmap dropout can pass its ``T`` samples here.
+Inputs are the head's sigmoid heatmap as ``(T, B, C, H, W)`` probabilities (MC
+samples, frames, classes, grid rows, grid columns; ``T = 1`` for the deterministic
+heatmap). A cell's entropy is the sum of its classes' binary entropies (nats, in
+``[0, C log 2]``); a frame's is the mean of its ``top_k`` most uncertain cells.
+Why top-k, and why the heatmap carries no dropout: docs/ACQUISITION.md.
 """
 
 from __future__ import annotations
@@ -36,7 +13,7 @@ import numpy as np
 
 from ceal_pipeline.core.acquisition import PROBABILITY_TOLERANCE, neg_xlogx
 
-#: Cells per frame whose entropies are averaged (see the module docstring).
+#: Cells per frame whose entropies are averaged (why 64: docs/ACQUISITION.md).
 HEATMAP_TOP_K = 64
 
 

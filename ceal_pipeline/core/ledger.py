@@ -8,9 +8,7 @@ training, scoring and selection; the Dagster layer shows them as metadata.
 
 from __future__ import annotations
 
-import time
 from dataclasses import asdict, dataclass
-from types import TracebackType
 
 
 @dataclass
@@ -47,16 +45,6 @@ class ComputeLedger:
         if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not cost >= 0:
             raise ValueError(f"ComputeLedger.estimated_label_cost must be money >= 0, got {cost!r}")
 
-    @property
-    def scored_fraction(self) -> float:
-        """Share of the pool rescored this round (CEAL's alpha; 1.0 for full-pool acquisition)."""
-        return self.frames_scored / self.pool_frames if self.pool_frames else 0.0
-
-    @property
-    def total_s(self) -> float:
-        """Training + scoring + selection wall time, seconds."""
-        return self.training_s + self.scoring_s + self.selection_s
-
     def to_dict(self) -> dict[str, int | float]:
         """The recorded fields as plain ints and floats (JSON, DuckDB, Dagster metadata)."""
         return asdict(self)
@@ -71,43 +59,3 @@ def ledger_totals(entries: list[dict]) -> dict[str, int | float]:
         "acquisition_s": sum(e["scoring_s"] + e["selection_s"] for e in entries),
         "training_s": sum(e["training_s"] for e in entries),
     }
-
-
-class Stopwatch:
-    """Wall-clock seconds of a ``with`` block (``time.perf_counter``, monotonic).
-
-    ``seconds`` is the running time inside the block and the final time after it::
-
-        with Stopwatch() as watch:
-            scores = score(pool)
-        ledger.scoring_s += watch.seconds
-    """
-
-    def __init__(self) -> None:
-        self._start: float | None = None
-        self._stop: float | None = None
-
-    def __enter__(self) -> "Stopwatch":
-        self._start = time.perf_counter()
-        self._stop = None
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._stop = time.perf_counter()
-
-    @property
-    def seconds(self) -> float:
-        if self._start is None:
-            return 0.0
-        end = self._stop if self._stop is not None else time.perf_counter()
-        return end - self._start
-
-
-def stopwatch() -> Stopwatch:
-    """A new :class:`Stopwatch`, for ``with stopwatch() as watch:``."""
-    return Stopwatch()

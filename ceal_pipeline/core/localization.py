@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from ceal_pipeline.core.acquisition import predictive_entropy
+from ceal_pipeline.core.boxes import Boxes
 
 #: Box samples are x, y, z, l, w, h, yaw (the frame record's convention).
 BOX_DIM = 7
@@ -103,8 +104,9 @@ def localization_entropy(box_samples: np.ndarray, covariance_floor: float = 1e-4
     return gaussian_entropy(covariances)
 
 
-def box_mean_and_std(box_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """MC mean and standard deviation of ``(T, K, 7)`` box samples, two ``(K, 7)`` arrays.
+def box_mean_and_std(box_samples: np.ndarray) -> tuple[Boxes, np.ndarray]:
+    """MC mean and standard deviation of ``(T, K, 7)`` box samples: the ``K`` mean
+    :class:`~ceal_pipeline.core.boxes.Boxes` and a ``(K, 7)`` array of spreads.
 
     ``x, y, z, l, w, h``: the arithmetic mean and the standard deviation over
     the ``T`` samples (``ddof = 0``), metres. ``yaw``: the circular mean and the
@@ -122,7 +124,7 @@ def box_mean_and_std(box_samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean[:, 6] = np.arctan2(sin, cos)
     resultant = np.clip(np.hypot(sin, cos), np.finfo(np.float64).tiny, 1.0)
     std[:, 6] = np.sqrt(-2.0 * np.log(resultant))
-    return mean, std
+    return Boxes(mean), std
 
 
 def minimum_localization_entropy(covariance_floor: float = 1e-4) -> float:

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ceal_pipeline.core.gumbel_top_k import (
-    _log_exponentials,
-    _top_k_by_key,
+    gumbel_top_k,
     rank_gumbel_top_k,
     value_range,
     validate_temperature,
@@ -82,26 +81,6 @@ def normalise_scores(scores: np.ndarray, method: str = "rank") -> np.ndarray:
         std = values.std()
         out[scored] = (values - values.mean()) / std if std > 0 else 0.0
     return out
-
-
-def tempered_softmax(values: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities ``exp(v_i / T) / sum_j exp(v_j / T)`` of finite ``values``, ``(N,)``.
-
-    Subtracts the maximum before exponentiating (the log-sum-exp trick) so a
-    small ``T`` cannot overflow; ``T = inf`` gives the uniform distribution.
-    """
-    temperature = validate_temperature(temperature)
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 1 or values.size == 0:
-        raise ValueError(f"values must be a non-empty (N,) array, got shape {values.shape}")
-    if not np.isfinite(values).all():
-        raise ValueError("values must be finite; fill never-scored frames with a prior first")
-    if math.isinf(temperature):
-        return np.full(values.size, 1.0 / values.size)
-    z = values / temperature
-    z -= z.max()
-    p = np.exp(z)
-    return p / p.sum()
 
 
 def pool_size(n_available: int, fraction: float | None = None, count: int | None = None) -> int:
@@ -256,7 +235,7 @@ def sample_candidate_pool(
             raise ValueError(
                 f"temperature={temperature!r} is so small that scores / temperature overflows; raise it"
             )
-        indices = _top_k_by_key(logits - _log_exponentials(logits.size, rng), m)
+        indices = np.sort(gumbel_top_k(logits, m, rng))  # the pool is kept in index order
     return CandidatePool(
         frame_ids=frame_ids[indices],
         indices=indices,

@@ -140,10 +140,6 @@ class CealBEVFusion(BaseModule):
             )
 
     @property
-    def uses_cameras(self) -> bool:
-        return self.camera_branch is not None
-
-    @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
 

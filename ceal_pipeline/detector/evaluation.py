@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 
+from ceal_pipeline.core.boxes import Boxes
 from ceal_pipeline.core.detection_metrics import (
     NUSCENES_DISTANCE_THRESHOLDS_M,
     FrameErrors,
@@ -45,10 +46,10 @@ def evaluate_predictions(
         raise ValueError(f"{len(detections)} detection sets for {len(frames)} frames: pass one per frame")
     truths, preds = _within_bev_range(detections, frames, class_names, bev_range)
     result = detection_map(
-        [b for b, _, _ in preds],
+        [Boxes(b) for b, _, _ in preds],
         [s for _, s, _ in preds],
         [l for _, _, l in preds],
-        [boxes for boxes, _ in truths],
+        [Boxes(boxes) for boxes, _ in truths],
         [labels for _, labels in truths],
         class_names=class_names,
         distance_thresholds_m=distance_thresholds_m,
@@ -91,8 +92,8 @@ def detection_errors(
         raise ValueError(f"{len(detections)} detection sets for {len(frames)} frames: pass one per frame")
     truths, preds = _within_bev_range(detections, frames, class_names, bev_range)
     return frame_detection_errors(
-        [b for b, _, _ in preds], [s for _, s, _ in preds], [l for _, _, l in preds],
-        [boxes for boxes, _ in truths], [labels for _, labels in truths],
+        [Boxes(b) for b, _, _ in preds], [s for _, s, _ in preds], [l for _, _, l in preds],
+        [Boxes(boxes) for boxes, _ in truths], [labels for _, labels in truths],
         n_classes=len(class_names), threshold_m=threshold_m, min_confidence=min_confidence,
     )
 

@@ -30,13 +30,7 @@ from mmdet3d.registry import MODELS
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-#: Channels of the regression output, in order.
-REGRESSION_CHANNELS: dict[str, slice] = {
-    "offset": slice(0, 2),
-    "height": slice(2, 3),
-    "log_size": slice(3, 6),
-    "rot_sincos": slice(6, 8),
-}
+#: Channels of the regression output, in order: offset 0:2, height 2, log size 3:6, yaw sin/cos 6:8.
 N_REGRESSION = 8
 
 

@@ -6,9 +6,8 @@ match, and normalised with ImageNet statistics (what ResNet expects). Boxes are
 used unchanged: sources already give the LiDAR-frame bottom-centre convention.
 
 :func:`load_frame` reads one frame into a one-frame :class:`DetectorBatch` and
-:meth:`DetectorBatch.join` concatenates them: the same two steps build a batch
-in this process (:func:`load_batch`) and in the worker processes of
-:mod:`ceal_pipeline.detector.loader`, so both give identical tensors.
+:meth:`DetectorBatch.join` concatenates them (the collate of
+:mod:`ceal_pipeline.detector.loader`, whose worker processes run the first step).
 """
 
 from __future__ import annotations
@@ -174,24 +173,3 @@ def load_frame(
         batch.gt_boxes = [torch.from_numpy(frame_boxes)]
         batch.gt_labels = [torch.from_numpy(frame_labels)]
     return batch
-
-
-def load_batch(
-    frames: Sequence[FrameRecord],
-    *,
-    class_names: Sequence[str],
-    point_cloud_range: Sequence[float],
-    image_size: tuple[int, int] | None = None,
-    with_labels: bool = False,
-) -> DetectorBatch:
-    """Read the frames' sensor files, in this process, into one :class:`DetectorBatch` (CPU tensors).
-
-    The arguments are those of :func:`load_frame`; frames keep their order. To
-    read frames in worker processes while the model runs, use
-    :func:`ceal_pipeline.detector.loader.frame_loader`, which builds the same batches.
-    """
-    return DetectorBatch.join([
-        load_frame(frame, class_names=class_names, point_cloud_range=point_cloud_range, image_size=image_size,
-                   with_labels=with_labels)
-        for frame in frames
-    ])

@@ -10,8 +10,8 @@ asynchronous too.
 
 The loader decides *where* frames are decoded, never *which* frames form a
 batch: batches are consecutive chunks of the given frame order, each exactly
-the :class:`~ceal_pipeline.detector.inputs.DetectorBatch` that
-:func:`~ceal_pipeline.detector.inputs.load_batch` builds in-process. Results are
+``DetectorBatch.join`` of :func:`~ceal_pipeline.detector.inputs.load_frame` of its frames
+in this process. Results are
 therefore identical to the bit with 0 and with N workers (tested). Loading draws
 no random number from the caller's generators: the DataLoader's worker base
 seed comes from a private generator, so the global torch RNG stream (training

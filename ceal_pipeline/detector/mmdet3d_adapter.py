@@ -91,21 +91,12 @@ class ClassMapping:
         """Model classes with no ontology class: their detections are scored and reported, not relabelled."""
         return tuple(name for name, label in zip(self.model_classes, self.to_ontology) if label < 0)
 
-    @property
-    def untrained(self) -> tuple[str, ...]:
-        """Ontology classes no model class maps to: their labeled boxes cannot train this model."""
-        return tuple(name for i, name in enumerate(self.ontology) if i not in self.to_ontology)
-
     def model_label_of(self, ontology_label: int) -> int:
         """The model class trained on an ontology class (the first mapped to it), ``-1`` if none."""
         try:
             return self.to_ontology.index(int(ontology_label))
         except ValueError:
             return -1
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {name: (self.ontology[label] if label >= 0 else None)
-                for name, label in zip(self.model_classes, self.to_ontology)}
 
 
 def model_class_names(config: dict) -> tuple[str, ...]:

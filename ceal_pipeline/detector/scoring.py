@@ -1,25 +1,12 @@
 """MC-Dropout scoring of frames: per-frame acquisition values and per-object details.
 
-Two modes give the same numbers for the same seed (tested):
-
-* ``head``: the deterministic network (LiDAR + camera branches, fuser, BEV
-  backbone, the head's deterministic convs) runs once per frame; only the
-  dropout + regression output runs ``T`` times, batched (DESIGN.md, "MC-Dropout
-  efficiency").
-* ``full``: the whole network runs ``T`` times per frame, as naive MC-Dropout
-  does; kept for comparison and for the benchmark.
-
-Objects are detected once, from the deterministic heatmap; each pass's
-regression is read at those peaks, giving ``(T, K, 7)`` box samples whose
-Gaussian entropy (:func:`ceal_pipeline.core.localization.localization_entropy`)
-is the object's localization entropy. The frame's acquisition value is the
-function of :data:`ceal_pipeline.core.detection_acquisition.DETECTION_ACQUISITION_FUNCTIONS`
-named by ``acquisition_fn``, over these box samples and the head's sigmoid
-heatmap (no extra pass). Dropout masks come from ``seed`` alone (see
-:meth:`MCDropoutCenterHead.draw_mc_masks`), so scores do not depend on batching,
-nor on how many worker processes read the frames
-(:mod:`ceal_pipeline.detector.loader`): those decode batch ``i + 1, i + 2, ...``
-while the model runs on batch ``i``.
+:func:`score_frames` runs ``T`` MC-Dropout passes over each frame. ``mode``:
+``"head"`` runs the deterministic network once and only the dropout + regression
+``T`` times, ``"full"`` the whole network ``T`` times (the same numbers for the same
+seed); ``seed`` alone fixes the dropout masks; ``acquisition_fn`` names a function
+of ``core.detection_acquisition.DETECTION_ACQUISITION_FUNCTIONS`` and ``aggregate``
+how it combines a frame's objects. How peaks, box samples and the heatmap make a
+frame's value: docs/ACQUISITION.md.
 """
 
 from __future__ import annotations
@@ -97,25 +84,6 @@ class FrameScores:
         ]
 
 
-def mc_box_samples(model, batch, masks: torch.Tensor, mode: str):
-    """Run one batch through the detector in ``mode`` with the given dropout masks.
-
-    Returns ``(peaks, box_samples (T, K, 7))`` as tensors on the model's device.
-    """
-    _, peaks, box_samples = mc_head_outputs(model, batch, masks, mode)
-    return peaks, box_samples
-
-
-@torch.no_grad()
-def mc_head_outputs(model, batch, masks: torch.Tensor, mode: str):
-    """Like :func:`mc_box_samples`, plus the heatmap the peaks were read from.
-
-    Returns ``(heatmap_logits (B, C, H, W), peaks, box_samples (T, K, 7))`` as
-    tensors on the model's device.
-    """
-    return mc_head_outputs_and_embedding(model, batch, masks, mode)[:3]
-
-
 def bev_embedding(bev: torch.Tensor) -> torch.Tensor:
     """``(B, 2 C)`` per-frame embedding of BEV features ``(B, C, H, W)``: the mean and the max over
     the grid of each channel (what the scene holds, and its strongest response), for the
@@ -125,10 +93,12 @@ def bev_embedding(bev: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def mc_head_outputs_and_embedding(model, batch, masks: torch.Tensor, mode: str):
-    """:func:`mc_head_outputs` plus each frame's :func:`bev_embedding`, from the same forward pass
-    (so only the candidates that are scored are ever embedded: CEAL's compute property).
+    """Run one batch through the detector in ``mode`` with the given dropout masks; with each
+    frame's :func:`bev_embedding` from the same forward pass (so only the candidates that are
+    scored are ever embedded: CEAL's compute property).
 
-    Returns ``(heatmap_logits, peaks, box_samples, embedding (B, 2 C))``.
+    Returns ``(heatmap_logits (B, C, H, W), peaks, box_samples (T, K, 7), embedding (B, 2 C))``
+    as tensors on the model's device.
     """
     head = model.bbox_head
     if mode == "head":

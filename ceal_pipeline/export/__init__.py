@@ -1,6 +1,6 @@
 """The vendor round trip: the file drop (outbox) with the files a vendor labels from,
 and label deliveries (inbox) read back as boxes; no Dagster. ``label_ingest`` stores
-deliveries in the history; ``adapters`` is the interface a vendor's API client implements."""
+deliveries in the history (docs/VENDOR.md: how a vendor's API client plugs in)."""
 
 from ceal_pipeline.export.file_drop import (
     CorruptExport,
@@ -22,7 +22,6 @@ from ceal_pipeline.export.vendor_inbox import (
     delivery_folder,
     read_delivery,
     read_label_deliveries,
-    simulate_vendor,
     write_label_delivery,
 )
 from ceal_pipeline.export.vendor_tasks import FrameTask, PreLabels, frame_tasks
@@ -48,7 +47,6 @@ __all__ = [
     "read_delivery",
     "read_label_deliveries",
     "read_vendor_export",
-    "simulate_vendor",
     "write_label_delivery",
     "write_vendor_export",
 ]

@@ -105,14 +105,6 @@ class VendorExport:
         return len(self.frame_ids)
 
     @property
-    def csv_path(self) -> Path:
-        return self.folder / CSV_NAME
-
-    @property
-    def jsonl_path(self) -> Path:
-        return self.folder / JSONL_NAME
-
-    @property
     def manifest_path(self) -> Path:
         return self.folder / MANIFEST_NAME
 

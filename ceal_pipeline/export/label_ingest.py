@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ceal_pipeline.core.boxes import Boxes
 from ceal_pipeline.core.history import AcquisitionHistory, DeliveryResult, HistoryError
 from ceal_pipeline.frames.result import printable
 from ceal_pipeline.export.vendor_inbox import (LabelDelivery, RejectedDelivery, sha256_if_small,
@@ -33,7 +34,7 @@ def ingest_delivery(history: AcquisitionHistory, delivery: LabelDelivery) -> Del
     return history.ingest_delivery(
         delivery.round_index, path=str(delivery.path), sha256=delivery.sha256, format=delivery.format,
         vendor=delivery.vendor, frame_ids=frame_ids,
-        boxes=[delivery.labels[f][0] for f in frame_ids], class_names=[delivery.labels[f][1] for f in frame_ids],
+        boxes=[Boxes(delivery.labels[f][0]) for f in frame_ids], class_names=[delivery.labels[f][1] for f in frame_ids],
     )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ceal_pipeline.catalog import FrameCatalog
+from ceal_pipeline.core.boxes import Boxes
 from ceal_pipeline.core.history import AcquisitionHistory
 from ceal_pipeline.export.file_drop import ExportedFrame, write_vendor_export
 from ceal_pipeline.export.label_ingest import ingest_inbox
@@ -80,7 +81,8 @@ def run_selfcheck(source: str, root: str | Path, fmt: str, workdir: str | Path, 
     lost: list[str] = []
     for frame_id, (true_boxes, true_names) in truth.items():
         boxes += len(true_boxes)
-        got_boxes, got_names = delivered.get(frame_id, (np.zeros((0, 7)), ()))
+        got, got_names = delivered.get(frame_id, (Boxes(np.zeros((0, 7))), ()))
+        got_boxes = got.values
         if len(got_boxes) != len(true_boxes) or tuple(got_names) != tuple(true_names):
             lost.append(frame_id)
             continue

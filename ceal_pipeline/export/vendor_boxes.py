@@ -91,7 +91,7 @@ def labels_of(class_names: Sequence[str]) -> np.ndarray:
 
 def with_delivered_labels(records: Sequence, delivered: dict) -> list:
     """``records`` (FrameRecords) with the vendor's boxes in place of the source's wherever a
-    frame was delivered (``delivered``: frame id -> (boxes, class names)); the others unchanged.
+    frame was delivered (``delivered``: frame id -> (``core.boxes.Boxes``, class names)); the others unchanged.
     The detector trains on what the vendor delivered, not on what the source happens to hold."""
     from dataclasses import replace
 
@@ -99,7 +99,7 @@ def with_delivered_labels(records: Sequence, delivered: dict) -> list:
     for record in records:
         if record.frame_id in delivered:
             boxes, names = delivered[record.frame_id]
-            record = replace(record, boxes=np.asarray(boxes, np.float32).reshape(-1, 7), labels=labels_of(names),
+            record = replace(record, boxes=np.asarray(boxes.values, np.float32), labels=labels_of(names),
                              class_names=DETECTION_CLASSES)
         out.append(record)
     return out

@@ -1,4 +1,4 @@
-"""Label deliveries coming back from the vendor, and a simulated vendor for demos.
+"""Label deliveries coming back from the vendor.
 
 The inbox mirrors the outbox: the answer to round ``r``'s export goes into
 ``<inbox>/round-NNNN/`` as one or more files, each either an ASAM OpenLABEL
@@ -20,9 +20,8 @@ far-out box or a class outside the ontology, is rejected whole with the reason. 
 were exported in that round, and whether a frame was delivered before with other
 boxes, are checks against the history (:mod:`.label_ingest`).
 
-In simulations (the demo, tests) the source holds ground truth for every frame;
-:func:`simulate_vendor` answers each export with an OpenLABEL delivery of the
-ground truth of exactly the exported frames, so the real ingest path runs.
+:func:`ground_truth_labels` and :func:`write_label_delivery` are what a simulated
+vendor (``ceal_pipeline/cli/demo_vendor.py``) and the self-check write with.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,7 +38,7 @@ import numpy as np
 
 from ceal_pipeline.atomic_files import atomic_write_bytes, remove_stale_temporaries
 from ceal_pipeline.bounded_input import UntrustedInputError, read_regular_file
-from ceal_pipeline.export.file_drop import list_exports, read_vendor_export, round_folder_name
+from ceal_pipeline.export.file_drop import round_folder_name
 from ceal_pipeline.export.mmdet3d_format import dump_infos, load_info_payload, mmdet3d_delivery, parse_mmdet3d_delivery
 from ceal_pipeline.export.openlabel import (MalformedDelivery, load_openlabel_payload, openlabel_delivery,
                                             parse_openlabel_delivery, parse_strictly)
@@ -297,18 +296,3 @@ def ground_truth_labels(records: Sequence[FrameRecord]) -> FrameLabels:
             raise ValueError(f"frame {record.frame_id} has no ground truth to deliver")
         out[record.frame_id] = (np.asarray(record.boxes, np.float64), class_names_of(record.labels, record.class_names))
     return out
-
-
-def simulate_vendor(outbox: str | os.PathLike, inbox: str | os.PathLike,
-                    ground_truth: Callable[[list[str]], Sequence[FrameRecord]]) -> list[Path]:
-    """Answer every verified export in ``outbox`` that has no delivery yet with an OpenLABEL
-    delivery of ``ground_truth(frame ids)``; return the new delivery files."""
-    new = []
-    for folder in list_exports(outbox):
-        export = read_vendor_export(folder)  # verifies the checksums, as a vendor would
-        answer = delivery_folder(inbox, export.round_index)
-        if answer.is_dir() and any(p.is_file() and not p.name.startswith(".") for p in answer.iterdir()):
-            continue
-        labels = ground_truth_labels(ground_truth(list(export.frame_ids)))
-        new.append(write_label_delivery(inbox, export.round_index, labels))
-    return new

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ceal_pipeline.core.boxes import Boxes
+
 
 def wrap_angle(angle: np.ndarray) -> np.ndarray:
     """Angles (radians) wrapped into ``[-pi, pi)``."""
@@ -59,17 +61,13 @@ def quaternion_xyzw_to_yaw(quaternions: np.ndarray) -> np.ndarray:
 def to_centre_origin(boxes: np.ndarray) -> np.ndarray:
     """Bottom-centre ``(n, 7)`` boxes -> the gravity centre as origin (the inverse of
     :func:`to_bottom_origin` with ``origin_z=0.5``); metres."""
-    out = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 7)
-    out[:, 2] += out[:, 5] * 0.5
-    return out
+    return Boxes(np.asarray(boxes).reshape(-1, 7)).to_origin(0.5)
 
 
 def to_bottom_origin(boxes: np.ndarray, origin_z: float = 0.5) -> np.ndarray:
     """``(n, 7)`` boxes whose origin sits ``origin_z`` of the height up (0.5: the
     gravity centre) -> bottom-centre origin; metres."""
-    out = np.array(boxes, dtype=np.float64, copy=True).reshape(-1, 7)
-    out[:, 2] -= out[:, 5] * origin_z
-    return out
+    return Boxes.from_origin(boxes, origin_z).values.copy()
 
 
 def camera_boxes_to_lidar(boxes_cam: np.ndarray, lidar2cam: np.ndarray) -> np.ndarray:
@@ -98,14 +96,4 @@ def camera_boxes_to_lidar(boxes_cam: np.ndarray, lidar2cam: np.ndarray) -> np.nd
 def box_corners(boxes: np.ndarray) -> np.ndarray:
     """``(n, 8, 3)`` corners of bottom-centre LiDAR boxes; the first four are the
     bottom face counter-clockwise from (+l/2, +w/2), the last four the top face."""
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
-    sx = np.array([1, -1, -1, 1, 1, -1, -1, 1], dtype=np.float64) * 0.5
-    sy = np.array([1, 1, -1, -1, 1, 1, -1, -1], dtype=np.float64) * 0.5
-    sz = np.array([0, 0, 0, 0, 1, 1, 1, 1], dtype=np.float64)
-    lx = boxes[:, 3:4] * sx
-    ly = boxes[:, 4:5] * sy
-    cos, sin = np.cos(boxes[:, 6:7]), np.sin(boxes[:, 6:7])
-    x = boxes[:, 0:1] + lx * cos - ly * sin
-    y = boxes[:, 1:2] + lx * sin + ly * cos
-    z = boxes[:, 2:3] + boxes[:, 5:6] * sz
-    return np.stack([x, y, z], axis=-1)
+    return Boxes(np.asarray(boxes).reshape(-1, 7)).corners()

@@ -49,22 +49,12 @@ def _validated(points: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.nd
     return points, boxes
 
 
-def points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Boolean ``(P, K)`` mask: point ``p`` lies in box ``k``.
+def count_points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """``(K,)`` int64 number of points inside each box.
 
     ``points`` is ``(P, >=3)`` (x, y, z in metres, LiDAR frame; extra columns are
     ignored), ``boxes`` is ``(K, 7)`` bottom-centre ``x y z l w h yaw``.
     """
-    points, boxes = _validated(points, boxes)
-    mask = np.zeros((len(points), len(boxes)), dtype=bool)
-    if len(points) and len(boxes):
-        for k, idx, inside in _candidates(points, boxes):
-            mask[idx[inside], k] = True
-    return mask
-
-
-def count_points_in_boxes(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """``(K,)`` int64 number of points inside each box (see :func:`points_in_boxes`)."""
     points, boxes = _validated(points, boxes)
     counts = np.zeros(len(boxes), dtype=np.int64)
     if len(points) and len(boxes):

@@ -23,7 +23,7 @@ Modules, one concept each:
 - :mod:`.report`: the accuracy-per-round plot and the markdown table.
 - :mod:`.benchmark`: run a preset for new seeds into the store (CLI and assets).
 - :mod:`.detection`: the same questions for the 3D detector on synthetic driving
-  data (``ceal benchmark detection``, the ``detection_benchmark`` asset), reusing
+  data (``ceal bench detection``, the ``detection_benchmark`` asset), reusing
   :mod:`.strategies`, :mod:`.results`, :mod:`.report` and :mod:`.benchmark`.
 
 Torch is imported only by the modules that train or run networks.

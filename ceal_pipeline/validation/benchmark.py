@@ -1,6 +1,6 @@
 """Run a preset for new seeds, persist every run, and summarise the store.
 
-The one entry point shared by ``ceal benchmark`` and the Dagster assets, so a
+The one entry point shared by ``ceal bench`` and the Dagster assets, so a
 click in the UI and a command line give the same numbers into the same store.
 :func:`run_missing` and :func:`stored_runs` (which seeds to run, what is
 stored) are shared with the detection benchmark.

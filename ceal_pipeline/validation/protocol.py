@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ceal_pipeline.core.acquisition import ACQUISITION_FUNCTIONS
+from ceal_pipeline.core.acquisition import get_acquisition_function
 from ceal_pipeline.core.ledger import ComputeLedger, ledger_totals
 from ceal_pipeline.core.round_driver import run_rounds
 from ceal_pipeline.core.seeding import derive_seed
@@ -265,7 +265,7 @@ def run_seed_protocol(
             charged: dict[str, float] = {}
 
             def score(indices: np.ndarray, network=state["trained"].network, first=round_index == 1) -> np.ndarray:
-                function = ACQUISITION_FUNCTIONS[strategy.acquisition_fn]
+                function = get_acquisition_function(strategy.acquisition_fn)
                 if first:
                     probs, seconds = round0_probabilities()
                     positions = np.searchsorted(round0_unlabeled, indices)

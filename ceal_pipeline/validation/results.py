@@ -170,7 +170,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, StrategySummary]:
 
 
 def summary_json(dataset: str, summaries: dict[str, StrategySummary], **extra: Any) -> dict[str, Any]:
-    """The one-line JSON summary printed by ``ceal benchmark --json``."""
+    """The one-line JSON summary printed by ``ceal bench {mnist,cifar10} --json``."""
     return {
         "dataset": dataset,
         **extra,

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from ceal_pipeline.core.boxes import Boxes
 from ceal_pipeline.core.detection_metrics import average_precision, detection_map
 
 CLASSES = ("car", "pedestrian")
@@ -13,7 +14,7 @@ def _box(x, y):
 
 
 def _gt_frames():
-    gt_boxes = [np.array([_box(0, 0), _box(10, 5)]), np.array([_box(-20, 3)])]
+    gt_boxes = [Boxes([_box(0, 0), _box(10, 5)]), Boxes([_box(-20, 3)])]
     gt_labels = [np.array([0, 1]), np.array([0])]
     return gt_boxes, gt_labels
 
@@ -28,9 +29,9 @@ def test_perfect_detections_score_one():
 
 
 def test_detection_1_5_m_off_counts_only_at_2_and_4_m():
-    gt = [np.array([_box(0, 0)])]
+    gt = [Boxes([_box(0, 0)])]
     labels = [np.array([0])]
-    pred = [np.array([_box(1.5, 0)])]
+    pred = [Boxes([_box(1.5, 0)])]
     result = detection_map(pred, [np.array([0.9])], labels, gt, labels, class_names=CLASSES)
     assert result.per_threshold == pytest.approx({0.5: 0.0, 1.0: 0.0, 2.0: 1.0, 4.0: 1.0})
     assert result.mean_ap == pytest.approx(0.5)
@@ -38,9 +39,9 @@ def test_detection_1_5_m_off_counts_only_at_2_and_4_m():
 
 
 def test_false_positives_ranked_above_true_ones_lower_precision():
-    gt = [np.array([_box(0, 0), _box(30, 0)])]
+    gt = [Boxes([_box(0, 0), _box(30, 0)])]
     labels = [np.array([0, 0])]
-    pred = [np.array([_box(0, 0), _box(30, 0), _box(60, 0)])]
+    pred = [Boxes([_box(0, 0), _box(30, 0), _box(60, 0)])]
     pred_labels = [np.array([0, 0, 0])]
     low_fp = detection_map(pred, [np.array([0.9, 0.8, 0.1])], pred_labels, gt, labels, class_names=CLASSES)
     high_fp = detection_map(pred, [np.array([0.8, 0.7, 0.9])], pred_labels, gt, labels, class_names=CLASSES)
@@ -55,21 +56,21 @@ def test_false_positives_ranked_above_true_ones_lower_precision():
 
 
 def test_each_ground_truth_is_matched_at_most_once_and_classes_do_not_mix():
-    gt = [np.array([_box(0, 0)])]
+    gt = [Boxes([_box(0, 0)])]
     labels = [np.array([0])]
-    pred = [np.array([_box(0.1, 0), _box(0.2, 0), _box(0, 0)])]
+    pred = [Boxes([_box(0.1, 0), _box(0.2, 0), _box(0, 0)])]
     # Duplicate detection: the second one is a false positive.
-    dup = detection_map([pred[0][:2]], [np.array([0.9, 0.8])], [np.array([0, 0])], gt, labels,
+    dup = detection_map([Boxes(pred[0].values[:2])], [np.array([0.9, 0.8])], [np.array([0, 0])], gt, labels,
                         class_names=CLASSES)
     assert dup.mean_ap == pytest.approx(1.0)  # FP after full recall costs nothing
-    wrong_class = detection_map([pred[0][2:]], [np.array([0.9])], [np.array([1])], gt, labels, class_names=CLASSES)
+    wrong_class = detection_map([Boxes(pred[0].values[2:])], [np.array([0.9])], [np.array([1])], gt, labels, class_names=CLASSES)
     assert wrong_class.per_class["car"] == 0.0
 
 
 def test_missed_ground_truth_caps_recall():
-    gt = [np.array([_box(0, 0), _box(50, 50)])]
+    gt = [Boxes([_box(0, 0), _box(50, 50)])]
     labels = [np.array([0, 0])]
-    result = detection_map([np.array([_box(0, 0)])], [np.array([0.9])], [np.array([0])], gt, labels,
+    result = detection_map([Boxes([_box(0, 0)])], [np.array([0.9])], [np.array([0])], gt, labels,
                            class_names=CLASSES)
     # Precision 1 up to recall 0.5, 0 beyond: recall points 0.11..0.50 of 0.11..1.00 count.
     assert result.mean_ap == pytest.approx(40 / 90)
@@ -92,6 +93,9 @@ def test_inputs_are_validated_per_frame():
     with pytest.raises(ValueError, match="frame 0: 2 predicted boxes but scores"):
         detection_map(gt_boxes, [np.array([0.9]), np.array([0.7])], gt_labels, gt_boxes, gt_labels,
                       class_names=CLASSES)
+    with pytest.raises(TypeError, match="frame 0: predicted boxes must be core.boxes.Boxes.*Boxes\\(array\\)"):
+        detection_map([b.values for b in gt_boxes], [np.array([0.9, 0.8]), np.array([0.7])], gt_labels, gt_boxes,
+                      gt_labels, class_names=CLASSES)
 
 
 def test_unclipped_ap_counts_recall_below_ten_percent_that_the_clipped_ap_ignores():

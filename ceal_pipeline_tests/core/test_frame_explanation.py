@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ceal_pipeline.core.boxes import Boxes
 from ceal_pipeline.core.frame_explanation import (
     TOP_OBJECTS,
     FrameExplanation,
@@ -34,7 +35,7 @@ def hand_built_objects() -> FrameObjects:
         [0.2, 0.2, 0.10, 0.1, 0.10, 0.10, 0.05],
     ])
     return FrameObjects(
-        boxes=boxes,
+        boxes=Boxes(boxes),
         box_std=box_std,
         labels=np.array([0, 0, 2, 3]),
         confidences=np.array([0.9, 0.6, 0.3, 0.5]),
@@ -43,7 +44,7 @@ def hand_built_objects() -> FrameObjects:
 
 
 def no_objects() -> FrameObjects:
-    return FrameObjects(np.zeros((0, 7)), np.zeros((0, 7)), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
+    return FrameObjects(Boxes(np.zeros((0, 7))), np.zeros((0, 7)), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))
 
 
 def test_explanation_counts_detections_per_class_and_keeps_the_three_most_uncertain_objects():
@@ -127,8 +128,8 @@ def test_yaw_spread_is_circular_so_samples_either_side_of_pi_are_close():
     samples[:, 0, :3] = [[1.0, 0.0, 0.0], [3.0, 0.0, 0.0], [1.0, 0.0, 0.0], [3.0, 0.0, 0.0]]
     samples[:, 0, 6] = [np.pi - 0.05, -np.pi + 0.05, np.pi - 0.05, -np.pi + 0.05]
     mean, std = box_mean_and_std(samples)
-    assert mean[0, 0] == pytest.approx(2.0) and std[0, 0] == pytest.approx(1.0)
-    assert abs(abs(mean[0, 6]) - np.pi) < 1e-9
+    assert mean.values[0, 0] == pytest.approx(2.0) and std[0, 0] == pytest.approx(1.0)
+    assert abs(abs(mean.values[0, 6]) - np.pi) < 1e-9
     assert std[0, 6] == pytest.approx(0.05, rel=1e-3)  # a plain std would say ~pi
 
 
@@ -146,7 +147,7 @@ def test_small_circular_yaw_spread_matches_the_linear_standard_deviation(spread,
 @given(n=st.integers(0, 12), top=st.integers(0, 5), seed=st.integers(0, 2**32 - 1))
 def test_any_explanation_counts_every_detection_once_and_orders_its_objects_by_entropy(n, top, seed):
     rng = np.random.default_rng(seed)
-    objects = FrameObjects(boxes=rng.normal(size=(n, 7)), box_std=rng.uniform(0, 1, (n, 7)),
+    objects = FrameObjects(boxes=Boxes(rng.normal(size=(n, 7))), box_std=rng.uniform(0, 1, (n, 7)),
                            labels=rng.integers(0, len(CLASSES), n), confidences=rng.uniform(0, 1, n),
                            localization_entropy=rng.choice([-20.0, -15.0, -10.0], n))
     explanation = explain_frame(objects, CLASSES, acquisition_fn="localization_entropy", aggregate="sum",

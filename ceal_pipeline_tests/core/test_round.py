@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ceal_pipeline.core import round as algorithm
-from ceal_pipeline.core.sampling import sample_candidate_pool
 from ceal_pipeline.core.seeding import derive_seed
 
 
@@ -30,18 +29,43 @@ def test_a_backfill_draws_nothing_and_scores_every_unlabeled_frame():
     assert pool.members.tolist() == [1, 3, 7, 9]
 
 
-def test_a_candidate_pool_is_the_seeded_gumbel_top_k_draw_sorted():
+def _draw(members, scores, **overrides):
+    options = {"round_index": 3, "run_seed": 11, "temperature": 0.5, "fraction": 0.05} | overrides
+    return algorithm.draw_candidate_pool(members, scores, **options)
+
+
+def test_a_candidate_pool_is_a_sorted_draw_reproduced_by_its_recorded_round_seed():
     rng = np.random.default_rng(0)
     members = np.arange(1000, 2000)
     scores = rng.normal(size=1000)
-    scores[::7] = np.nan  # never scored: the prior applies
-    pool = algorithm.draw_candidate_pool(members, scores, round_index=3, run_seed=11, temperature=0.5, fraction=0.05)
-    seed = derive_seed(11, 3, "candidate_pool")
-    reference = sample_candidate_pool(members, scores, temperature=0.5, fraction=0.05, seed=seed)
-    assert pool.seed == seed and not pool.backfill
-    assert pool.members.tolist() == sorted(np.asarray(reference.frame_ids).tolist())
-    again = algorithm.draw_candidate_pool(members, scores, round_index=3, run_seed=11, temperature=0.5, fraction=0.05)
-    assert again.members.tolist() == pool.members.tolist()
+    pool = _draw(members, scores)
+    assert pool.seed == derive_seed(11, 3, "candidate_pool") and not pool.backfill
+    assert len(pool.members) == 50 and len(set(pool.members.tolist())) == 50  # 5 % of 1000
+    assert set(pool.members.tolist()) <= set(members.tolist()) and (np.diff(pool.members) > 0).all()
+    assert _draw(members, scores).members.tolist() == pool.members.tolist()
+    assert _draw(members, scores, round_index=4).members.tolist() != pool.members.tolist()
+    assert _draw(members, scores, run_seed=12).members.tolist() != pool.members.tolist()
+
+
+def test_a_candidate_pool_favours_high_scores_and_is_greedy_as_the_temperature_falls():
+    rng = np.random.default_rng(1)
+    members = np.arange(1000)
+    scores = rng.normal(size=1000)
+    tempered = _draw(members, scores, temperature=0.2)
+    assert scores[tempered.members].mean() > np.quantile(scores, 0.75)
+    greedy = _draw(members, scores, temperature=1e-6)
+    assert greedy.members.tolist() == sorted(np.argsort(-scores)[:50].tolist())
+
+
+def test_never_scored_frames_come_first_under_the_optimistic_prior():
+    rng = np.random.default_rng(2)
+    members = np.arange(1000)
+    scores = rng.normal(size=1000)
+    scores[::7] = np.nan  # 143 never scored: the optimistic prior ranks them with the best scored frame
+    greedy = _draw(members, scores, temperature=1e-6)
+    best = int(np.nanargmax(scores))
+    assert set(greedy.members.tolist()) <= set(np.flatnonzero(np.isnan(scores)).tolist()) | {best}
+    assert not np.isnan(scores[_draw(members, scores, temperature=1e-6, prior="pessimistic").members]).any()
 
 
 def test_a_candidate_pool_larger_than_the_unlabeled_pool_is_the_whole_pool():

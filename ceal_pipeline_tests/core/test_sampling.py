@@ -12,8 +12,14 @@ from scipy import stats
 
 from ceal_pipeline.core.gumbel_top_k import gumbel_noise, gumbel_top_k, rank_gumbel_top_k
 from ceal_pipeline.core.ranks import average_ranks
-from ceal_pipeline.core.sampling import normalise_scores, pool_size, sample_candidate_pool, tempered_softmax
+from ceal_pipeline.core.sampling import normalise_scores, pool_size, sample_candidate_pool
 from ceal_pipeline.core.seeding import derive_seed
+
+
+def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """The reference distribution, ``exp(l_i / T) / sum_j exp(l_j / T)``."""
+    z = np.exp((logits - logits.max()) / temperature)
+    return z / z.sum()
 
 
 def _sequential_draw_probabilities(p: np.ndarray, k: int) -> dict[tuple[int, ...], float]:
@@ -31,7 +37,7 @@ def _sequential_draw_probabilities(p: np.ndarray, k: int) -> dict[tuple[int, ...
 def test_gumbel_topk_matches_sequential_softmax_sampling():
     logits = np.array([1.2, 0.0, -0.7, 0.4, 2.0])
     k, draws = 2, 20_000
-    expected = _sequential_draw_probabilities(tempered_softmax(logits, 1.0), k)
+    expected = _sequential_draw_probabilities(_softmax(logits, 1.0), k)
     rng = np.random.default_rng(123)
     seen = dict.fromkeys(expected, 0)
     for _ in range(draws):
@@ -53,7 +59,7 @@ def test_candidate_pool_inclusion_frequencies_match_softmax_of_normalised_scores
     ids = np.array([f"f{i}" for i in range(6)])
     logits = normalise_scores(scores)
     logits[3] = np.nanmax(logits)  # optimistic prior
-    exact = _sequential_draw_probabilities(tempered_softmax(logits, 0.5), 3)
+    exact = _sequential_draw_probabilities(_softmax(logits, 0.5), 3)
     inclusion = np.zeros(6)
     for seq, prob in exact.items():
         inclusion[list(seq)] += prob
@@ -194,14 +200,6 @@ def test_pool_size_from_fraction_or_count():
 def test_pool_size_errors_name_the_numbers_and_the_fix(kwargs, message):
     with pytest.raises(ValueError, match=message):
         pool_size(**kwargs)
-
-
-def test_tempered_softmax_is_stable_for_tiny_temperatures():
-    p = tempered_softmax(np.array([0.0, 1.0, 1.0 - 1e-9]), 1e-12)
-    assert np.isfinite(p).all() and p.sum() == pytest.approx(1.0)
-    np.testing.assert_allclose(tempered_softmax(np.array([1.0, 2.0]), math.inf), [0.5, 0.5])
-    with pytest.raises(ValueError, match="temperature"):
-        tempered_softmax(np.array([1.0]), 0.0)
 
 
 def _sorted_rank_gumbel_top_k(scores, prior_value, temperature, k, seed):

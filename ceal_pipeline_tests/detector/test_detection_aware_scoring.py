@@ -12,8 +12,8 @@ from ceal_pipeline.core.detection_acquisition import DETECTION_ACQUISITION_FUNCT
 from ceal_pipeline.core.heatmap_entropy import HEATMAP_TOP_K
 from ceal_pipeline.core.localization import aggregate_per_frame, minimum_localization_entropy
 from ceal_pipeline.detector.builder import build_detector
-from ceal_pipeline.detector.inputs import load_batch
-from ceal_pipeline.detector.scoring import mc_head_outputs, mc_outputs_to_numpy, score_frames
+from ceal_pipeline_tests.detector.batches import load_batch
+from ceal_pipeline.detector.scoring import mc_head_outputs_and_embedding, mc_outputs_to_numpy, score_frames
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +37,8 @@ def _batch(model, frames):
 def test_every_acquisition_function_agrees_between_head_only_and_full_network_mc_dropout(detector, frames):
     masks = detector.bbox_head.draw_mc_masks(2, (80, 80), seed=5, device="cpu")
     batch = _batch(detector, frames[:2])
-    head = mc_outputs_to_numpy(*mc_head_outputs(detector, batch, masks, "head"))
-    full = mc_outputs_to_numpy(*mc_head_outputs(detector, batch, masks, "full"))
+    head = mc_outputs_to_numpy(*mc_head_outputs_and_embedding(detector, batch, masks, "head")[:3])
+    full = mc_outputs_to_numpy(*mc_head_outputs_and_embedding(detector, batch, masks, "full")[:3])
     for name, fn in DETECTION_ACQUISITION_FUNCTIONS.items():
         np.testing.assert_allclose(fn(head), fn(full), rtol=1e-4, atol=1e-4, err_msg=name)
 
@@ -69,7 +69,7 @@ def test_a_frame_without_detections_gets_its_heatmap_entropy_not_a_constant(sile
     # An independent reading of the same number: the binary cross-entropy of p with
     # itself is its binary entropy; summed over classes, top-k cells, averaged.
     masks = silent_detector.bbox_head.draw_mc_masks(3, (80, 80), seed=0, device="cpu")
-    logits, _, _ = mc_head_outputs(silent_detector, _batch(silent_detector, frames[:3]), masks, "head")
+    logits, _, _, _ = mc_head_outputs_and_embedding(silent_detector, _batch(silent_detector, frames[:3]), masks, "head")
     p = logits.sigmoid().double()  # the sigmoid in the model's float32, as scoring takes it
     cells = F.binary_cross_entropy(p, p, reduction="none").sum(dim=1).flatten(1)
     expected = cells.topk(HEATMAP_TOP_K, dim=1).values.mean(dim=1)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ceal_pipeline.detector.builder import build_detector, load_config
-from ceal_pipeline.detector.inputs import load_batch
+from ceal_pipeline_tests.detector.batches import load_batch
 from ceal_pipeline_tests.detector.conftest import CAM2IMG, IMAGE_H, IMAGE_W, LIDAR2CAM, make_frames
 
 
@@ -27,7 +27,7 @@ def test_every_shipped_config_builds_a_registered_detector(name, uses_cameras):
     model = build_detector(name)
     assert type(model).__name__ == "CealBEVFusion"
     assert MODELS.get("CealBEVFusion") is type(model)
-    assert model.uses_cameras == uses_cameras
+    assert (model.camera_branch is not None) == uses_cameras
     assert model.ceal_config["name"] == name
     assert model.class_names == ("car", "truck", "pedestrian", "cyclist")
     assert not model.training

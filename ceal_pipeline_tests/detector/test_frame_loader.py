@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from ceal_pipeline.detector.builder import build_detector, load_config
-from ceal_pipeline.detector.inputs import load_batch
+from ceal_pipeline_tests.detector.batches import load_batch
 from ceal_pipeline.detector.loader import BatchOrder, FrameDataset, default_num_workers, frame_loader
 from ceal_pipeline.detector.scoring import score_frames
 from ceal_pipeline.detector.training import train_detector
@@ -31,7 +31,7 @@ def test_scores_are_identical_with_and_without_loader_workers(detector, frames):
     assert with_workers.frame_ids == in_process.frame_ids == [f.frame_id for f in frames[:5]]
     np.testing.assert_array_equal(with_workers.scores, in_process.scores)
     for a, b in zip(with_workers.objects, in_process.objects):
-        np.testing.assert_array_equal(a.boxes, b.boxes)
+        np.testing.assert_array_equal(a.boxes.values, b.boxes.values)
         np.testing.assert_array_equal(a.localization_entropy, b.localization_entropy)
     assert in_process.forward_passes == with_workers.forward_passes == 5 * 4
 

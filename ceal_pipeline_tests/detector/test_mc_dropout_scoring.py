@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from ceal_pipeline.core.localization import aggregate_per_frame, minimum_localization_entropy
 from ceal_pipeline.detector.builder import build_detector
 from ceal_pipeline.detector.head import MCDropout
-from ceal_pipeline.detector.inputs import load_batch
-from ceal_pipeline.detector.scoring import mc_box_samples, score_frames
+from ceal_pipeline_tests.detector.batches import load_batch
+from ceal_pipeline.detector.scoring import mc_head_outputs_and_embedding, score_frames
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +28,8 @@ def test_head_only_and_full_network_mc_dropout_agree_for_the_same_seed(detector,
     batch = load_batch(frames[:2], class_names=detector.class_names, point_cloud_range=detector.point_cloud_range,
                        image_size=detector.ceal_config["data"]["image_size"])
     masks = detector.bbox_head.draw_mc_masks(5, (80, 80), seed=7, device="cpu")
-    peaks_head, samples_head = mc_box_samples(detector, batch, masks, "head")
-    peaks_full, samples_full = mc_box_samples(detector, batch, masks, "full")
+    _, peaks_head, samples_head, _ = mc_head_outputs_and_embedding(detector, batch, masks, "head")
+    _, peaks_full, samples_full, _ = mc_head_outputs_and_embedding(detector, batch, masks, "full")
     assert torch.equal(peaks_head.cell, peaks_full.cell) and torch.equal(peaks_head.label, peaks_full.label)
     assert samples_head.shape == (5, 16, 7)
     assert torch.allclose(samples_head, samples_full, atol=1e-5, rtol=1e-5)
@@ -67,7 +67,7 @@ def test_frame_score_is_the_aggregate_of_its_objects_localization_entropy(detect
         np.testing.assert_allclose(result.scores, expected)
         assert result.frame_ids == [f.frame_id for f in frames[:3]]
         for objects in result.objects:
-            assert objects.boxes.shape == objects.box_std.shape == (len(objects.labels), 7)
+            assert objects.boxes.values.shape == objects.box_std.shape == (len(objects.labels), 7)
             assert (objects.box_std >= 0).all() and ((objects.confidences >= 0) & (objects.confidences <= 1)).all()
 
 

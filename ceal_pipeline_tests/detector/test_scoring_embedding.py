@@ -8,7 +8,7 @@ import pytest
 
 from ceal_pipeline.core.selection import SelectionCandidates, SelectionPolicy, select_batch
 from ceal_pipeline.detector.builder import build_detector
-from ceal_pipeline.detector.inputs import load_batch
+from ceal_pipeline_tests.detector.batches import load_batch
 from ceal_pipeline.detector.scoring import bev_embedding, score_frames
 
 

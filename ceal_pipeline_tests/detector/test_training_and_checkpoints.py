@@ -72,7 +72,7 @@ def test_checkpoint_round_trips_under_weights_only_and_rebuilds_without_the_conf
     assert weights_version("bevfusion_tiny", model.state_dict()) == version
     for key, tensor in payload["state_dict"].items():
         assert torch.equal(model.state_dict()[key], tensor), key
-    assert model.uses_cameras and not model.training
+    assert model.camera_branch is not None and not model.training
     assert latest_checkpoint_path(tmp_path) == checkpoint.path
 
 

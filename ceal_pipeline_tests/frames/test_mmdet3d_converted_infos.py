@@ -23,7 +23,7 @@ import pytest
 
 from ceal_pipeline.frames import mmdet3d_info
 from ceal_pipeline.frames.points import load_points
-from ceal_pipeline.frames.points_in_boxes import points_in_boxes
+from ceal_pipeline_tests.frames.box_masks import points_in_boxes
 from ceal_pipeline.frames.records import DETECTION_CLASSES
 from ceal_pipeline_tests.frames import kitti_raw
 

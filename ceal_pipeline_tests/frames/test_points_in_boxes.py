@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ceal_pipeline.frames.box_conventions import box_corners
-from ceal_pipeline.frames.points_in_boxes import count_points_in_boxes, points_in_boxes
+from ceal_pipeline.frames.points_in_boxes import count_points_in_boxes
+from ceal_pipeline_tests.frames.box_masks import points_in_boxes
 
 boxes_strategy = st.lists(
     st.tuples(

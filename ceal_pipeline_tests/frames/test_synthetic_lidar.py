@@ -7,7 +7,7 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ceal_pipeline.frames.points_in_boxes import points_in_boxes
+from ceal_pipeline_tests.frames.box_masks import points_in_boxes
 from ceal_pipeline.frames.synthetic.config import SyntheticConfig
 from ceal_pipeline.frames.synthetic.lidar import LidarModel, simulate_sweep
 

@@ -49,3 +49,46 @@ def table_counts(history: AcquisitionHistory) -> dict[str, int]:
         return counts
     finally:
         con.close()
+
+
+def _query_one(history: AcquisitionHistory, sql: str, params: list | None = None) -> tuple:
+    import duckdb
+
+    con = duckdb.connect(str(history.path), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchone()
+    finally:
+        con.close()
+
+
+def _query_all(history: AcquisitionHistory, sql: str) -> list[tuple]:
+    import duckdb
+
+    con = duckdb.connect(str(history.path), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def stale_latest_scores(history: AcquisitionHistory) -> int:
+    """Frames whose maintained latest score differs from the one recomputed from the
+    append-only events by the store's own view (the invariant every ingest keeps)."""
+    return _query_one(history, """
+        SELECT count(*) FROM frame_state s FULL JOIN latest_scores_from_events r USING (frame_key)
+        WHERE s.latest_batch IS DISTINCT FROM r.batch_id OR s.latest_score IS DISTINCT FROM r.score
+        """)[0]
+
+
+def rejected_deliveries(history: AcquisitionHistory) -> list[tuple]:
+    """``(path, round, reason)`` of every row of the ``rejected_deliveries`` table, by path."""
+    return _query_all(history, "SELECT path, round, reason FROM rejected_deliveries ORDER BY path")
+
+
+def recorded_round(history: AcquisitionHistory, round_index: int) -> dict:
+    """The ``rounds`` row of ``round_index`` as stored: seed, parameters and ledger (JSON decoded)."""
+    import json
+
+    seed, parameters, ledger = _query_one(
+        history, "SELECT seed, parameters, ledger FROM rounds WHERE round = ?", [round_index])
+    return {"seed": seed, "parameters": json.loads(parameters), "ledger": None if ledger is None else json.loads(ledger)}

@@ -15,7 +15,14 @@ from ceal_pipeline.core.history import (
     UnavailableFrames,
     UnknownFrames,
 )
-from ceal_pipeline_tests.history.conftest import N_FRAMES, frame_ids, provenance, register, table_counts
+from ceal_pipeline_tests.history.conftest import (
+    N_FRAMES,
+    frame_ids,
+    provenance,
+    recorded_round,
+    register,
+    table_counts,
+)
 
 IDS = frame_ids()
 
@@ -111,24 +118,19 @@ def test_pruning_is_reversible_and_keeps_the_history(history):
     assert list(pruned.frame_ids) == [IDS[0], IDS[2]] and set(pruned.reasons) == {"persistently low"}
     assert IDS[1] in set(history.unlabeled_pool(with_frame_ids=True).frame_ids)
     assert history.latest_scores([IDS[1]])[0] == 0.2  # its score history survived
-    assert history.round_summary(2)["pruned"] == 3
     history.add_labels([IDS[5]], round=2)
     with pytest.raises(UnavailableFrames, match="labeled, so not in the pool to prune"):
         history.prune([IDS[5]], round=3, reason="low")
 
 
-def test_the_round_summary_and_ledger_tell_the_rounds_story(history):
+def test_a_rounds_seed_parameters_and_ledger_are_recorded_once_it_is_started(history):
     with pytest.raises(HistoryError, match="round 1 was never started"):
         history.record_ledger(1, {"frames_scored": 8})
     history.start_round(1, seed=9, parameters={"temperature": 1.0})
-    fresh = _scored_round(history)
-    history.save_selection(1, fresh.frame_ids[:2], fresh.scores[:2])
     history.record_ledger(1, {"frames_scored": np.int64(8), "scoring_s": 1.5})
-    summary = history.round_summary(1)
-    assert summary["seed"] == 9 and summary["parameters"] == {"temperature": 1.0}
-    assert summary["ledger"] == {"frames_scored": 8, "scoring_s": 1.5}
-    assert (summary["candidate_pool_frames"], summary["n_shards"], summary["shards_ingested"]) == (8, 1, 1)
-    assert (summary["score_events"], summary["selected"], summary["exported_to"]) == (8, 2, None)
+    assert history.round_parameters(1) == {"temperature": 1.0}
+    assert recorded_round(history, 1) == {
+        "seed": 9, "parameters": {"temperature": 1.0}, "ledger": {"frames_scored": 8, "scoring_s": 1.5}}
 
 
 @settings(max_examples=15, deadline=None)

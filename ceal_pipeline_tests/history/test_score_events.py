@@ -20,7 +20,14 @@ from ceal_pipeline.core.history import (
     UnknownFrames,
     write_score_shard,
 )
-from ceal_pipeline_tests.history.conftest import N_FRAMES, frame_ids, provenance, register, table_counts
+from ceal_pipeline_tests.history.conftest import (
+    N_FRAMES,
+    frame_ids,
+    provenance,
+    register,
+    stale_latest_scores,
+    table_counts,
+)
 
 IDS = frame_ids()
 
@@ -219,7 +226,7 @@ def test_latest_score_reflects_the_newest_event(batches):
         pool = history.unlabeled_pool(with_frame_ids=True)
         assert list(pool.frame_ids) == ids
         np.testing.assert_array_equal(pool.scores, latest)
-        assert history.stale_latest_scores() == 0
+        assert stale_latest_scores(history) == 0
 
 
 def test_rebuild_latest_scores_repairs_a_tampered_state(history):
@@ -227,9 +234,9 @@ def test_rebuild_latest_scores_repairs_a_tampered_state(history):
     con = duckdb.connect(str(history.path))
     con.execute("UPDATE frame_state SET latest_score = 99 WHERE frame_key = 0")
     con.close()
-    assert history.stale_latest_scores() == 1
+    assert stale_latest_scores(history) == 1
     assert history.rebuild_latest_scores() == 1
-    assert history.latest_scores(IDS[:1])[0] == 1.0 and history.stale_latest_scores() == 0
+    assert history.latest_scores(IDS[:1])[0] == 1.0 and stale_latest_scores(history) == 0
 
 
 def test_recent_scores_keeps_each_frames_last_m_events(history):
@@ -267,4 +274,4 @@ def test_a_rounds_shards_merge_in_one_transaction_all_or_nothing(history, tmp_pa
     assert history.shards_ingested(1) == [0, 1, 2]
     np.testing.assert_array_equal(history.latest_scores(pool.frame_ids), np.repeat([0.0, 1.0, 2.0], 4)
                                   + np.tile(np.arange(4.0), 3))
-    assert history.stale_latest_scores() == 0
+    assert stale_latest_scores(history) == 0

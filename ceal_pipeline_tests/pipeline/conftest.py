@@ -53,12 +53,15 @@ class DeterministicModelStore(ModelStoreResource):
 
     ``fail_on_shard_call`` makes the n-th scoring call (1-based) raise, like a GPU
     worker killed in the middle of a round; ``scoring_log`` (a file) records every
-    scored frame so tests can tell which shards were really scored.
+    scored frame so tests can tell which shards were really scored; ``call_log`` (a
+    file) the arguments each scoring call was given (MC passes, mode, aggregate,
+    acquisition function).
     """
 
     fail_on_shard_call: int = 0
     scoring_log: str = ""
     training_log: str = ""
+    call_log: str = ""
 
     def train(self, frames, round_index, *, epochs, seed, init_checkpoint=None, log=None):
         ids = sorted(f.frame_id for f in frames)
@@ -88,6 +91,10 @@ class DeterministicModelStore(ModelStoreResource):
         if log:
             with open(log, "a") as handle:
                 handle.write(json.dumps([f.frame_id for f in frames]) + "\n")
+        if self.call_log:
+            with open(self.call_log, "a") as handle:
+                handle.write(json.dumps({"frames": len(frames), "mc_passes": mc_passes, "mode": mode,
+                                         "aggregate": aggregate, "acquisition_fn": acquisition_fn}) + "\n")
         if self.fail_on_shard_call and calls == self.fail_on_shard_call:
             raise RuntimeError(f"injected fault: scoring call {calls} killed")
         scores = np.array(
@@ -124,7 +131,8 @@ def pipeline_resources(home: Path, synthetic_root: str, scoring_log: Path) -> di
     return {
         "history": AcquisitionHistoryResource(path=str(home / "history.duckdb"), shard_dir=str(home / "shards")),
         "model_store": DeterministicModelStore(model_dir=str(home / "models"), scoring_log=str(scoring_log),
-                                              training_log=str(Path(scoring_log).with_name("trained.jsonl"))),
+                                              training_log=str(Path(scoring_log).with_name("trained.jsonl")),
+                                              call_log=str(Path(scoring_log).with_name("score_calls.jsonl"))),
         "frame_source": FrameSourceResource(
             root=synthetic_root, catalog_dir=str(home / "catalog"), synthetic_frames=N_FRAMES, synthetic_seed=3,
             seed_labeled=SEED_LABELED,

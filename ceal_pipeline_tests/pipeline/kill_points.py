@@ -63,6 +63,8 @@ def round_configs() -> dict:
 
 #: File (under HOME) that each run appends its CPU seconds to, so that a test can report the total.
 CPU_LOG = "cpu_seconds.txt"
+#: File (under HOME) that a run appends its kill point's name to just before it kills itself.
+KILL_LOG = "killed_at.txt"
 _home: Path | None = None
 
 
@@ -73,9 +75,18 @@ def _record_cpu() -> None:
             handle.write(f"{times.user + times.system:.3f}\n")
 
 
-def _die() -> None:
+def _die(point: str) -> None:
     _record_cpu()
+    if _home is not None:
+        with open(_home / KILL_LOG, "a") as handle:
+            handle.write(point + "\n")
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_points_reached(home: Path) -> list[str]:
+    """The kill points at which the runs under ``home`` killed themselves, in order."""
+    path = Path(home) / KILL_LOG
+    return path.read_text().splitlines() if path.is_file() else []
 
 
 def cpu_seconds(home: Path) -> float:
@@ -97,9 +108,9 @@ def install_kill(point: str) -> None:
     @functools.wraps(original)
     def killed(*args, **kwargs):
         if when == "before":
-            _die()
+            _die(point)
         result = original(*args, **kwargs)
-        _die()
+        _die(point)
         return result
 
     if isinstance(owner, type) and path:
@@ -116,7 +127,7 @@ def run_rounds(home: Path, synthetic_root: str, rounds: int) -> None:
     from ceal_pipeline.defs import build_defs
     from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
     from ceal_pipeline.defs.acquisition.round_status import next_round
-    from ceal_pipeline.export import simulate_vendor
+    from ceal_pipeline.cli.demo_vendor import simulate_vendor
     from ceal_pipeline_tests.pipeline.conftest import pipeline_resources
 
     resources = pipeline_resources(home / "ceal", synthetic_root, home / "scored.jsonl")

@@ -11,9 +11,11 @@ import pytest
 
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
 from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
-from ceal_pipeline.export import read_vendor_export, simulate_vendor, write_label_delivery
+from ceal_pipeline.cli.demo_vendor import simulate_vendor
+from ceal_pipeline.export import read_vendor_export, write_label_delivery
 from ceal_pipeline.export.vendor_formats import openlabel_name
 from ceal_pipeline.export.vendor_inbox import ground_truth_labels
+from ceal_pipeline_tests.history.conftest import recorded_round, rejected_deliveries
 
 K = 6
 
@@ -68,8 +70,7 @@ def test_round_one_rescores_only_the_candidate_pool_and_trains_on_delivered_labe
     assert second.pool_frames == second.frames_scored == 20
     exported = set(read_vendor_export(first.export_folder).frame_ids)
     assert not exported & set(read_vendor_export(second.export_folder).frame_ids)
-    ledger = resources["history"].open().round_summary(1)["ledger"]
-    ledger = json.loads(ledger) if isinstance(ledger, str) else ledger
+    ledger = recorded_round(resources["history"].open(), 1)["ledger"]
     assert ledger["frames_scored"] == 20 and ledger["pool_frames"] == second.unlabeled_frames
 
 
@@ -108,8 +109,8 @@ def test_a_delivery_naming_frames_that_were_never_exported_is_rejected_whole(def
     assert set(rejected) == {str(foreign), str(never)}
     assert unexported in rejected[str(foreign)] and "never exported in round 0" in rejected[str(foreign)]
     assert "round 7 has no recorded export" in rejected[str(never)]
-    recorded = resources["history"].open().rejected_deliveries()
-    assert {r["path"] for r in recorded} == {str(foreign), str(never)}
+    recorded = rejected_deliveries(resources["history"].open())
+    assert {path for path, _, _ in recorded} == {str(foreign), str(never)}
 
 
 def test_the_detector_trains_on_the_delivered_boxes_not_the_sources(defs, instance, resources, tmp_path):

@@ -10,7 +10,13 @@ import duckdb
 import pytest
 
 from ceal_pipeline.export import list_exports, read_vendor_export
-from ceal_pipeline_tests.pipeline.kill_points import KILL_POINTS, cpu_seconds, run_killed, run_rounds
+from ceal_pipeline_tests.pipeline.kill_points import (
+    KILL_POINTS,
+    cpu_seconds,
+    kill_points_reached,
+    run_killed,
+    run_rounds,
+)
 
 ROUNDS = 2
 
@@ -42,11 +48,11 @@ def test_a_round_sigkilled_at_every_stage_resumes_to_the_uninterrupted_result(tm
     expected = _state(tmp_path / "uninterrupted")
 
     home = tmp_path / "killed"
-    survived = []
     for point in KILL_POINTS:  # each run resumes what the previous kill left and dies at the next stage
         code = _run_driver(home, synthetic_root, point)
         assert code == -9, f"the run was not killed at {point!r} (exit status {code}): that stage was not reached"
-        survived.append(point)
+    # Each run died at its own kill point, not of another SIGKILL (the OOM killer, a timeout) elsewhere.
+    assert kill_points_reached(home) == list(KILL_POINTS)
     assert _run_driver(home, synthetic_root) == 0
 
     state = _state(home)
@@ -57,6 +63,6 @@ def test_a_round_sigkilled_at_every_stage_resumes_to_the_uninterrupted_result(tm
     assert [r for r, _ in state["outbox"]] == list(range(ROUNDS))  # one export per round
     assert [(r, len(ids)) for r, ids in state["outbox"]] == [(r, n) for r, n, _ in state["history_exports"]]
     assert state == expected
-    assert len(survived) == len(KILL_POINTS) == 15
-    print(f"{len(survived)} kill points survived; the killed runs and the completing run used "
+    assert len(KILL_POINTS) == 15
+    print(f"{len(KILL_POINTS)} kill points survived; the killed runs and the completing run used "
           f"{cpu_seconds(home):.1f} CPU seconds")

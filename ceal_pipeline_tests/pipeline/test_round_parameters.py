@@ -3,6 +3,9 @@ round uses them: the sensors launch shard and selection runs with no run config 
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import dagster as dg
 
 from ceal_pipeline.configuration.schema import RoundSection
@@ -40,11 +43,14 @@ def test_shards_launched_without_config_score_with_the_rounds_mc_passes_and_acqu
     open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH}))
     # As the candidate_shards_sensor launches them (only execution settings may differ per run).
     results = _score_every_shard(defs, instance, dg.RunConfig(ops={"candidate_scores": CandidateScoresConfig(batch_size=2)}))
+    # What the scorer was asked, as it received it (not what the asset reports it asked).
+    calls = [json.loads(line) for line in Path(resources["model_store"].call_log).read_text().splitlines()]
+    assert len(calls) == len(results) > 1
+    assert {(c["mc_passes"], c["acquisition_fn"], c["aggregate"]) for c in calls} == {(3, "heatmap_entropy", "max")}
+    assert sum(c["frames"] for c in calls) == len(resources["history"].open().candidate_pool(0))
     for result in results:
         shard = result.asset_materializations_for_node("candidate_scores")[0].metadata
-        assert shard["acquisition_fn"].value == "heatmap_entropy"
-        assert shard["mc_passes"].value == 3
-        assert shard["forward_passes"].value == 3 * shard["frames"].value  # the stand-in scorer: frames x passes
+        assert (shard["acquisition_fn"].value, shard["mc_passes"].value) == ("heatmap_entropy", 3)
     events = resources["history"].open()
     closing = defs.resolve_job_def("round_selection").execute_in_process(instance=instance, partition_key="r0000")
     assert closing.success

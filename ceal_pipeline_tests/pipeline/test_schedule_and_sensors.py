@@ -7,10 +7,13 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig
-from ceal_pipeline.defs.acquisition.schedules import nightly_acquisition_schedule
+from ceal_pipeline.defs.acquisition.schedules import nightly_schedule
 from ceal_pipeline.defs.acquisition.sensors import candidate_shards_sensor, round_complete_sensor
 
 from .conftest import open_round
+
+#: The schedule as build_defs makes it on the default cron (no CEAL_NIGHTLY_CRON).
+nightly_acquisition_schedule = nightly_schedule()
 
 POOL = CandidatePoolConfig(shard_size=24, k=4, per_sequence_cap=2)
 

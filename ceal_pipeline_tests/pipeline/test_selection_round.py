@@ -12,10 +12,12 @@ import json
 
 import dagster as dg
 
+from ceal_pipeline.cli.demo_vendor import simulate_vendor
 from ceal_pipeline.core.selection import DECISIVE_SIGNALS
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, SelectionConfig, run_configs_for
 from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
-from ceal_pipeline.export import read_vendor_export, simulate_vendor
+from ceal_pipeline.export import read_vendor_export
+from ceal_pipeline_tests.history.conftest import recorded_round
 
 BUDGET, PER_FRAME, PER_CUBOID, CAP = 20.0, 2.0, 0.5, 3  # 4 train sequences x 3 > 20 / 2 frames
 
@@ -49,8 +51,7 @@ def test_a_class_balanced_diverse_round_under_a_money_budget_runs_through_the_as
     assert PER_FRAME * len(chosen) <= cost <= BUDGET
     sequences = resources["frame_source"].catalog().sequence_ids(chosen).tolist()
     assert max(sequences.count(s) for s in set(sequences)) <= CAP
-    ledger = history.round_summary(0)["ledger"]
-    ledger = json.loads(ledger) if isinstance(ledger, str) else ledger
+    ledger = recorded_round(history, 0)["ledger"]
     assert ledger["estimated_label_cost"] == cost
     export = read_vendor_export(first.export_folder)
     assert list(export.frame_ids) == chosen

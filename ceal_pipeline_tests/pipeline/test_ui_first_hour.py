@@ -18,7 +18,7 @@ from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, Selection
 from ceal_pipeline.defs.acquisition.metadata_notes import map_val_value
 from ceal_pipeline.defs.acquisition.round_opener import ROUND_TAG, round_opened_sensor
 from ceal_pipeline.defs.acquisition.round_runner import run_acquisition_round
-from ceal_pipeline.export import simulate_vendor
+from ceal_pipeline.cli.demo_vendor import simulate_vendor
 from ceal_pipeline.export.label_ingest import ingest_inbox
 
 from .conftest import DeterministicModelStore, open_round

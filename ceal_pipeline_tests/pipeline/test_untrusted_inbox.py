@@ -18,6 +18,7 @@ from ceal_pipeline.core.history import AcquisitionHistory
 from ceal_pipeline.export.label_ingest import ingest_inbox
 from ceal_pipeline.export.vendor_inbox import read_label_deliveries, round_of_folder
 from ceal_pipeline_tests.badinput.corpus import EXPORTED, _good_delivery
+from ceal_pipeline_tests.history.conftest import rejected_deliveries
 
 IDS = EXPORTED + ["seq1-frame009"]
 
@@ -66,8 +67,8 @@ def test_a_poisoned_inbox_rejects_each_bad_entry_once_and_still_ingests_the_good
     assert sorted(history.delivered_frame_ids()) == sorted(EXPORTED)
     assert sorted(os.path.relpath(r.path, inbox) for r in rejected) == [
         "round-0001/pipe.json", "round-0002", "round-1", "round-2147483648"]
-    recorded = history.rejected_deliveries()
-    assert len(recorded) == 4 and all(str(r["path"]).startswith(str(inbox)) for r in recorded)
+    recorded = rejected_deliveries(history)
+    assert len(recorded) == 4 and all(str(path).startswith(str(inbox)) for path, _, _ in recorded)
 
 
 def test_a_delivery_whose_round_export_is_not_recorded_yet_waits_instead_of_being_rejected(tmp_path):
@@ -79,12 +80,12 @@ def test_a_delivery_whose_round_export_is_not_recorded_yet_waits_instead_of_bein
 
     ingested, rejected = ingest_inbox(history, inbox)
     assert ingested == [] and [r.deferred for r in rejected] == [True]
-    assert history.rejected_deliveries() == []
+    assert rejected_deliveries(history) == []
 
     history.record_export(1, str(tmp_path / "outbox" / "round-0001"), EXPORTED)  # the next vendor_export
     ingested, rejected = ingest_inbox(history, inbox)
     assert rejected == [] and ingested[0].result.frames_added == len(EXPORTED)
-    assert history.rejected_deliveries() == []
+    assert rejected_deliveries(history) == []
 
 
 def test_a_delivery_for_a_round_that_selected_nothing_is_still_rejected(tmp_path):
@@ -194,6 +195,6 @@ def test_a_poisoned_inbox_does_not_stop_the_next_rounds_and_its_good_delivery_is
     assert second.labeled_frames == first.labeled_frames + len(exported)  # the good delivery counted
     history = resources["history"].open()
     assert {d["path"] for d in history.deliveries()} == {str(good)}
-    recorded = sorted(os.path.relpath(r["path"], inbox) for r in history.rejected_deliveries())
+    recorded = sorted(os.path.relpath(path, inbox) for path, _, _ in rejected_deliveries(history))
     assert recorded == ["round-0000/deep.json", "round-0000/huge.pkl", "round-0000/pipe.json",
                         "round-0003", "round-1", "round-100000000000000000000", "round-2147483648"]

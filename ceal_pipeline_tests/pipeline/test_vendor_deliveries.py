@@ -8,13 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
-from ceal_pipeline.export import (
-    ExportedFrame,
-    read_label_deliveries,
-    simulate_vendor,
-    write_label_delivery,
-    write_vendor_export,
-)
+from ceal_pipeline.cli.demo_vendor import simulate_vendor
+from ceal_pipeline.export import ExportedFrame, read_label_deliveries, write_label_delivery, write_vendor_export
 from ceal_pipeline.export.vendor_inbox import delivery_folder
 from ceal_pipeline.frames.records import FrameRecord
 
@@ -153,43 +148,3 @@ def test_the_simulated_vendor_answers_each_export_once_in_openlabel_with_the_gro
     [delivery], _ = read_label_deliveries(inbox)
     assert delivery.format == "openlabel" and delivery.frame_ids == tuple(LABELS)
     assert delivery.labels["seq01-000004"][1] == ("car", "pedestrian")
-
-
-def test_a_vendor_api_adapter_plugs_in_through_the_same_two_calls_as_the_file_drop(tmp_path):
-    """An API client (here a fake vendor in memory: no network) implements deliver_export and
-    poll_deliveries; its deliveries land in the inbox and read like the file drop's."""
-    from ceal_pipeline.export.adapters import FileDropAdapter, VendorAdapter, round_inbox
-    from ceal_pipeline.export.vendor_inbox import delivery_bytes
-
-    class FakeVendorApi:
-        def __init__(self):
-            self.tasks: dict[str, int] = {}  # external id -> round
-
-        def deliver_export(self, export):
-            for frame_id in export.frame_ids:  # the vendor de-duplicates by external id
-                self.tasks.setdefault(frame_id, export.round_index)
-
-        def poll_deliveries(self, inbox):
-            rounds = sorted(set(self.tasks.values()))
-            written = []
-            for r in rounds:
-                labels = {f: LABELS[f] for f, rr in self.tasks.items() if rr == r}
-                path = round_inbox(inbox, r) / "fake-api.json"
-                path.write_bytes(delivery_bytes(labels, "openlabel", "fake-api"))
-                written.append(path)
-            return written
-
-    export = write_vendor_export(tmp_path / "outbox", 0, "v1", [ExportedFrame(f, f[:5], 1.0) for f in LABELS])
-    api = FakeVendorApi()
-    for adapter in (FileDropAdapter(), api):
-        assert isinstance(adapter, VendorAdapter)
-        adapter.deliver_export(export)
-        adapter.deliver_export(export)  # idempotent
-    assert api.tasks == dict.fromkeys(LABELS, 0)
-
-    written = api.poll_deliveries(tmp_path / "inbox")
-    api.poll_deliveries(tmp_path / "inbox")  # same file, same bytes
-
-    assert FileDropAdapter().poll_deliveries(tmp_path / "inbox") == written
-    [delivery], rejected = read_label_deliveries(tmp_path / "inbox")
-    assert rejected == [] and delivery.vendor == "fake-api" and delivery.frame_ids == tuple(LABELS)

@@ -20,6 +20,7 @@ from ceal_pipeline.export import (
     read_vendor_export,
     write_vendor_export,
 )
+from ceal_pipeline.export.file_drop import CSV_NAME, JSONL_NAME
 from ceal_pipeline.frames.records import InvalidFrameId
 
 ROWS = [ExportedFrame("seq01-000004", "seq01", 2.5), ExportedFrame("seq02-000017", "seq02", 1.25)]
@@ -33,11 +34,11 @@ def test_export_writes_csv_jsonl_and_a_manifest_with_each_files_sha256(tmp_path)
     assert manifest["round"] == 3 and manifest["model_version"] == "tiny-abc123" and manifest["count"] == 2
     for name, digest in manifest["files"].items():
         assert hashlib.sha256((export.folder / name).read_bytes()).hexdigest() == digest
-    with open(export.csv_path, newline="") as handle:
+    with open(export.folder / CSV_NAME, newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["frame_id"] for r in rows] == ["seq01-000004", "seq02-000017"]
     assert [r["rank"] for r in rows] == ["1", "2"]
-    lines = [json.loads(line) for line in export.jsonl_path.read_text().splitlines()]
+    lines = [json.loads(line) for line in (export.folder / JSONL_NAME).read_text().splitlines()]
     assert [(r["frame_id"], r["score"]) for r in lines] == [("seq01-000004", 2.5), ("seq02-000017", 1.25)]
 
 
@@ -72,7 +73,7 @@ def test_a_killed_export_leaves_no_round_folder_and_the_next_export_cleans_up(tm
 
 def test_a_drop_modified_after_export_fails_verification_naming_the_file(tmp_path):
     export = write_vendor_export(tmp_path, 2, "v1", ROWS)
-    with open(export.csv_path, "a") as handle:
+    with open(export.folder / CSV_NAME, "a") as handle:
         handle.write("seq09-000001,seq09,9.0,3\n")
     with pytest.raises(CorruptExport, match="selected_frames.csv"):
         read_vendor_export(export.folder)
@@ -107,7 +108,7 @@ def test_any_valid_selection_round_trips_through_the_drop_in_order(tmp_path_fact
     read = read_vendor_export(written.folder)
 
     assert read.frame_ids == tuple(ids) and read.round_index == 7
-    lines = [json.loads(line) for line in written.jsonl_path.read_text().splitlines()]
+    lines = [json.loads(line) for line in (written.folder / JSONL_NAME).read_text().splitlines()]
     assert [line["score"] for line in lines] == [float(s) for s in scores[: len(ids)]]
     assert os.listdir(outbox) == ["round-0007"]
 
@@ -120,6 +121,6 @@ def test_an_export_folder_is_readable_by_the_vendors_sync_user(tmp_path):
 @pytest.mark.parametrize("sequence_id", ["=HYPERLINK(\"http://x\")", "+1+1", "-2+3", "@SUM(A1)", "\tcmd"])
 def test_a_text_field_starting_with_a_formula_character_is_written_as_text(tmp_path, sequence_id):
     export = write_vendor_export(tmp_path, 0, "m", [ExportedFrame("f1", sequence_id, -25.5)])
-    rows = list(csv.reader(io.StringIO(export.csv_path.read_text())))
+    rows = list(csv.reader(io.StringIO((export.folder / CSV_NAME).read_text())))
     assert rows[1][1] == "'" + sequence_id and rows[1][2] == "-25.5"  # the number stays a number
-    assert json.loads(export.jsonl_path.read_text())["sequence_id"] == sequence_id  # JSON is not a spreadsheet
+    assert json.loads((export.folder / JSONL_NAME).read_text())["sequence_id"] == sequence_id  # JSON is not a spreadsheet

@@ -82,6 +82,8 @@ def test_selected_batch_shows_the_top_frames_as_table_metadata_with_a_schema(clo
     assert [r["frame_id"] for r in rows] == [str(f) for f in selection.frame_ids]
     assert [r["rank"] for r in rows] == list(range(1, K + 1))
     explanations = resources["history"].exchange().explanations(0, [r["frame_id"] for r in rows])
+    assert any(explanations[r["frame_id"]].most_uncertain for r in rows)  # both branches below are exercised
+    assert not all(explanations[r["frame_id"]].most_uncertain for r in rows)
     for row in rows:
         explanation = explanations[row["frame_id"]]
         assert row["detections"] == explanation.n_detections

@@ -1,4 +1,4 @@
-"""Specification of the benchmark shell: `ceal benchmark`, the results store and
+"""Specification of the benchmark shell: `ceal bench mnist`, the results store and
 the Dagster assets, end to end on a tiny synthetic MNIST."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ TINY_FLAGS = ["--pool-size", "600", "--test-size", "200", "--validation-size", "
 
 
 def run_cli(capsys, *args: str) -> dict:
-    assert main(["benchmark", *args]) == 0
+    assert main(["bench", *args]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1, "--json prints exactly one line"
     return json.loads(lines[0])
@@ -72,8 +72,17 @@ def test_a_stored_seed_is_not_rerun_and_a_changed_protocol_is_kept_apart(ceal_en
 
 def test_missing_data_makes_the_cli_exit_with_the_loader_message(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CEAL_HOME", str(tmp_path / "home"))
-    assert main(["benchmark", "mnist", "--quick", "--json", "--data-root", str(tmp_path / "empty")]) == 2
-    assert "MNIST not found" in capsys.readouterr().err
+    assert main(["bench", "mnist", "--quick", "--json", "--data-root", str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err
+    assert "ceal bench mnist:" in err and "MNIST not found" in err
+
+
+def test_the_old_ceal_benchmark_spelling_runs_the_same_command_and_says_where_it_moved(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CEAL_HOME", str(tmp_path / "home"))
+    assert main(["benchmark", "cifar10", "--quick", "--json", "--data-root", str(tmp_path / "empty")]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # --json output stays clean: the notice goes to stderr
+    assert "moved to `ceal bench cifar10`" in err and "CIFAR-10 not found" in err
 
 
 def _run(strategy: str, seed: int, accuracy: list[float], forward_passes: int) -> dict:

@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from ceal_pipeline.core.boxes import Boxes
 from ceal_pipeline.core.detection_metrics import frame_detection_errors
 from ceal_pipeline.validation.detection.data import (
     SUBPOPULATIONS,
@@ -143,6 +144,7 @@ def test_frame_errors_count_missed_and_false_boxes_at_the_match_radius_for_confi
                       [50, 0, 0, 4, 2, 1.5, 0]]), np.array([[5, 5, 0, 4, 2, 1.5, 0]])]
     scores = [np.array([0.9, 0.8, 0.5, 0.1]), np.array([0.7])]
     labels = [np.array([0, 0, 0, 0]), np.array([2])]
+    pred, gt = [Boxes(b) for b in pred], [Boxes(b) for b in gt]
     errors = frame_detection_errors(pred, scores, labels, gt, gt_labels, n_classes=4, threshold_m=2.0,
                                     min_confidence=0.3)
     np.testing.assert_array_equal(errors.missed, [1, 0])

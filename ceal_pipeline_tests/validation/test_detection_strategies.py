@@ -15,8 +15,8 @@ from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
 from ceal_pipeline.validation.detection.strategies import (
     SelectionChoice,
     ceal_strategy_name,
-    issue_14_strategies,
-    issue_strategies,
+    score_function_strategies,
+    selection_stage_strategies,
     parse_detection_strategy,
     selection_choice,
     unpruned_twin,
@@ -27,8 +27,8 @@ from ceal_pipeline.validation.strategies import Strategy, acquire
 ROUND_STEPS = {"draw_candidate_pool": round_driver, "selectable": core_round}
 
 
-def test_the_issue_18_strategies_add_the_selection_stage_to_ceal_with_heatmap_entropy():
-    assert issue_strategies() == [
+def test_the_selection_stage_strategies_add_class_balance_diversity_pruning_and_money_to_ceal():
+    assert selection_stage_strategies() == [
         "random", "heatmap_entropy", "ceal_heatmap_entropy_5pct", "ceal_heatmap_entropy_5pct_balanced",
         "ceal_heatmap_entropy_5pct_diverse", "ceal_heatmap_entropy_5pct_balanced_diverse",
         "ceal_heatmap_entropy_5pct_balanced_diverse_pruned", "ceal_heatmap_entropy_5pct_balanced_diverse_budget",
@@ -42,8 +42,8 @@ def test_the_issue_18_strategies_add_the_selection_stage_to_ceal_with_heatmap_en
         "ceal_heatmap_entropy_5pct_balanced_diverse"
 
 
-def test_the_issue_14_strategies_are_random_three_full_pool_functions_and_ceal_at_three_pools_plus_pruning():
-    assert issue_14_strategies() == [
+def test_the_score_function_strategies_are_random_three_full_pool_functions_and_ceal_at_three_pools_plus_pruning():
+    assert score_function_strategies() == [
         "random", "localization_entropy", "heatmap_entropy", "localization_and_heatmap_entropy",
         "ceal_localization_entropy_2.5pct", "ceal_localization_entropy_5pct", "ceal_localization_entropy_10pct",
         "ceal_localization_entropy_10pct_pruned",
@@ -182,7 +182,7 @@ def test_presets_fit_their_budgets_and_gpu_is_the_cpu_protocol_at_ten_times_the_
     for name in DETECTION_PRESET_NAMES:
         preset = get_detection_preset(name)
         protocol = preset.protocol
-        assert preset.strategies == tuple(issue_strategies())
+        assert preset.strategies == tuple(selection_stage_strategies())
         pool = int(round(protocol.frames * 0.8))  # the generator's train split
         protocol.check_budget([parse_detection_strategy(s) for s in preset.strategies], pool)
     cpu, gpu = get_detection_preset("cpu").protocol, get_detection_preset("gpu").protocol

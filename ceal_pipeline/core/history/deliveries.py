@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ceal_pipeline.core.boxes import Boxes
 from ceal_pipeline.core.history.connection import HistoryConnection, utc_now
 from ceal_pipeline.core.history.errors import HistoryError, describe_frames
 from ceal_pipeline.core.history.staging import as_frame_id_array, require_index, stage_known_frames
@@ -73,13 +74,13 @@ class DeliveryStore(HistoryConnection):
         format: str,
         vendor: str,
         frame_ids: Sequence[str],
-        boxes: Sequence[np.ndarray],
+        boxes: Sequence[Boxes],
         class_names: Sequence[Sequence[str]],
     ) -> DeliveryResult:
         """Record a delivery answering ``round``'s export (see the module docstring).
 
-        ``boxes[i]`` is ``(n_i, 7)`` ``x y z l w h yaw`` (bottom centre, metres, rad) of
-        ``frame_ids[i]`` and ``class_names[i]`` their classes.
+        ``boxes[i]`` are the :class:`~ceal_pipeline.core.boxes.Boxes` of ``frame_ids[i]`` and
+        ``class_names[i]`` their classes.
 
         Raises:
             DeliveryRejected, UnknownFrames, DuplicateFrames: nothing is written.
@@ -89,7 +90,10 @@ class DeliveryStore(HistoryConnection):
         ids = as_frame_id_array(frame_ids, what)
         if not (len(ids) == len(boxes) == len(class_names)):
             raise ValueError(f"{what}: {len(ids)} frames, {len(boxes)} box arrays and {len(class_names)} name lists")
-        arrays = [np.asarray(b, np.float64).reshape(-1, 7) for b in boxes]
+        if not all(isinstance(b, Boxes) for b in boxes):
+            raise TypeError(f"{what}: boxes must be core.boxes.Boxes, one per frame; "
+                            "wrap each (n, 7) array: Boxes(array)")
+        arrays = [b.values for b in boxes]
         names = [tuple(str(c) for c in n) for n in class_names]
         with self._transaction() as con:
             if con.execute("SELECT 1 FROM label_deliveries WHERE sha256 = ?", [sha256]).fetchall():
@@ -150,9 +154,9 @@ class DeliveryStore(HistoryConnection):
             out[frame_id].append((box[0], *np.round(np.asarray(box[1:], np.float64), 6).tolist()))
         return {f: sorted(v) for f, v in out.items()}
 
-    def delivered_labels(self, frame_ids: Sequence[str] | np.ndarray) -> dict[str, tuple[np.ndarray, tuple[str, ...]]]:
-        """Frame id -> (boxes (n, 7) float64 in delivery order, class names) for those of
-        ``frame_ids`` that the vendor delivered (frames not delivered are absent)."""
+    def delivered_labels(self, frame_ids: Sequence[str] | np.ndarray) -> dict[str, tuple[Boxes, tuple[str, ...]]]:
+        """Frame id -> (:class:`~ceal_pipeline.core.boxes.Boxes` in delivery order, class names) for
+        those of ``frame_ids`` that the vendor delivered (frames not delivered are absent)."""
         ids = as_frame_id_array(list(frame_ids), "delivered labels")
         if not len(ids):
             return {}
@@ -168,7 +172,7 @@ class DeliveryStore(HistoryConnection):
         boxes: dict[str, list] = {f[0]: [] for f in frames}
         for frame_id, *values, name in rows:
             boxes[frame_id].append((values, name))
-        return {f: (np.asarray([v for v, _ in b], np.float64).reshape(-1, 7), tuple(n for _, n in b))
+        return {f: (Boxes(np.asarray([v for v, _ in b], np.float64).reshape(-1, 7)), tuple(n for _, n in b))
                 for f, b in boxes.items()}
 
     def delivered_frame_ids(self) -> set[str]:
@@ -195,10 +199,3 @@ class DeliveryStore(HistoryConnection):
             con.execute("INSERT INTO rejected_deliveries VALUES (?, ?, ?, ?, ?)",
                         [str(path), sha256, round, reason, utc_now()])
             return True
-
-    def rejected_deliveries(self) -> list[dict]:
-        """Refused delivery files with the reason, oldest first."""
-        with self._connect() as con:
-            rows = con.execute("SELECT path, sha256, round, reason, rejected_at FROM rejected_deliveries "
-                               "ORDER BY rejected_at").fetchall()
-        return [dict(zip(("path", "sha256", "round", "reason", "rejected_at"), r)) for r in rows]

@@ -3,9 +3,8 @@
 The latest score of each frame is maintained in ``frame_state`` by every ingest
 (``ingest.py``); :meth:`ScoresStore.unlabeled_pool` returns it for 10^7 frames
 as two numpy arrays in well under a second. ``latest_scores_from_events``
-recomputes it from the append-only events; :meth:`ScoresStore.stale_latest_scores`
-compares the two for an asset check and :meth:`ScoresStore.rebuild_latest_scores`
-repairs the maintained copy.
+recomputes it from the append-only events and :meth:`ScoresStore.rebuild_latest_scores`
+repairs the maintained copy from it.
 """
 
 from __future__ import annotations
@@ -172,17 +171,6 @@ class ScoresStore(HistoryConnection):
         with self._connect() as con:
             return con.execute(
                 "SELECT count(*) FROM score_events e ANTI JOIN frames f USING (frame_key)"
-            ).fetchone()[0]
-
-    def stale_latest_scores(self) -> int:
-        """Frames whose maintained latest score differs from the one recomputed
-        from the events (0 unless the store was bypassed). O(events)."""
-        with self._connect() as con:
-            return con.execute(
-                """
-                SELECT count(*) FROM frame_state s FULL JOIN latest_scores_from_events r USING (frame_key)
-                WHERE s.latest_batch IS DISTINCT FROM r.batch_id OR s.latest_score IS DISTINCT FROM r.score
-                """
             ).fetchone()[0]
 
     def rebuild_latest_scores(self) -> int:

@@ -52,10 +52,6 @@ class RoundReport:
         """Drawing the pool, scoring it and selecting: what CEAL makes cheaper (no training)."""
         return self.pool_s + self.scoring_s + self.closing_s
 
-    @property
-    def total_s(self) -> float:
-        return self.opening_s + self.scoring_s + self.closing_s
-
 
 def _metadata(result: dg.ExecuteInProcessResult, asset: str) -> dict:
     materializations = result.asset_materializations_for_node(asset)

@@ -109,24 +109,15 @@ def selection_candidates(store, model_store: ModelStoreResource, round_index: in
 #: Frames drawn in selected_batch's bird's-eye view (plus one camera thumbnail of the first).
 BIRD_EYE_VIEW_FRAMES = 3
 
-SELECTED_BATCH_DESCRIPTION = """The round's purchase from its freshly scored candidates, by the round's selection \
-method (core.selection: topk by score, class_balance, diversity on the scoring pass's BEV embedding, or both), \
-K frames or as many as the round's money budget buys, at most per_sequence_cap frames per sequence; \
-`decided_by` says which signal decided the picks (acquisition_value, class_balance, diversity, value_per_cost or \
-tie_break_frame_id); records the round's compute ledger with the estimated labeling cost. Metadata: `top_frames` says why each \
-frame was bought (detections per class, the most uncertain object's MC spread, the no-detection floor flag), \
-`bird_eye_view` shows the top frames' LiDAR and most uncertain boxes plus one camera image.
+SELECTED_BATCH_DESCRIPTION = """The round's purchase from its freshly scored candidates by the round's selection \
+method (core.selection: topk, class_balance, diversity, or both): K frames or as many as the money budget buys, at \
+most per_sequence_cap per sequence; `decided_by` names the signal behind each pick; records the compute ledger with \
+the estimated labeling cost. Metadata: `top_frames` says why each frame was bought, `bird_eye_view` shows the top \
+frames' LiDAR and most uncertain boxes plus one camera image.
 
-**The score** is the round's acquisition value in nats. CEAL's default, `localization_entropy`, is the Gaussian \
-differential entropy of the MC-Dropout samples of each detected box (x, y, z, l, w, h, sin yaw, cos yaw: 8 \
-values, each adding 0.5 ln(2 pi e var)), aggregated over the frame's objects (mean, max or sum: the \
-`aggregate`). That differential entropy is negative: a value's term is below 0 whenever its spread is under \
-1/sqrt(2 pi e) = 0.24 m, the normal case, and a perfectly certain box scores the floor 4 ln(2 pi e 1e-4) = -25.5 nats (covariance floor \
-1e-4 m^2), and a frame without detections scores that floor under the localization-only functions \
-(`no_detection_floor`; such frames rank last). **Higher (less negative) = the passes disagree more about where \
-the objects are = more worth labeling**: +1 nat is an uncertainty volume e = 2.7 times larger, +8 nats every box \
-value's spread e times larger. Only order and differences matter; the heatmap functions add the entropy of the \
-head's objectness (nats per cell, >= 0), so frames where the detector hesitates but reports nothing score too."""
+**The score** is the round's acquisition value in nats; with the default `localization_entropy`, a differential \
+entropy of the MC-Dropout box samples, usually negative (a certain box scores the floor -25.5 nats). \
+**Higher (less negative) = more worth labeling.** What the numbers mean: docs/ACQUISITION.md."""
 
 
 @dg.asset(

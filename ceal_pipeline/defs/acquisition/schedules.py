@@ -66,7 +66,3 @@ def nightly_schedule(
         "acquisition_rounds partition), or resume the latest one if its opening did not finish. Starts on for a "
         "real data source, off for the synthetic one (the demo); CEAL_NIGHTLY_SCHEDULE=on|off decides either way.",
     )(open_or_resume_round)
-
-
-#: The schedule on its default cron (what a deployment without ``CEAL_NIGHTLY_CRON`` runs).
-nightly_acquisition_schedule = nightly_schedule()

@@ -94,7 +94,6 @@ class FrameScene:
     velocities: np.ndarray  # (K, 2) in the LiDAR frame
     track_ids: np.ndarray  # (K,)
     parts: np.ndarray  # (M, 7)
-    part_owner: np.ndarray  # (M,) index into label_boxes, -1 for clutter
     part_colors: np.ndarray  # (M, 3) float
     part_reflectance: np.ndarray  # (M,)
 
@@ -270,7 +269,6 @@ def frame_at(scene: SequenceScene, frame_index: int, config: SyntheticConfig) ->
         t=t, ego_pose=pose, label_boxes=boxes, labels=scene.actor_labels,
         velocities=scene.actor_velocity @ to_ego.T, track_ids=np.arange(len(boxes)),
         parts=np.concatenate([a_parts, clutter]),
-        part_owner=np.concatenate([owner, np.full(len(clutter), -1, dtype=np.int64)]),
         part_colors=np.concatenate([scene.actor_colors[owner] * shade[:, None], scene.clutter_colors]),
         part_reflectance=np.concatenate([scene.actor_reflectance[owner], scene.clutter_reflectance]),
     )

@@ -31,7 +31,6 @@ import io
 import json
 import os
 import pickle
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -277,11 +276,3 @@ def _write_frame(root, config, scene, k, lidar, cameras, backgrounds, rng, sampl
         "lidar_points": {"lidar_path": lidar_rel, "num_pts_feats": 4, "lidar2ego": np.eye(4).tolist()},
         "images": images, "instances": instances, "lane_width_m": LANE_WIDTH_M,
     }
-
-
-def time_generation(root: str | Path, n_frames: int = 2000, seed: int = 0, **options) -> dict:
-    """Generate from scratch and return ``{"frames", "seconds", "frames_per_s"}`` (for reports)."""
-    start = time.perf_counter()
-    generate_dataset(root, n_frames=n_frames, seed=seed, overwrite=True, **options)
-    seconds = time.perf_counter() - start
-    return {"frames": n_frames, "seconds": round(seconds, 2), "frames_per_s": round(n_frames / seconds, 1)}

@@ -1,6 +1,6 @@
 """Named protocols of the detection benchmark: ``quick``, ``cpu`` and ``gpu``.
 
-All three run issue 18's strategies (:func:`.strategies.issue_strategies`):
+All three run the selection-stage strategies (:func:`.strategies.selection_stage_strategies`):
 random; full-pool heatmap entropy; CEAL with it at a 5 % candidate pool; CEAL +
 class balance; + diversity; + both; + both + pruning; + both under a money
 budget. Each strategy of a run seed starts from the same seed set and the same
@@ -48,7 +48,7 @@ from typing import Any
 
 from ceal_pipeline.configuration.presets import amend_preset, choose_preset
 from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
-from ceal_pipeline.validation.detection.strategies import issue_strategies, parse_detection_strategy
+from ceal_pipeline.validation.detection.strategies import selection_stage_strategies, parse_detection_strategy
 from ceal_pipeline.validation.presets import Preset
 
 DETECTION_PRESET_NAMES = ("quick", "cpu", "gpu")
@@ -72,7 +72,7 @@ def get_detection_preset(name: str = "quick", overrides: dict[str, Any] | None =
     """The preset ``name`` with protocol ``overrides`` (None values ignored) applied."""
     protocol = amend_preset(choose_preset(_PROTOCOLS, name, "detection benchmark"), overrides,
                             "detection protocol", fixed=("dataset",))
-    chosen = tuple(strategies) if strategies else tuple(issue_strategies())
+    chosen = tuple(strategies) if strategies else tuple(selection_stage_strategies())
     for strategy in chosen:
         parse_detection_strategy(strategy)
     return Preset(name, protocol, chosen, _REPEATS[name] if repeats is None else repeats)

@@ -16,8 +16,8 @@
   scoring), ``_budget`` (a money budget per round instead of ``K`` frames:
   value per estimated cost until the budget is spent).
 
-Issue 18's comparison (:func:`issue_strategies`): random; full-pool heatmap
-entropy (the best function of issue 14's run); CEAL with it at 5 %; CEAL +
+The selection stage against random (:func:`selection_stage_strategies`): random; full-pool heatmap
+entropy (the best score function measured so far); CEAL with it at 5 %; CEAL +
 class balance; + diversity; + both; + both + pruning; + both under a money
 budget. Every strategy's labeling cost is recorded, so all are also compared
 against cost and at equal numbers of boxes.
@@ -35,7 +35,7 @@ _CEAL = re.compile(r"^ceal_(?P<fn>[a-z_]+?)_(?P<percent>\d+(?:\.\d+)?)pct(?P<bal
                    r"(?P<diverse>_diverse)?(?P<pruned>_pruned)?(?P<budget>_budget)?$")
 #: The selection suffixes of a CEAL strategy name, in the order they must appear.
 SELECTION_SUFFIXES: tuple[str, ...] = ("_balanced", "_diverse", "_pruned", "_budget")
-#: The candidate pools of issue 14, as fractions of the unlabeled pool.
+#: The candidate pools :func:`score_function_strategies` draws, as fractions of the unlabeled pool.
 CANDIDATE_POOL_FRACTIONS: tuple[float, ...] = (0.025, 0.05, 0.1)
 
 
@@ -90,8 +90,8 @@ def ceal_strategy_name(acquisition_fn: str, fraction: float, pruning: bool = Fal
     return name
 
 
-def issue_strategies(acquisition_fn: str = "heatmap_entropy", fraction: float = 0.05) -> list[str]:
-    """Issue 18's comparison: random; full-pool ``acquisition_fn``; CEAL with it at ``fraction``;
+def selection_stage_strategies(acquisition_fn: str = "heatmap_entropy", fraction: float = 0.05) -> list[str]:
+    """The selection stage against random: random; full-pool ``acquisition_fn``; CEAL with it at ``fraction``;
     + class balance; + diversity; + both; + both + pruning; + both under a money budget."""
     return [
         "random",
@@ -105,8 +105,8 @@ def issue_strategies(acquisition_fn: str = "heatmap_entropy", fraction: float = 
     ]
 
 
-def issue_14_strategies(pruned_fraction: float = 0.1) -> list[str]:
-    """Issue 14's comparison: random; full-pool localization entropy, heatmap entropy and their
+def score_function_strategies(pruned_fraction: float = 0.1) -> list[str]:
+    """Score functions and candidate-pool sizes: random; full-pool localization entropy, heatmap entropy and their
     combination; CEAL (localization entropy) at 2.5 %, 5 % and 10 %; CEAL at ``pruned_fraction`` with pruning."""
     return [
         "random",
