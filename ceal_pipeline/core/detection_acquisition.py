@@ -40,7 +40,6 @@ from typing import Callable, Literal
 import numpy as np
 
 from ceal_pipeline.core.acquisition import look_up_by_name
-from ceal_pipeline.core.ranks import average_ranks
 from ceal_pipeline.core.heatmap_entropy import HEATMAP_TOP_K, heatmap_entropy, validate_heatmap_probabilities
 from ceal_pipeline.core.localization import (
     AGGREGATIONS,
@@ -196,36 +195,6 @@ def aggregate_objects(values: np.ndarray, outputs: DetectionMCOutputs, settings:
         return empty + top_k_sum(excess, outputs.frame_index, outputs.n_frames, settings.top_objects)
     weighted = excess * outputs.peak_confidence()
     return empty + np.bincount(outputs.frame_index, weights=weighted, minlength=outputs.n_frames)
-
-
-def rank_normalised_combination(terms: dict[str, np.ndarray], weights: dict[str, float] | None = None) -> np.ndarray:
-    """Weighted sum of each term's average rank over the frames, scaled to [0, 1] per term.
-
-    ``terms`` maps a name to ``(N,)`` values of the same ``N`` frames (larger = more
-    worth labeling); ``weights`` (default 1 each) multiply the normalised ranks.
-    Ranks make terms of different units and spreads (7-21 nats of box entropy
-    against 0.3-0.4 nats per heatmap cell) weigh what their weights say. The
-    result depends on the whole set of frames: combine over the candidates of
-    one selection, never per scoring batch.
-    """
-    if not terms:
-        raise ValueError("rank_normalised_combination needs at least one term")
-    weights = weights or {}
-    unknown = sorted(set(weights) - set(terms))
-    if unknown:
-        raise ValueError(f"weights for unknown terms {unknown}; terms: {sorted(terms)}")
-    sizes = {name: np.asarray(v).shape for name, v in terms.items()}
-    if len(set(sizes.values())) != 1 or len(next(iter(sizes.values()))) != 1:
-        raise ValueError(f"every term must be (N,) over the same frames, got {sizes}")
-    total = np.zeros(next(iter(sizes.values())))
-    for name, values in terms.items():
-        values = np.asarray(values, dtype=np.float64)
-        if not np.isfinite(values).all():
-            raise ValueError(f"term {name!r} has non-finite values; rescore those frames first")
-        ranks = average_ranks(values)
-        scaled = ranks / (len(values) - 1) if len(values) > 1 else np.full(len(values), 0.5)
-        total += float(weights.get(name, 1.0)) * scaled
-    return total
 
 
 def frame_localization_entropy(outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings) -> np.ndarray:

@@ -4,7 +4,7 @@ The catalog's LiDAR files are ``.laz`` (aiMotive) or mmdet3d ``.bin`` rows of
 float32; CVAT, Segments.ai and Kognic want PCD (the Point Cloud Library's
 format, version 0.7). :func:`pcd_bytes` writes one unorganised cloud
 (``HEIGHT 1``) with ``DATA binary``: the header, then the points as packed
-little-endian records of the given fields. :func:`read_pcd` reads such a file
+little-endian records of the given fields. the tests read such a file back (``ceal_pipeline_tests/pcd_files.py``)
 back (tests, the review).
 
 Frame ids may hold ``:`` and ``@`` (aiMotive's ``...@Yoda:0033643``), which a
@@ -16,9 +16,7 @@ names still gives the frame id back).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from pathlib import Path
 from urllib.parse import quote, unquote
 
 import numpy as np
@@ -80,31 +78,3 @@ def xyzi_pcd(points: np.ndarray) -> bytes:
     """``float32 (P, >=4)`` x, y, z, intensity -> PCD with float32 fields ``x y z intensity``."""
     points = np.asarray(points, dtype=np.float32)
     return pcd_bytes([(name, points[:, i]) for i, name in enumerate(("x", "y", "z", "intensity"))])
-
-
-def read_pcd(data: bytes | str | Path) -> dict[str, np.ndarray]:
-    """Field name -> ``(P,)`` array of a ``DATA binary`` or ``DATA ascii`` PCD file (bytes or a path)."""
-    if not isinstance(data, (bytes, bytearray)):
-        data = Path(data).read_bytes()
-    header: dict[str, list[str]] = {}
-    offset = 0
-    while True:
-        end = data.index(b"\n", offset)
-        line = data[offset:end].decode("ascii").strip()
-        offset = end + 1
-        if not line or line.startswith("#"):
-            continue
-        key, *values = re.split(r"\s+", line)
-        header[key.upper()] = values
-        if key.upper() == "DATA":
-            break
-    names, sizes, types = header["FIELDS"], [int(s) for s in header["SIZE"]], header["TYPE"]
-    record = np.dtype([(n, _NUMPY_OF[(t, s)]) for n, t, s in zip(names, types, sizes)])
-    count = int(header["POINTS"][0])
-    if header["DATA"][0] == "binary":
-        packed = np.frombuffer(data, dtype=record, count=count, offset=offset)
-        return {n: np.array(packed[n]) for n in names}
-    if header["DATA"][0] == "ascii":
-        rows = np.loadtxt(data[offset:].decode("ascii").splitlines(), ndmin=2)
-        return {n: rows[:, i].astype(record[n]) for i, n in enumerate(names)}
-    raise ValueError(f"PCD DATA {header['DATA'][0]!r} is not read here (binary or ascii)")

@@ -16,7 +16,6 @@ from ceal_pipeline.core.detection_acquisition import (
     DetectionAcquisitionSettings,
     DetectionMCOutputs,
     get_detection_acquisition_function,
-    rank_normalised_combination,
     top_k_sum,
 )
 from ceal_pipeline.core.localization import aggregate_per_frame, localization_entropy, minimum_localization_entropy
@@ -194,15 +193,3 @@ def test_top_k_sum_adds_the_k_largest_values_of_each_frame():
     values = np.array([1.0, 5.0, 3.0, 2.0, 7.0])
     frames = np.array([0, 0, 0, 2, 2])
     np.testing.assert_allclose(top_k_sum(values, frames, 4, 2), [8.0, 0.0, 9.0, 0.0])
-
-
-def test_rank_normalised_terms_weigh_what_their_weights_say_whatever_their_units():
-    big = np.array([10.0, 20.0, 30.0])     # nats of box entropy
-    small = np.array([0.4, 0.35, 0.3])     # nats per heatmap cell, opposite order
-    np.testing.assert_allclose(rank_normalised_combination({"box": big, "heatmap": small}), [1.0, 1.0, 1.0])
-    weighted = rank_normalised_combination({"box": big, "heatmap": small}, {"heatmap": 3.0})
-    np.testing.assert_allclose(weighted, [3.0, 2.0, 1.0])
-    with pytest.raises(ValueError, match="same frames"):
-        rank_normalised_combination({"box": big, "heatmap": small[:2]})
-    with pytest.raises(ValueError, match="unknown terms"):
-        rank_normalised_combination({"box": big}, {"heatmap": 1.0})

@@ -15,7 +15,6 @@ from ceal_pipeline.validation.detection.protocol import DetectionProtocolConfig
 from ceal_pipeline.validation.detection.strategies import (
     SelectionChoice,
     ceal_strategy_name,
-    score_function_strategies,
     selection_stage_strategies,
     parse_detection_strategy,
     selection_choice,
@@ -35,19 +34,14 @@ def test_the_selection_stage_strategies_add_class_balance_diversity_pruning_and_
     ]
     assert selection_choice("ceal_heatmap_entropy_5pct_balanced_diverse_budget") == SelectionChoice(True, True, True)
     assert selection_choice("ceal_heatmap_entropy_5pct_diverse") == SelectionChoice(False, True, False)
-    assert selection_choice("heatmap_entropy").is_top_k and selection_choice("random").is_top_k
+    assert selection_choice("heatmap_entropy") == selection_choice("random") == SelectionChoice(False, False, False)
     both_pruned = parse_detection_strategy("ceal_heatmap_entropy_5pct_balanced_diverse_pruned")
     assert both_pruned.pruning and both_pruned.candidate_pool_fraction == 0.05
     assert unpruned_twin("ceal_heatmap_entropy_5pct_balanced_diverse_pruned") == \
         "ceal_heatmap_entropy_5pct_balanced_diverse"
 
 
-def test_the_score_function_strategies_are_random_three_full_pool_functions_and_ceal_at_three_pools_plus_pruning():
-    assert score_function_strategies() == [
-        "random", "localization_entropy", "heatmap_entropy", "localization_and_heatmap_entropy",
-        "ceal_localization_entropy_2.5pct", "ceal_localization_entropy_5pct", "ceal_localization_entropy_10pct",
-        "ceal_localization_entropy_10pct_pruned",
-    ]
+def test_strategy_names_say_the_score_function_the_candidate_pool_and_pruning():
     assert parse_detection_strategy("ceal_localization_entropy_2.5pct") == Strategy(
         "ceal_localization_entropy_2.5pct", "ceal", "localization_entropy", candidate_pool_fraction=0.025)
     pruned = parse_detection_strategy("ceal_heatmap_entropy_10pct_pruned")

@@ -33,10 +33,6 @@ from ceal_pipeline.validation.strategies import Strategy
 
 _CEAL = re.compile(r"^ceal_(?P<fn>[a-z_]+?)_(?P<percent>\d+(?:\.\d+)?)pct(?P<balanced>_balanced)?"
                    r"(?P<diverse>_diverse)?(?P<pruned>_pruned)?(?P<budget>_budget)?$")
-#: The selection suffixes of a CEAL strategy name, in the order they must appear.
-SELECTION_SUFFIXES: tuple[str, ...] = ("_balanced", "_diverse", "_pruned", "_budget")
-#: The candidate pools :func:`score_function_strategies` draws, as fractions of the unlabeled pool.
-CANDIDATE_POOL_FRACTIONS: tuple[float, ...] = (0.025, 0.05, 0.1)
 
 
 @dataclass(frozen=True)
@@ -47,10 +43,6 @@ class SelectionChoice:
     class_balance: bool = False
     diversity: bool = False
     money_budget: bool = False
-
-    @property
-    def is_top_k(self) -> bool:
-        return not (self.class_balance or self.diversity or self.money_budget)
 
 
 def selection_choice(name: str) -> SelectionChoice:
@@ -102,19 +94,6 @@ def selection_stage_strategies(acquisition_fn: str = "heatmap_entropy", fraction
         ceal_strategy_name(acquisition_fn, fraction, class_balance=True, diversity=True),
         ceal_strategy_name(acquisition_fn, fraction, True, class_balance=True, diversity=True),
         ceal_strategy_name(acquisition_fn, fraction, class_balance=True, diversity=True, money_budget=True),
-    ]
-
-
-def score_function_strategies(pruned_fraction: float = 0.1) -> list[str]:
-    """Score functions and candidate-pool sizes: random; full-pool localization entropy, heatmap entropy and their
-    combination; CEAL (localization entropy) at 2.5 %, 5 % and 10 %; CEAL at ``pruned_fraction`` with pruning."""
-    return [
-        "random",
-        "localization_entropy",
-        "heatmap_entropy",
-        "localization_and_heatmap_entropy",
-        *(ceal_strategy_name("localization_entropy", f) for f in CANDIDATE_POOL_FRACTIONS),
-        ceal_strategy_name("localization_entropy", pruned_fraction, pruning=True),
     ]
 
 
