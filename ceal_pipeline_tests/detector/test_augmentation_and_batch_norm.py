@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ceal_pipeline.detector.augmentation import GlobalAugmentation, augment_batch, transform_boxes, transform_points
-from ceal_pipeline.detector.inputs import load_batch
+from ceal_pipeline_tests.detector.batches import load_batch
 from ceal_pipeline.detector.training import recalibrate_batch_norm, train_detector
 
 TINY_LIDAR = {"model.camera_branch": None, "model.fuser": None, "data.image_size": None}
