@@ -37,29 +37,6 @@ def embed_boxes(box_samples: np.ndarray) -> np.ndarray:
     return np.concatenate([box_samples[..., :6], np.sin(yaw), np.cos(yaw)], axis=-1)
 
 
-def gaussian_entropy(covariances: np.ndarray) -> np.ndarray:
-    """Differential entropy ``0.5 * logdet(2 pi e Sigma)`` in nats of ``(K, D, D)`` covariances -> ``(K,)``.
-
-    Uses ``slogdet`` on the stacked matrices (one LAPACK call per matrix, no
-    Python loop). A covariance that is not positive definite raises, naming the
-    object index: the caller's floor is too small for its data.
-    """
-    covariances = np.asarray(covariances, dtype=np.float64)
-    if covariances.ndim != 3 or covariances.shape[1] != covariances.shape[2]:
-        raise ValueError(f"covariances must be (K, D, D), got shape {covariances.shape}")
-    d = covariances.shape[1]
-    if covariances.shape[0] == 0:
-        return np.zeros(0)
-    sign, logdet = np.linalg.slogdet(covariances)
-    if (sign <= 0).any():
-        k = int(np.flatnonzero(sign <= 0)[0])
-        raise ValueError(
-            f"covariance of object {k} is not positive definite (sign of det = {sign[k]:g}); "
-            "raise covariance_floor"
-        )
-    return 0.5 * (d * np.log(2.0 * np.pi * np.e) + logdet)
-
-
 def localization_entropy(box_samples: np.ndarray, covariance_floor: float = 1e-4) -> np.ndarray:
     """Localization entropy in nats of each object's MC box samples.
 
@@ -96,12 +73,14 @@ def localization_entropy(box_samples: np.ndarray, covariance_floor: float = 1e-4
     t, k, _ = box_samples.shape
     features = embed_boxes(box_samples)  # (T, K, 8)
     centred = features - features.mean(axis=0, keepdims=True)
-    if t > 1:
-        covariances = np.einsum("tki,tkj->kij", centred, centred) / (t - 1)
-    else:
-        covariances = np.zeros((k, EMBEDDED_DIM, EMBEDDED_DIM))
-    covariances = covariances + covariance_floor * np.eye(EMBEDDED_DIM)
-    return gaussian_entropy(covariances)
+    if t < 2:
+        return np.full(k, minimum_localization_entropy(covariance_floor))
+    # logdet(Sigma + floor I) from Sigma's eigenvalues: a sample covariance is positive
+    # semi-definite, so a negative eigenvalue is rounding (T < 8 passes leave 8 - T + 1 zero
+    # directions, and a wild box's metres-squared swamp the floor); it is clipped to 0.
+    covariances = np.einsum("tki,tkj->kij", centred, centred) / (t - 1)
+    eigenvalues = np.clip(np.linalg.eigvalsh(covariances), 0.0, None)
+    return 0.5 * (EMBEDDED_DIM * np.log(2.0 * np.pi * np.e) + np.log(eigenvalues + covariance_floor).sum(axis=1))
 
 
 def box_mean_and_std(box_samples: np.ndarray) -> tuple[Boxes, np.ndarray]:

@@ -42,6 +42,7 @@ import math
 import torch
 from torch import Tensor
 
+from ceal_pipeline.core.seeding import derive_seed
 from ceal_pipeline.detector.head import Peaks, find_heatmap_peaks
 
 
@@ -49,8 +50,9 @@ def dropout_mask(shape: tuple[int, ...], p: float, seed: int, pass_index: int) -
     """The scaled keep-mask of pass ``pass_index``: ``(C, H, W)`` of 0 and ``1 / (1 - p)``.
 
     Drawn on the CPU from ``(seed, pass_index)`` alone (one mask at a time: an
-    anchor head's neck map is ~2e7 values, so T masks at once would not fit)."""
-    generator = torch.Generator(device="cpu").manual_seed(int(seed) * 1_000_003 + int(pass_index))
+    anchor head's neck map is ~2e7 values, so T masks at once would not fit). ``seed`` may be any
+    round seed (up to 63 bits): the pass's own seed is derived from both, never their arithmetic."""
+    generator = torch.Generator(device="cpu").manual_seed(derive_seed(int(seed), int(pass_index), "mc_dropout_pass"))
     keep = torch.rand(shape, generator=generator) >= p
     return keep.float() / (1.0 - p)
 

@@ -100,9 +100,9 @@ def test_inputs_are_validated_per_frame():
 
 def test_unclipped_ap_counts_recall_below_ten_percent_that_the_clipped_ap_ignores():
     # One of 20 cars found, nothing false: recall 0.05, precision 1.
-    gt = [np.array([_box(5.0 * i, 0) for i in range(20)])]
+    gt = [Boxes(np.array([_box(5.0 * i, 0) for i in range(20)]))]
     labels = [np.zeros(20, dtype=int)]
-    result = detection_map([np.array([_box(0, 0)])], [np.array([0.9])], [np.array([0])], gt, labels,
+    result = detection_map([Boxes(np.array([_box(0, 0)]))], [np.array([0.9])], [np.array([0])], gt, labels,
                            class_names=CLASSES)
     assert result.mean_ap == 0.0
     # Precision 1 at recall points 0.01..0.05, 0 beyond: 5 of the 100 points above 0.
@@ -113,9 +113,9 @@ def test_unclipped_ap_counts_recall_below_ten_percent_that_the_clipped_ap_ignore
 
 def test_unclipped_ap_keeps_low_precision_that_clipping_subtracts():
     # 1 true positive ranked after 7 false ones: precision 1/8 at full recall.
-    gt = [np.array([_box(0, 0)])]
+    gt = [Boxes(np.array([_box(0, 0)]))]
     labels = [np.array([0])]
-    pred = np.array([_box(40.0 + 3 * i, 0) for i in range(7)] + [_box(0, 0)])
+    pred = Boxes(np.array([_box(40.0 + 3 * i, 0) for i in range(7)] + [_box(0, 0)]))
     result = detection_map([pred], [np.linspace(0.9, 0.2, 8)], [np.zeros(8, dtype=int)], gt, labels,
                            class_names=CLASSES)
     # Recall jumps from 0 (precision 0) to 1 (precision 1/8): precision r / 8 at recall r.
@@ -128,10 +128,10 @@ def test_unclipped_ap_keeps_low_precision_that_clipping_subtracts():
 
 def test_summary_reports_car_ap_and_non_car_map_apart_clipped_and_unclipped():
     classes = ("car", "truck", "pedestrian")
-    gt = [np.array([_box(0, 0), _box(10, 0), _box(20, 0)])]
+    gt = [Boxes(np.array([_box(0, 0), _box(10, 0), _box(20, 0)]))]
     labels = [np.array([0, 1, 2])]
     # Car and truck found exactly, pedestrian missed.
-    result = detection_map([gt[0][:2]], [np.array([0.9, 0.8])], [np.array([0, 1])], gt, labels,
+    result = detection_map([Boxes(gt[0].values[:2])], [np.array([0.9, 0.8])], [np.array([0, 1])], gt, labels,
                            class_names=classes).to_dict()
     assert result["car_AP"] == pytest.approx(1.0)
     assert result["non_car_mAP"] == pytest.approx(0.5)  # truck 1, pedestrian 0

@@ -112,3 +112,12 @@ def test_localization_information_is_the_entropy_above_the_floor_and_zero_for_a_
         localization_information(boxes, 1e-4), localization_entropy(boxes, 1e-4) - minimum_localization_entropy(1e-4),
         atol=1e-12,
     )
+
+
+def test_a_wild_box_with_few_passes_still_gets_a_finite_entropy_above_the_floor():
+    # An untrained head's boxes reach 1e6 m and more; with T = 3 passes the sample covariance has
+    # rank 2, and rounding in its six zero directions exceeds the floor (a determinant of the
+    # floored matrix came out negative for about half of such objects). Every entropy must stay finite.
+    samples = np.random.default_rng(0).normal(size=(3, 20, 7)) * 1e6
+    entropy = localization_entropy(samples, covariance_floor=1e-4)
+    assert np.isfinite(entropy).all() and (entropy > minimum_localization_entropy(1e-4) + 10).all()

@@ -206,3 +206,13 @@ def test_model_store_runs_a_round_with_the_teams_mmdet3d_detector_frozen_then_fi
     tuned = store.model_copy(update={"detector_train": "fine_tune"}).train(
         lidar_frames, 1, epochs=1, seed=0, init_checkpoint=str(frozen.path))
     assert tuned.version != team_version and np.isfinite(tuned.metrics["loss"])
+
+
+def test_a_rounds_63_bit_seed_draws_each_pass_its_own_dropout_mask():
+    # The pipeline seeds scoring with derive_seed (up to 2**63 - 1); a pass's mask must not overflow.
+    from ceal_pipeline.detector.mmdet3d_mc_heads import dropout_mask
+
+    seed = 2**63 - 1
+    first, again, second = (dropout_mask((4, 8, 8), 0.5, seed, t) for t in (0, 0, 1))
+    assert (first == again).all() and not (first == second).all()
+    assert set(first.unique().tolist()) <= {0.0, 2.0}

@@ -293,7 +293,7 @@ def test_ceal_labels_ingest_takes_each_tools_labels_back_as_boxes(tmp_path, task
     line = json.loads(capsys.readouterr().out)
     assert (line["frames_added"], line["boxes_added"], line["rejected"]) == (2, 3, {})
     delivered = history.delivered_labels(list(FRAME_IDS))
-    np.testing.assert_allclose(delivered[FRAME_IDS[0]][0], BOXES, atol=1e-9)
+    np.testing.assert_allclose(delivered[FRAME_IDS[0]][0].values, BOXES, atol=1e-9)
     assert tuple(delivered[FRAME_IDS[0]][1]) == NAMES and len(delivered[FRAME_IDS[1]][0]) == 0
     inbox_files = [p.name for p in (tmp_path / "inbox" / "round-0000").iterdir()]
     assert inbox_files == [{"kognic": "scene.kognic.json"}.get(fmt, upload.name)]
