@@ -156,6 +156,9 @@ class AnchorHeadMC:
 
     def decode_all(self, outputs, frame_index: Tensor, anchor_index: Tensor, direction: Tensor | None) -> Tensor:
         deltas = self._per_anchor(outputs[1], self.head.box_code_size)[frame_index, anchor_index]
+        # The coder sizes a box as exp(delta) * anchor: a dropout pass of a young model can push a
+        # delta past float range (an infinite box). Clamped like the centre head's sizes (e^6 x).
+        deltas = torch.cat([deltas[:, :3], deltas[:, 3:6].clamp(max=6.0), deltas[:, 6:]], dim=1)
         boxes = self.head.bbox_coder.decode(self.anchors(outputs)[anchor_index], deltas)[:, :7]
         if direction is not None:
             offset, limit = self.head.dir_offset, self.head.dir_limit_offset

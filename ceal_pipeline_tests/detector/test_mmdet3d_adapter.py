@@ -9,6 +9,8 @@ randomly initialised. A random PointPillars' class scores sit near its prior
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +218,25 @@ def test_a_rounds_63_bit_seed_draws_each_pass_its_own_dropout_mask():
     first, again, second = (dropout_mask((4, 8, 8), 0.5, seed, t) for t in (0, 0, 1))
     assert (first == again).all() and not (first == second).all()
     assert set(first.unique().tolist()) <= {0.0, 2.0}
+
+
+def test_an_anchor_pass_with_an_overflowing_size_delta_still_decodes_a_finite_box():
+    # A young model's dropout pass can regress a size delta of 1e3: exp(1e3) * anchor is inf.
+    import torch
+    from mmdet3d.registry import TASK_UTILS
+
+    from ceal_pipeline.detector.builder import register_modules
+    from ceal_pipeline.detector.mmdet3d_mc_heads import AnchorHeadMC
+
+    register_modules()
+
+    class _Head:  # what AnchorHeadMC reads of an Anchor3DHead
+        use_sigmoid_cls, box_code_size, dir_offset, dir_limit_offset = True, 7, -0.7854, 0.0
+        bbox_coder = TASK_UTILS.build(dict(type="DeltaXYZWLHRBBoxCoder"))
+
+    head = AnchorHeadMC(_Head())
+    head.anchors = lambda outputs: torch.tensor([[10.0, 0.0, -1.0, 3.9, 1.6, 1.56, 0.0]])
+    deltas = torch.zeros(1, 7, 1, 1)
+    deltas[0, 5] = 1e3  # the height
+    boxes = head.decode_all([None, deltas, None], torch.tensor([0]), torch.tensor([0]), None)
+    assert torch.isfinite(boxes).all() and boxes[0, 5] == pytest.approx(1.56 * math.exp(6.0), rel=1e-5)
