@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from contextlib import contextmanager
 import time
 from pathlib import Path
 
@@ -60,6 +61,15 @@ def _synthetic_frames(root: Path, n_frames: int, seed: int):
     return result.frames[:n_frames]
 
 
+@contextmanager
+def _bench_frames(args: argparse.Namespace, quiet: bool):
+    """The run's synthetic frames, written to ``--data-dir`` or a folder removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="ceal-bench-mc-") as tmp:
+        root = Path(args.data_dir) if args.data_dir else Path(tmp)
+        _progress(quiet, f"generating {args.frames} synthetic frames in {root}")
+        yield _synthetic_frames(root, args.frames, args.seed)
+
+
 def _progress(quiet: bool, message: str) -> None:
     if not quiet:
         print(message, file=sys.stderr, flush=True)
@@ -85,10 +95,7 @@ def run(args: argparse.Namespace) -> dict:
         raise SystemExit("ceal bench mc: --num-workers must be >= 0")
     quiet = bool(getattr(args, "json", False))
     device = resolve_device(args.device)
-    with tempfile.TemporaryDirectory(prefix="ceal-bench-mc-") as tmp:
-        root = Path(args.data_dir) if args.data_dir else Path(tmp)
-        _progress(quiet, f"generating {args.frames} synthetic frames in {root}")
-        frames = _synthetic_frames(root, args.frames, args.seed)
+    with _bench_frames(args, quiet) as frames:
         model = build_detector(args.config, seed=args.seed).to(device)
         common = dict(T=args.passes, seed=args.seed, device=device)
         # Warm-up: first calls pay for allocator growth and kernel selection.
@@ -114,33 +121,44 @@ def run(args: argparse.Namespace) -> dict:
             results[mode] = score_frames(model, frames, mode=mode, batch_size=args.batch_size,
                                          num_workers=num_workers, **common)
             timings[mode] = time.perf_counter() - started
-    head, full = results["head"], results["full"]
+    head = results["head"]
     return {
-        "benchmark": "mc_dropout",
-        "config": model.ceal_config["name"],
-        "T": args.passes,
-        "frames": len(frames),
-        "batch_size": args.batch_size,
-        "head_only_s_per_frame": seconds(timings["head"] / len(frames)),
-        "full_s_per_frame": seconds(timings["full"] / len(frames)),
-        "speedup": ratio(timings["full"], timings["head"]),
-        "backbone_passes_head": head.backbone_passes,
-        "backbone_passes_full": full.backbone_passes,
-        "objects_scored": int(sum(len(o.labels) for o in head.objects)),
-        "max_abs_score_diff": float(np.max(np.abs(head.scores - full.scores))),
+        **_head_vs_full(model.ceal_config["name"], args, len(frames), timings, results, device),
         "num_workers": loader.num_workers,
         "loading_frames_per_s": ratio(len(frames), loading_s),
         "model_frames_per_s": ratio(len(frames), model_s),
         "scoring_frames_per_s": ratio(len(frames), timings["head"]),
         "loader_scores_identical": bool(np.array_equal(model_only.scores, head.scores)),
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _head_vs_full(config: str, args: argparse.Namespace, n_frames: int, timings: dict, results: dict, device) -> dict:
+    """The figures both detectors report: seconds per frame in each mode, the speed-up, passes, and
+    how far the two modes' scores differ (they must agree)."""
+    import numpy as np
+    import torch
+
+    head, full = results["head"], results["full"]
+    return {
+        "benchmark": "mc_dropout",
+        "config": config,
+        "T": args.passes,
+        "frames": n_frames,
+        "batch_size": args.batch_size,
+        "head_only_s_per_frame": seconds(timings["head"] / n_frames),
+        "full_s_per_frame": seconds(timings["full"] / n_frames),
+        "speedup": ratio(timings["full"], timings["head"]),
+        "backbone_passes_head": head.backbone_passes,
+        "backbone_passes_full": full.backbone_passes,
+        "objects_scored": int(sum(len(o.labels) for o in head.objects)),
+        "max_abs_score_diff": float(np.max(np.abs(head.scores - full.scores))),
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
     }
 
 
 def run_mmdet3d(args: argparse.Namespace) -> dict:
     """The head-only vs full-network figures of a brought mmdet3d detector (see the module docstring)."""
-    import numpy as np
     import torch
 
     from ceal_pipeline.detector.builder import resolve_device
@@ -149,10 +167,7 @@ def run_mmdet3d(args: argparse.Namespace) -> dict:
 
     quiet = bool(getattr(args, "json", False))
     device = resolve_device(args.device)
-    with tempfile.TemporaryDirectory(prefix="ceal-bench-mc-") as tmp:
-        root = Path(args.data_dir) if args.data_dir else Path(tmp)
-        _progress(quiet, f"generating {args.frames} synthetic frames in {root}")
-        frames = _synthetic_frames(root, args.frames, args.seed)
+    with _bench_frames(args, quiet) as frames:
         detector = build_mmdet3d_detector(args.config, checkpoint=args.checkpoint, seed=args.seed).to(device)
         common = dict(T=args.passes, seed=args.seed, batch_size=args.batch_size)
         score_frames_mmdet3d(detector, frames[:1], mode="head", **common)  # warm-up
@@ -162,22 +177,9 @@ def run_mmdet3d(args: argparse.Namespace) -> dict:
             started = time.perf_counter()
             results[mode] = score_frames_mmdet3d(detector, frames, mode=mode, **common)
             timings[mode] = time.perf_counter() - started
-    head, full = results["head"], results["full"]
     return {
-        "benchmark": "mc_dropout",
-        "config": detector.ceal_config["name"],
+        **_head_vs_full(detector.ceal_config["name"], args, len(frames), timings, results, device),
         "detector": f"mmdet3d {type(detector.model).__name__} / {detector.head.kind}",
         "weights": "checkpoint" if args.checkpoint else "random init",
-        "T": args.passes,
-        "frames": len(frames),
-        "batch_size": args.batch_size,
-        "head_only_s_per_frame": seconds(timings["head"] / len(frames)),
-        "full_s_per_frame": seconds(timings["full"] / len(frames)),
-        "speedup": ratio(timings["full"], timings["head"]),
-        "backbone_passes_head": head.backbone_passes,
-        "backbone_passes_full": full.backbone_passes,
-        "objects_scored": int(sum(len(o.labels) for o in head.objects)),
-        "max_abs_score_diff": float(np.max(np.abs(head.scores - full.scores))),
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "torch_threads": torch.get_num_threads(),
     }

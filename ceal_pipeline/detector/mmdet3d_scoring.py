@@ -25,14 +25,17 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from ceal_pipeline.core.detection_acquisition import (
-    DetectionAcquisitionSettings,
-    DetectionMCOutputs,
-    get_detection_acquisition_function,
-)
+from ceal_pipeline.core.detection_acquisition import DetectionMCOutputs
 from ceal_pipeline.detector.mmdet3d_adapter import Mmdet3dDetector
 from ceal_pipeline.detector.mmdet3d_mc_heads import dropout_mask
-from ceal_pipeline.detector.scoring import MODES, FrameScores, as_float16_embeddings, bev_embedding, frame_objects
+from ceal_pipeline.detector.scoring import (
+    MODES,
+    FrameScores,
+    acquisition_setup,
+    bev_embedding,
+    collected_scores,
+    frame_objects,
+)
 from ceal_pipeline.frames.points import load_points
 from ceal_pipeline.frames.records import FrameRecord
 
@@ -82,17 +85,12 @@ def score_frames_mmdet3d(
     """Score ``frames`` with the brought detector; arguments as
     :func:`ceal_pipeline.detector.scoring.score_frames` (on the CPU; frames are
     read in this process). ``FrameScores.class_names`` are the model's classes."""
-    if not isinstance(T, int) or T < 1:
-        raise ValueError(f"T (MC-Dropout passes) must be a positive int, got {T!r}")
-    names = list(dict.fromkeys((acquisition_fn, *extra_acquisition_fns)))
-    functions = {name: get_detection_acquisition_function(name) for name in names}
-    settings = DetectionAcquisitionSettings(aggregate=aggregate, covariance_floor=covariance_floor, empty=empty)
-    for function in functions.values():
-        function.check_settings(settings)
+    functions, settings = acquisition_setup(acquisition_fn, extra_acquisition_fns, T, aggregate=aggregate,
+                                            covariance_floor=covariance_floor, empty=empty)
     detector.eval()
     started = time.perf_counter()
     frame_ids: list[str] = []
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in functions}
     objects, embeddings = [], []
     for start in range(0, len(frames), batch_size):
         batch = list(frames[start:start + batch_size])
@@ -103,20 +101,5 @@ def score_frames_mmdet3d(
         for name, function in functions.items():
             parts[name].append(function(outputs, settings))
         objects.extend(frame_objects(outputs, peaks, covariance_floor))
-    scores_by_fn = {name: np.concatenate(p) if p else np.zeros(0) for name, p in parts.items()}
-    return FrameScores(
-        frame_ids=frame_ids,
-        scores=scores_by_fn[acquisition_fn],
-        objects=objects,
-        forward_passes=len(frame_ids) * T,
-        backbone_passes=len(frame_ids) * (1 if mode == "head" else T),
-        mode=mode,
-        passes=T,
-        seed=seed,
-        aggregate=aggregate,
-        class_names=tuple(detector.class_names),
-        wall_s=time.perf_counter() - started,
-        acquisition_fn=acquisition_fn,
-        scores_by_fn=scores_by_fn,
-        embeddings=as_float16_embeddings(np.concatenate(embeddings) if embeddings else np.zeros((0, 0))),
-    )
+    return collected_scores(frame_ids, parts, objects, embeddings, acquisition_fn=acquisition_fn, passes=T, mode=mode,
+                            seed=seed, aggregate=aggregate, class_names=detector.class_names, started=started)

@@ -240,20 +240,15 @@ def score_batches(
     """
     if mode not in MODES:
         raise ValueError(f"unknown MC-Dropout mode {mode!r}; choose one of {MODES}")
-    names = list(dict.fromkeys((acquisition_fn, *extra_acquisition_fns)))
-    functions = {name: get_detection_acquisition_function(name) for name in names}
-    settings = DetectionAcquisitionSettings(aggregate=aggregate, covariance_floor=covariance_floor, empty=empty)
-    for function in functions.values():
-        function.check_settings(settings)
-    if not isinstance(T, int) or T < 1:
-        raise ValueError(f"T (MC-Dropout passes) must be a positive int, got {T!r}")
+    functions, settings = acquisition_setup(acquisition_fn, extra_acquisition_fns, T, aggregate=aggregate,
+                                            covariance_floor=covariance_floor, empty=empty)
     device = resolve_device(device)
     model.to(device).eval()
     start = time.perf_counter()
 
     masks = None
     frame_ids: list[str] = []
-    batch_scores: dict[str, list[np.ndarray]] = {name: [] for name in names}
+    batch_scores: dict[str, list[np.ndarray]] = {name: [] for name in functions}
     objects = []
     embeddings: list[np.ndarray] = []
     for cpu_batch in batches:
@@ -272,21 +267,44 @@ def score_batches(
             batch_scores[name].append(function(outputs, settings))
         objects.extend(frame_objects(outputs, peaks, covariance_floor))
 
-    scores_by_fn = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in batch_scores.items()}
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    return collected_scores(frame_ids, batch_scores, objects, embeddings, acquisition_fn=acquisition_fn, passes=T,
+                            mode=mode, seed=seed, aggregate=aggregate, class_names=model.class_names, started=start)
+
+
+def acquisition_setup(acquisition_fn: str, extra_acquisition_fns: Sequence[str], T: int, **settings):
+    """``(functions by name, settings)`` for scoring with ``acquisition_fn`` (plus the extra ones),
+    checked before any forward pass; ``settings`` are :class:`DetectionAcquisitionSettings`' fields."""
+    if not isinstance(T, int) or T < 1:
+        raise ValueError(f"T (MC-Dropout passes) must be a positive int, got {T!r}")
+    names = list(dict.fromkeys((acquisition_fn, *extra_acquisition_fns)))
+    functions = {name: get_detection_acquisition_function(name) for name in names}
+    checked = DetectionAcquisitionSettings(**settings)
+    for function in functions.values():
+        function.check_settings(checked)
+    return functions, checked
+
+
+def collected_scores(frame_ids: list[str], parts: dict[str, list[np.ndarray]], objects: list[FrameObjects],
+                     embeddings: list[np.ndarray], *, acquisition_fn: str, passes: int, mode: str, seed: int,
+                     aggregate: str, class_names: Sequence[str], started: float) -> FrameScores:
+    """The :class:`FrameScores` of batches scored one after another: ``parts`` are each
+    acquisition function's per-batch scores, ``embeddings`` the per-batch embeddings,
+    ``started`` the ``time.perf_counter()`` when scoring began."""
+    scores_by_fn = {name: np.concatenate(p) if p else np.zeros(0) for name, p in parts.items()}
     return FrameScores(
         frame_ids=frame_ids,
         scores=scores_by_fn[acquisition_fn],
         objects=objects,
-        forward_passes=len(frame_ids) * T,
-        backbone_passes=len(frame_ids) * (1 if mode == "head" else T),
+        forward_passes=len(frame_ids) * passes,
+        backbone_passes=len(frame_ids) * (1 if mode == "head" else passes),
         mode=mode,
-        passes=T,
+        passes=passes,
         seed=seed,
         aggregate=aggregate,
-        class_names=tuple(model.class_names),
-        wall_s=time.perf_counter() - start,
+        class_names=tuple(class_names),
+        wall_s=time.perf_counter() - started,
         acquisition_fn=acquisition_fn,
         scores_by_fn=scores_by_fn,
         embeddings=as_float16_embeddings(np.concatenate(embeddings) if embeddings else np.zeros((0, 0))),
