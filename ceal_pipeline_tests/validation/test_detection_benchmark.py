@@ -1,4 +1,4 @@
-"""Specification of the detection benchmark end to end: `ceal benchmark detection` with the
+"""Specification of the detection benchmark end to end: `ceal bench detection` with the
 real tiny detector on a few dozen synthetic frames, one epoch, two MC passes (plumbing,
 not the claim; about a minute on 2 cores), and the Dagster asset's wiring."""
 
@@ -61,7 +61,7 @@ def tiny_benchmark(tmp_path_factory):
 
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            assert main(["benchmark", "detection", *TINY, "--json"]) == 0
+            assert main(["bench", "detection", *TINY, "--json"]) == 0
     lines = out.getvalue().strip().splitlines()
     return home, lines, calls
 
@@ -134,17 +134,17 @@ def test_the_score_error_correlation_is_computed_on_held_out_frames_only(tiny_be
 def test_a_rerun_adds_no_run_for_a_stored_seed_and_summary_only_reads_the_store(tiny_benchmark, monkeypatch, capsys):
     home, lines, _ = tiny_benchmark
     monkeypatch.setenv("CEAL_HOME", str(home))
-    assert main(["benchmark", "detection", *TINY, "--json", "--summary-only"]) == 0
+    assert main(["bench", "detection", *TINY, "--json", "--summary-only"]) == 0
     again = json.loads(capsys.readouterr().out.strip())
     first = json.loads(lines[0])
     assert again["strategies"] == first["strategies"] and again["new_seeds"] == []
-    assert main(["benchmark", "detection", *TINY, "--json", "--seeds", "0"]) == 0
+    assert main(["bench", "detection", *TINY, "--json", "--seeds", "0"]) == 0
     assert json.loads(capsys.readouterr().out.strip())["strategies"]["random"]["seeds"] == [0]
 
 
 def test_the_cli_presets_are_the_benchmark_presets_and_a_bad_strategy_exits_with_the_reason(capsys):
     assert benchmark_detection.PRESETS == DETECTION_PRESET_NAMES
-    assert main(["benchmark", "detection", "--quick", "--strategies", "entropy", "--json"]) == 2
+    assert main(["bench", "detection", "--quick", "--strategies", "entropy", "--json"]) == 2
     assert "unknown detection strategy 'entropy'" in capsys.readouterr().err
 
 

@@ -1,6 +1,6 @@
 """Run a detection preset for new seeds, persist every run, and summarise the store.
 
-The one entry point of ``ceal benchmark detection`` and the
+The one entry point of ``ceal bench detection`` and the
 ``detection_benchmark`` asset, so both give the same numbers into the same
 store (``<results>/detection.jsonl``). Which seeds run, and that a stored
 (strategy, seed) is never rerun, is the MNIST benchmark's rule

@@ -26,13 +26,13 @@ round-0 detector, so results are paired differences to random
   on generator seed 1), from the repository root::
 
       export CEAL_HOME=$PWD/.ceal OMP_NUM_THREADS=1
-      ceal benchmark detection --preset cpu --generator-seed 1 --seeds 100,101,102 \
+      ceal bench detection --preset cpu --generator-seed 1 --seeds 100,101,102 \
           --threads 1 --num-workers 0 > detection-a.log 2>&1 &
       sleep 180   # the first process generates the dataset; the second only reads it
-      ceal benchmark detection --preset cpu --generator-seed 1 --seeds 103,104 \
+      ceal bench detection --preset cpu --generator-seed 1 --seeds 103,104 \
           --threads 1 --num-workers 0 > detection-b.log 2>&1 &
       wait
-      ceal benchmark detection --preset cpu --generator-seed 1 --summary-only
+      ceal bench detection --preset cpu --generator-seed 1 --summary-only
 - ``gpu``: the ``cpu`` protocol at 10x the scale for a machine with a GPU:
   10,000 frames, 1,500 held out, a seed set of 400, 6 rounds of 200, the same
   epochs, steps, passes, fractions and pruning.

@@ -236,7 +236,7 @@ def _paired_json(value: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def detection_summary_json(summaries: dict[str, DetectionStrategySummary], runs: list[dict[str, Any]],
                            **extra: Any) -> dict[str, Any]:
-    """The one-line JSON summary printed by ``ceal benchmark detection --json``."""
+    """The one-line JSON summary printed by ``ceal bench detection --json``."""
     ratios = compute_ratios(summaries, parse=parse_detection_strategy)
     error = score_error_summary(runs)
     paired = paired_summary(runs)
