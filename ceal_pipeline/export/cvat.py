@@ -12,7 +12,7 @@ task of type 3D from it, then upload ``tracklet_labels.xml`` as annotations in
 - ``labels.json``: the CVAT labels to create the task with (one ``cuboid`` label per class);
 - ``pre_label_scores.json``: stem -> the detector's score per tracklet of that frame, in order.
 
-``<stem>`` is :func:`.point_cloud_files.frame_file_stem` of the frame id, so a
+``<stem>`` is :func:`.file_names.frame_file_stem` of the frame id, so a
 CVAT export that names frames by their file names gives the frame ids back.
 
 Cuboids, as CVAT reads and writes them through Datumaro's ``Cuboid3d``
@@ -43,7 +43,8 @@ from xml.etree import ElementTree
 import numpy as np
 
 from ceal_pipeline.export.openlabel import MalformedDelivery
-from ceal_pipeline.export.point_cloud_files import frame_file_stem, frame_id_of_stem, xyzi_pcd
+from ceal_pipeline.export.file_names import frame_file_stem, frame_id_of_stem
+from ceal_pipeline.export.point_cloud_files import xyzi_pcd
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor, vendor_boxes_to_pipeline
 from ceal_pipeline.export.vendor_tasks import FrameTask
 from ceal_pipeline.frames.points import load_points

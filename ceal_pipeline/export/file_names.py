@@ -7,14 +7,23 @@ by :func:`safe_file_stem`: the frame id with every character outside
 the first 8 hex digits of the id's sha256, so that two ids differing only in those
 characters never share a file. The frame id itself is kept inside the file
 (OpenLABEL: ``metadata.external_id``).
+
+A labeling tool that names frames by their files alone (CVAT's ``frame_list.txt``,
+Segments.ai and Kognic point-cloud names) needs the id back from the name:
+:func:`frame_file_stem` encodes the characters outside ``A-Z a-z 0-9 . _ + -`` as
+``%XX`` instead, reversed by :func:`frame_id_of_stem`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from urllib.parse import quote, unquote
+
+from ceal_pipeline.frames.records import validate_frame_id
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_STEM_SAFE = "._+-"
 
 #: The rule as the project manifest states it.
 RULE = ("the frame id with characters other than A-Z a-z 0-9 . _ - replaced by _, plus -<first 8 hex digits of "
@@ -28,3 +37,13 @@ def safe_file_stem(frame_id: str) -> str:
     if stem != frame_id:
         stem = f"{stem}-{hashlib.sha256(frame_id.encode()).hexdigest()[:8]}"
     return stem
+
+
+def frame_file_stem(frame_id: str) -> str:
+    """A file-name stem for ``frame_id``: ``%XX`` for every character outside ``[A-Za-z0-9._+-]``."""
+    return quote(validate_frame_id(frame_id), safe=_STEM_SAFE)
+
+
+def frame_id_of_stem(stem: str) -> str:
+    """The frame id a :func:`frame_file_stem` names; raises ``InvalidFrameId`` for a stem that names none."""
+    return validate_frame_id(unquote(stem, errors="strict"))

@@ -47,7 +47,8 @@ from ceal_pipeline.export.openlabel import (
     parse_strictly,
     sensor_streams,
 )
-from ceal_pipeline.export.point_cloud_files import frame_file_stem, pcd_bytes
+from ceal_pipeline.export.file_names import frame_file_stem
+from ceal_pipeline.export.point_cloud_files import pcd_bytes
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor
 from ceal_pipeline.export.vendor_tasks import FrameTask
 from ceal_pipeline.frames.box_conventions import wrap_angle

@@ -1,43 +1,24 @@
-"""Point clouds and file names in the encodings labeling tools read.
+"""Point clouds in the encoding labeling tools read.
 
 The catalog's LiDAR files are ``.laz`` (aiMotive) or mmdet3d ``.bin`` rows of
 float32; CVAT, Segments.ai and Kognic want PCD (the Point Cloud Library's
 format, version 0.7). :func:`pcd_bytes` writes one unorganised cloud
 (``HEIGHT 1``) with ``DATA binary``: the header, then the points as packed
-little-endian records of the given fields. the tests read such a file back (``ceal_pipeline_tests/pcd_files.py``)
-back (tests, the review).
-
-Frame ids may hold ``:`` and ``@`` (aiMotive's ``...@Yoda:0033643``), which a
-tool's file name must not; :func:`frame_file_stem` encodes the characters
-outside ``A-Z a-z 0-9 . _ + -`` as ``%XX`` (reversible by
-:func:`frame_id_of_stem`, so a tool's export that names frames by their file
-names still gives the frame id back).
+little-endian records of the given fields (the tests read such files back with
+``ceal_pipeline_tests/pcd_files.py``). Their file names: :mod:`.file_names`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import quote, unquote
 
 import numpy as np
 
-from ceal_pipeline.frames.records import validate_frame_id
 
 #: PCD ``TYPE``/``SIZE`` of each numpy dtype written.
 _PCD_TYPES = {np.dtype("<f4"): ("F", 4), np.dtype("<f8"): ("F", 8), np.dtype("<u4"): ("U", 4),
               np.dtype("<u8"): ("U", 8), np.dtype("<i4"): ("I", 4), np.dtype("u1"): ("U", 1)}
 _NUMPY_OF = {(t, s): d for d, (t, s) in _PCD_TYPES.items()}
-_STEM_SAFE = "._+-"
-
-
-def frame_file_stem(frame_id: str) -> str:
-    """A file-name stem for ``frame_id``: ``%XX`` for every character outside ``[A-Za-z0-9._+-]``."""
-    return quote(validate_frame_id(frame_id), safe=_STEM_SAFE)
-
-
-def frame_id_of_stem(stem: str) -> str:
-    """The frame id a :func:`frame_file_stem` names; raises ``InvalidFrameId`` for a stem that names none."""
-    return validate_frame_id(unquote(stem, errors="strict"))
 
 
 def pcd_bytes(fields: Sequence[tuple[str, np.ndarray]]) -> bytes:

@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ceal_pipeline.export.openlabel import MalformedDelivery
-from ceal_pipeline.export.point_cloud_files import frame_file_stem, xyzi_pcd
+from ceal_pipeline.export.file_names import frame_file_stem
+from ceal_pipeline.export.point_cloud_files import xyzi_pcd
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor, vendor_boxes_to_pipeline
 from ceal_pipeline.export.vendor_tasks import FrameTask
 from ceal_pipeline.frames.points import load_points

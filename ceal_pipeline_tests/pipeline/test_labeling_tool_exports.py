@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ceal_pipeline.export import ExportedFrame, PreLabels, SensorUriRule, frame_tasks, read_vendor_export, write_vendor_export
-from ceal_pipeline.export.point_cloud_files import frame_file_stem, frame_id_of_stem
+from ceal_pipeline.export.file_names import frame_file_stem, frame_id_of_stem
 from ceal_pipeline_tests.pcd_files import read_pcd
 from ceal_pipeline.export.vendor_boxes import pipeline_boxes_to_vendor
 from ceal_pipeline.export.vendor_formats import export_files
