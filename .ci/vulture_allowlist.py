@@ -41,13 +41,3 @@ _.class_weights  # core/selection_policy.py Selection
 # The detection presets' names: the CLI spells them out (no heavy import to build it) and a
 # test holds that copy against this one.
 _.DETECTION_PRESET_NAMES  # validation/detection/presets.py
-
-# Pruning is an event log by design (pruning never deletes): unprune is how an operator
-# returns a frame to the pool from Python; no CLI or asset calls it yet.
-_.unprune  # core/history/pruned.py
-
-# Left by issue #21 parts 1-3 (h21a, merged) without a product caller; to delete or wire in next.
-_.already_registered  # core/history/frame_registry.py RegistrationResult field
-_.release_from_quarantine  # core/history/frame_registry.py
-_.quarantined_frames
-_.shards_ingested  # core/history/scores.py

@@ -24,6 +24,8 @@ _SUBCOMMANDS: tuple[tuple[str, str, str], ...] = (
     ("benchmark", "ceal_pipeline.cli.benchmark", "deprecated: moved to `ceal bench {mnist,cifar10,detection}`"),
     ("round", "ceal_pipeline.cli.round", "run acquisition rounds in this process on the project configuration (no daemon)"),
     ("demo", "ceal_pipeline.cli.demo", "generate synthetic data and run 3 acquisition rounds through Dagster"),
+    ("status", "ceal_pipeline.cli.status", "where every round stands, from the acquisition history (stage, shards, export)"),
+    ("frames", "ceal_pipeline.cli.frames", "the frames kept out of the pool (quarantined) and why; unprune pruned frames"),
     ("export", "ceal_pipeline.cli.export", "withdraw (part of) a round's vendor export, recorded with a reason"),
     ("labels", "ceal_pipeline.cli.labels", "ingest a vendor's label delivery as boxes; retire labeled frames that left the source"),
     ("vendor", "ceal_pipeline.cli.vendor", "the vendor round-trip self-check on a dataset (export, deliver, ingest)"),

@@ -1,7 +1,7 @@
 """`ceal bench TARGET`: the one benchmark command tree.
 
 Performance targets (``sampling``, ``mc``, ``round``, ``catalog``, ``pipeline``)
-live in ``ceal_pipeline.benchmarks.<module>`` exposing ``add_arguments(parser)``
+live in ``ceal_pipeline.validation.compute.<module>`` exposing ``add_arguments(parser)``
 and ``run(args) -> dict``; the dict is printed as one JSON line. Validation
 targets (``mnist``, ``cifar10``, ``detection``: CEAL against full-pool
 acquisition, results stored per seed) are :mod:`ceal_pipeline.cli.benchmark`'s.
@@ -14,12 +14,12 @@ import importlib
 import json
 
 _TARGETS: dict[str, tuple[str, str]] = {
-    "sampling": ("ceal_pipeline.benchmarks.sampling", "candidate-pool step at N frames vs numpy.random.choice"),
-    "mc": ("ceal_pipeline.benchmarks.mc_dropout", "MC-Dropout head-only vs full-network scoring"),
-    "round": ("ceal_pipeline.benchmarks.acquisition_round", "one CEAL round vs one full-pool rescoring round"),
-    "catalog": ("ceal_pipeline.benchmarks.catalog",
+    "sampling": ("ceal_pipeline.validation.compute.sampling", "candidate-pool step at N frames vs numpy.random.choice"),
+    "mc": ("ceal_pipeline.validation.compute.mc_dropout", "MC-Dropout head-only vs full-network scoring"),
+    "round": ("ceal_pipeline.validation.compute.acquisition_round", "one CEAL round vs one full-pool rescoring round"),
+    "catalog": ("ceal_pipeline.validation.compute.catalog",
                 "frame catalog: ingest N info-file frames, a 1 %% incremental ingest, a 256-frame shard lookup"),
-    "pipeline": ("ceal_pipeline.benchmarks.pipeline_round",
+    "pipeline": ("ceal_pipeline.validation.compute.pipeline_round",
                  "every non-model step of one round through the Dagster assets at N frames (model replaced)"),
 }
 

@@ -1,6 +1,7 @@
-"""MNIST and CIFAR-10 validation of CEAL against full-pool acquisition.
+"""Everything ``ceal bench`` measures: CEAL's accuracy against random and full-pool
+acquisition (MNIST, CIFAR-10, the 3D detector) and its compute figures (:mod:`.compute`).
 
-Reproduces the protocol of Németh & Matuszka ("Compute-Efficient Active
+The MNIST and CIFAR-10 protocol reproduces the protocol of Németh & Matuszka ("Compute-Efficient Active
 Learning"): a class-balanced initial pool, a fixed number of acquisition rounds,
 MC-Dropout acquisition (predictive entropy, variation ratios, BALD) over the
 whole unlabeled pool or over a softmax-sampled candidate pool, test accuracy
@@ -22,6 +23,8 @@ Modules, one concept each:
 - :mod:`.results`: the results store (reruns add seeds) and the summary.
 - :mod:`.report`: the accuracy-per-round plot and the markdown table.
 - :mod:`.benchmark`: run a preset for new seeds into the store (CLI and assets).
+- :mod:`.compute`: the compute figures (``ceal bench sampling|mc|round|catalog|pipeline``):
+  what CEAL's sampling, MC-Dropout scoring, rounds and catalog cost, as JSON.
 - :mod:`.detection`: the same questions for the 3D detector on synthetic driving
   data (``ceal bench detection``, the ``detection_benchmark`` asset), reusing
   :mod:`.strategies`, :mod:`.results`, :mod:`.report` and :mod:`.benchmark`.

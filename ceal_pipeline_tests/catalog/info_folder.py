@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 from pathlib import Path
 
-from ceal_pipeline.benchmarks import fleet_infos
+from ceal_pipeline.validation.compute import fleet_infos
 
 
 class InfoFolder:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ceal_pipeline.benchmarks import mc_dropout
+from ceal_pipeline.validation.compute import mc_dropout
 
 
 def test_mc_benchmark_reports_loading_model_and_end_to_end_throughput_apart(tmp_path):

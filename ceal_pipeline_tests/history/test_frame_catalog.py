@@ -98,6 +98,15 @@ def test_quarantined_frames_keep_their_reason_and_leave_the_pool(history):
     assert history.quarantine(bad, round=1) == 0  # recording the same problem again is a no-op
     assert history.quarantined_frames() == bad
     assert IDS[0] not in set(history.unlabeled_pool(with_frame_ids=True).frame_ids)
-    assert history.release_from_quarantine([IDS[0]]) == 1
+    assert history.release_readable_frames(IDS[1:]) == []  # the source still cannot read IDS[0]
+    assert history.release_readable_frames(IDS) == [IDS[0]]  # its file was fixed: back in the pool
     assert IDS[0] in set(history.unlabeled_pool(with_frame_ids=True).frame_ids)
     assert history.quarantined_frames() == bad  # the record stays as history
+    assert history.release_readable_frames(IDS) == []
+
+
+def test_a_retired_frame_stays_out_of_the_pool_when_the_source_reads_it_again(history):
+    history.add_labels(IDS[:2], round=0, source="seed")
+    assert history.retire_labeled_frames(IDS[:1], reason="drive deleted") == 1
+    assert history.release_readable_frames(IDS) == []
+    assert IDS[0] not in set(history.unlabeled_pool(with_frame_ids=True).frame_ids)

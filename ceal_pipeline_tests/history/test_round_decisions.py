@@ -107,6 +107,31 @@ def test_exactly_one_export_per_round(history):
         history.record_export(5, "/exports/r5.csv", fresh.frame_ids[:1])
 
 
+def test_the_round_record_says_how_far_each_round_got_from_the_history_alone(history):
+    assert history.round_records() == []
+    history.start_round(1, seed=9, parameters={})
+    assert (history.round_records()[0].stage, history.round_records()[0].missing_shards) == ("started", ())
+    history.record_round_model(1, "det-a")
+    history.save_candidate_pool(1, frame_ids=IDS[:8], n_shards=2)
+    record = history.round_records()[0]
+    assert (record.stage, record.model_version, record.pool_frames, record.shards) == ("pool drawn", "det-a", 8, 2)
+    assert record.missing_shards == (0, 1)
+    pool = history.candidate_pool(1)
+    history.record_scores(list(pool.shard(1)), np.ones(4), round=1, shard=1, **provenance())
+    assert history.round_records()[0].missing_shards == (0,)
+    history.record_scores(list(pool.shard(0)), np.arange(4.0), round=1, shard=0, **provenance())
+    assert (history.round_records()[0].stage, history.round_records()[0].shards_ingested) == ("scored", (0, 1))
+    fresh = history.round_scores(1)
+    history.save_selection(1, fresh.frame_ids[:3], fresh.scores[:3])
+    assert (history.round_records()[0].stage, history.round_records()[0].selected) == ("selected", 3)
+    history.record_export(1, "/exports/r1", fresh.frame_ids[:3])
+    exported = history.round_records()[0].to_dict()
+    assert exported["stage"] == "exported" and exported["missing_shards"] == []
+    assert {k: exported["export"][k] for k in ("path", "n_frames")} == {"path": "/exports/r1", "n_frames": 3}
+    history.start_round(2, seed=10, parameters={})
+    assert [(r.round, r.stage) for r in history.round_records()] == [(1, "exported"), (2, "started")]
+
+
 def test_pruning_is_reversible_and_keeps_the_history(history):
     history.record_scores(IDS[:3], [0.1, 0.2, 0.3], round=0, **provenance())
     assert history.prune(IDS[:3], round=2, reason="persistently low") == 3

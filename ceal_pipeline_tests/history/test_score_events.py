@@ -165,6 +165,7 @@ def test_a_shard_scored_by_another_model_than_the_rounds_detector_is_refused_bef
 
 
 def test_a_shard_must_score_exactly_its_candidate_pool_shard(history, tmp_path):
+    history.start_round(1, seed=1, parameters={})
     history.save_candidate_pool(1, frame_ids=IDS[:10], n_shards=2)
     shard0 = list(history.candidate_pool(1, shard=0).frame_ids)
     with pytest.raises(ShardConflict, match=f"not in round 1's candidate pool shard 0: 1 frame \\({IDS[20]}\\)"):
@@ -173,9 +174,9 @@ def test_a_shard_must_score_exactly_its_candidate_pool_shard(history, tmp_path):
         history.ingest_score_shard(_shard(tmp_path, shard0[:-1], np.ones(4)), round=1, shard=0)
     with pytest.raises(ShardConflict, match="has shards 0..1, not 5"):
         history.record_scores(shard0, np.ones(5), round=1, shard=5, **provenance())
-    assert history.shards_ingested(1) == []
+    assert history.round_records()[0].missing_shards == (0, 1)
     history.ingest_score_shard(_shard(tmp_path, shard0, np.ones(5)), round=1, shard=0)
-    assert history.shards_ingested(1) == [0]
+    assert (history.round_records()[0].shards_ingested, history.round_records()[0].missing_shards) == ((0,), (1,))
 
 
 def test_score_events_are_appended_never_updated(history):
@@ -258,6 +259,7 @@ def test_round_scores_are_the_fresh_scores_of_one_round(history):
 
 
 def test_a_rounds_shards_merge_in_one_transaction_all_or_nothing(history, tmp_path):
+    history.start_round(1, seed=1, parameters={})
     history.save_candidate_pool(1, frame_ids=IDS[:12], n_shards=3)
     pool = history.candidate_pool(1)
     paths = {k: _shard(tmp_path, pool.shard(k), np.arange(4.0) + k, round=1, shard=k) for k in range(3)}
@@ -271,7 +273,7 @@ def test_a_rounds_shards_merge_in_one_transaction_all_or_nothing(history, tmp_pa
     history.ingest_score_shard(paths[0], round=1, shard=0)  # a partial earlier merge
     results = history.ingest_score_shards(paths, round=1)
     assert [(r.shard, r.ingested, r.n_events) for r in results] == [(0, False, 4), (1, True, 4), (2, True, 4)]
-    assert history.shards_ingested(1) == [0, 1, 2]
+    assert history.round_records()[-1].shards_ingested == (0, 1, 2)
     np.testing.assert_array_equal(history.latest_scores(pool.frame_ids), np.repeat([0.0, 1.0, 2.0], 4)
                                   + np.tile(np.arange(4.0), 3))
     assert stale_latest_scores(history) == 0

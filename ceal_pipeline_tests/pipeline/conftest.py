@@ -20,7 +20,7 @@ import dagster as dg
 import numpy as np
 import pytest
 
-from ceal_pipeline.benchmarks.pipeline_round import StandInCheckpoint, stand_in_explanations
+from ceal_pipeline.validation.compute.pipeline_round import StandInCheckpoint, stand_in_explanations
 from ceal_pipeline.configuration import load_project_config
 from ceal_pipeline.defs import build_defs
 from ceal_pipeline.defs.resources import (

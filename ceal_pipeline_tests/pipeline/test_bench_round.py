@@ -8,7 +8,7 @@ import math
 import pytest
 
 import ceal_pipeline.defs.resources as resources_module
-from ceal_pipeline.benchmarks import acquisition_round
+from ceal_pipeline.validation.compute import acquisition_round
 from ceal_pipeline.core.sampling import pool_size
 
 from .conftest import DeterministicModelStore

@@ -99,3 +99,36 @@ def test_init_then_a_round_on_the_real_aimotive_sequence(aimotive_sequence, tmp_
     seed_set = {str(f) for f in resources["history"].open().labeled_frames()}
     assert len(exported) == 3 and len(seed_set) == 8 and not exported & seed_set  # bought among the unlabeled
     assert sorted(p.name for p in aimotive_sequence.iterdir()) == ["LICENSE.txt", "data"]  # nothing written there
+
+
+def test_a_frame_whose_lidar_file_goes_missing_leaves_the_pool_and_returns_when_it_is_back(
+    aimotive_sequence, tmp_path  # noqa: F811
+):
+    import os
+    import shutil
+
+    from ceal_pipeline.defs.acquisition.assets import acquisition_assets
+
+    root, home = tmp_path / "drive", tmp_path / "home"
+    shutil.copytree(aimotive_sequence, root, copy_function=os.symlink)  # the real files, linked
+    assert main(["init", "--source", "aimotive", "--root", str(root), "--preset", "cpu-small", "--home", str(home),
+                 "--limit", "2"]) == 0
+    resources = resources_for(load_project_config(environ={"CEAL_HOME": str(home)}))
+    lidar = sorted(root.rglob("*.laz"))[-1]
+
+    def register() -> dict:
+        with dg.instance_for_test() as instance:
+            result = dg.materialize(acquisition_assets, selection=["frame_catalog", "acquisition_history"],
+                                    instance=instance, resources=resources)
+        return {k: v.value for k, v in result.asset_materializations_for_node("acquisition_history")[0].metadata.items()
+                if k in ("unlabeled_pool", "quarantined_added", "released_from_quarantine")}
+
+    assert register() == {"unlabeled_pool": 44, "quarantined_added": 0, "released_from_quarantine": 0}
+    target = lidar.readlink()
+    lidar.unlink()
+    assert register() == {"unlabeled_pool": 43, "quarantined_added": 1, "released_from_quarantine": 0}
+    (missing,) = resources["history"].open().quarantined_frames()
+    assert str(lidar) in missing.reason
+    lidar.symlink_to(target)
+    assert register() == {"unlabeled_pool": 44, "quarantined_added": 0, "released_from_quarantine": 1}
+    assert missing.frame_id in set(resources["history"].open().unlabeled_pool(with_frame_ids=True).frame_ids)

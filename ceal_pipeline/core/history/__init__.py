@@ -24,7 +24,7 @@ from ceal_pipeline.core.history.errors import (
 )
 from ceal_pipeline.core.history.pools import StoredCandidatePool, StoredSelection
 from ceal_pipeline.core.history.pruned import PrunedFrames
-from ceal_pipeline.core.history.rounds import export_digest
+from ceal_pipeline.core.history.rounds import RoundRecord, export_digest
 from ceal_pipeline.core.history.schema import LATEST_VERSION, MIGRATIONS, apply_migrations, schema_version
 from ceal_pipeline.core.history.ingest import IngestResult
 from ceal_pipeline.core.history.scores import PoolScores, ScoreHistory
@@ -49,6 +49,7 @@ __all__ = [
     "PrunedFrames",
     "RegistrationResult",
     "RoundConflict",
+    "RoundRecord",
     "SchemaTooNew",
     "ScoreHistory",
     "ShardConflict",

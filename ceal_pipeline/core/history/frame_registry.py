@@ -261,22 +261,36 @@ class FrameRegistry(HistoryConnection):
             )
             return con.execute("SELECT count(*) FROM new_quarantine").fetchone()[0]
 
-    def release_from_quarantine(self, frame_ids: Sequence[str] | np.ndarray) -> int:
-        """Return quarantined frames to the pool (after their files were fixed).
+    def release_readable_frames(self, readable_ids: Sequence[str] | np.ndarray) -> list[str]:
+        """Return to the pool the quarantined frames the source reads again (``readable_ids``:
+        the catalog's readable frames, e.g. after a truncated file was replaced).
 
-        The quarantine records stay as history. Returns how many registered
-        frames were released; ids never quarantined are ignored.
+        The source is the one owner of "this frame cannot be read": a frame it reads again
+        leaves the quarantine at the next registration, and its quarantine records stay as
+        history. Retired frames (``retire_labeled_frames``) stay out: they hold labels and
+        come back only with a new delivery. Returns the released ids.
         """
-        ids = as_frame_id_array(frame_ids, "releasing frames from quarantine")
+        with self._connect() as con:
+            held = con.execute(
+                "SELECT f.frame_id FROM frame_state s JOIN frames f USING (frame_key) WHERE s.is_quarantined "
+                "AND f.frame_id NOT IN (SELECT frame_id FROM quarantined_frames WHERE source = 'retired')"
+            ).fetchnumpy()["frame_id"]
+        if not len(held):
+            return []
+        readable = as_frame_id_array(readable_ids, "releasing readable frames from quarantine")
+        fixed = np.sort(held[np.isin(held.astype(str), readable.astype(str))]).astype(object)
+        if not len(fixed):
+            return []
         with self._transaction() as con:
-            stage(con, "staged_release", {"frame_id": ids})
-            return con.execute(
+            stage(con, "staged_release", {"frame_id": fixed})
+            con.execute(
                 """
                 UPDATE frame_state SET is_quarantined = false
                 FROM (SELECT f.frame_key FROM frames f SEMI JOIN staged_release r USING (frame_id)) AS hit
-                WHERE frame_state.frame_key = hit.frame_key AND frame_state.is_quarantined
+                WHERE frame_state.frame_key = hit.frame_key
                 """
-            ).fetchone()[0]
+            )
+        return [str(f) for f in fixed]
 
     def retire_labeled_frames(self, frame_ids: Sequence[str] | np.ndarray, *, reason: str) -> int:
         """Take labeled frames that left the source out of the labeled set, for good.

@@ -1,4 +1,11 @@
-"""Rounds: their seed and parameters, compute ledger, vendor export and summary.
+"""Rounds: their seed and parameters, detector, shards, compute ledger and vendor export.
+
+The history is the one owner of these round facts; :class:`RoundRecord` reads
+them together (``ceal status``). Dagster's ``vendor_export`` materialization is
+written only after the export is recorded here, and the outbox drop is what the
+vendor receives: neither is read back as the round's state by the pipeline's
+decisions, except that the daemon, which never opens the history, takes the
+materialization as the notice that a round closed.
 
 A round is started once with its seed and parameters; starting it again with
 the same ones is a no-op (a re-run), with different ones it is refused, because
@@ -14,6 +21,8 @@ import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -46,6 +55,56 @@ def export_digest(frame_ids: Sequence[str] | np.ndarray) -> str:
     """sha256 of the sorted frame ids, one per line: the identity of an export."""
     ids = sorted(str(f) for f in frame_ids)
     return hashlib.sha256("\n".join(ids).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    """One round as the history records it.
+
+    ``model_version`` is None before the round's pool was drawn; ``pool_frames`` and
+    ``shards`` are None before then too. ``shards_ingested`` are the shard numbers
+    whose scores were merged, ``selected`` the size of the saved selection (0 before
+    it), ``export`` the recorded export (``path``, ``n_frames``, ``digest``,
+    ``exported_at``) or None.
+    """
+
+    round: int
+    seed: int
+    started_at: datetime
+    model_version: str | None
+    pool_frames: int | None
+    shards: int | None
+    shards_ingested: tuple[int, ...]
+    selected: int
+    export: dict[str, Any] | None
+
+    @property
+    def missing_shards(self) -> tuple[int, ...]:
+        """Shards of the drawn pool whose scores were not merged yet (empty before the pool)."""
+        done = set(self.shards_ingested)
+        return tuple(s for s in range(self.shards or 0) if s not in done)
+
+    @property
+    def stage(self) -> str:
+        """How far the round got: ``started``, ``pool drawn``, ``scored``, ``selected`` or ``exported``."""
+        if self.export is not None:
+            return "exported"
+        if self.selected:
+            return "selected"
+        if self.shards is None:
+            return "started"
+        return "pool drawn" if self.missing_shards else "scored"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "round": self.round, "stage": self.stage, "seed": self.seed,
+            "started_at": self.started_at.isoformat(), "model_version": self.model_version,
+            "pool_frames": self.pool_frames, "shards": self.shards,
+            "shards_ingested": len(self.shards_ingested), "missing_shards": list(self.missing_shards),
+            "selected": self.selected,
+            "export": None if self.export is None else {
+                **self.export, "exported_at": self.export["exported_at"].isoformat()},
+        }
 
 
 class RoundStore(HistoryConnection):
@@ -110,6 +169,30 @@ class RoundStore(HistoryConnection):
         with self._connect() as con:
             row = con.execute("SELECT model_version FROM rounds WHERE round = ?", [round]).fetchone()
         return row[0] if row else None
+
+    def round_records(self) -> list[RoundRecord]:
+        """Every started round's record, ascending."""
+        with self._connect() as con:
+            rows = con.execute(
+                """
+                SELECT r.round, r.seed, r.started_at, r.model_version, p.n_frames, p.n_shards,
+                       (SELECT list(DISTINCT b.shard ORDER BY b.shard) FROM score_batches b
+                        WHERE b.round = r.round AND b.shard IS NOT NULL),
+                       (SELECT count(*) FROM selections s WHERE s.round = r.round),
+                       e.path, e.n_frames, e.digest, e.exported_at
+                FROM rounds r LEFT JOIN candidate_pool_rounds p USING (round) LEFT JOIN exports e USING (round)
+                ORDER BY r.round
+                """
+            ).fetchall()
+        return [
+            RoundRecord(
+                round=row[0], seed=row[1], started_at=row[2], model_version=row[3], pool_frames=row[4],
+                shards=row[5], shards_ingested=tuple(row[6] or ()), selected=row[7],
+                export=None if row[8] is None else {
+                    "path": row[8], "n_frames": row[9], "digest": row[10], "exported_at": row[11]},
+            )
+            for row in rows
+        ]
 
     def rounds(self) -> list[int]:
         """Every started round, ascending."""

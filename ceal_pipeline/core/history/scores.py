@@ -50,14 +50,6 @@ class ScoreHistory:
 class ScoresStore(HistoryConnection):
     """Score events and latest scores (mixed into :class:`AcquisitionHistory`)."""
 
-    def shards_ingested(self, round: int) -> list[int]:
-        """Shard numbers of ``round`` already ingested, ascending."""
-        with self._connect() as con:
-            rows = con.execute(
-                "SELECT shard FROM score_batches WHERE round = ? AND shard IS NOT NULL ORDER BY shard", [round]
-            ).fetchall()
-        return [r[0] for r in rows]
-
     def unlabeled_pool(self, *, with_frame_ids: bool = False) -> PoolScores:
         """The frames CEAL may sample, with each one's latest score (NaN if never scored).
 

@@ -130,17 +130,21 @@ def acquisition_history(
     # set). Labels are labeled_set's business (per round); the history registers frames only.
     table = catalog.table(["frame_id", "sequence_id", "split"])
     train = table.filter(pc.equal(table.column("split"), "train"))
+    frame_ids = train.column("frame_id").to_numpy(zero_copy_only=False)
     registered = store.register_frame_arrays(
-        frame_ids=train.column("frame_id").to_numpy(zero_copy_only=False),
-        sequence_ids=train.column("sequence_id").to_numpy(zero_copy_only=False),
-    )
-    quarantined = store.quarantine(catalog.quarantined())
+        frame_ids=frame_ids, sequence_ids=train.column("sequence_id").to_numpy(zero_copy_only=False))
+    # The catalog owns "cannot be read": new problems are quarantined, frames read again are released.
+    unreadable = catalog.quarantined()
+    quarantined = store.quarantine(unreadable)
+    released = store.release_readable_frames(frame_ids[~np.isin(frame_ids, [q.frame_id for q in unreadable])])
     pool = store.unlabeled_pool()
     return dg.MaterializeResult(
         metadata={
             "frames": store.frame_count(),
             "frames_added": int(registered.added),
+            "frames_already_registered": int(registered.already_registered),
             "quarantined_added": int(quarantined),
+            "released_from_quarantine": len(released),
             "labeled_frames": len(store.labeled_frames()),
             "unlabeled_pool": len(pool),
             "never_scored": int(np.isnan(pool.scores).sum()),

@@ -1,11 +1,12 @@
 """Where the acquisition rounds stand, as the schedule, the sensors and the round runner see it.
 
 The round is a partition key (``acquisition_rounds``), added once when the round
-opens. Whether a round is closed is Dagster's own record: ``vendor_export`` is
-materialized for its partition only after the export is written to the outbox
-and recorded in the history. Whether its shards are scored is the shard
-exchange's (the published pool and the workers' score files). Nothing here
-opens the DuckDB history, so the daemon never contends with its single writer.
+opens. The history owns the round's export (``RoundRecord``); ``vendor_export``
+is materialized for the round's partition only after the history recorded it,
+so that materialization is the daemon's notice that the round closed. Whether
+its shards are scored is the shard exchange's (the published pool and the
+workers' score files) until they are merged. Nothing here opens the DuckDB
+history, so the daemon never contends with its single writer.
 """
 
 from __future__ import annotations

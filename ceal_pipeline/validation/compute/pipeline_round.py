@@ -1,7 +1,7 @@
 """`ceal bench pipeline`: every non-model step of one round through the real Dagster assets at N frames.
 
 1. writes N nuScenes-style frames as mmdet3d info files
-   (:mod:`ceal_pipeline.benchmarks.fleet_infos`, reused by later runs with the
+   (:mod:`ceal_pipeline.validation.compute.fleet_infos`, reused by later runs with the
    same parameters) and ingests them into a fresh catalog in a child process
    (``catalog_ingest_s``, not part of the round: the catalog is "already ingested");
 2. runs ``nightly_acquisition`` for round ``r0000`` in this process with the
@@ -46,8 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ceal_pipeline.benchmarks.figures import seconds
-from ceal_pipeline.benchmarks.progress import Progress
+from ceal_pipeline.validation.compute.figures import seconds
+from ceal_pipeline.validation.compute.progress import Progress
 from ceal_pipeline.defs.resources import ModelStoreResource
 
 SCORING = "replaced: instant stand-in detector; random score shards written through the real shard path"
@@ -150,7 +150,7 @@ def _ingest_child(catalog_root: str, source_root: str) -> dict:
 
 
 def _dataset(work: Path, args, progress: Progress) -> Path:
-    from ceal_pipeline.benchmarks import fleet_infos
+    from ceal_pipeline.validation.compute import fleet_infos
 
     data = work / f"infos-n{args.frames}-f{args.frames_per_file}-b{args.boxes}-s{args.seed}"
     done = data / "complete.json"

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from ceal_pipeline.benchmarks.figures import ratio, seconds
+from ceal_pipeline.validation.compute.figures import ratio, seconds
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

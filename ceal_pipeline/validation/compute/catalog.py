@@ -1,7 +1,7 @@
 """`ceal bench catalog`: ingest N nuScenes-style frames, add 1 %, look up a shard.
 
 1. writes N frames as mmdet3d info files of ``--frames-per-file`` frames
-   (:mod:`ceal_pipeline.benchmarks.fleet_infos`: one generated block, the other
+   (:mod:`ceal_pipeline.validation.compute.fleet_infos`: one generated block, the other
    files byte copies with their own frame ids; fleet data arrives as many files,
    and one pickle of 10^6 frames with 40 boxes each is ~9 GB of Python objects
    once loaded), reused by later runs with the same parameters;
@@ -33,8 +33,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from ceal_pipeline.benchmarks.figures import seconds
-from ceal_pipeline.benchmarks.progress import Progress
+from ceal_pipeline.validation.compute.figures import seconds
+from ceal_pipeline.validation.compute.progress import Progress
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -139,7 +139,7 @@ def _in_child(fn, *args):
 
 def _dataset(work: Path, args, progress: Progress) -> tuple[Path, list[Path], list[Path]]:
     """The info files of the first ingest and of the 1 % increment, generated once per parameter set."""
-    from ceal_pipeline.benchmarks import fleet_infos
+    from ceal_pipeline.validation.compute import fleet_infos
 
     data = work / f"infos-n{args.frames}-f{args.frames_per_file}-b{args.boxes}-s{args.seed}"
     extra = max(1, args.frames // 100)
@@ -163,7 +163,7 @@ def _dataset(work: Path, args, progress: Progress) -> tuple[Path, list[Path], li
 def run(args: argparse.Namespace) -> dict:
     import numpy as np
 
-    from ceal_pipeline.benchmarks.fleet_infos import fleet_token
+    from ceal_pipeline.validation.compute.fleet_infos import fleet_token
 
     work = Path(args.workdir)
     n_files = -(-args.frames // args.frames_per_file)

@@ -43,8 +43,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ceal_pipeline.benchmarks.figures import ratio, seconds
-from ceal_pipeline.benchmarks.progress import Progress as _Progress
+from ceal_pipeline.validation.compute.figures import ratio, seconds
+from ceal_pipeline.validation.compute.progress import Progress as _Progress
 
 #: Frames registered (and scored) per call while building the history.
 _CHUNK = 1_000_000

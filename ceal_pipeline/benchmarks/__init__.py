@@ -1,1 +1,0 @@
-"""Benchmarks behind `ceal bench`: each returns one dict of measured figures."""
