@@ -46,11 +46,12 @@ def run(args: argparse.Namespace) -> int:
     if not records:
         print(f"{path}: no round started yet (Jobs -> open_next_round in the UI, or `ceal round`)")
         return 0
-    print(f"{'round':>5}  {'stage':<10}  {'detector':<16}  {'pool':>6}  {'shards':>9}  {'selected':>8}  export")
+    width = max(8, *(len(r.model_version or "-") for r in records))
+    print(f"{'round':>5}  {'stage':<10}  {'detector':<{width}}  {'pool':>6}  {'shards':>9}  {'selected':>8}  export")
     for r in records:
         shards = "-" if r.shards is None else f"{len(r.shards_ingested)}/{r.shards}"
         export = "-" if r.export is None else f"{r.export['path']} ({r.export['n_frames']} frames)"
-        print(f"{r.round:>5}  {r.stage:<10}  {(r.model_version or '-')[:16]:<16}  "
+        print(f"{r.round:>5}  {r.stage:<10}  {r.model_version or '-':<{width}}  "
               f"{'-' if r.pool_frames is None else r.pool_frames:>6}  {shards:>9}  {r.selected:>8}  {export}")
     last = records[-1]
     if last.stage != "exported":
