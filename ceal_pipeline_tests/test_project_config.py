@@ -52,6 +52,17 @@ def test_cpu_small_is_what_the_demo_runs_and_the_file_amends_it(tmp_path):
     assert set(PRESETS) == {"cpu-small", "gpu"}
 
 
+def test_both_presets_ship_the_selection_the_detection_benchmark_chose_and_the_file_amends_it_key_by_key(tmp_path):
+    for preset in PRESETS:
+        config = load_project_config(write(tmp_path / preset / "ceal.yaml", {"preset": preset}), environ={})
+        assert (config.round.acquisition_fn, config.round.selection.method) == ("heatmap_entropy", "diversity")
+    path = write(tmp_path / "ceal.yaml", {"preset": "cpu-small", "round": {"selection": {"diversity_weight": 0.2}}})
+    selection = load_project_config(path, environ={}).round.selection
+    assert (selection.method, selection.diversity_weight) == ("diversity", 0.2)  # the preset's method stays
+    path = write(tmp_path / "ceal.yaml", {"preset": "gpu", "round": {"selection": {"method": "topk"}}})
+    assert load_project_config(path, environ={}).round.selection.method == "topk"
+
+
 def test_relative_paths_in_the_file_are_relative_to_the_file(tmp_path):
     path = write(tmp_path / "deploy" / "ceal.yaml", {
         "source": {"kind": "aimotive", "root": "../data/aimotive"}, "storage": {"home": "state", "outbox": "/drop"}})

@@ -2,7 +2,7 @@
 
 Runs a preset of :mod:`ceal_pipeline.validation.detection.presets` (``--quick``:
 plumbing in minutes; ``--preset cpu``, the default: 6 rounds, 5 paired seeds,
-about 3 hours on a 2-core CPU when its seeds are split over two processes;
+about 70 minutes on a 2-core CPU when its seeds are split over two processes;
 ``--preset gpu``: the same protocol at 10x the scale) for seeds not yet in
 ``$CEAL_HOME/validation/detection.jsonl`` (a rerun adds seeds, an interrupted
 one resumes), then prints the summary over every stored seed of the protocol.
@@ -69,8 +69,8 @@ _OVERRIDES = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 6 rounds and 5 paired seeds in about 3 "
-                         "hours on 2 cores, seeds split over two processes; gpu: the same protocol at 10x the scale)",
+    add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 6 rounds and 5 paired seeds in about 70 "
+                         "minutes on 2 cores, seeds split over two processes; gpu: the same protocol at 10x the scale)",
                          "random,heatmap_entropy,ceal_heatmap_entropy_5pct_balanced_diverse")
     group = parser.add_argument_group("protocol overrides (each changes the protocol key)")
     for flag, kind, help_text in _OVERRIDES:

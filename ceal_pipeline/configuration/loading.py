@@ -161,6 +161,8 @@ def load_project_config(
         for key, value in values.items():
             if (section, key) in _PATH_KEYS and isinstance(value, str):
                 value = str((path.parent / Path(value).expanduser()).resolve())
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                value = {**target[key], **value}  # round.selection / round.budget amend the preset's, key by key
             target[key] = value
             origin[(section, key)] = where
     for variable, (section, key) in ENVIRONMENT.items():

@@ -59,7 +59,7 @@ class DetectionBenchmarkConfig(dg.Config):
     preset: Literal["quick", "cpu", "gpu"] = Field(
         default="quick",
         description="'quick' (every strategy on 240 synthetic frames, 2 seeds, minutes on a CPU; plumbing), 'cpu' "
-        "(1,000 frames, 6 rounds of 20, 5 paired seeds, about 3 hours on 2 cores), 'gpu' (the cpu protocol at 10x "
+        "(1,000 frames, 6 rounds of 20, 5 paired seeds, about 70 minutes on 2 cores), 'gpu' (the cpu protocol at 10x "
         "the scale; use device=cuda)",
     )
     new_seeds: int = Field(default=0, description="run seeds to add this time; 0 = the preset's number (5, quick: 2)")

@@ -212,7 +212,9 @@ def run(args: argparse.Namespace) -> dict:
         "detector": DetectorConfig(epochs=1, max_eval_frames=0, run_seed=args.seed),
         "candidate_pool": CandidatePoolConfig(pool_fraction=args.pool_fraction, round_zero_mode="prior",
                                               shard_size=args.shard_size, run_seed=args.seed, k=args.k,
-                                              per_sequence_cap=0),
+                                              per_sequence_cap=0,
+                                              # the instant stand-in embeds nothing, so no diversity
+                                              selection={"method": "topk"}),
     }
 
     def config_for(job: str) -> dg.RunConfig:

@@ -10,8 +10,8 @@ round-0 detector, so results are paired differences to random
 - ``quick``: plumbing, not the claim: 240 frames (about 190 in the pool), 24
   held-out sequences, a seed set of 12, 2 rounds of 4, 3 epochs then 4
   warm-started steps a round, T = 4, two seeds (so a paired interval exists).
-- ``cpu``: the protocol that answers the question on a 2-core CPU in about 3
-  hours for 5 seeds, run as two processes of one torch thread each (seeds
+- ``cpu``: the protocol that answers the question on a 2-core CPU in about 70
+  minutes for 5 seeds (68 min for issue 18's result, 40 runs at a load average of 2), run as two processes of one torch thread each (seeds
   split between them; see the closing command of issue 18): 1,000 frames in
   sequences of 4 (about 800 in the pool), a held-out set of 150 one-frame
   sequences, a seed set of 40, **6 rounds of 20** (so pruning, m = 2, can act
