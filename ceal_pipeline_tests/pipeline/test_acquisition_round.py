@@ -22,7 +22,8 @@ K = 6
 
 def configs(**pool):
     return {
-        "candidate_pool": CandidatePoolConfig(**{"shard_size": 24, "k": K, "per_sequence_cap": 3, **pool}),
+        "candidate_pool": CandidatePoolConfig(**{"shard_size": 24, "k": K, "per_sequence_cap": 3,
+                                                 "selection": {"method": "topk"}, **pool}),
         "selected_batch": SelectionConfig(k=K, per_sequence_cap=3),
     }
 

@@ -71,12 +71,15 @@ def top_frames_table(
     explanations: Mapping[str, FrameExplanation],
     *,
     limit: int = 20,
+    in_given_order: bool = False,
 ) -> dg.TableMetadataValue:
-    """The ``limit`` highest-scoring frames (score desc, frame id asc) with why each scored
-    so, as Dagster table metadata with :data:`TOP_FRAMES_SCHEMA`. Frames without an
-    explanation (a shard from a scorer that cannot explain) have empty explanation cells."""
+    """The ``limit`` highest-scoring frames (score desc, frame id asc), or with ``in_given_order``
+    the first ``limit`` as given (a purchase in the order it was bought, so ``rank`` is the export's),
+    with why each scored so, as Dagster table metadata with :data:`TOP_FRAMES_SCHEMA`. Frames without
+    an explanation (a shard from a scorer that cannot explain) have empty explanation cells."""
     scores = np.asarray(scores, dtype=np.float64)
-    order = sorted(range(len(frame_ids)), key=lambda i: (-scores[i], frame_ids[i]))[:limit]
+    order = (list(range(len(frame_ids))) if in_given_order else
+             sorted(range(len(frame_ids)), key=lambda i: (-scores[i], frame_ids[i])))[:limit]
     records = []
     for rank, i in enumerate(order, start=1):
         explanation = explanations.get(frame_ids[i])

@@ -219,7 +219,7 @@ def selected_batch(
             "sequences": len(set(chosen.sequences)),
             "model_version": published.version,
             "top_frames": top_frames_table(chosen_ids, chosen_scores, list(chosen.sequences), explanations,
-                                           limit=20),
+                                           limit=20, in_given_order=True),
             "bird_eye_view": bird_eye_view_markdown(
                 catalog.records(shown), chosen_scores[: len(shown)], explanations,
                 title=f"round {round_index}: the {len(shown)} top frames bought, and why",
