@@ -87,3 +87,17 @@ def waiting_out_busy_history(operation: Callable[[], T], command: str, *, attemp
     except HistoryLocked as exc:
         raise SystemExit(f"ceal {command}: the acquisition history stayed busy for {attempts * wait_s:.0f} s "
                          f"({exc}); try again when the round has finished") from None
+
+
+def open_history(path: str | Path | None, command: str):
+    """The acquisition history at ``path`` (default: ``storage.history`` of the project
+    configuration), which must exist (:func:`existing_history`), opened once a running
+    round lets go of it (:func:`waiting_out_busy_history`)."""
+    from ceal_pipeline.core.history import AcquisitionHistory
+
+    if path is None:
+        from ceal_pipeline.configuration import load_project_config
+
+        path = load_project_config().storage.history
+    checked = existing_history(path, command)
+    return waiting_out_busy_history(lambda: AcquisitionHistory(checked), command)

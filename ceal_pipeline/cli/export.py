@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ceal_pipeline.cli.arguments import existing_history, round_index, waiting_out_busy_history
+from ceal_pipeline.cli.arguments import open_history, round_index, waiting_out_busy_history
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,12 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ceal_pipeline.configuration import load_project_config
-    from ceal_pipeline.core.history import AcquisitionHistory
     from ceal_pipeline.core.history.errors import HistoryError
 
-    path = existing_history(args.history or load_project_config().storage.history, "export withdraw")
-    history = waiting_out_busy_history(lambda: AcquisitionHistory(path), "export withdraw")
+    history = open_history(args.history, "export withdraw")
     try:
         withdrawn = waiting_out_busy_history(
             lambda: history.withdraw_export(args.round, args.frames, reason=args.reason), "export withdraw")

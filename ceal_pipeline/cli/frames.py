@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ceal_pipeline.cli.arguments import existing_history, plain_text, waiting_out_busy_history
+from ceal_pipeline.cli.arguments import open_history, plain_text, waiting_out_busy_history
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,15 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ceal_pipeline.core.history import AcquisitionHistory
-
-    if args.history is None:
-        from ceal_pipeline.configuration import load_project_config
-
-        args.history = load_project_config().storage.history
     command = f"frames {args.action}"
-    path = existing_history(args.history, command)
-    history = waiting_out_busy_history(lambda: AcquisitionHistory(path), command)
+    history = open_history(args.history, command)
     if args.action == "quarantined":
         records = waiting_out_busy_history(history.quarantined_frames, command)
         for record in records:

@@ -26,7 +26,7 @@ import json
 from pathlib import Path
 
 from ceal_pipeline.atomic_files import atomic_write_bytes
-from ceal_pipeline.cli.arguments import existing_history, plain_text, round_index, waiting_out_busy_history
+from ceal_pipeline.cli.arguments import existing_history, open_history, plain_text, round_index, waiting_out_busy_history
 from ceal_pipeline.export.vendor_inbox import DELIVERY_FORMATS, inbox_name
 
 
@@ -121,23 +121,18 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _retire(args: argparse.Namespace) -> int:
-    from ceal_pipeline.core.history import AcquisitionHistory
     from ceal_pipeline.core.history.errors import HistoryError
 
     if not args.reason.strip():
         raise SystemExit("ceal labels retire: --reason is empty; say why the frames left the source (it is recorded)")
-    project = None
-    if args.history is None or args.missing_from_source:
+    history = open_history(args.history, "labels retire")
+    if args.missing_from_source:
+        import numpy as np
+
+        from ceal_pipeline.catalog import FrameCatalog
         from ceal_pipeline.configuration import load_project_config
 
         project = load_project_config()
-    history_path = existing_history(args.history or project.storage.history, "labels retire")
-    history = waiting_out_busy_history(lambda: AcquisitionHistory(history_path), "labels retire")
-    if args.missing_from_source:
-        from ceal_pipeline.catalog import FrameCatalog
-
-        import numpy as np
-
         labeled = np.asarray(waiting_out_busy_history(history.labeled_frames, "labels retire"), dtype=object)
         present = FrameCatalog(project.storage.catalog).frame_ids().astype(object)
         frames = labeled[~np.isin(labeled, present)].tolist()

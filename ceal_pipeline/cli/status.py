@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ceal_pipeline.cli.arguments import existing_history, plain_text, waiting_out_busy_history
+from ceal_pipeline.cli.arguments import open_history, plain_text, waiting_out_busy_history
 
 _NEXT = {
     "started": "its pool is drawn by candidate_pool (nightly_acquisition)",
@@ -29,22 +29,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ceal_pipeline.core.history import AcquisitionHistory
     from ceal_pipeline.core.round import shard_partition_key
 
-    if args.history is None:
-        from ceal_pipeline.configuration import load_project_config
-
-        args.history = load_project_config().storage.history
-    path = existing_history(args.history, "status")
-    history = waiting_out_busy_history(lambda: AcquisitionHistory(path), "status")
+    history = open_history(args.history, "status")
     records = waiting_out_busy_history(history.round_records, "status")
     if args.json:
         for record in records:
             print(json.dumps(record.to_dict()))
         return 0
     if not records:
-        print(f"{path}: no round started yet (Jobs -> open_next_round in the UI, or `ceal round`)")
+        print(f"{history.path}: no round started yet (Jobs -> open_next_round in the UI, or `ceal round`)")
         return 0
     width = max(8, *(len(r.model_version or "-") for r in records))
     print(f"{'round':>5}  {'stage':<10}  {'detector':<{width}}  {'pool':>6}  {'shards':>9}  {'selected':>8}  export")
@@ -55,8 +49,8 @@ def run(args: argparse.Namespace) -> int:
               f"{'-' if r.pool_frames is None else r.pool_frames:>6}  {shards:>9}  {r.selected:>8}  {export}")
     last = records[-1]
     if last.stage != "exported":
-        missing = list(last.missing_shards)
-        keys = ", ".join(shard_partition_key(last.round, s) for s in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        shown, more = last.missing_shards[:5], ", ..." if len(last.missing_shards) > 5 else ""
         print(f"round {last.round} is not exported; next: " + _NEXT[last.stage].format(
-            missing=", ".join(map(str, missing[:5])) + (", ..." if len(missing) > 5 else ""), keys=keys))
+            missing=", ".join(map(str, shown)) + more,
+            keys=", ".join(shard_partition_key(last.round, s) for s in shown) + more))
     return 0

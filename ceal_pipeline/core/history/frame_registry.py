@@ -261,9 +261,11 @@ class FrameRegistry(HistoryConnection):
             )
             return con.execute("SELECT count(*) FROM new_quarantine").fetchone()[0]
 
-    def release_readable_frames(self, readable_ids: Sequence[str] | np.ndarray) -> list[str]:
-        """Return to the pool the quarantined frames the source reads again (``readable_ids``:
-        the catalog's readable frames, e.g. after a truncated file was replaced).
+    def release_readable_frames(self, present_ids: Sequence[str] | np.ndarray,
+                                unreadable_ids: Sequence[str] = ()) -> list[str]:
+        """Return to the pool the quarantined frames the source reads again: those among
+        ``present_ids`` (the catalog's frames) that are not among ``unreadable_ids`` (its
+        quarantine now), e.g. after a truncated file was replaced.
 
         The source is the one owner of "this frame cannot be read": a frame it reads again
         leaves the quarantine at the next registration, and its quarantine records stay as
@@ -275,10 +277,12 @@ class FrameRegistry(HistoryConnection):
                 "SELECT f.frame_id FROM frame_state s JOIN frames f USING (frame_key) WHERE s.is_quarantined "
                 "AND f.frame_id NOT IN (SELECT frame_id FROM quarantined_frames WHERE source = 'retired')"
             ).fetchnumpy()["frame_id"]
-        if not len(held):
+        if not len(held):  # the usual case: nothing to compare the catalog's frames with
             return []
-        readable = as_frame_id_array(readable_ids, "releasing readable frames from quarantine")
-        fixed = np.sort(held[np.isin(held.astype(str), readable.astype(str))]).astype(object)
+        held = held.astype(str)
+        readable = np.isin(held, np.asarray(present_ids, dtype=str)) & ~np.isin(
+            held, np.asarray(list(unreadable_ids), dtype=str))
+        fixed = np.sort(held[readable]).astype(object)
         if not len(fixed):
             return []
         with self._transaction() as con:

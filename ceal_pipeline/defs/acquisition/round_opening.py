@@ -136,7 +136,7 @@ def acquisition_history(
     # The catalog owns "cannot be read": new problems are quarantined, frames read again are released.
     unreadable = catalog.quarantined()
     quarantined = store.quarantine(unreadable)
-    released = store.release_readable_frames(frame_ids[~np.isin(frame_ids, [q.frame_id for q in unreadable])])
+    released = store.release_readable_frames(frame_ids, [q.frame_id for q in unreadable])
     pool = store.unlabeled_pool()
     return dg.MaterializeResult(
         metadata={
