@@ -94,6 +94,24 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _signals_as_from_a_terminal() -> None:
+    """``make dev`` started as a user's shell starts it: SIGTERM and SIGINT at their default
+    action and not blocked, whatever the test process inherited (a background launch ignores
+    SIGINT, and Dagster maps SIGTERM to SIGINT's action) or blocks while it runs."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM, signal.SIGINT})
+
+
+def _signal_state(pid: int) -> str:
+    """The pending, blocked, ignored and caught signal masks of ``pid`` (for a failure message)."""
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError as exc:
+        return str(exc)
+    return "; ".join(line for line in lines if line.startswith(("State", "SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt")))
+
+
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs GNU make")
 def test_sigterm_to_make_dev_stops_dagster_and_what_it_started(tmp_path):
     venv = tmp_path / "venv"
@@ -105,7 +123,7 @@ def test_sigterm_to_make_dev_stops_dagster_and_what_it_started(tmp_path):
     pids_file = tmp_path / "pids"
     make = subprocess.Popen(["make", "-s", "-C", str(REPO), "dev", f"VENV={venv}", f"CEAL_HOME={tmp_path / 'home'}"],
                             env={**os.environ, "PIDS_FILE": str(pids_file)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=_signals_as_from_a_terminal)
     try:
         deadline = time.monotonic() + 60
         while not (pids_file.exists() and pids_file.read_text().endswith("\n")):
@@ -115,7 +133,10 @@ def test_sigterm_to_make_dev_stops_dagster_and_what_it_started(tmp_path):
         dagster_pid, child_pid = map(int, pids_file.read_text().split())
 
         make.send_signal(signal.SIGTERM)
-        make.wait(timeout=30)
+        try:
+            make.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"make dev outlived SIGTERM by 30 s; its signal state: {_signal_state(make.pid)}")
         deadline = time.monotonic() + 30
         while (_alive(dagster_pid) or _alive(child_pid)) and time.monotonic() < deadline:
             time.sleep(0.1)
