@@ -6,7 +6,8 @@ sigmoid heatmap, no extra backbone pass) and calls a function of
 :data:`DETECTION_ACQUISITION_FUNCTIONS` on it. Each returns ``(n_frames,)``
 where larger means more worth labeling. Every frame's value depends on that
 frame's outputs alone, so batches, shards and rounds can be scored apart and
-compared (which also rules out combining by ranks within a batch).
+compared. The one exception is a *rank combination* (below), whose per-frame
+*terms* have that property and whose value is a rank over a set of frames.
 
 * ``localization_entropy``: the mean/max/sum over a frame's objects of
   :func:`~ceal_pipeline.core.localization.localization_entropy` (nats); a frame
@@ -30,6 +31,17 @@ compared (which also rules out combining by ranks within a batch).
   per cell (at most ``C log 2``), so with weight 1 localization orders the frames
   with detections, the heatmap orders those without and lifts them above frames
   of certain boxes; a larger ``heatmap_weight`` lets missed objects compete.
+* ``localization_and_heatmap_ranks``: the same two terms (aggregated
+  localization information, heatmap entropy), each replaced by its average
+  rank among the frames scored together scaled to [0, 1], then weighted (1 and
+  ``heatmap_weight``) and added (:func:`rank_normalised_combination`). Ranks
+  make the terms weigh what their weights say whatever their units and spreads.
+  The value of a frame depends on the set it is ranked in, so it is a *rank
+  combination* (:attr:`DetectionAcquisitionFunction.combines_ranks`): scorers
+  keep its per-frame terms (:meth:`DetectionAcquisitionFunction.frame_terms`),
+  the score shard stores them, and the merge (``core.history.ingest``) and the
+  benchmark recombine them over all of a round's candidates. A value is thus a
+  position among one round's candidates, in ``[0, 1 + heatmap_weight]``.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from ceal_pipeline.core.acquisition import look_up_by_name
+from ceal_pipeline.core.ranks import rank_normalised_combination
 from ceal_pipeline.core.heatmap_entropy import HEATMAP_TOP_K, heatmap_entropy, validate_heatmap_probabilities
 from ceal_pipeline.core.localization import (
     AGGREGATIONS,
@@ -56,6 +69,7 @@ DetectionAcquisitionName = Literal[
     "localization_and_class_entropy",
     "heatmap_entropy",
     "localization_and_heatmap_entropy",
+    "localization_and_heatmap_ranks",
 ]
 #: Per-frame reductions of object values (see the module docstring).
 DETECTION_AGGREGATIONS: tuple[str, ...] = (*AGGREGATIONS, "top_k_sum", "confidence_sum")
@@ -221,6 +235,21 @@ def frame_heatmap_entropy(outputs: DetectionMCOutputs, settings: DetectionAcquis
     return heatmap_entropy(outputs.heatmap_probs, top_k=settings.heatmap_top_k)
 
 
+def localization_and_heatmap_terms(
+    outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings
+) -> dict[str, np.ndarray]:
+    """Per frame: ``localization``, the aggregated localization information (nats; 0 without
+    detections), and ``heatmap``, the heatmap entropy (nats per cell)."""
+    information = localization_information(outputs.box_samples, covariance_floor=settings.covariance_floor)
+    return {"localization": aggregate_objects(information, outputs, settings, 0.0),
+            "heatmap": frame_heatmap_entropy(outputs, settings)}
+
+
+def localization_and_heatmap_weights(settings: DetectionAcquisitionSettings) -> dict[str, float]:
+    """The weights of :func:`localization_and_heatmap_terms`: 1 and ``heatmap_weight``."""
+    return {"localization": 1.0, "heatmap": float(settings.heatmap_weight)}
+
+
 def frame_localization_and_heatmap_entropy(
     outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings
 ) -> np.ndarray:
@@ -229,9 +258,8 @@ def frame_localization_and_heatmap_entropy(
     A frame without detections has no localization information (0), so it
     scores ``heatmap_weight * heatmap_entropy``.
     """
-    information = localization_information(outputs.box_samples, covariance_floor=settings.covariance_floor)
-    localization = aggregate_objects(information, outputs, settings, 0.0)
-    return localization + settings.heatmap_weight * frame_heatmap_entropy(outputs, settings)
+    terms, weights = localization_and_heatmap_terms(outputs, settings), localization_and_heatmap_weights(settings)
+    return terms["localization"] + weights["heatmap"] * terms["heatmap"]
 
 
 @dataclass(frozen=True)
@@ -240,18 +268,50 @@ class DetectionAcquisitionFunction:
 
     ``empty_frames_from_heatmap`` says whether a frame without detections gets a
     value from the heatmap (``True``) or the constant ``settings.empty_value()``.
+    A *rank combination* has ``terms`` (per-frame values, each frame's own) and
+    ``weights``; its value is :func:`rank_normalised_combination` of the terms
+    over the frames combined together (:meth:`combine`). For any other function
+    the terms are one, ``value``, and combining returns it unchanged.
     """
 
     name: str
-    score: Callable[[DetectionMCOutputs, DetectionAcquisitionSettings], np.ndarray]
+    score: Callable[[DetectionMCOutputs, DetectionAcquisitionSettings], np.ndarray] | None
     empty_frames_from_heatmap: bool
+    terms: Callable[[DetectionMCOutputs, DetectionAcquisitionSettings], dict[str, np.ndarray]] | None = None
+    weights: Callable[[DetectionAcquisitionSettings], dict[str, float]] | None = None
+
+    @property
+    def combines_ranks(self) -> bool:
+        """True when a frame's value is a rank among the frames combined together."""
+        return self.terms is not None
 
     def __call__(
         self, outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings = DetectionAcquisitionSettings()
     ) -> np.ndarray:
-        """``(n_frames,)`` acquisition values of the frames of ``outputs``."""
+        """``(n_frames,)`` acquisition values of the frames of ``outputs`` (for a rank
+        combination: ranked among these frames only)."""
+        return self.combine(self.frame_terms(outputs, settings), settings)
+
+    def frame_terms(
+        self, outputs: DetectionMCOutputs, settings: DetectionAcquisitionSettings = DetectionAcquisitionSettings()
+    ) -> dict[str, np.ndarray]:
+        """Name -> ``(n_frames,)`` per-frame terms; each frame's depend on its outputs alone,
+        so terms of batches scored apart can be concatenated."""
         self.check_settings(settings)
-        return self.score(outputs, settings)
+        if self.terms is not None:
+            return self.terms(outputs, settings)
+        return {"value": self.score(outputs, settings)}
+
+    def term_weights(self, settings: DetectionAcquisitionSettings) -> dict[str, float]:
+        """The weights :meth:`combine` gives the terms (``{}`` when not a rank combination)."""
+        return {} if self.weights is None else self.weights(settings)
+
+    def combine(self, terms: dict[str, np.ndarray], settings: DetectionAcquisitionSettings) -> np.ndarray:
+        """The values of the frames whose :meth:`frame_terms` are ``terms`` (concatenated
+        over batches), combined over exactly these frames."""
+        if not self.combines_ranks:
+            return np.asarray(terms["value"], dtype=np.float64)
+        return rank_normalised_combination(terms, self.term_weights(settings))
 
     def check_settings(self, settings: DetectionAcquisitionSettings) -> None:
         """Raise if ``settings`` holds a value this function would silently ignore."""
@@ -272,6 +332,10 @@ DETECTION_ACQUISITION_FUNCTIONS: dict[str, DetectionAcquisitionFunction] = {
         DetectionAcquisitionFunction("heatmap_entropy", frame_heatmap_entropy, True),
         DetectionAcquisitionFunction(
             "localization_and_heatmap_entropy", frame_localization_and_heatmap_entropy, True
+        ),
+        DetectionAcquisitionFunction(
+            "localization_and_heatmap_ranks", None, True,
+            terms=localization_and_heatmap_terms, weights=localization_and_heatmap_weights,
         ),
     )
 }

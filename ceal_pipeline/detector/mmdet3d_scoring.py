@@ -90,7 +90,7 @@ def score_frames_mmdet3d(
     detector.eval()
     started = time.perf_counter()
     frame_ids: list[str] = []
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in functions}
+    parts: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in functions}
     objects, embeddings = [], []
     for start in range(0, len(frames), batch_size):
         batch = list(frames[start:start + batch_size])
@@ -99,7 +99,8 @@ def score_frames_mmdet3d(
         embeddings.append(embedding.float().cpu().numpy())
         frame_ids.extend(frame.frame_id for frame in batch)
         for name, function in functions.items():
-            parts[name].append(function(outputs, settings))
+            parts[name].append(function.frame_terms(outputs, settings))
         objects.extend(frame_objects(outputs, peaks, covariance_floor))
-    return collected_scores(frame_ids, parts, objects, embeddings, acquisition_fn=acquisition_fn, passes=T, mode=mode,
-                            seed=seed, aggregate=aggregate, class_names=detector.class_names, started=started)
+    return collected_scores(frame_ids, parts, objects, embeddings, functions=functions, settings=settings,
+                            acquisition_fn=acquisition_fn, passes=T, mode=mode, seed=seed, aggregate=aggregate,
+                            class_names=detector.class_names, started=started)

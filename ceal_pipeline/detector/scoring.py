@@ -57,6 +57,10 @@ class FrameScores:
     wall_s: float = 0.0
     acquisition_fn: str = "localization_entropy"
     scores_by_fn: dict[str, np.ndarray] = field(default_factory=dict)
+    #: for each rank combination among the functions: its per-frame terms (name -> ``(n_frames,)``)
+    #: and their weights, so that frames scored apart can be ranked together later
+    terms_by_fn: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    term_weights_by_fn: dict[str, dict[str, float]] = field(default_factory=dict)
     #: ``(n_frames, 2 C)`` float16: each frame's BEV features pooled (mean, max) in the same
     #: forward pass as its MC scoring; the selection stage's diversity reads it.
     embeddings: np.ndarray | None = None
@@ -193,7 +197,9 @@ def score_frames(
         acquisition_fn: a name of
             :data:`~ceal_pipeline.core.detection_acquisition.DETECTION_ACQUISITION_FUNCTIONS`;
             the default ``localization_entropy`` is CEAL's, ``heatmap_entropy`` and
-            ``localization_and_heatmap_entropy`` also score frames without detections.
+            ``localization_and_heatmap_entropy`` also score frames without detections;
+            ``localization_and_heatmap_ranks`` ranks its terms among all the frames of
+            this call (``FrameScores.terms_by_fn`` keeps them, to rank across calls).
         extra_acquisition_fns: further function names evaluated on the same passes
             (no extra forward pass), returned in ``FrameScores.scores_by_fn``.
 
@@ -248,7 +254,7 @@ def score_batches(
 
     masks = None
     frame_ids: list[str] = []
-    batch_scores: dict[str, list[np.ndarray]] = {name: [] for name in functions}
+    batch_terms: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in functions}
     objects = []
     embeddings: list[np.ndarray] = []
     for cpu_batch in batches:
@@ -261,16 +267,18 @@ def score_batches(
         heatmap_logits, peaks, samples, embedding = mc_head_outputs_and_embedding(model, batch, masks, mode)
         embeddings.append(embedding.float().cpu().numpy())
         outputs = mc_outputs_to_numpy(heatmap_logits, peaks, samples)
-        # A frame's value depends on its own outputs only, so scoring batch by batch
-        # gives the numbers of scoring all frames at once.
+        # A frame's terms depend on its own outputs only, so scoring batch by batch
+        # gives the numbers of scoring all frames at once (rank combinations are
+        # combined over every frame of the call, in collected_scores).
         for name, function in functions.items():
-            batch_scores[name].append(function(outputs, settings))
+            batch_terms[name].append(function.frame_terms(outputs, settings))
         objects.extend(frame_objects(outputs, peaks, covariance_floor))
 
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return collected_scores(frame_ids, batch_scores, objects, embeddings, acquisition_fn=acquisition_fn, passes=T,
-                            mode=mode, seed=seed, aggregate=aggregate, class_names=model.class_names, started=start)
+    return collected_scores(frame_ids, batch_terms, objects, embeddings, functions=functions, settings=settings,
+                            acquisition_fn=acquisition_fn, passes=T, mode=mode, seed=seed, aggregate=aggregate,
+                            class_names=model.class_names, started=start)
 
 
 def acquisition_setup(acquisition_fn: str, extra_acquisition_fns: Sequence[str], T: int, **settings):
@@ -286,13 +294,25 @@ def acquisition_setup(acquisition_fn: str, extra_acquisition_fns: Sequence[str],
     return functions, checked
 
 
-def collected_scores(frame_ids: list[str], parts: dict[str, list[np.ndarray]], objects: list[FrameObjects],
-                     embeddings: list[np.ndarray], *, acquisition_fn: str, passes: int, mode: str, seed: int,
-                     aggregate: str, class_names: Sequence[str], started: float) -> FrameScores:
+def collected_scores(frame_ids: list[str], parts: dict[str, list[dict[str, np.ndarray]]], objects: list[FrameObjects],
+                     embeddings: list[np.ndarray], *, functions: dict, settings: DetectionAcquisitionSettings,
+                     acquisition_fn: str, passes: int, mode: str, seed: int, aggregate: str,
+                     class_names: Sequence[str], started: float) -> FrameScores:
     """The :class:`FrameScores` of batches scored one after another: ``parts`` are each
-    acquisition function's per-batch scores, ``embeddings`` the per-batch embeddings,
-    ``started`` the ``time.perf_counter()`` when scoring began."""
-    scores_by_fn = {name: np.concatenate(p) if p else np.zeros(0) for name, p in parts.items()}
+    acquisition function's per-batch :meth:`~ceal_pipeline.core.detection_acquisition.DetectionAcquisitionFunction.frame_terms`,
+    combined here over all the frames (a rank combination ranks among them),
+    ``embeddings`` the per-batch embeddings, ``started`` the ``time.perf_counter()``
+    when scoring began."""
+    scores_by_fn, terms_by_fn, weights_by_fn = {}, {}, {}
+    for name, batches in parts.items():
+        function = functions[name]
+        if not batches:
+            scores_by_fn[name] = np.zeros(0)
+            continue
+        terms = {term: np.concatenate([batch[term] for batch in batches]) for term in batches[0]}
+        scores_by_fn[name] = function.combine(terms, settings)
+        if function.combines_ranks:
+            terms_by_fn[name], weights_by_fn[name] = terms, function.term_weights(settings)
     return FrameScores(
         frame_ids=frame_ids,
         scores=scores_by_fn[acquisition_fn],
@@ -307,6 +327,8 @@ def collected_scores(frame_ids: list[str], parts: dict[str, list[np.ndarray]], o
         wall_s=time.perf_counter() - started,
         acquisition_fn=acquisition_fn,
         scores_by_fn=scores_by_fn,
+        terms_by_fn=terms_by_fn,
+        term_weights_by_fn=weights_by_fn,
         embeddings=as_float16_embeddings(np.concatenate(embeddings) if embeddings else np.zeros((0, 0))),
     )
 

@@ -18,6 +18,7 @@ from ceal_pipeline.core.detection_acquisition import (
     get_detection_acquisition_function,
     top_k_sum,
 )
+from ceal_pipeline.core.ranks import rank_normalised_combination
 from ceal_pipeline.core.localization import aggregate_per_frame, localization_entropy, minimum_localization_entropy
 
 FLOOR = minimum_localization_entropy(1e-4)
@@ -76,7 +77,7 @@ def test_the_default_function_is_the_aggregated_localization_entropy_bit_for_bit
 
 def test_only_the_heatmap_functions_score_frames_without_detections_from_the_heatmap():
     from_heatmap = {name for name, fn in DETECTION_ACQUISITION_FUNCTIONS.items() if fn.empty_frames_from_heatmap}
-    assert from_heatmap == {"heatmap_entropy", "localization_and_heatmap_entropy"}
+    assert from_heatmap == {"heatmap_entropy", "localization_and_heatmap_entropy", "localization_and_heatmap_ranks"}
     assert set(DETECTION_ACQUISITION_FUNCTIONS) == set(get_args(DetectionAcquisitionName))
 
 
@@ -103,11 +104,45 @@ def frame_alone(outputs: DetectionMCOutputs, b: int) -> DetectionMCOutputs:
 
 @settings(max_examples=40, deadline=None)
 @given(mc_outputs(), st.sampled_from(sorted(DETECTION_ACQUISITION_FUNCTIONS)), st.sampled_from(DETECTION_AGGREGATIONS))
-def test_a_frame_scores_the_same_alone_or_in_a_batch(outputs, name, how):
+def test_a_frame_has_the_same_terms_alone_or_in_a_batch_and_the_same_value_unless_ranked(outputs, name, how):
     fn, config = DETECTION_ACQUISITION_FUNCTIONS[name], DetectionAcquisitionSettings(aggregate=how, heatmap_top_k=4)
-    together = fn(outputs, config)
-    alone = np.concatenate([fn(frame_alone(outputs, b), config) for b in range(outputs.n_frames)])
-    np.testing.assert_allclose(together, alone, rtol=1e-12, atol=1e-12)
+    together = fn.frame_terms(outputs, config)
+    alone = [fn.frame_terms(frame_alone(outputs, b), config) for b in range(outputs.n_frames)]
+    for term, values in together.items():
+        np.testing.assert_allclose(values, np.concatenate([a[term] for a in alone]), rtol=1e-12, atol=1e-12)
+    if not fn.combines_ranks:
+        alone_values = np.concatenate([fn(frame_alone(outputs, b), config) for b in range(outputs.n_frames)])
+        np.testing.assert_allclose(fn(outputs, config), alone_values, rtol=1e-12, atol=1e-12)
+
+
+@settings(max_examples=40, deadline=None)
+@given(mc_outputs(), st.sampled_from(DETECTION_AGGREGATIONS), st.floats(0.0, 3.0))
+def test_the_rank_combination_ranks_the_terms_of_the_sum_combination(outputs, how, w):
+    config = DetectionAcquisitionSettings(aggregate=how, heatmap_top_k=4, heatmap_weight=w)
+    ranked = DETECTION_ACQUISITION_FUNCTIONS["localization_and_heatmap_ranks"]
+    terms = ranked.frame_terms(outputs, config)
+    summed = DETECTION_ACQUISITION_FUNCTIONS["localization_and_heatmap_entropy"](outputs, config)
+    np.testing.assert_allclose(terms["localization"] + w * terms["heatmap"], summed, rtol=1e-12, atol=1e-12)
+    values = ranked(outputs, config)
+    assert ((values >= -1e-12) & (values <= 1 + w + 1e-12)).all()
+    np.testing.assert_allclose(values, rank_normalised_combination(terms, {"localization": 1.0, "heatmap": w}))
+
+
+def test_ranks_let_a_small_heatmap_term_weigh_as_much_as_the_box_term():
+    # Frame 0: an uncertain box, a confident heatmap; frame 1: no box, a hesitant heatmap.
+    boxes = np.zeros((2, 1, 7))
+    boxes[:, 0, 0] = [-0.5, 0.5]  # 1 m of MC spread: ~4 nats of localization information
+    heatmap = np.full((1, 2, 2, 2, 2), 0.01)
+    heatmap[0, 1] = 0.4
+    outputs = DetectionMCOutputs(boxes, np.array([0]), np.array([0]), heatmap)
+    settings_ = DetectionAcquisitionSettings(heatmap_top_k=4)
+    summed = DETECTION_ACQUISITION_FUNCTIONS["localization_and_heatmap_entropy"](outputs, settings_)
+    assert summed[0] > summed[1]  # nats: the box's information swamps the heatmap
+    ranked = DETECTION_ACQUISITION_FUNCTIONS["localization_and_heatmap_ranks"]
+    np.testing.assert_allclose(ranked(outputs, settings_), [1.0, 1.0])  # one term each: a tie
+    heavier = ranked(outputs, DetectionAcquisitionSettings(heatmap_top_k=4, heatmap_weight=2.0))
+    np.testing.assert_allclose(heavier, [1.0, 2.0])
+    assert ranked.term_weights(settings_) == {"localization": 1.0, "heatmap": 1.0}
 
 
 @settings(max_examples=40, deadline=None)
@@ -121,7 +156,8 @@ def test_the_combination_adds_non_negative_localization_information_to_the_weigh
     np.testing.assert_allclose(combined[empty], w * heatmap[empty], rtol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["heatmap_entropy", "localization_and_heatmap_entropy"])
+@pytest.mark.parametrize("name", ["heatmap_entropy", "localization_and_heatmap_entropy",
+                                  "localization_and_heatmap_ranks"])
 def test_an_empty_frame_with_a_hesitant_heatmap_outranks_one_with_a_confident_heatmap(name):
     heatmap = np.zeros((1, 2, 3, 5, 5))
     heatmap[0, 0] = 0.01  # confident background

@@ -11,7 +11,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import stats
 
 from ceal_pipeline.core.gumbel_top_k import gumbel_noise, gumbel_top_k, rank_gumbel_top_k
-from ceal_pipeline.core.ranks import average_ranks
+from ceal_pipeline.core.ranks import average_ranks, rank_normalised_combination
 from ceal_pipeline.core.sampling import normalise_scores, pool_size, sample_candidate_pool
 from ceal_pipeline.core.seeding import derive_seed
 
@@ -257,3 +257,26 @@ def test_a_key_floor_too_few_frames_reach_falls_back_to_every_frame_with_the_sam
     scores = np.random.default_rng(8).random(2**17)
     fast = rank_gumbel_top_k(scores, 1.0, 1.0, 4000, np.random.default_rng(9))
     np.testing.assert_array_equal(fast, _sorted_rank_gumbel_top_k(scores, 1.0, 1.0, 4000, 9))
+
+
+def test_rank_normalised_terms_weigh_what_their_weights_say_whatever_their_units():
+    big = np.array([10.0, 20.0, 30.0])     # nats of box entropy
+    small = np.array([0.4, 0.35, 0.3])     # nats per heatmap cell, in the opposite order
+    np.testing.assert_allclose(rank_normalised_combination({"box": big, "heatmap": small}), [1.0, 1.0, 1.0])
+    np.testing.assert_allclose(rank_normalised_combination({"box": big, "heatmap": small}, {"heatmap": 3.0}),
+                               [3.0, 2.0, 1.0])
+    # Ties share their average rank; one frame sits in the middle.
+    np.testing.assert_allclose(rank_normalised_combination({"box": np.array([5.0, 5.0, 1.0])}), [0.75, 0.75, 0.0])
+    np.testing.assert_allclose(rank_normalised_combination({"box": np.array([7.0])}), [0.5])
+
+
+@pytest.mark.parametrize("terms, weights, message", [
+    ({}, None, "at least one term"),
+    ({"box": np.ones(3), "heatmap": np.ones(2)}, None, "same frames"),
+    ({"box": np.ones(3)}, {"heatmap": 1.0}, "unknown terms"),
+    ({"box": np.ones(3)}, {"box": -1.0}, "finite and >= 0"),
+    ({"box": np.array([1.0, np.nan])}, None, "non-finite values at frames \\[1\\]"),
+])
+def test_a_rank_combination_refuses_what_it_cannot_rank(terms, weights, message):
+    with pytest.raises(ValueError, match=message):
+        rank_normalised_combination(terms, weights)

@@ -112,3 +112,20 @@ def test_extra_acquisition_functions_come_from_the_same_passes_and_equal_scoring
     for name in names:
         alone = score_frames(detector, frames[:2], T=2, seed=3, device="cpu", num_workers=0, acquisition_fn=name)
         np.testing.assert_allclose(together.scores_by_fn[name], alone.scores, rtol=0, atol=1e-12)
+
+
+def test_a_rank_combination_ranks_the_frames_of_the_whole_call_not_of_each_batch(detector, frames):
+    from ceal_pipeline.core.ranks import rank_normalised_combination
+
+    name = "localization_and_heatmap_ranks"
+    kwargs = dict(T=3, seed=4, device="cpu", acquisition_fn=name, extra_acquisition_fns=["localization_and_heatmap_entropy"])
+    by_one = score_frames(detector, frames[:4], batch_size=1, **kwargs)
+    together = score_frames(detector, frames[:4], batch_size=4, **kwargs)
+    terms = by_one.terms_by_fn[name]
+    np.testing.assert_allclose(terms["localization"] + terms["heatmap"],
+                               by_one.scores_by_fn["localization_and_heatmap_entropy"], rtol=1e-9)
+    # One frame per forward pass, yet each value is the frame's place among all four.
+    np.testing.assert_allclose(by_one.scores, rank_normalised_combination(terms, by_one.term_weights_by_fn[name]))
+    np.testing.assert_allclose(by_one.scores, together.scores, atol=1e-12)
+    assert by_one.term_weights_by_fn == {name: {"localization": 1.0, "heatmap": 1.0}}
+    assert "localization_and_heatmap_entropy" not in by_one.terms_by_fn  # a plain sum keeps no terms

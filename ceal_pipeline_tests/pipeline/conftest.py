@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
 import numpy as np
 import pytest
 
+from ceal_pipeline.core.detection_acquisition import get_detection_acquisition_function
+from ceal_pipeline.core.ranks import rank_normalised_combination
 from ceal_pipeline.validation.compute.pipeline_round import StandInCheckpoint, stand_in_explanations
 from ceal_pipeline.configuration import load_project_config
 from ceal_pipeline.defs import build_defs
@@ -43,6 +45,8 @@ class _Scores:
     forward_passes: int
     explained: list
     embeddings: np.ndarray | None = None
+    terms_by_fn: dict = field(default_factory=dict)
+    term_weights_by_fn: dict = field(default_factory=dict)
 
     def explanations(self) -> list:
         return self.explained
@@ -105,7 +109,14 @@ class DeterministicModelStore(ModelStoreResource):
         # An embedding per frame as the real scorer's pass gives one: frames of a sequence lie close together.
         embeddings = np.array([[int(hashlib.sha256(f"{f.sequence_id}|{d}".encode()).hexdigest()[:6], 16) / 2**24
                                 + 0.01 * (float(f.timestamp) % 10.0) for d in range(4)] for f in frames], np.float16)
-        return _Scores(ids, scores, len(frames) * mc_passes, explained, embeddings)
+        terms, weights = {}, {}
+        if get_detection_acquisition_function(acquisition_fn).combines_ranks:
+            # Two hashed terms of very different scales, ranked among this call's frames as the real scorer does.
+            terms = {acquisition_fn: {"localization": 20.0 * scores, "heatmap": 0.4 * np.array(
+                [int(hashlib.sha256(f"{f.frame_id}|{model}|h".encode()).hexdigest()[:8], 16) / 2**32 for f in frames])}}
+            weights = {acquisition_fn: {"localization": 1.0, "heatmap": 1.0}}
+            scores = rank_normalised_combination(terms[acquisition_fn], weights[acquisition_fn])
+        return _Scores(ids, scores, len(frames) * mc_passes, explained, embeddings, terms, weights)
 
     def predict(self, model, frames):
         # "Detections": each frame's first source box, as the pre-label a vendor would see.

@@ -7,8 +7,11 @@ import json
 from pathlib import Path
 
 import dagster as dg
+import numpy as np
+import pyarrow.parquet as pq
 
 from ceal_pipeline.configuration.schema import RoundSection
+from ceal_pipeline.core.ranks import rank_normalised_combination
 from ceal_pipeline.defs.acquisition.config import CandidatePoolConfig, CandidateScoresConfig
 from ceal_pipeline.defs.config_fields import plain
 
@@ -90,3 +93,28 @@ def test_reopening_a_half_opened_round_with_other_parameters_fails_once_naming_t
     reason = permanent_failure_of(instance, instance.get_run_by_id(other.run_id))
     assert "round 0 was started with seed" in reason and '"k": 4' in reason
     assert open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": OPENED_WITH})).success  # its own resume it
+
+
+def test_a_rank_combination_is_ranked_among_all_the_rounds_candidates_not_within_each_shard(
+    defs, instance, resources
+):
+    ranked = OPENED_WITH.model_copy(update={"acquisition_fn": "localization_and_heatmap_ranks", "aggregate": "mean"})
+    open_round(defs, instance, dg.RunConfig(ops={"candidate_pool": ranked}))
+    results = _score_every_shard(defs, instance)
+    assert len(results) > 1 and all(r.success for r in results)
+    closing = defs.resolve_job_def("round_selection").execute_in_process(instance=instance, partition_key="r0000")
+    assert closing.success
+    assert closing.asset_materializations_for_node("merged_scores")[0].metadata["ranked_over_all_shards"].value
+
+    # What each worker wrote: its frames' terms, and their ranks among its own shard only.
+    shards = sorted((Path(resources["history"].shard_dir) / "round-0000").glob("s*.parquet"))
+    tables = [pq.read_table(path).to_pydict() for path in shards]
+    ids = [f for t in tables for f in t["frame_id"]]
+    terms = {name: np.concatenate([t[f"term_{name}"] for t in tables]) for name in ("localization", "heatmap")}
+    within = np.concatenate([t["score"] for t in tables])
+    # What the history holds: the same terms ranked among all of the round's candidates.
+    stored = resources["history"].open().round_scores(0)
+    by_id = dict(zip(stored.frame_ids, stored.scores))
+    expected = rank_normalised_combination(terms, {"localization": 1.0, "heatmap": 1.0})
+    np.testing.assert_allclose([by_id[f] for f in ids], expected)
+    assert not np.allclose(within, expected)

@@ -49,6 +49,18 @@ def test_bench_sampling_grows_the_history_to_the_requested_events(capsys):
     assert "candidate-pool step" in err  # the progress bar goes to stderr, not into the JSON
 
 
+def test_bench_sampling_times_the_merge_of_a_rank_combinations_shards(capsys, tmp_path):
+    from ceal_pipeline.core.history import AcquisitionHistory
+
+    result, _ = _bench(capsys, "--json", "--shard-rows", "0", "--rank-terms", "--workdir", str(tmp_path))
+    assert result["merge_ranked"] is True and result["merge_pool_shards_s"] > 0
+    # The merged round holds ranks over all 16 shards: every value in [0, 2], the pool's best near 2.
+    history = AcquisitionHistory(tmp_path / "history.duckdb")
+    last_round = max(r for r in range(10) if history.has_candidate_pool(r))
+    scores = history.round_scores(last_round).scores
+    assert len(scores) == result["pool_size"] and 0.0 <= scores.min() and scores.max() <= 2.0
+
+
 def test_bench_sampling_refuses_a_used_workdir(capsys, tmp_path):
     (tmp_path / "history.duckdb").write_bytes(b"")
     with pytest.raises(SystemExit, match="give an empty --workdir"):

@@ -20,7 +20,7 @@ from ceal_pipeline.validation.results import BenchmarkResults
 ROUND_STEPS = {"draw_candidate_pool": round_driver, "selectable": core_round}
 
 STRATEGIES = ("random,heatmap_entropy,ceal_localization_entropy_10pct,ceal_localization_entropy_10pct_pruned,"
-              "ceal_heatmap_entropy_10pct_balanced_budget")
+              "ceal_heatmap_entropy_10pct_balanced_budget,ceal_localization_and_heatmap_ranks_10pct")
 #: Shrinks the quick preset to 40 frames (about 32 in the pool), 6 held-out one-frame sequences,
 #: 2 rounds of 1 frame (the money budget: 20 per round), one step a round.
 TINY = ["--quick", "--frames", "40", "--held-out-frames", "6", "--initial-labeled", "4", "--acquire-per-round", "1",
@@ -92,7 +92,8 @@ def test_the_cli_prints_one_json_line_with_every_strategy_and_the_score_error_fi
     assert strategies["ceal_localization_entropy_10pct"]["frames_scored"] == unlabeled + pool_size(unlabeled - 1, 0.1)
     assert strategies["heatmap_entropy"]["forward_passes"] == 2 * (2 * unlabeled - 1)
     assert set(summary["score_error_spearman"]) == {"localization_entropy", "localization_and_class_entropy",
-                                                    "heatmap_entropy", "localization_and_heatmap_entropy"}
+                                                    "heatmap_entropy", "localization_and_heatmap_entropy",
+                                                    "localization_and_heatmap_ranks"}
     assert "ceal_localization_entropy_10pct_pruned" in summary["pruning"]
     stored = BenchmarkResults(home / "validation").runs("detection", summary["protocol_key"])
     assert sorted(r["strategy"] for r in stored) == sorted(STRATEGIES.split(","))
@@ -109,15 +110,15 @@ def test_the_cli_prints_one_json_line_with_every_strategy_and_the_score_error_fi
 
 def test_every_scoring_strategy_is_driven_by_core_round(tiny_benchmark):
     _, _, calls = tiny_benchmark
-    # Three CEAL strategies x 2 rounds draw through core.round (backfill included); the four
+    # Four CEAL strategies x 2 rounds draw through core.round (backfill included); the five
     # scoring strategies x 2 rounds select through core.round.selectable and core.selection.
-    assert calls["draw_candidate_pool"] == 6 and calls["selectable"] == 8
-    assert calls["select_batch"] == 8
+    assert calls["draw_candidate_pool"] == 8 and calls["selectable"] == 10
+    assert calls["select_batch"] == 10
 
 
 def test_the_score_error_correlation_is_computed_on_held_out_frames_only(tiny_benchmark):
     home, lines, calls = tiny_benchmark
-    all_functions = [ids for ids, extra in calls["scored"] if len(extra) == 3]
+    all_functions = [ids for ids, extra in calls["scored"] if len(extra) == 4]
     assert len(all_functions) == 1, "one set of MC passes scores the held-out frames with every function"
     from ceal_pipeline.validation.detection.data import load_detection_data
     from ceal_pipeline.validation.detection.presets import get_detection_preset
@@ -179,3 +180,25 @@ def test_the_detection_benchmark_asset_has_a_typed_preset_and_describes_the_resu
     assert summary["strategies"]["random"]["paired_vs_random"]["mean"] == 0.0
     assert 0.0 <= metadata["alc/ceal_localization_entropy_10pct"].value <= 1.0
     assert metadata["seeds_stored"].value == 1
+
+
+def test_round0s_shared_passes_rank_a_rank_combination_among_the_frames_a_strategy_scores():
+    from types import SimpleNamespace
+
+    from ceal_pipeline.core.ranks import rank_normalised_combination
+    from ceal_pipeline.validation.detection.protocol import _Scored
+
+    terms = {"localization": np.array([9.0, 0.0, 7.0, 21.0]), "heatmap": np.array([0.3, 0.4, 0.35, 0.31])}
+    weights = {"localization": 1.0, "heatmap": 1.0}
+    scored = SimpleNamespace(
+        scores_by_fn={"localization_and_heatmap_ranks": rank_normalised_combination(terms, weights)},
+        terms_by_fn={"localization_and_heatmap_ranks": terms},
+        term_weights_by_fn={"localization_and_heatmap_ranks": weights},
+        class_counts=np.zeros((4, 2)), embeddings=None)
+    shared = _Scored()
+    shared.add(np.array([10, 11, 12, 13]), scored, n_classes=2, min_confidence=0.3)
+    # Every frame: the shared values; a subset: ranked among itself (between frames 10 and 12, frame 10
+    # leads on localization and frame 12 on the heatmap: a tie, whatever frames 11 and 13 scored).
+    np.testing.assert_allclose(shared.values("localization_and_heatmap_ranks", np.array([10, 11, 12, 13])),
+                               scored.scores_by_fn["localization_and_heatmap_ranks"])
+    np.testing.assert_allclose(shared.values("localization_and_heatmap_ranks", np.array([10, 12])), [1.0, 1.0])

@@ -18,6 +18,12 @@ the frames of that pool shard, so a stale or mixed-up file cannot slip in.
 Resolving frame ids to keys scans the whole catalog once (about a second at
 10^7 frames) whatever the shard size, so :meth:`ScoreIngest.ingest_score_shards`
 merges all of a round's shards in one transaction and one scan.
+
+Shards of a rank combination (their ``term_<name>`` columns, see
+:mod:`.shards`) are ranked together: the merge of a round's shards replaces each
+shard's within-shard ranks by :func:`~ceal_pipeline.core.ranks.rank_normalised_combination`
+of the terms over all of them, so a frame's value is its place among all of the
+round's candidates, and refuses to ingest some of such a round's shards alone.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import numpy as np
 from ceal_pipeline.core.history.connection import HistoryConnection, utc_now
 from ceal_pipeline.core.history.errors import InvalidScores, ShardConflict, ShardFileError, describe_frames
 from ceal_pipeline.core.history.shards import load_score_shard, rescore_hint
+from ceal_pipeline.core.ranks import rank_normalised_combination
 from ceal_pipeline.core.history.staging import (
     as_frame_id_array,
     as_score_array,
@@ -162,7 +169,46 @@ class ScoreIngest(HistoryConnection):
                     _StagedBatch(f"score shard {path} (round {round}, shard {shard})", shard, provenance,
                                  str(path), table)
                 )
+            self._combine_rank_terms(con, round, batches, what)
             return self._ingest_batches(con, round, batches)
+
+    @staticmethod
+    def _combine_rank_terms(con, round: int, batches: list[_StagedBatch], what: str) -> None:
+        """Rank a rank combination's frames among all the round's shards: each staged
+        ``score`` becomes the combination of the terms over every staged frame."""
+        weights = [batch.provenance.get("term_weights") for batch in batches]
+        if all(w is None for w in weights):
+            return
+        if any(w != weights[0] for w in weights):
+            raise ShardFileError(
+                f"{what}: the shards mix rank-combination terms and weights "
+                f"({', '.join(f'shard {b.shard}: {w}' for b, w in zip(batches, weights))}); score every shard "
+                "of a round with the round's one acquisition function"
+            )
+        pool = con.execute("SELECT n_shards FROM candidate_pool_rounds WHERE round = ?", [round]).fetchone()
+        given = sorted(batch.shard for batch in batches)
+        if pool is not None and given != list(range(pool[0])):
+            fn = batches[0].provenance["acquisition_fn"]
+            raise ShardConflict(
+                f"{what}: {fn!r} ranks each frame among all the round's candidates, so its {pool[0]} shards are "
+                f"ingested together, not shards {given} alone; run merged_scores for round {round} once "
+                "every shard is scored (nothing was written)"
+            )
+        names = sorted(weights[0])
+        parts = [con.execute(f"SELECT {', '.join('term_' + n for n in names)} FROM {b.table} ORDER BY pos").fetchnumpy()
+                 for b in batches]
+        terms = {name: np.concatenate([part[f"term_{name}"] for part in parts]) for name in names}
+        try:
+            combined = rank_normalised_combination(terms, weights[0])
+        except ValueError as exc:
+            raise InvalidScores(f"{what}: {exc} (nothing was written)") from exc
+        offset = 0
+        for batch, part in zip(batches, parts):
+            n = len(part[f"term_{names[0]}"])
+            stage(con, "combined_scores", {"score": combined[offset:offset + n]})
+            con.execute(f"UPDATE {batch.table} SET score = c.score FROM combined_scores c "
+                        f"WHERE {batch.table}.pos = c.pos")
+            offset += n
 
     def _ingest_batches(self, con, round: int, batches: list[_StagedBatch]) -> list[IngestResult]:
         results: dict[int, IngestResult] = {}

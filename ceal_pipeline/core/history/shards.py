@@ -39,7 +39,14 @@ same forward pass), ``embedding BLOB``: the frame's pooled BEV features as
 little-endian float16 (:func:`read_shard_embeddings`), for the selection stage's
 diversity.
 
-The merge ingests ``frame_id`` and ``score`` only; the explanation stays in the
+and, when the acquisition function is a rank combination
+(``core.detection_acquisition``: its value is a rank among the frames combined
+together), one ``term_<name> DOUBLE`` column per term, each frame's own value,
+with the terms' weights in the footer (``term_weights``). The ``score`` of such
+a shard ranks its frames among the shard's; the merge recombines the terms over
+all of the round's shards and ingests that (:mod:`.ingest`).
+
+The merge ingests ``frame_id`` and ``score`` (or the recombined terms) only; the explanation stays in the
 file, which the shard exchange keeps, and the UI and the export read it by frame.
 
 Workers need no access to the history database (they may run on other machines
@@ -117,6 +124,9 @@ SHARD_COLUMNS: dict[str, str] = {
 
 #: Columns that must hold one value for the whole shard.
 SHARD_CONSTANTS: tuple[str, ...] = ("round", "shard", "model_version", "acquisition_fn", "run_id", "scored_at")
+
+#: Prefix of the optional per-frame term columns of a rank combination.
+TERM_PREFIX = "term_"
 
 #: The optional per-frame embedding column (little-endian float16 bytes).
 EMBEDDING_COLUMN = "embedding"
@@ -198,6 +208,8 @@ def write_score_shard(
     facts: Mapping[str, Any] | None = None,
     explanations: Sequence[FrameExplanation] | None = None,
     embeddings: np.ndarray | None = None,
+    terms: Mapping[str, np.ndarray] | None = None,
+    term_weights: Mapping[str, float] | None = None,
 ) -> Path:
     """Write one score shard as Parquet (zstd) at ``path``, atomically.
 
@@ -216,6 +228,10 @@ def write_score_shard(
             ``None`` writes a shard without them (as from a scorer that cannot explain).
         embeddings: ``(n, d)`` one vector per frame, in ``frame_ids`` order, stored as
             float16 in the ``embedding`` column; ``None`` writes none.
+        terms, term_weights: a rank combination's per-frame terms (name -> ``(n,)``
+            finite values in ``frame_ids`` order) and their weights (the same
+            names), written as ``term_<name>`` columns and the footer's
+            ``term_weights``; both or neither.
 
     Returns:
         The path written.
@@ -231,12 +247,13 @@ def write_score_shard(
     path = Path(path)
     con = duckdb.connect()
     try:
-        stage(con, "shard_rows", {"frame_id": ids, "score": values})
+        term_columns = _term_columns(terms, term_weights, len(ids), what)
+        stage(con, "shard_rows", {"frame_id": ids, "score": values, **term_columns})
         require_unique(con, "shard_rows", what)
-        explained, join = "", ""
+        explained, join = "".join(f", s.{c}" for c in term_columns), ""
         if explanations is not None:
             _stage_explanations(con, explanations, len(ids), what)
-            explained = "".join(f", e.{c}" for c in EXPLANATION_COLUMNS)
+            explained += "".join(f", e.{c}" for c in EXPLANATION_COLUMNS)
             join = "JOIN shard_explanations e USING (pos)"
         if embeddings is not None:
             _stage_embeddings(con, embeddings, len(ids), what)
@@ -247,11 +264,12 @@ def write_score_shard(
             CREATE TEMP TABLE shard_out AS
             SELECT frame_id, score, ?::INTEGER AS round, ?::INTEGER AS shard, ?::VARCHAR AS model_version,
                    ?::VARCHAR AS acquisition_fn, ?::VARCHAR AS run_id, ?::TIMESTAMP AS scored_at{explained}
-            FROM shard_rows {join} ORDER BY pos
+            FROM shard_rows s {join} ORDER BY pos
             """,
             [round, shard, model_version, acquisition_fn, run_id, scored_at or utc_now()],
         )
-        footer = json.dumps({**dict(facts or {}), "round": round, "shard": shard, "model_version": model_version})
+        footer = json.dumps({**dict(facts or {}), "round": round, "shard": shard, "model_version": model_version,
+                             **({"term_weights": dict(term_weights)} if term_columns else {})})
         # COPY options take no bound parameters: the JSON text is quoted as an SQL literal.
         literal = footer.replace("'", "''")
         options = f"FORMAT parquet, COMPRESSION zstd, KV_METADATA {{ceal: '{literal}'}}"
@@ -260,6 +278,25 @@ def write_score_shard(
     finally:
         con.close()
     return path
+
+
+def _term_columns(terms: Mapping[str, np.ndarray] | None, weights: Mapping[str, float] | None, n: int,
+                  what: str) -> dict[str, np.ndarray]:
+    """``term_<name>`` -> ``(n,)`` float64 of a rank combination's terms, checked; ``{}`` for none."""
+    if terms is None and weights is None:
+        return {}
+    if terms is None or weights is None or set(terms) != set(weights) or not terms:
+        raise ValueError(f"{what}: give a rank combination's terms and term_weights together, with the same "
+                         f"names (got terms {sorted(terms or {})}, weights {sorted(weights or {})})")
+    columns = {}
+    for name in sorted(terms):
+        if not str(name).isidentifier():
+            raise ValueError(f"{what}: term name {name!r} must be an identifier (it names a column)")
+        values = np.asarray(terms[name], dtype=np.float64)
+        if values.shape != (n,) or not np.isfinite(values).all():
+            raise ValueError(f"{what}: term {name!r} must be ({n},) finite values, one per frame in order")
+        columns[f"{TERM_PREFIX}{name}"] = values
+    return columns
 
 
 def rescore_hint(round: int, shard: int) -> str:
@@ -275,13 +312,14 @@ def _sql_path(path: Path) -> str:
 
 
 def load_score_shard(con: duckdb.DuckDBPyConnection, path: Path, table: str, *, round: int, shard: int) -> dict:
-    """Read shard ``path`` into temporary ``table`` (``pos, frame_id, score``).
+    """Read shard ``path`` into temporary ``table`` (``pos, frame_id, score`` and any ``term_<name>``).
 
     Checks the columns and that the file is for ``(round, shard)``.
 
     Returns:
         The shard's constant columns (``model_version``, ``acquisition_fn``,
-        ``run_id``, ``scored_at``) as a dict.
+        ``run_id``, ``scored_at``) as a dict, with ``term_weights``: a rank
+        combination's term name -> weight from the footer, or ``None``.
 
     Raises:
         ShardFileError: unreadable file, missing columns, wrong or mixed round,
@@ -298,10 +336,13 @@ def load_score_shard(con: duckdb.DuckDBPyConnection, path: Path, table: str, *, 
                 f"score shard {path} lacks columns {missing}; write shards with "
                 f"ceal_pipeline.core.history.write_score_shard (columns {list(SHARD_COLUMNS)}); {fix}"
             )
+        terms = sorted(c[len(TERM_PREFIX):] for c in present if c.startswith(TERM_PREFIX))
+        term_weights = _read_term_weights(con, path, terms, fix)
+        term_columns = "".join(f", {TERM_PREFIX}{name}" for name in terms)
         # Only the columns the merge needs: the explanation columns stay in the file.
         con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {table}_raw AS SELECT {', '.join(SHARD_COLUMNS)}, file_row_number "
-            "FROM read_parquet(?, file_row_number = true)",
+            f"CREATE OR REPLACE TEMP TABLE {table}_raw AS SELECT {', '.join(SHARD_COLUMNS)}{term_columns}, "
+            "file_row_number FROM read_parquet(?, file_row_number = true)",
             [str(path)],
         )
     except duckdb.Error as exc:
@@ -327,14 +368,40 @@ def load_score_shard(con: duckdb.DuckDBPyConnection, path: Path, table: str, *, 
         con.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {table} AS
-            SELECT file_row_number AS pos, frame_id::VARCHAR AS frame_id, score::DOUBLE AS score
+            SELECT file_row_number AS pos, frame_id::VARCHAR AS frame_id, score::DOUBLE AS score{
+                "".join(f", {TERM_PREFIX}{name}::DOUBLE AS {TERM_PREFIX}{name}" for name in terms)}
             FROM {table}_raw ORDER BY file_row_number
             """
         )
     except duckdb.ConversionException as exc:
         raise ShardFileError(f"score shard {path}: frame_id or score has the wrong type ({exc}); {fix}") from exc
     con.execute(f"DROP TABLE {table}_raw")
-    return {k: v for k, v in constants.items() if k not in ("round", "shard")}
+    return {**{k: v for k, v in constants.items() if k not in ("round", "shard")}, "term_weights": term_weights}
+
+
+def _read_term_weights(con: duckdb.DuckDBPyConnection, path: Path, terms: list[str], fix: str
+                       ) -> dict[str, float] | None:
+    """The footer's ``term_weights`` of a shard with term columns ``terms``; ``None`` without terms."""
+    bad = [name for name in terms if not name.isidentifier()]
+    if bad:
+        raise ShardFileError(f"score shard {path} has term columns with odd names {bad}; {fix}")
+    rows = con.execute("SELECT value FROM parquet_kv_metadata(?) WHERE key = 'ceal'", [str(path)]).fetchall()
+    try:
+        footer = json.loads(bytes(rows[0][0]).decode()) if rows else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShardFileError(f"score shard {path}: its 'ceal' footer is not JSON ({exc}); {fix}") from exc
+    weights = footer.get("term_weights") if isinstance(footer, dict) else None
+    if not terms and weights is None:
+        return None
+    valid = (isinstance(weights, dict) and sorted(weights) == terms
+             and all(isinstance(w, (int, float)) and not isinstance(w, bool) and np.isfinite(w) and w >= 0
+                     for w in weights.values()))
+    if not valid:
+        raise ShardFileError(
+            f"score shard {path} has term columns {terms} but footer term_weights {weights!r}; a rank "
+            f"combination's shard names the same terms in both, with finite weights >= 0; {fix}"
+        )
+    return {name: float(w) for name, w in weights.items()}
 
 
 def read_shard_explanations(
@@ -430,6 +497,8 @@ class ShardStats:
     frames: int
     forward_passes: int
     scoring_s: float
+    #: a rank combination's term weights (the merge ranks its terms over the round), else ``None``
+    term_weights: dict | None = None
 
 
 def _read_facts(path: Path, what: str, fix: str) -> dict:
@@ -538,7 +607,8 @@ class ShardExchange:
             f"delete it and re-materialize candidate_scores partition {shard_partition_key(round_index, shard_index)}",
         )
         return ShardStats(round_index, shard_index, str(facts.get("model_version", "")), int(facts["rows"]),
-                          int(facts.get("forward_passes", 0)), float(facts.get("scoring_s", 0.0)))
+                          int(facts.get("forward_passes", 0)), float(facts.get("scoring_s", 0.0)),
+                          facts.get("term_weights"))
 
     def unscored_shards(self, pool: PublishedPool) -> list[int]:
         """Shards of the published pool without a score file from the round's detector."""

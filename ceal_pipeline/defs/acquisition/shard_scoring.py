@@ -127,6 +127,9 @@ def candidate_scores(
         facts={"forward_passes": int(scored.forward_passes), "scoring_s": scoring_s},
         explanations=explanations,
         embeddings=getattr(scored, "embeddings", None),  # scorers that embed nothing write no column
+        # A rank combination's terms: merged_scores ranks them over all of the round's shards.
+        terms=getattr(scored, "terms_by_fn", {}).get(parameters.acquisition_fn),
+        term_weights=getattr(scored, "term_weights_by_fn", {}).get(parameters.acquisition_fn),
     )
     sequences = [f.sequence_id for f in frames]
     return dg.MaterializeResult(
@@ -193,6 +196,7 @@ def merged_scores(
     already = sum(1 for result in results if not result.ingested)
     round_stats = exchange.round_stats(pool)
     scores = store.round_scores(round_index, model_version=version).scores
+    ranked = any(stats.term_weights for stats in round_stats)
     return dg.MaterializeResult(
         check_results=[check_history(store)],
         metadata={
@@ -203,8 +207,10 @@ def merged_scores(
             "frames_scored": sum(s.frames for s in round_stats),
             "forward_passes": sum(s.forward_passes for s in round_stats),
             "scoring_s": round(sum(s.scoring_s for s in round_stats), 3),
+            "ranked_over_all_shards": ranked,
             "score_distribution": histogram_markdown(
-                scores, title=f"round {round_index}: fresh scores of the candidate pool", xlabel="score (nats)"
+                scores, title=f"round {round_index}: fresh scores of the candidate pool",
+                xlabel="weighted rank among the round's candidates" if ranked else "score (nats)",
             ),
         }
     )

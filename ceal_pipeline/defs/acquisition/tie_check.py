@@ -47,7 +47,8 @@ def check_selection_ties(store, round_index: int, candidate_ids, candidate_score
                    f"all {ties.selected} bought frames have one score")
         summary += (f" ({ties.boundary_score:.6g} nats): the tie-break decided, by {tie_break}. A detector that "
                     "finds nothing yet scores every frame alike; a heatmap acquisition function (acquisition_fn: "
-                    "heatmap_entropy or localization_and_heatmap_entropy) still ranks such frames")
+                    "heatmap_entropy, localization_and_heatmap_entropy or localization_and_heatmap_ranks) "
+                    "still ranks such frames")
     else:
         summary = "every bought frame scored above every candidate left out; the scores decided"
     return dg.AssetCheckResult(

@@ -20,7 +20,10 @@ What is measured (all wall-clock seconds, ``time.perf_counter``):
   through the registration API costs.
 - ``merge_pool_shards_s``: the merge step of the last timed round: its pool's
   16 shards written as Parquet (random scores) and ingested with
-  ``ingest_score_shards`` in one transaction.
+  ``ingest_score_shards`` in one transaction. With ``--rank-terms`` the shards
+  are a rank combination's (two random terms a frame, as
+  ``localization_and_heatmap_ranks`` writes them), so the merge also ranks the
+  terms over all 16 shards (``merge_ranked`` says which was timed).
 - ``ingest_shard_s`` / ``reingest_shard_s`` (``--shard-rows``, 0 skips): ingest
   of one Parquet score shard, and the no-op second ingest of the same shard.
 - ``events`` (``--events``, 0 skips): the history is first grown to this many
@@ -62,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=0, help="grow the history to this many score events first")
     parser.add_argument("--workdir", default=None, help="folder for the DuckDB file (default: a temp folder)")
     parser.add_argument("--threads", type=int, default=None, help="DuckDB threads (default: all cores)")
+    parser.add_argument("--rank-terms", action="store_true",
+                        help="time the merge of a rank combination's shards (terms ranked over the round)")
 
 
 def _frame_ids(start: int, stop: int):
@@ -210,7 +215,9 @@ def run(args: argparse.Namespace) -> dict:
         # Timings on a shared machine mean little without the load they ran under.
         "load_avg_1m": round(os.getloadavg()[0], 2),
     }
-    result["merge_pool_shards_s"] = _time_pool_merge(history, workdir, first_round + args.repeats - 1, args.seed)
+    result["merge_pool_shards_s"] = _time_pool_merge(history, workdir, first_round + args.repeats - 1, args.seed,
+                                                     rank_terms=args.rank_terms)
+    result["merge_ranked"] = bool(args.rank_terms)
     progress.step("merging the pool's shards")
     if args.shard_rows:
         result.update(_time_shard_ingest(history, workdir, args, pool, first_round + args.repeats))
@@ -229,9 +236,10 @@ def run(args: argparse.Namespace) -> dict:
     return result
 
 
-def _time_pool_merge(history, workdir: Path, round_index: int, seed: int) -> float:
-    """Score the saved pool of ``round_index`` shard by shard (random scores,
-    one Parquet file each), then time merging all shards in one transaction."""
+def _time_pool_merge(history, workdir: Path, round_index: int, seed: int, *, rank_terms: bool = False) -> float:
+    """Score the saved pool of ``round_index`` shard by shard (random scores, and random
+    terms with ``rank_terms``; one Parquet file each), then time merging all shards in one
+    transaction."""
     import numpy as np
 
     from ceal_pipeline.core.history import write_score_shard
@@ -241,9 +249,13 @@ def _time_pool_merge(history, workdir: Path, round_index: int, seed: int) -> flo
     paths = {}
     for shard in range(pool.n_shards):
         ids = pool.shard(shard)
+        terms = ({"localization": 20.0 * _random_scores(rng, len(ids)), "heatmap": _random_scores(rng, len(ids))}
+                 if rank_terms else None)
         paths[shard] = write_score_shard(workdir / f"pool-r{round_index}-s{shard}.parquet", ids,
                                          _random_scores(rng, len(ids)), round=round_index, shard=shard,
-                                         model_version="bench", acquisition_fn="random", run_id="bench-merge")
+                                         model_version="bench", acquisition_fn="random", run_id="bench-merge",
+                                         terms=terms, term_weights={"localization": 1.0, "heatmap": 1.0}
+                                         if rank_terms else None)
     started = time.perf_counter()
     history.ingest_score_shards(paths, round=round_index)
     return seconds(time.perf_counter() - started)

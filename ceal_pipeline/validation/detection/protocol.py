@@ -44,6 +44,7 @@ import numpy as np
 from ceal_pipeline.core.detection_acquisition import DETECTION_ACQUISITION_FUNCTIONS
 from ceal_pipeline.core.ledger import ComputeLedger, ledger_totals
 from ceal_pipeline.core.pruning import persistently_low
+from ceal_pipeline.core.ranks import rank_normalised_combination
 from ceal_pipeline.core.round import seed_set
 from ceal_pipeline.core.sampling import pool_size
 from ceal_pipeline.core.seeding import derive_seed
@@ -267,6 +268,9 @@ class _Scored:
     the scorer gives them, per-frame embeddings."""
 
     scores_by_fn: dict[str, dict[int, float]] = field(default_factory=dict)
+    #: a rank combination's per-frame terms and weights, to rank any subset of the frames together
+    terms_by_fn: dict[str, dict[str, dict[int, float]]] = field(default_factory=dict)
+    term_weights_by_fn: dict[str, dict[str, float]] = field(default_factory=dict)
     class_counts: dict[int, np.ndarray] = field(default_factory=dict)
     cuboids: dict[int, float] = field(default_factory=dict)
     embeddings: dict[int, np.ndarray] = field(default_factory=dict)
@@ -274,6 +278,11 @@ class _Scored:
     def add(self, indices: np.ndarray, scored: Any, n_classes: int, min_confidence: float) -> None:
         for name, values in scored.scores_by_fn.items():
             self.scores_by_fn.setdefault(name, {}).update(zip(indices.tolist(), np.asarray(values, float).tolist()))
+        for name, terms in getattr(scored, "terms_by_fn", {}).items():
+            self.term_weights_by_fn[name] = scored.term_weights_by_fn[name]
+            for term, values in terms.items():
+                self.terms_by_fn.setdefault(name, {}).setdefault(term, {}).update(
+                    zip(indices.tolist(), np.asarray(values, float).tolist()))
         counts = _expected_class_counts(scored, n_classes, min_confidence)
         embeddings = getattr(scored, "embeddings", None)
         for row, index in enumerate(indices.tolist()):
@@ -281,6 +290,14 @@ class _Scored:
             self.cuboids[index] = float(counts[row].sum())
             if embeddings is not None:
                 self.embeddings[index] = np.asarray(embeddings[row], dtype=np.float32)
+
+    def values(self, name: str, indices: np.ndarray) -> np.ndarray:
+        """``name``'s values of the frames ``indices``; a rank combination ranked among exactly these."""
+        if name not in self.terms_by_fn:
+            return np.array([self.scores_by_fn[name][i] for i in indices.tolist()])
+        terms = {term: np.array([by_index[i] for i in indices.tolist()])
+                 for term, by_index in self.terms_by_fn[name].items()}
+        return rank_normalised_combination(terms, self.term_weights_by_fn[name])
 
 
 def _expected_class_counts(scored: Any, n_classes: int, min_confidence: float) -> np.ndarray:
@@ -389,7 +406,7 @@ def run_seed_protocol(
             scored = mc_scores(round0.model, [data.pool[i] for i in unlabeled0], 0, scoring_fns)
             shared.add(unlabeled0, scored, len(class_names), config.prelabel_min_confidence)
             shared_seconds["all"] = scored.wall_s
-        values = np.array([shared.scores_by_fn[fn][i] for i in indices.tolist()])
+        values = shared.values(fn, indices)
         return values, shared_seconds["all"] * len(indices) / max(len(unlabeled0), 1)
 
     runs = []
