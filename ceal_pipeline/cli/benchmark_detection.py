@@ -55,6 +55,8 @@ _OVERRIDES = (
     ("--epochs", int, "round-0 training epochs"),
     ("--fine-tune-epochs", int, "warm-started epochs of later rounds (when --fine-tune-steps is not set)"),
     ("--fine-tune-steps", int, "warm-started optimiser steps of later rounds (rounded up to whole epochs)"),
+    ("--new-frame-repeats", int, "warm-started rounds: passes per epoch over each frame bought in the round "
+     "(oversampling; 1 = once, like the others)"),
     ("--generator-seed", int, "the synthetic dataset's seed (the same protocol on another generated dataset)"),
     ("--detector", str, "detector config name (models/)"),
     ("--aggregate", str, "per-frame aggregation of object values (mean, max, sum, top_k_sum, confidence_sum)"),

@@ -111,28 +111,72 @@ class BatchOrder(Sampler[list[int]]):
     The order can be replaced between passes (:meth:`set_order`, e.g. each
     training epoch's permutation). The sampler runs in the caller's process, so
     a loader with persistent workers follows the new order on its next pass.
+
+    ``repeats`` (one count >= 1 per frame, default 1 each) makes a pass visit
+    frame ``i`` ``repeats[i]`` times: an order is then a permutation of the
+    multiset ``np.repeat(range(n_frames), repeats)`` (``sum(repeats)`` entries),
+    e.g. to oversample the frames bought in the latest round.
     """
 
-    def __init__(self, n_frames: int, batch_size: int, order: Sequence[int] | None = None) -> None:
+    def __init__(self, n_frames: int, batch_size: int, order: Sequence[int] | None = None, *,
+                 repeats: Sequence[int] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1 frame, got {batch_size}")
         self.n_frames = int(n_frames)
         self.batch_size = int(batch_size)
-        self.set_order(np.arange(self.n_frames) if order is None else order)
+        self.repeats = check_repeats(repeats, self.n_frames)
+        self.set_order(self.expanded() if order is None else order)
+
+    def expanded(self) -> np.ndarray:
+        """Every frame index as often as a pass visits it, ascending: ``np.repeat(range(n_frames), repeats)``."""
+        return np.repeat(np.arange(self.n_frames), self.repeats)
+
+    @property
+    def pass_length(self) -> int:
+        """Frames (with repeats) in one pass: ``sum(repeats)``."""
+        return int(self.repeats.sum())
 
     def set_order(self, order: Sequence[int]) -> None:
-        """Use ``order`` (a permutation of ``range(n_frames)``) from the next pass on."""
+        """Use ``order`` from the next pass on: a permutation of ``range(n_frames)``, or with
+        ``repeats``, an order of indices into it holding frame ``i`` exactly ``repeats[i]`` times."""
         order = np.asarray(order, dtype=np.int64)
-        if order.shape != (self.n_frames,) or not np.array_equal(np.sort(order), np.arange(self.n_frames)):
-            raise ValueError(f"a frame order must be a permutation of range({self.n_frames}), got {order.tolist()}")
+        valid = (order.shape == (self.pass_length,) and (order.size == 0 or (order.min() >= 0
+                 and order.max() < self.n_frames))
+                 and np.array_equal(np.bincount(order, minlength=self.n_frames), self.repeats))
+        if not valid:
+            if np.all(self.repeats == 1):
+                raise ValueError(f"a frame order must be a permutation of range({self.n_frames}), "
+                                 f"got {order.tolist()}")
+            raise ValueError(f"a frame order must hold each frame index i in range({self.n_frames}) exactly "
+                             f"repeats[i] times ({self.pass_length} entries, repeats {self.repeats.tolist()}), "
+                             f"got {order.tolist()}")
         self.order = order
 
     def __iter__(self) -> Iterator[list[int]]:
-        for first in range(0, self.n_frames, self.batch_size):
+        for first in range(0, len(self.order), self.batch_size):
             yield self.order[first : first + self.batch_size].tolist()
 
     def __len__(self) -> int:
-        return -(-self.n_frames // self.batch_size)
+        return -(-len(self.order) // self.batch_size)
+
+
+def check_repeats(repeats: Sequence[int] | None, n_frames: int) -> np.ndarray:
+    """``repeats`` as an int array of ``n_frames`` counts >= 1 (``None``: one each); a clear ValueError otherwise."""
+    if repeats is None:
+        return np.ones(n_frames, dtype=np.int64)
+    values = np.asarray(repeats)
+    if values.ndim != 1 or len(values) != n_frames:
+        raise ValueError(f"repeats must give one count per frame ({n_frames}), got {values.size} "
+                         f"(shape {values.shape}); pass a list as long as the frames, or None for one pass each")
+    if values.size and values.dtype.kind not in "iu":
+        if values.dtype.kind != "f" or not np.all(np.isfinite(values) & (values == np.round(values))):
+            raise ValueError(f"repeats must be whole numbers >= 1, got {values.tolist()}")
+    values = values.astype(np.int64)
+    bad = np.flatnonzero(values < 1)
+    if bad.size:
+        raise ValueError(f"repeats must be >= 1 for every frame (1 = once per pass; to leave a frame out, "
+                         f"do not pass it), got {values[bad[:5]].tolist()} at frame indices {bad[:5].tolist()}")
+    return values
 
 
 def frame_loader(

@@ -25,6 +25,13 @@ Two things make the trained weights generalise and the saved model match them
 
 The warm-up is at most a fifth of the run's steps (:func:`learning_rate`), so a
 short warm-started round is not mostly warm-up.
+
+``repeats`` oversamples frames: an epoch is then one pass over the *expanded*
+order, in which frame ``i`` appears ``repeats[i]`` times (shuffled together
+each epoch), so steps per epoch, the learning-rate schedule and the epoch's
+mean losses count the expanded pass. ``repeats=None`` (or all ones) trains
+exactly as without it. BatchNorm recalibration still passes over each frame
+once: its statistics describe the frames, not the sampling.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from ceal_pipeline.detector.checkpoints import (
     read_checkpoint,
     save_checkpoint,
 )
-from ceal_pipeline.detector.loader import BatchOrder, FrameDataset, frame_loader
+from ceal_pipeline.detector.loader import BatchOrder, FrameDataset, check_repeats, frame_loader
 from ceal_pipeline.frames.records import FrameRecord
 
 
@@ -123,6 +130,7 @@ def train_detector(
     init_checkpoint: str | Path | None = None,
     log: Callable[[dict[str, Any]], None] | None = None,
     num_workers: int | None = None,
+    repeats: Sequence[int] | None = None,
 ) -> Checkpoint:
     """Train (or resume training) the detector; one checkpoint per epoch.
 
@@ -142,6 +150,11 @@ def train_detector(
         num_workers: processes reading frames ahead of the training step, kept for
             the whole run (see :func:`~ceal_pipeline.detector.loader.frame_loader`);
             ``None`` = the default, ``0`` = in this process. The weights do not depend on it.
+        repeats: how often each frame is visited per epoch (one count >= 1 per frame,
+            e.g. 3 for the frames bought in the latest round, 1 for the others);
+            ``None`` = once each. Epochs, steps per epoch and the learning-rate schedule
+            count the expanded pass of ``sum(repeats)`` frames. Part of the run's identity
+            (a resume with other repeats is refused).
 
     Returns:
         the :class:`Checkpoint` of the last epoch (``metrics``: mean losses of that epoch;
@@ -161,6 +174,15 @@ def train_detector(
         "frames": len(frames),
         "frames_sha256": _frames_digest(frames),
     }
+    try:
+        repeat_counts = check_repeats(repeats, len(frames))
+    except ValueError as error:
+        raise ValueError(f"train_detector: {error}") from None
+    if np.any(repeat_counts != 1):
+        # Only when some frame repeats, so that runs without repeats keep the identity
+        # of the checkpoints written before repeats existed (and still resume from them).
+        run["repeats"] = repeat_counts.tolist()
+    epoch_frames = int(repeat_counts.sum())
 
     model = build_detector(config_dict, seed=seed)
     if init_checkpoint is not None:
@@ -168,7 +190,7 @@ def train_detector(
     model.to(device)
     train_cfg = config_dict["train"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
-    steps_per_epoch = math.ceil(len(frames) / batch_size)
+    steps_per_epoch = math.ceil(epoch_frames / batch_size)
     total_steps = epochs * steps_per_epoch
 
     start_epoch, global_step = 0, 0
@@ -190,13 +212,15 @@ def train_detector(
                               loss_curve=tuple(loss_curve))
 
     augmentation = GlobalAugmentation.from_config(train_cfg)
-    batch_order = BatchOrder(len(frames), batch_size)
+    batch_order = BatchOrder(len(frames), batch_size, repeats=repeat_counts)
+    expanded = batch_order.expanded()  # np.arange(len(frames)) without repeats
     loader = frame_loader(FrameDataset.for_model(frames, model, with_labels=True), batch_order=batch_order,
                           num_workers=num_workers, device=device, persistent_workers=True)
     checkpoint = None
     for epoch in range(start_epoch, epochs):
         epoch_seed = derive_seed(seed, epoch, "detector_training")
-        batch_order.set_order(np.random.default_rng(epoch_seed).permutation(len(frames)))
+        # Without repeats, expanded[permutation] is the permutation itself: the same order as ever.
+        batch_order.set_order(expanded[np.random.default_rng(epoch_seed).permutation(epoch_frames)])
         torch.manual_seed(epoch_seed)  # training-time dropout of this epoch
         augmentation_rng = np.random.default_rng(derive_seed(seed, epoch, "augmentation"))
         model.train()
@@ -224,7 +248,7 @@ def train_detector(
             totals["loss"] += float(loss.item()) * len(batch.frame_ids)
             for key in ("loss_heatmap", "loss_bbox"):
                 totals[key] += float(losses[key].item()) * len(batch.frame_ids)
-        metrics = {key: value / len(frames) for key, value in totals.items()}
+        metrics = {key: value / epoch_frames for key, value in totals.items()}
         metrics["seconds"] = time.perf_counter() - started
         loss_curve.append({"epoch": float(epoch + 1), **metrics})
         if epoch + 1 == epochs and train_cfg.get("bn_recalibration", False):

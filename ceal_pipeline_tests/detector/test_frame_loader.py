@@ -11,7 +11,7 @@ import torch
 
 from ceal_pipeline.detector.builder import build_detector, load_config
 from ceal_pipeline_tests.detector.batches import load_batch
-from ceal_pipeline.detector.loader import BatchOrder, FrameDataset, default_num_workers, frame_loader
+from ceal_pipeline.detector.loader import BatchOrder, FrameDataset, check_repeats, default_num_workers, frame_loader
 from ceal_pipeline.detector.scoring import score_frames
 from ceal_pipeline.detector.training import train_detector
 from ceal_pipeline.frames.points import LidarReadError
@@ -98,6 +98,41 @@ def test_batch_order_takes_only_a_permutation_of_the_frames():
     for bad in ([0, 1, 2, 3], [0, 0, 1, 2, 3], [0, 1, 2, 3, 5]):
         with pytest.raises(ValueError, match="permutation of range"):
             order.set_order(bad)
+
+
+def test_batch_order_with_repeats_visits_each_frame_its_count_per_pass():
+    order = BatchOrder(4, batch_size=3, repeats=[1, 3, 1, 2])
+    assert order.pass_length == 7 and len(order) == 3
+    assert order.expanded().tolist() == [0, 1, 1, 1, 2, 3, 3]
+    assert list(order) == [[0, 1, 1], [1, 2, 3], [3]]  # the default order: the expanded one
+    order.set_order([3, 1, 0, 1, 3, 2, 1])
+    assert list(order) == [[3, 1, 0], [1, 3, 2], [1]]
+    assert np.bincount(np.concatenate([np.asarray(b) for b in order]), minlength=4).tolist() == [1, 3, 1, 2]
+    for bad in ([0, 1, 2, 3], [0, 1, 1, 1, 2, 3, 4], [0, 1, 1, 2, 2, 3, 3], [0, 1, 1, 1, 2, 3, 3, 3]):
+        with pytest.raises(ValueError, match=r"exactly repeats\[i\] times"):
+            order.set_order(bad)
+
+
+def test_batch_order_without_repeats_or_with_ones_is_the_permutation_order():
+    plain, ones = BatchOrder(5, batch_size=2), BatchOrder(5, batch_size=2, repeats=[1] * 5)
+    assert list(plain) == list(ones) == [[0, 1], [2, 3], [4]]
+    assert plain.expanded().tolist() == ones.expanded().tolist() == [0, 1, 2, 3, 4]
+    with pytest.raises(ValueError, match="permutation of range"):
+        ones.set_order([0, 0, 1, 2, 3])
+
+
+@pytest.mark.parametrize("repeats, message", [
+    ([1, 0, 1], r"repeats must be >= 1 for every frame .*do not pass it.*\[0\] at frame indices \[1\]"),
+    ([1, -2, 1], r"repeats must be >= 1 for every frame .*\[-2\] at frame indices \[1\]"),
+    ([1, 2], r"one count per frame \(3\), got 2.*as long as the frames, or None"),
+    ([[1, 1, 1]], r"one count per frame \(3\)"),
+    ([1, 1.5, 1], r"whole numbers >= 1"),
+])
+def test_batch_order_refuses_invalid_repeats_naming_the_fix(repeats, message):
+    with pytest.raises(ValueError, match=message):
+        BatchOrder(3, batch_size=2, repeats=repeats)
+    with pytest.raises(ValueError, match=message):
+        check_repeats(repeats, 3)
 
 
 def test_loader_starts_no_more_workers_than_batches_and_none_for_a_single_batch(detector, frames):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -59,6 +60,59 @@ def test_resume_refuses_checkpoints_of_a_different_run(frames, tmp_path):
     restarted = train_detector(frames[2:4], config, tmp_path, epochs=1, seed=0, device="cpu", batch_size=2,
                                resume=False)
     assert read_checkpoint(restarted.path)["run"]["frames"] == 2
+
+
+def test_repeats_none_or_all_ones_train_exactly_as_before(frames, tmp_path):
+    config = _tiny_lidar_config()
+    plain = train_detector(frames[:3], config, tmp_path / "plain", epochs=2, seed=2, device="cpu", batch_size=2)
+    ones = train_detector(frames[:3], config, tmp_path / "ones", epochs=2, seed=2, device="cpu", batch_size=2,
+                          repeats=[1, 1, 1])
+    a, b = read_checkpoint(plain.path), read_checkpoint(ones.path)
+    assert plain.version == ones.version and a["global_step"] == b["global_step"] == 4
+    # The run's identity is that of a run before repeats existed: old checkpoints still resume.
+    assert a["run"] == b["run"] and "repeats" not in a["run"]
+    assert [e["loss"] for e in plain.loss_curve] == [e["loss"] for e in ones.loss_curve]
+
+
+def test_repeats_expand_each_epoch_and_are_part_of_the_run(frames, tmp_path, monkeypatch):
+    from ceal_pipeline.detector import training
+
+    orders = []
+    original = training.BatchOrder.set_order
+
+    def spy(self, order):
+        orders.append(np.asarray(order).tolist())
+        return original(self, order)
+
+    monkeypatch.setattr(training.BatchOrder, "set_order", spy)
+    config = _tiny_lidar_config()
+    checkpoint = train_detector(frames[:3], config, tmp_path, epochs=2, seed=2, device="cpu", batch_size=2,
+                                repeats=[1, 3, 1])
+    # The training order's default, then one per epoch (BatchNorm recalibration reads each frame once).
+    default, *epoch_orders = [order for order in orders if len(order) == 5]
+    assert default == [0, 1, 1, 1, 2] and len(epoch_orders) == 2
+    assert all(sorted(order) == [0, 1, 1, 1, 2] for order in epoch_orders)
+    assert [0, 1, 2] in orders  # the recalibration pass
+    assert epoch_orders[0] != epoch_orders[1]  # shuffled afresh each epoch
+    state = read_checkpoint(checkpoint.path)
+    assert state["global_step"] == 2 * 3  # 2 epochs of ceil(5 / 2) steps: the expanded pass
+    assert state["run"]["repeats"] == [1, 3, 1] and state["run"]["frames"] == 3
+    with pytest.raises(ValueError, match="different training run"):
+        train_detector(frames[:3], config, tmp_path, epochs=2, seed=2, device="cpu", batch_size=2, repeats=[1, 2, 1])
+    with pytest.raises(ValueError, match="different training run"):
+        train_detector(frames[:3], config, tmp_path, epochs=2, seed=2, device="cpu", batch_size=2)
+
+
+@pytest.mark.parametrize("repeats, message", [
+    ([1, 0], r"repeats must be >= 1 .*do not pass it"),
+    ([-1, 1], r"repeats must be >= 1"),
+    ([1, 1, 1], r"repeats must give one count per frame \(2\), got 3.*as long as the frames"),
+])
+def test_training_refuses_invalid_repeats_naming_the_fix(frames, tmp_path, repeats, message):
+    with pytest.raises(ValueError, match="train_detector: " + message):
+        train_detector(frames[:2], _tiny_lidar_config(), tmp_path, epochs=1, device="cpu", batch_size=2,
+                       repeats=repeats)
+    assert not list(tmp_path.iterdir())  # refused before any training
 
 
 def test_checkpoint_round_trips_under_weights_only_and_rebuilds_without_the_config_file(frames, tmp_path):

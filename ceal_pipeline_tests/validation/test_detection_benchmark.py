@@ -13,7 +13,7 @@ from ceal_pipeline.cli import benchmark_detection, main
 from ceal_pipeline.core.sampling import pool_size
 from ceal_pipeline.core import round as core_round
 from ceal_pipeline.core import round_driver
-from ceal_pipeline.validation.detection.presets import DETECTION_PRESET_NAMES
+from ceal_pipeline.validation.detection.presets import DETECTION_PRESET_NAMES, get_detection_preset
 from ceal_pipeline.validation.results import BenchmarkResults
 
 #: Where the benchmarks' round looks each core.round step up (the spies replace them there).
@@ -141,6 +141,37 @@ def test_a_rerun_adds_no_run_for_a_stored_seed_and_summary_only_reads_the_store(
     assert again["strategies"] == first["strategies"] and again["new_seeds"] == []
     assert main(["bench", "detection", *TINY, "--json", "--seeds", "0"]) == 0
     assert json.loads(capsys.readouterr().out.strip())["strategies"]["random"]["seeds"] == [0]
+
+
+def test_new_frame_repeats_oversamples_only_the_frames_bought_in_the_round(tmp_path, monkeypatch, capsys):
+    from ceal_pipeline.detector import training
+
+    trainings = []
+    original = training.train_detector
+
+    def spy(frames, *args, **kwargs):
+        trainings.append(([f.frame_id for f in frames], kwargs["epochs"], kwargs.get("repeats")))
+        return original(frames, *args, **kwargs)
+
+    monkeypatch.setattr(training, "train_detector", spy)
+    monkeypatch.setenv("CEAL_HOME", str(tmp_path))
+    tiny = TINY[:TINY.index("--acquire-per-round")] + ["--acquire-per-round", "2"] + \
+        TINY[TINY.index("--rounds"):TINY.index("--fine-tune-steps")] + ["--fine-tune-steps", "3"] + \
+        TINY[TINY.index("--mc-samples"):TINY.index("--budget-per-round")] + ["--repeats", "1", "--strategies", "random"]
+    assert main(["bench", "detection", *tiny, "--new-frame-repeats", "3", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip())
+    assert summary["protocol_key"] == get_detection_preset("quick", {
+        "frames": 40, "held_out_frames": 6, "initial_labeled": 4, "acquire_per_round": 2, "rounds": 2, "epochs": 1,
+        "fine_tune_steps": 3, "mc_samples": 2, "new_frame_repeats": 3}).protocol.key()
+    (seed_ids, _, seed_repeats), *later = trainings
+    assert seed_repeats is None and len(later) == 2  # round 0 trains from scratch, once each
+    previous = seed_ids
+    for ids, epochs, repeats in later:
+        assert len(ids) == len(previous) + 2
+        assert repeats == [1 if i in previous else 3 for i in ids] and repeats.count(3) == 2
+        # 3 steps at batch 4 are one expanded epoch (6 + 2 x 2 and 8 + 2 x 2 frames); unexpanded, two.
+        assert epochs == 1
+        previous = ids
 
 
 def test_the_cli_presets_are_the_benchmark_presets_and_a_bad_strategy_exits_with_the_reason(capsys):

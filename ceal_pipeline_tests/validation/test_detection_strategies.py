@@ -162,6 +162,39 @@ def test_each_strategy_maps_to_the_pipelines_selection_policy():
     assert fine_tune_epochs(DetectionProtocolConfig(fine_tune_epochs=3), 80, 4) == 3
 
 
+def test_oversampled_rounds_count_steps_over_the_expanded_epoch():
+    from ceal_pipeline.validation.detection.protocol import fine_tune_epochs, new_frame_repeats
+
+    steps = DetectionProtocolConfig(fine_tune_steps=50)
+    oversampled = DetectionProtocolConfig(fine_tune_steps=50, new_frame_repeats=3)
+    # 60 labeled, 20 of them new: 60 frames (15 steps) an epoch -> 4 epochs; 100 (25 steps) -> 2.
+    assert fine_tune_epochs(steps, 60, 4, new_frames=20) == fine_tune_epochs(steps, 60, 4) == 4
+    assert fine_tune_epochs(oversampled, 60, 4, new_frames=20) == 2
+    assert fine_tune_epochs(oversampled, 60, 4) == 4  # no new frames: nothing to expand
+    assert fine_tune_epochs(DetectionProtocolConfig(new_frame_repeats=3), 60, 4, new_frames=20) == 2  # epochs
+    with pytest.raises(ValueError, match="new_frames"):
+        fine_tune_epochs(oversampled, 60, 4, new_frames=61)
+    labeled, previous = np.array([2, 5, 7, 9, 11]), np.array([2, 7, 11])
+    assert new_frame_repeats(oversampled, labeled, previous) == [1, 3, 1, 3, 1]
+    assert new_frame_repeats(steps, labeled, previous) is None  # 1: train as without oversampling
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match=r"new_frame_repeats must be an integer >= 1 \(1 = no oversampling\)"):
+            DetectionProtocolConfig(new_frame_repeats=bad)
+
+
+def test_oversampling_at_its_default_keeps_every_published_protocol_key():
+    # The keys stored runs are filed under, from before new_frame_repeats existed.
+    published = {("quick", 0): "5423e8118f39", ("cpu", 0): "8670b96b0b71", ("cpu", 1): "a69d1304f004",
+                 ("gpu", 0): "19bcfeb19155"}
+    for (name, generator_seed), key in published.items():
+        protocol = get_detection_preset(name, {"generator_seed": generator_seed}).protocol
+        assert protocol.new_frame_repeats == 1 and protocol.key() == key, name
+        assert get_detection_preset(name, {"generator_seed": generator_seed, "new_frame_repeats": 1}
+                                    ).protocol.key() == key
+        assert get_detection_preset(name, {"generator_seed": generator_seed, "new_frame_repeats": 3}
+                                    ).protocol.key() not in (key, *published.values())
+
+
 def test_the_budget_check_fails_before_training_when_a_candidate_pool_cannot_fill_the_budget():
     config = DetectionProtocolConfig(initial_labeled=10, acquire_per_round=5, rounds=2)
     strategies = [parse_detection_strategy("ceal_localization_entropy_2.5pct")]

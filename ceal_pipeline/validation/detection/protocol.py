@@ -26,6 +26,15 @@ frames. Each round records labeled frames, labeled boxes and the labeling cost
 at the protocol's vendor prices (``price_per_frame`` + ``price_per_box`` per
 ground-truth box: what the vendor would bill), so strategies are compared per
 frame, per box and per unit of money (:mod:`.paired`).
+
+With ``new_frame_repeats`` r > 1, each epoch of a warm-started round visits the
+frames bought in the acquisition just before it (those not in the previous
+round's labeled set) r times and every other labeled frame once
+(:func:`~ceal_pipeline.detector.training.train_detector`'s ``repeats``), and
+``fine_tune_steps`` is rounded up to whole epochs of that expanded pass
+(:func:`fine_tune_epochs`), so a round trains about as many steps as without
+oversampling, with more of them on the new frames. Round 0 and rounds trained
+from scratch (``warm_start=False``) never oversample.
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -98,6 +107,12 @@ class DetectionProtocolConfig:
     class_balance_strength: float = 1.0  #: selection: exponent on each class's need (class balance)
     diversity_weight: float = 0.5  #: selection: share of the greedy objective given to batch distance
     prelabel_min_confidence: float = 0.3  #: detections from this confidence count as expected boxes
+    #: warm-started rounds: passes over each newly bought frame per epoch (1 = once, like every other frame)
+    new_frame_repeats: int = 1
+
+    #: Fields added after protocol keys were published, with the value every earlier key had:
+    #: :meth:`key` hashes them only when set to another value, so existing keys (and stored runs) stay.
+    _HASHED_UNLESS: ClassVar[dict[str, Any]] = {"new_frame_repeats": 1}
 
     def __post_init__(self) -> None:
         checks = {
@@ -113,14 +128,22 @@ class DetectionProtocolConfig:
             "temperature must be > 0": self.temperature > 0,
             "prune_last_m must be >= 1": self.prune_last_m >= 1,
             "prune_quantile must be in (0, 1)": 0 < self.prune_quantile < 1,
+            "new_frame_repeats must be an integer >= 1 (1 = no oversampling)":
+                isinstance(self.new_frame_repeats, int) and self.new_frame_repeats >= 1,
         }
         failed = [message for message, ok in checks.items() if not ok]
         if failed:
             raise ValueError(f"invalid detection benchmark protocol: {'; '.join(failed)}")
 
     def key(self) -> str:
-        """12 hex digits identifying the protocol; runs are only averaged within one key."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        """12 hex digits identifying the protocol; runs are only averaged within one key.
+
+        Every field is hashed, except a field of ``_HASHED_UNLESS`` at its listed value
+        (one added later, at the value that reproduces what came before).
+        """
+        settings = {name: value for name, value in asdict(self).items()
+                    if not (name in self._HASHED_UNLESS and value == self._HASHED_UNLESS[name])}
+        return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:12]
 
     def check_budget(self, strategies: list[Strategy], pool_frames: int) -> None:
         """Fail before any training when a round could not buy ``acquire_per_round`` frames.
@@ -252,13 +275,33 @@ def selection_policy(choice: SelectionChoice, config: DetectionProtocolConfig, b
     )
 
 
-def fine_tune_epochs(config: DetectionProtocolConfig, labeled_frames: int, batch_size: int) -> int:
-    """Epochs of a warm-started round: ``fine_tune_steps`` rounded up to whole epochs of
-    ``labeled_frames`` at ``batch_size``, or ``fine_tune_epochs``."""
+def fine_tune_epochs(config: DetectionProtocolConfig, labeled_frames: int, batch_size: int,
+                     new_frames: int = 0) -> int:
+    """Epochs of a warm-started round: ``fine_tune_steps`` rounded up to whole epochs, or ``fine_tune_epochs``.
+
+    An epoch is one pass over the labeled set as ``new_frame_repeats`` expands it:
+    ``labeled_frames + (new_frame_repeats - 1) * new_frames`` frames at ``batch_size``.
+    So oversampling the ``new_frames`` bought in the round keeps the round at about
+    ``fine_tune_steps`` steps (the same compute, with more of it on the new frames)
+    rather than multiplying them. ``fine_tune_epochs`` counts such expanded epochs too.
+    """
+    if not 0 <= new_frames <= labeled_frames:
+        raise ValueError(f"new_frames must be in [0, labeled_frames={labeled_frames}], got {new_frames}")
     if config.fine_tune_steps is None:
         return config.fine_tune_epochs
-    steps_per_epoch = -(-labeled_frames // batch_size)
+    epoch_frames = labeled_frames + (config.new_frame_repeats - 1) * new_frames
+    steps_per_epoch = -(-epoch_frames // batch_size)
     return max(1, -(-config.fine_tune_steps // steps_per_epoch))
+
+
+def new_frame_repeats(config: DetectionProtocolConfig, labeled: np.ndarray, previous: np.ndarray
+                      ) -> list[int] | None:
+    """Passes per epoch over each frame of ``labeled`` (pool indices) in a warm-started round:
+    ``config.new_frame_repeats`` for the frames not in ``previous`` (the previous round's
+    labeled set), 1 for the others; None when nothing is oversampled (``new_frame_repeats`` 1)."""
+    if config.new_frame_repeats == 1:
+        return None
+    return np.where(np.isin(labeled, previous), 1, config.new_frame_repeats).astype(int).tolist()
 
 
 @dataclass
@@ -355,14 +398,19 @@ def run_seed_protocol(
     budget_amount = (config.budget_per_round if config.budget_per_round is not None
                      else float(config.acquire_per_round * frame_cost.mean()))
 
-    def train(labeled: np.ndarray, round_index: int, folder: Path, init: Any | None) -> _Trained:
+    def train(labeled: np.ndarray, round_index: int, folder: Path, init: Any | None,
+              previous: np.ndarray | None = None) -> _Trained:
+        # previous: the round before's labeled set; the frames of labeled outside it were just bought.
         start = time.perf_counter()
         warm = init is not None and config.warm_start
+        new = 0 if previous is None else int(np.count_nonzero(~np.isin(labeled, previous)))
         checkpoint = train_detector(
             [data.pool[i] for i in labeled], detector_config, folder,
-            epochs=fine_tune_epochs(config, len(labeled), batch_size) if warm else config.epochs,
+            epochs=fine_tune_epochs(config, len(labeled), batch_size, new) if warm else config.epochs,
             seed=derive_seed(run_seed, round_index, "detector_training"),
-            init_checkpoint=init.path if warm else None, **loader,
+            init_checkpoint=init.path if warm else None,
+            repeats=new_frame_repeats(config, labeled, previous) if warm and previous is not None else None,
+            **loader,
         )
         model, _ = load_detector(checkpoint.path, device=options.device)
         return _Trained(checkpoint, model, time.perf_counter() - start)
@@ -493,8 +541,9 @@ def run_seed_protocol(
             )
             latest[acquisition.scored] = acquisition.scores
             pruned = np.union1d(pruned, acquisition.pruned)
-            labeled = np.union1d(labeled, acquisition.selected)
-            trained = train(labeled, round_index, work / strategy.name / f"round{round_index}", trained.checkpoint)
+            previous, labeled = labeled, np.union1d(labeled, acquisition.selected)
+            trained = train(labeled, round_index, work / strategy.name / f"round{round_index}", trained.checkpoint,
+                            previous)
             last_eval, _, eval_s = evaluate(trained.model)
             _record_evaluation(run, last_eval)
             run.labeled_per_round.append(len(labeled))
