@@ -38,8 +38,7 @@ import numpy as np
 
 from ceal_pipeline.core.history.connection import HistoryConnection, utc_now
 from ceal_pipeline.core.history.errors import InvalidScores, ShardConflict, ShardFileError, describe_frames
-from ceal_pipeline.core.history.shards import load_score_shard, rescore_hint
-from ceal_pipeline.core.ranks import rank_normalised_combination
+from ceal_pipeline.core.history.shards import TERM_PREFIX, load_score_shard, rescore_hint
 from ceal_pipeline.core.history.staging import (
     as_frame_id_array,
     as_score_array,
@@ -50,6 +49,7 @@ from ceal_pipeline.core.history.staging import (
     resolve_frame_keys,
     stage,
 )
+from ceal_pipeline.core.ranks import rank_normalised_combination
 
 _NOT_FINITE = "score IS NULL OR isnan(score) OR isinf(score)"
 
@@ -194,17 +194,17 @@ class ScoreIngest(HistoryConnection):
                 f"ingested together, not shards {given} alone; run merged_scores for round {round} once "
                 "every shard is scored (nothing was written)"
             )
-        names = sorted(weights[0])
-        parts = [con.execute(f"SELECT {', '.join('term_' + n for n in names)} FROM {b.table} ORDER BY pos").fetchnumpy()
+        columns = {name: TERM_PREFIX + name for name in sorted(weights[0])}
+        parts = [con.execute(f"SELECT {', '.join(columns.values())} FROM {b.table} ORDER BY pos").fetchnumpy()
                  for b in batches]
-        terms = {name: np.concatenate([part[f"term_{name}"] for part in parts]) for name in names}
+        terms = {name: np.concatenate([part[column] for part in parts]) for name, column in columns.items()}
         try:
             combined = rank_normalised_combination(terms, weights[0])
         except ValueError as exc:
             raise InvalidScores(f"{what}: {exc} (nothing was written)") from exc
         offset = 0
         for batch, part in zip(batches, parts):
-            n = len(part[f"term_{names[0]}"])
+            n = len(next(iter(part.values())))
             stage(con, "combined_scores", {"score": combined[offset:offset + n]})
             con.execute(f"UPDATE {batch.table} SET score = c.score FROM combined_scores c "
                         f"WHERE {batch.table}.pos = c.pos")
