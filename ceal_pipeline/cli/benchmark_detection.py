@@ -54,7 +54,8 @@ _OVERRIDES = (
     ("--rounds", int, "acquisition rounds"),
     ("--epochs", int, "round-0 training epochs"),
     ("--fine-tune-epochs", int, "warm-started epochs of later rounds (when --fine-tune-steps is not set)"),
-    ("--fine-tune-steps", int, "warm-started optimiser steps of later rounds (rounded up to whole epochs)"),
+    ("--fine-tune-steps", int, "warm-started optimiser steps of later rounds (rounded up to whole epochs "
+     "unless --exact-steps)"),
     ("--new-frame-repeats", int, "warm-started rounds: passes per epoch over each frame bought in the round "
      "(oversampling; 1 = once, like the others)"),
     ("--generator-seed", int, "the synthetic dataset's seed (the same protocol on another generated dataset)"),
@@ -69,6 +70,12 @@ _OVERRIDES = (
     ("--prune-last-m", int, "pruning: the last m scores each in the bottom quantile"),
 )
 
+#: Protocol switches (flag, help): given, the field is True (and the key changes); absent, the preset's.
+_SWITCHES = (
+    ("--exact-steps", "warm-started rounds train exactly --fine-tune-steps optimiser steps (the last epoch "
+     "partial) instead of rounding them up to whole epochs"),
+)
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_preset_arguments(parser, PRESETS, "protocol preset (default: cpu, 6 rounds and 5 paired seeds in about 70 "
@@ -77,6 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("protocol overrides (each changes the protocol key)")
     for flag, kind, help_text in _OVERRIDES:
         group.add_argument(flag, type=kind, help=help_text)
+    for flag, help_text in _SWITCHES:
+        group.add_argument(flag, action="store_true", default=None, help=help_text)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1, auto")
     parser.add_argument("--num-workers", type=int, default=None,
@@ -104,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
     from ceal_pipeline.validation.results import BenchmarkResults, default_results_folder
 
     preset_name = "quick" if args.quick else (args.preset or "cpu")
-    overrides = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag, _, _ in _OVERRIDES}
+    flags = [flag for flag, *_ in _OVERRIDES + _SWITCHES]
+    overrides = {flag[2:].replace("-", "_"): getattr(args, flag[2:].replace("-", "_")) for flag in flags}
     try:
         preset = get_detection_preset(preset_name, overrides, strategies=args.strategies, repeats=args.repeats)
     except ValueError as exc:

@@ -4,7 +4,8 @@ Public API (imported lazily, so importing this package costs nothing until used
 and nothing touches CUDA at import time):
 
 - ``build_detector(config_path_or_name="bevfusion_lite", *, seed=0, **overrides) -> nn.Module``
-- ``training.train_detector(frames, config, checkpoint_dir, epochs, seed, resume=True, device="auto", num_workers=None) -> Checkpoint``
+- ``training.train_detector(frames, config, checkpoint_dir, epochs, seed, resume=True, device="auto", num_workers=None,
+  repeats=None, max_steps=None) -> Checkpoint`` (``max_steps``: exactly that many optimiser steps instead of epochs)
 - ``checkpoints.load_detector(path, device="auto") -> (model, version)``
 - ``scoring.score_frames(model, frames, T, mode="head"|"full", seed, aggregate="mean", device, batch_size,
   num_workers=None, acquisition_fn="localization_entropy") -> FrameScores``

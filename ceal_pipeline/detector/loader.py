@@ -116,6 +116,10 @@ class BatchOrder(Sampler[list[int]]):
     frame ``i`` ``repeats[i]`` times: an order is then a permutation of the
     multiset ``np.repeat(range(n_frames), repeats)`` (``sum(repeats)`` entries),
     e.g. to oversample the frames bought in the latest round.
+
+    ``batches`` (of :meth:`set_order`) cuts a pass short after its first
+    ``batches`` batches, e.g. the last epoch of a training run counted in
+    optimiser steps; the frames past them are neither yielded nor read.
     """
 
     def __init__(self, n_frames: int, batch_size: int, order: Sequence[int] | None = None, *,
@@ -136,9 +140,12 @@ class BatchOrder(Sampler[list[int]]):
         """Frames (with repeats) in one pass: ``sum(repeats)``."""
         return int(self.repeats.sum())
 
-    def set_order(self, order: Sequence[int]) -> None:
+    def set_order(self, order: Sequence[int], *, batches: int | None = None) -> None:
         """Use ``order`` from the next pass on: a permutation of ``range(n_frames)``, or with
-        ``repeats``, an order of indices into it holding frame ``i`` exactly ``repeats[i]`` times."""
+        ``repeats``, an order of indices into it holding frame ``i`` exactly ``repeats[i]`` times.
+
+        ``batches``: yield only the first this many batches of the order (a partial pass);
+        ``None`` = every batch."""
         order = np.asarray(order, dtype=np.int64)
         valid = (order.shape == (self.pass_length,) and (order.size == 0 or (order.min() >= 0
                  and order.max() < self.n_frames))
@@ -150,14 +157,20 @@ class BatchOrder(Sampler[list[int]]):
             raise ValueError(f"a frame order must hold each frame index i in range({self.n_frames}) exactly "
                              f"repeats[i] times ({self.pass_length} entries, repeats {self.repeats.tolist()}), "
                              f"got {order.tolist()}")
+        full = -(-len(order) // self.batch_size)
+        if batches is not None and (isinstance(batches, bool) or not isinstance(batches, (int, np.integer))
+                                    or not 1 <= batches <= full):
+            raise ValueError(f"batches must be a whole number in [1, {full}] (the batches of the order) "
+                             f"or None for all of them, got {batches!r}")
         self.order = order
+        self.batches = full if batches is None else int(batches)
 
     def __iter__(self) -> Iterator[list[int]]:
-        for first in range(0, len(self.order), self.batch_size):
+        for first in range(0, self.batches * self.batch_size, self.batch_size):
             yield self.order[first : first + self.batch_size].tolist()
 
     def __len__(self) -> int:
-        return -(-len(self.order) // self.batch_size)
+        return self.batches
 
 
 def check_repeats(repeats: Sequence[int] | None, n_frames: int) -> np.ndarray:

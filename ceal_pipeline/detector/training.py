@@ -32,6 +32,13 @@ each epoch), so steps per epoch, the learning-rate schedule and the epoch's
 mean losses count the expanded pass. ``repeats=None`` (or all ones) trains
 exactly as without it. BatchNorm recalibration still passes over each frame
 once: its statistics describe the frames, not the sampling.
+
+``max_steps`` counts a run in optimiser steps instead of epochs: the run takes
+exactly that many steps, ``ceil(max_steps / steps_per_epoch)`` epochs of which
+the last may stop part-way (its first batches of that epoch's order); the
+learning-rate schedule spans exactly ``max_steps`` steps, and the last, partial
+epoch ends like any last epoch (BatchNorm recalibration when configured, a
+checkpoint). Its mean losses are over the frames it visited.
 """
 
 from __future__ import annotations
@@ -122,7 +129,7 @@ def train_detector(
     frames: Sequence[FrameRecord],
     config: str | Path | dict = "bevfusion_tiny",
     checkpoint_dir: str | Path = ".ceal/detector",
-    epochs: int = 10,
+    epochs: int | None = None,
     seed: int = 0,
     resume: bool = True,
     device: str | torch.device = "auto",
@@ -131,6 +138,7 @@ def train_detector(
     log: Callable[[dict[str, Any]], None] | None = None,
     num_workers: int | None = None,
     repeats: Sequence[int] | None = None,
+    max_steps: int | None = None,
 ) -> Checkpoint:
     """Train (or resume training) the detector; one checkpoint per epoch.
 
@@ -138,7 +146,8 @@ def train_detector(
         frames: labeled frames to train on.
         config: detector config name/path/dict (see :func:`build_detector`).
         checkpoint_dir: where ``epoch_NNNN.pt`` files go; one training run per folder.
-        epochs: total epochs of the run (a resumed run continues up to this).
+        epochs: total epochs of the run (a resumed run continues up to this); default 10.
+            Give either ``epochs`` or ``max_steps``, not both.
         seed: seeds initialisation, frame order and training dropout.
         resume: continue from the latest checkpoint in ``checkpoint_dir`` if it is
             the same run (same config name, seed, epochs and frames); ``False``
@@ -155,17 +164,43 @@ def train_detector(
             ``None`` = once each. Epochs, steps per epoch and the learning-rate schedule
             count the expanded pass of ``sum(repeats)`` frames. Part of the run's identity
             (a resume with other repeats is refused).
+        max_steps: the run's length in optimiser steps instead of epochs: exactly this many
+            steps (>= 1), over ``ceil(max_steps / steps_per_epoch)`` epochs, the last one cut
+            short when ``max_steps`` is not a multiple of ``steps_per_epoch``
+            (``ceil(sum(repeats) / batch_size)``); the learning-rate schedule spans ``max_steps``.
+            Part of the run's identity when given (runs counted in epochs keep theirs).
 
     Returns:
         the :class:`Checkpoint` of the last epoch (``metrics``: mean losses of that epoch;
         ``loss_curve``: those of every epoch of the run, including epochs before a resume).
     """
     _check_labeled(frames)
-    if epochs < 1:
+    if max_steps is not None:
+        if epochs is not None:
+            raise ValueError(f"train_detector takes epochs or max_steps, not both (got epochs={epochs}, "
+                             f"max_steps={max_steps}): max_steps sets the epochs itself")
+        if isinstance(max_steps, bool) or not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+            raise ValueError(f"max_steps must be a whole number of optimiser steps >= 1 (or None to count "
+                             f"the run in epochs), got {max_steps!r}")
+        max_steps = int(max_steps)
+    elif epochs is None:
+        epochs = 10
+    if epochs is not None and epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
     config_dict = load_config(config)
     device = resolve_device(device)
     batch_size = int(batch_size or config_dict["data"].get("batch_size", 4))
+    try:
+        repeat_counts = check_repeats(repeats, len(frames))
+    except ValueError as error:
+        raise ValueError(f"train_detector: {error}") from None
+    epoch_frames = int(repeat_counts.sum())
+    steps_per_epoch = math.ceil(epoch_frames / batch_size)
+    if max_steps is not None:
+        epochs = math.ceil(max_steps / steps_per_epoch)
+        total_steps = max_steps
+    else:
+        total_steps = epochs * steps_per_epoch
     run = {
         "config_name": config_dict["name"],
         "seed": int(seed),
@@ -174,15 +209,13 @@ def train_detector(
         "frames": len(frames),
         "frames_sha256": _frames_digest(frames),
     }
-    try:
-        repeat_counts = check_repeats(repeats, len(frames))
-    except ValueError as error:
-        raise ValueError(f"train_detector: {error}") from None
     if np.any(repeat_counts != 1):
         # Only when some frame repeats, so that runs without repeats keep the identity
         # of the checkpoints written before repeats existed (and still resume from them).
         run["repeats"] = repeat_counts.tolist()
-    epoch_frames = int(repeat_counts.sum())
+    if max_steps is not None:
+        # Likewise only when given: runs counted in epochs keep their identity.
+        run["max_steps"] = max_steps
 
     model = build_detector(config_dict, seed=seed)
     if init_checkpoint is not None:
@@ -190,8 +223,6 @@ def train_detector(
     model.to(device)
     train_cfg = config_dict["train"]
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["lr"], weight_decay=train_cfg["weight_decay"])
-    steps_per_epoch = math.ceil(epoch_frames / batch_size)
-    total_steps = epochs * steps_per_epoch
 
     start_epoch, global_step = 0, 0
     loss_curve: list[dict[str, float]] = []
@@ -220,12 +251,15 @@ def train_detector(
     for epoch in range(start_epoch, epochs):
         epoch_seed = derive_seed(seed, epoch, "detector_training")
         # Without repeats, expanded[permutation] is the permutation itself: the same order as ever.
-        batch_order.set_order(expanded[np.random.default_rng(epoch_seed).permutation(epoch_frames)])
+        # Every epoch is whole but, with max_steps, the last: its first steps of this epoch's order.
+        batch_order.set_order(expanded[np.random.default_rng(epoch_seed).permutation(epoch_frames)],
+                              batches=min(steps_per_epoch, total_steps - global_step))
         torch.manual_seed(epoch_seed)  # training-time dropout of this epoch
         augmentation_rng = np.random.default_rng(derive_seed(seed, epoch, "augmentation"))
         model.train()
         started = time.perf_counter()
         totals = {"loss": 0.0, "loss_heatmap": 0.0, "loss_bbox": 0.0}
+        visited = 0  # frames (with repeats) of this epoch's steps: epoch_frames unless cut short
         for cpu_batch in loader:
             batch = cpu_batch.to(device, non_blocking=True)
             if augmentation is not None:
@@ -245,10 +279,11 @@ def train_detector(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg["grad_clip"])
             optimizer.step()
             global_step += 1
+            visited += len(batch.frame_ids)
             totals["loss"] += float(loss.item()) * len(batch.frame_ids)
             for key in ("loss_heatmap", "loss_bbox"):
                 totals[key] += float(losses[key].item()) * len(batch.frame_ids)
-        metrics = {key: value / epoch_frames for key, value in totals.items()}
+        metrics = {key: value / visited for key, value in totals.items()}
         metrics["seconds"] = time.perf_counter() - started
         loss_curve.append({"epoch": float(epoch + 1), **metrics})
         if epoch + 1 == epochs and train_cfg.get("bn_recalibration", False):

@@ -113,6 +113,20 @@ def test_batch_order_with_repeats_visits_each_frame_its_count_per_pass():
             order.set_order(bad)
 
 
+def test_batch_order_can_cut_a_pass_short_after_its_first_batches():
+    order = BatchOrder(5, batch_size=2)
+    order.set_order([4, 3, 2, 1, 0], batches=2)
+    assert list(order) == [[4, 3], [2, 1]] and len(order) == 2
+    order.set_order([4, 3, 2, 1, 0])  # the next pass is whole again
+    assert list(order) == [[4, 3], [2, 1], [0]] and len(order) == 3
+    order.set_order([0, 1, 2, 3, 4], batches=3)
+    assert list(order) == [[0, 1], [2, 3], [4]]
+    for bad in (0, -1, 4, 1.5, True):
+        with pytest.raises(ValueError, match=r"batches must be a whole number in \[1, 3\]"):
+            order.set_order([0, 1, 2, 3, 4], batches=bad)
+    assert list(order) == [[0, 1], [2, 3], [4]]  # a refused order changes nothing
+
+
 def test_batch_order_without_repeats_or_with_ones_is_the_permutation_order():
     plain, ones = BatchOrder(5, batch_size=2), BatchOrder(5, batch_size=2, repeats=[1] * 5)
     assert list(plain) == list(ones) == [[0, 1], [2, 3], [4]]

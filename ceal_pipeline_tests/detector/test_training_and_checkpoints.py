@@ -80,9 +80,9 @@ def test_repeats_expand_each_epoch_and_are_part_of_the_run(frames, tmp_path, mon
     orders = []
     original = training.BatchOrder.set_order
 
-    def spy(self, order):
+    def spy(self, order, **kwargs):
         orders.append(np.asarray(order).tolist())
-        return original(self, order)
+        return original(self, order, **kwargs)
 
     monkeypatch.setattr(training.BatchOrder, "set_order", spy)
     config = _tiny_lidar_config()
@@ -112,6 +112,103 @@ def test_training_refuses_invalid_repeats_naming_the_fix(frames, tmp_path, repea
     with pytest.raises(ValueError, match="train_detector: " + message):
         train_detector(frames[:2], _tiny_lidar_config(), tmp_path, epochs=1, device="cpu", batch_size=2,
                        repeats=repeats)
+    assert not list(tmp_path.iterdir())  # refused before any training
+
+
+def _spy_steps(monkeypatch):
+    """Records the learning rate of every optimiser step taken, and each BatchNorm recalibration."""
+    from ceal_pipeline.detector import training
+
+    seen = {"lrs": [], "recalibrations": 0, "batches": []}
+    step, recalibrate = torch.optim.AdamW.step, training.recalibrate_batch_norm
+    set_order = training.BatchOrder.set_order
+
+    def step_spy(self, *args, **kwargs):
+        seen["lrs"].append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    def recalibrate_spy(*args, **kwargs):
+        seen["recalibrations"] += 1
+        return recalibrate(*args, **kwargs)
+
+    def set_order_spy(self, order, **kwargs):
+        set_order(self, order, **kwargs)
+        seen["batches"].append(len(self))
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_spy)
+    monkeypatch.setattr(training, "recalibrate_batch_norm", recalibrate_spy)
+    monkeypatch.setattr(training.BatchOrder, "set_order", set_order_spy)
+    return seen
+
+
+@pytest.mark.parametrize("max_steps, epochs, last_epoch_steps", [(5, 3, 1), (1, 1, 1), (3, 2, 1)])
+def test_max_steps_takes_exactly_that_many_steps_the_last_epoch_partial(
+        frames, tmp_path, monkeypatch, max_steps, epochs, last_epoch_steps):
+    seen = _spy_steps(monkeypatch)
+    config = _tiny_lidar_config()
+    # 4 frames at batch 2: 2 steps an epoch, so 5 steps are 2 whole epochs and 1 step of a third.
+    checkpoint = train_detector(frames[:4], config, tmp_path, seed=3, device="cpu", batch_size=2, num_workers=0,
+                                max_steps=max_steps)
+    state = read_checkpoint(checkpoint.path)
+    assert len(seen["lrs"]) == state["global_step"] == max_steps
+    assert state["epoch"] == epochs and checkpoint.path.name == f"epoch_{epochs:04d}.pt"
+    assert [path.name for path in sorted(tmp_path.glob("epoch_*.pt"))] == [
+        f"epoch_{e:04d}.pt" for e in range(1, epochs + 1)]  # every epoch saved, the partial one too
+    # The schedule spans exactly max_steps steps (warm-up, then cosine down to 1 % at the end).
+    lr, warmup = config["train"]["lr"], config["train"].get("warmup_iters", 0)
+    assert seen["lrs"] == pytest.approx([learning_rate(s, max_steps, lr, warmup) for s in range(max_steps)])
+    # Each epoch's order, cut to the steps left in the last (the first set_order is the sampler's default).
+    assert seen["batches"][1:epochs + 1] == [2] * (epochs - 1) + [last_epoch_steps]
+    assert seen["recalibrations"] == (1 if config["train"].get("bn_recalibration") else 0)
+    assert state["run"]["max_steps"] == max_steps and state["run"]["epochs"] == epochs
+    assert len(checkpoint.loss_curve) == epochs and all(np.isfinite(e["loss"]) for e in checkpoint.loss_curve)
+
+
+def test_max_steps_at_whole_epochs_trains_the_epochs_run_and_resumes_to_the_bit(frames, tmp_path):
+    config = _tiny_lidar_config()
+    by_epochs = train_detector(frames[:4], config, tmp_path / "epochs", epochs=2, seed=5, device="cpu", batch_size=2)
+    by_steps = train_detector(frames[:4], config, tmp_path / "steps", max_steps=4, seed=5, device="cpu", batch_size=2)
+    a, b = read_checkpoint(by_epochs.path), read_checkpoint(by_steps.path)
+    assert by_epochs.version == by_steps.version and a["global_step"] == b["global_step"] == 4
+    assert [e["loss"] for e in by_epochs.loss_curve] == [e["loss"] for e in by_steps.loss_curve]
+    # Counted in epochs, the identity is that of a run before max_steps existed: old checkpoints still resume.
+    assert "max_steps" not in a["run"] and b["run"] == {**a["run"], "max_steps": 4}
+
+    straight = train_detector(frames[:4], config, tmp_path / "straight", max_steps=5, seed=5, device="cpu",
+                              batch_size=2)
+    train_detector(frames[:4], config, tmp_path / "killed", max_steps=5, seed=5, device="cpu", batch_size=2)
+    (tmp_path / "killed" / "epoch_0003.pt").unlink()  # the run "died" in its last, partial epoch
+    resumed = train_detector(frames[:4], config, tmp_path / "killed", max_steps=5, seed=5, device="cpu",
+                             batch_size=2)
+    assert resumed.version == straight.version and read_checkpoint(resumed.path)["global_step"] == 5
+    assert [e["loss"] for e in resumed.loss_curve] == [e["loss"] for e in straight.loss_curve]
+    # Its first two epochs are those of a 5-step run, not of a 4-step one (the schedule differs).
+    assert straight.version != by_steps.version
+    for other in ({"max_steps": 6}, {"epochs": 3}):
+        with pytest.raises(ValueError, match="different training run"):
+            train_detector(frames[:4], config, tmp_path / "killed", seed=5, device="cpu", batch_size=2, **other)
+
+
+def test_max_steps_counts_the_expanded_pass_of_repeats(frames, tmp_path):
+    # 3 frames, repeats [1, 3, 1]: 5 a pass, 3 steps at batch 2; 4 steps = one epoch and one step.
+    checkpoint = train_detector(frames[:3], _tiny_lidar_config(), tmp_path, seed=2, device="cpu", batch_size=2,
+                                repeats=[1, 3, 1], max_steps=4)
+    state = read_checkpoint(checkpoint.path)
+    assert state["global_step"] == 4 and state["epoch"] == 2
+    assert state["run"]["repeats"] == [1, 3, 1] and state["run"]["max_steps"] == 4
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"max_steps": 0}, r"max_steps must be a whole number of optimiser steps >= 1 .*got 0"),
+    ({"max_steps": -3}, r"max_steps must be a whole number of optimiser steps >= 1 .*got -3"),
+    ({"max_steps": 2.5}, r"max_steps must be a whole number .*got 2\.5"),
+    ({"max_steps": True}, r"max_steps must be a whole number .*got True"),
+    ({"max_steps": 4, "epochs": 2}, r"epochs or max_steps, not both"),
+    ({"epochs": 0}, r"epochs must be >= 1"),
+])
+def test_training_refuses_an_invalid_length_naming_the_fix(frames, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        train_detector(frames[:2], _tiny_lidar_config(), tmp_path, device="cpu", batch_size=2, **kwargs)
     assert not list(tmp_path.iterdir())  # refused before any training
 
 

@@ -174,6 +174,40 @@ def test_new_frame_repeats_oversamples_only_the_frames_bought_in_the_round(tmp_p
         previous = ids
 
 
+def test_exact_steps_trains_each_warm_started_round_exactly_fine_tune_steps(tmp_path, monkeypatch, capsys):
+    from ceal_pipeline.detector import training
+    from ceal_pipeline.detector.checkpoints import read_checkpoint
+
+    trainings = []
+    original = training.train_detector
+
+    def spy(frames, *args, **kwargs):
+        checkpoint = original(frames, *args, **kwargs)
+        state = read_checkpoint(checkpoint.path)
+        trainings.append((len(frames), kwargs.get("epochs"), kwargs.get("max_steps"), state["global_step"],
+                          state["epoch"]))
+        return checkpoint
+
+    monkeypatch.setattr(training, "train_detector", spy)
+    monkeypatch.setenv("CEAL_HOME", str(tmp_path))
+    tiny = TINY[:TINY.index("--acquire-per-round")] + ["--acquire-per-round", "2"] + \
+        TINY[TINY.index("--rounds"):TINY.index("--fine-tune-steps")] + ["--fine-tune-steps", "4"] + \
+        TINY[TINY.index("--mc-samples"):TINY.index("--budget-per-round")] + ["--repeats", "1", "--strategies", "random"]
+    assert main(["bench", "detection", *tiny, "--exact-steps", "--new-frame-repeats", "3", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip())
+    overrides = {"frames": 40, "held_out_frames": 6, "initial_labeled": 4, "acquire_per_round": 2, "rounds": 2,
+                 "epochs": 1, "fine_tune_steps": 4, "mc_samples": 2, "new_frame_repeats": 3}
+    assert summary["protocol_key"] == get_detection_preset("quick", {**overrides, "exact_steps": True}).protocol.key()
+    assert summary["protocol_key"] != get_detection_preset("quick", overrides).protocol.key()
+    # Round 0 from scratch in epochs (4 frames at batch 4: 1 step). Later rounds exactly 4 steps: an
+    # expanded pass of 6 + 2 x 2 or 8 + 2 x 2 frames is 3 steps, so 1 whole epoch and 1 step of a second
+    # (rounded up to whole epochs, 6 steps).
+    assert trainings[0] == (4, 1, None, 1, 1)
+    assert [t[1:] for t in trainings[1:]] == [(None, 4, 4, 2), (None, 4, 4, 2)]
+    assert main(["bench", "detection", "--quick", "--exact-steps", "--fine-tune-steps", "0", "--json"]) == 2
+    assert "fine_tune_steps must be >= 1" in capsys.readouterr().err
+
+
 def test_the_cli_presets_are_the_benchmark_presets_and_a_bad_strategy_exits_with_the_reason(capsys):
     assert benchmark_detection.PRESETS == DETECTION_PRESET_NAMES
     assert main(["bench", "detection", "--quick", "--strategies", "entropy", "--json"]) == 2

@@ -195,6 +195,41 @@ def test_oversampling_at_its_default_keeps_every_published_protocol_key():
                                     ).protocol.key() not in (key, *published.values())
 
 
+def test_exact_steps_trains_fine_tune_steps_exactly_instead_of_whole_epochs():
+    from ceal_pipeline.validation.detection.protocol import fine_tune_budget
+
+    rounded = DetectionProtocolConfig(fine_tune_steps=50)
+    exact = DetectionProtocolConfig(fine_tune_steps=50, exact_steps=True)
+    # 140 labeled at batch 4: 35 steps an epoch, so 50 steps round up to 2 epochs (70 steps).
+    assert fine_tune_budget(rounded, 140, 4) == {"epochs": 2}
+    assert fine_tune_budget(exact, 140, 4) == {"max_steps": 50}
+    # Oversampling changes the epoch (40 new frames 3x: 220 frames, 55 steps), not the exact budget.
+    assert fine_tune_budget(DetectionProtocolConfig(fine_tune_steps=50, new_frame_repeats=3), 140, 4, 40) == \
+        {"epochs": 1}
+    assert fine_tune_budget(DetectionProtocolConfig(fine_tune_steps=50, new_frame_repeats=3, exact_steps=True),
+                            140, 4, 40) == {"max_steps": 50}
+    assert fine_tune_budget(DetectionProtocolConfig(fine_tune_epochs=3), 140, 4) == {"epochs": 3}
+    with pytest.raises(ValueError, match=r"exact_steps .* needs fine_tune_steps"):
+        DetectionProtocolConfig(exact_steps=True)  # no steps to train exactly
+    with pytest.raises(ValueError, match=r"exact_steps must be True or False"):
+        DetectionProtocolConfig(fine_tune_steps=50, exact_steps=1)
+
+
+def test_exact_steps_at_its_default_keeps_every_published_protocol_key():
+    # The keys stored runs are filed under, from before exact_steps existed.
+    published = {("quick", 0): "5423e8118f39", ("cpu", 0): "8670b96b0b71", ("cpu", 1): "a69d1304f004",
+                 ("gpu", 0): "19bcfeb19155"}
+    for (name, generator_seed), key in published.items():
+        protocol = get_detection_preset(name, {"generator_seed": generator_seed}).protocol
+        assert protocol.exact_steps is False and protocol.key() == key, name
+        assert get_detection_preset(name, {"generator_seed": generator_seed, "exact_steps": False}
+                                    ).protocol.key() == key
+        exact = get_detection_preset(name, {"generator_seed": generator_seed, "exact_steps": True}).protocol.key()
+        assert exact not in (key, *published.values())
+        assert get_detection_preset(name, {"generator_seed": generator_seed, "exact_steps": True,
+                                           "new_frame_repeats": 3}).protocol.key() not in (key, exact)
+
+
 def test_the_budget_check_fails_before_training_when_a_candidate_pool_cannot_fill_the_budget():
     config = DetectionProtocolConfig(initial_labeled=10, acquire_per_round=5, rounds=2)
     strategies = [parse_detection_strategy("ceal_localization_entropy_2.5pct")]

@@ -35,6 +35,11 @@ round's labeled set) r times and every other labeled frame once
 (:func:`fine_tune_epochs`), so a round trains about as many steps as without
 oversampling, with more of them on the new frames. Round 0 and rounds trained
 from scratch (``warm_start=False``) never oversample.
+
+With ``exact_steps``, a warm-started round trains exactly ``fine_tune_steps``
+optimiser steps (:func:`~ceal_pipeline.detector.training.train_detector`'s ``max_steps``: the last epoch stops
+part-way) instead of rounding them up to whole epochs, so every round and every
+variant (e.g. with and without ``new_frame_repeats``) gets the same compute.
 """
 
 from __future__ import annotations
@@ -86,7 +91,7 @@ class DetectionProtocolConfig:
     epochs: int = 6  #: round 0: epochs from scratch
     fine_tune_epochs: int = 2  #: later rounds: epochs warm-started from the previous round (warm_start)
     #: later rounds: optimiser steps warm-started from the previous round (rounded up to whole
-    #: epochs of the grown labeled set); None = ``fine_tune_epochs``
+    #: epochs of the grown labeled set unless ``exact_steps``); None = ``fine_tune_epochs``
     fine_tune_steps: int | None = None
     warm_start: bool = True  #: later rounds start from the previous round's weights, as the pipeline's default
     mc_samples: int = 10  #: MC-Dropout passes T per scored frame
@@ -109,10 +114,13 @@ class DetectionProtocolConfig:
     prelabel_min_confidence: float = 0.3  #: detections from this confidence count as expected boxes
     #: warm-started rounds: passes over each newly bought frame per epoch (1 = once, like every other frame)
     new_frame_repeats: int = 1
+    #: warm-started rounds train exactly ``fine_tune_steps`` optimiser steps (the last epoch
+    #: partial) instead of rounding them up to whole epochs; needs ``fine_tune_steps``
+    exact_steps: bool = False
 
     #: Fields added after protocol keys were published, with the value every earlier key had:
     #: :meth:`key` hashes them only when set to another value, so existing keys (and stored runs) stay.
-    _HASHED_UNLESS: ClassVar[dict[str, Any]] = {"new_frame_repeats": 1}
+    _HASHED_UNLESS: ClassVar[dict[str, Any]] = {"new_frame_repeats": 1, "exact_steps": False}
 
     def __post_init__(self) -> None:
         checks = {
@@ -130,6 +138,8 @@ class DetectionProtocolConfig:
             "prune_quantile must be in (0, 1)": 0 < self.prune_quantile < 1,
             "new_frame_repeats must be an integer >= 1 (1 = no oversampling)":
                 isinstance(self.new_frame_repeats, int) and self.new_frame_repeats >= 1,
+            "exact_steps must be True or False and needs fine_tune_steps (the steps it trains exactly)":
+                isinstance(self.exact_steps, bool) and (not self.exact_steps or self.fine_tune_steps is not None),
         }
         failed = [message for message, ok in checks.items() if not ok]
         if failed:
@@ -275,6 +285,15 @@ def selection_policy(choice: SelectionChoice, config: DetectionProtocolConfig, b
     )
 
 
+def fine_tune_budget(config: DetectionProtocolConfig, labeled_frames: int, batch_size: int,
+                     new_frames: int = 0) -> dict[str, int]:
+    """A warm-started round's length as :func:`train_detector` takes it: ``{"max_steps": fine_tune_steps}``
+    with ``exact_steps``, else ``{"epochs": fine_tune_epochs(...)}``."""
+    if config.exact_steps:
+        return {"max_steps": int(config.fine_tune_steps)}
+    return {"epochs": fine_tune_epochs(config, labeled_frames, batch_size, new_frames)}
+
+
 def fine_tune_epochs(config: DetectionProtocolConfig, labeled_frames: int, batch_size: int,
                      new_frames: int = 0) -> int:
     """Epochs of a warm-started round: ``fine_tune_steps`` rounded up to whole epochs, or ``fine_tune_epochs``.
@@ -406,7 +425,7 @@ def run_seed_protocol(
         new = 0 if previous is None else int(np.count_nonzero(~np.isin(labeled, previous)))
         checkpoint = train_detector(
             [data.pool[i] for i in labeled], detector_config, folder,
-            epochs=fine_tune_epochs(config, len(labeled), batch_size, new) if warm else config.epochs,
+            **(fine_tune_budget(config, len(labeled), batch_size, new) if warm else {"epochs": config.epochs}),
             seed=derive_seed(run_seed, round_index, "detector_training"),
             init_checkpoint=init.path if warm else None,
             repeats=new_frame_repeats(config, labeled, previous) if warm and previous is not None else None,
