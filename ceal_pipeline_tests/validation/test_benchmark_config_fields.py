@@ -31,5 +31,5 @@ def test_every_override_is_a_protocol_field_of_the_same_type_and_reaches_the_pro
     for name, kind in overridable.items():
         default = protocol_fields[name].default
         assert isinstance(default, kind) or default is None, f"{name}: {kind} vs {default!r}"
-    values = {name: (1 if kind is int else 0.5) for name, kind in overridable.items()}
+    values = {name: (True if kind is bool else 1 if kind is int else 0.5) for name, kind in overridable.items()}
     assert config_class(**values).overrides() == values  # every override is passed on, none dropped

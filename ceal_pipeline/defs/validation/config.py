@@ -79,6 +79,10 @@ class DetectionBenchmarkConfig(dg.Config):
     epochs: Optional[int] = Field(default=None, description="round-0 training epochs")
     fine_tune_epochs: Optional[int] = Field(default=None, description="warm-started epochs of later rounds")
     fine_tune_steps: Optional[int] = Field(default=None, description="warm-started optimiser steps of later rounds")
+    exact_steps: Optional[bool] = Field(default=None, description="train exactly fine_tune_steps steps (the last "
+                                        "epoch partial) instead of rounding up to whole epochs")
+    new_frame_repeats: Optional[int] = Field(default=None, description="warm-started rounds: passes per epoch over "
+                                             "each frame bought in the round (oversampling; 1 = once)")
     generator_seed: Optional[int] = Field(default=None, description="the synthetic dataset's seed (another dataset)")
     mc_samples: Optional[int] = Field(default=None, description="MC-Dropout passes T per scored frame")
     threads: int = Field(default=0, description="torch CPU threads; 0 = torch's default")
@@ -88,5 +92,6 @@ class DetectionBenchmarkConfig(dg.Config):
     def overrides(self) -> dict:
         """The protocol fields this config sets (None = keep the preset's)."""
         names = ("frames", "held_out_frames", "initial_labeled", "rounds", "acquire_per_round", "epochs",
-                 "fine_tune_epochs", "fine_tune_steps", "generator_seed", "mc_samples")
+                 "fine_tune_epochs", "fine_tune_steps", "exact_steps", "new_frame_repeats", "generator_seed",
+                 "mc_samples")
         return {name: getattr(self, name) for name in names if getattr(self, name) is not None}
