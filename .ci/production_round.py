@@ -13,7 +13,9 @@ Starts, each as its own process group:
      dagster-postgres, QueuedRunCoordinator, the gpu/duckdb pools) and on a workspace
      that points at the code server over gRPC.
 Then, as a UI user would, it adds round r0000 and launches nightly_acquisition
-through the webserver's GraphQL API with a non-default configuration. The daemon
+through the webserver's GraphQL API with a non-default configuration (among it
+the rank combination ``localization_and_heatmap_ranks``, whose shards the merge
+must rank together: checked against the shard files afterwards). The daemon
 and the sensors carry the round through every shard to the export with no other
 call; the schedule (every minute here, CEAL_NIGHTLY_CRON) opens each next round the
 same way. Prints one JSON line and exits 1 unless every round exported with no
@@ -49,7 +51,8 @@ BIN = Path(sys.executable).parent  # the venv's dagster, dagster-webserver, dags
 UI_RUN_CONFIG = {"ops": {
     "detector": {"config": {"epochs": 2, "max_eval_frames": 8}},
     "candidate_pool": {"config": {"round_zero_mode": "prior", "pool_fraction": 0.4, "shard_size": 16,
-                                  "temperature": 0.5, "k": 6, "per_sequence_cap": 3}},
+                                  "temperature": 0.5, "k": 6, "per_sequence_cap": 3,
+                                  "acquisition_fn": "localization_and_heatmap_ranks"}},
 }}
 # The deployment's project configuration (ceal.yaml, CEAL_CONFIG): a tiny synthetic source and the tiny
 # detector on the CPU, so a round takes minutes on 2 cores; the rounds the schedule opens use its round
@@ -194,6 +197,29 @@ def exported_manifest(work: Path, round_index: int) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def ranked_over_all_shards(work: Path, round_index: int = 0) -> dict:
+    """Whether the history holds the UI round's rank combination ranked over all of its shards:
+    the values the merge ingested against the terms the workers wrote, read back from the files."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from ceal_pipeline.core.history import AcquisitionHistory
+    from ceal_pipeline.core.ranks import rank_normalised_combination
+
+    shards = sorted((work / "ceal" / "shards" / f"round-{round_index:04d}").glob("s*.parquet"))
+    tables = [pq.read_table(path) for path in shards]
+    weights = json.loads(pq.read_metadata(shards[0]).metadata[b"ceal"])["term_weights"]
+    ids = [f for t in tables for f in t.column("frame_id").to_pylist()]
+    terms = {name: np.concatenate([t.column(f"term_{name}").to_numpy() for t in tables]) for name in weights}
+    expected = rank_normalised_combination(terms, weights)
+    stored = AcquisitionHistory(work / "ceal" / "history.duckdb").round_scores(round_index)
+    by_id = dict(zip(stored.frame_ids, stored.scores))
+    within = np.concatenate([t.column("score").to_numpy() for t in tables])
+    return {"shards": len(shards), "frames": len(ids),
+            "merged_equals_ranks_over_all_shards": bool(np.allclose([by_id[f] for f in ids], expected)),
+            "differs_from_within_shard_ranks": bool(not np.allclose(within, expected))}
+
+
 def run_rounds(work: Path, rounds: int, timeout_s: float, result: dict) -> None:
     """Start the topology, carry ``rounds`` rounds to the export, and fill ``result`` as it goes."""
     logs = work / "logs"
@@ -301,11 +327,15 @@ def main() -> int:
     result: dict = {}
     try:
         run_rounds(work, args.rounds, args.timeout_s, result)
+        result["r0000_rank_combination"] = ranked_over_all_shards(work)
     except Exception as exc:  # still one JSON line, saying what went wrong; the logs say the rest
         result["error"] = f"{type(exc).__name__}: {exc}"
     result["wall_s"] = round(time.time() - started, 1)
     print(json.dumps(result))
-    ok = result.get("rounds_exported") == args.rounds and result.get("failed_runs") == 0
+    ranked = result.get("r0000_rank_combination", {})
+    ok = (result.get("rounds_exported") == args.rounds and result.get("failed_runs") == 0
+          and ranked.get("shards", 0) > 1 and ranked.get("merged_equals_ranks_over_all_shards") is True
+          and ranked.get("differs_from_within_shard_ranks") is True)
     if not ok:
         print(f"production test FAILED: logs in {work / 'logs'}", file=sys.stderr)
     return 0 if ok else 1
