@@ -337,7 +337,7 @@ def load_score_shard(con: duckdb.DuckDBPyConnection, path: Path, table: str, *, 
                 f"ceal_pipeline.core.history.write_score_shard (columns {list(SHARD_COLUMNS)}); {fix}"
             )
         terms = sorted(c[len(TERM_PREFIX):] for c in present if c.startswith(TERM_PREFIX))
-        term_weights = _read_term_weights(con, path, terms, fix)
+        term_weights = _read_term_weights(path, terms, fix)
         term_columns = "".join(f", {TERM_PREFIX}{name}" for name in terms)
         # Only the columns the merge needs: the explanation columns stay in the file.
         con.execute(
@@ -379,18 +379,13 @@ def load_score_shard(con: duckdb.DuckDBPyConnection, path: Path, table: str, *, 
     return {**{k: v for k, v in constants.items() if k not in ("round", "shard")}, "term_weights": term_weights}
 
 
-def _read_term_weights(con: duckdb.DuckDBPyConnection, path: Path, terms: list[str], fix: str
-                       ) -> dict[str, float] | None:
+def _read_term_weights(path: Path, terms: list[str], fix: str) -> dict[str, float] | None:
     """The footer's ``term_weights`` of a shard with term columns ``terms``; ``None`` without terms."""
     bad = [name for name in terms if not name.isidentifier()]
     if bad:
         raise ShardFileError(f"score shard {path} has term columns with odd names {bad}; {fix}")
-    rows = con.execute("SELECT value FROM parquet_kv_metadata(?) WHERE key = 'ceal'", [str(path)]).fetchall()
-    try:
-        footer = json.loads(bytes(rows[0][0]).decode()) if rows else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ShardFileError(f"score shard {path}: its 'ceal' footer is not JSON ({exc}); {fix}") from exc
-    weights = footer.get("term_weights") if isinstance(footer, dict) else None
+    # A shard without terms needs no footer (its own writer may not have written one).
+    weights = _read_facts(path, "score shard", fix, error=ShardFileError, required=bool(terms)).get("term_weights")
     if not terms and weights is None:
         return None
     valid = (isinstance(weights, dict) and sorted(weights) == terms
@@ -501,22 +496,27 @@ class ShardStats:
     term_weights: dict | None = None
 
 
-def _read_facts(path: Path, what: str, fix: str) -> dict:
+def _read_facts(path: Path, what: str, fix: str, *, error: type[Exception] = ExchangeFileError,
+                required: bool = True) -> dict:
+    """The file's ``ceal`` key-value metadata with its ``rows``; ``error`` (naming ``fix``) when it
+    cannot be read, or is absent and ``required`` (else ``{}``)."""
     import pyarrow.parquet as pq
 
     try:
         metadata = pq.read_metadata(path)
     except (OSError, ValueError) as exc:  # pyarrow raises ArrowInvalid (a ValueError) for a corrupt footer
-        raise ExchangeFileError(f"{what} {path} cannot be read as Parquet ({exc}); {fix}") from exc
+        raise error(f"{what} {path} cannot be read as Parquet ({exc}); {fix}") from exc
     raw = (metadata.metadata or {}).get(METADATA_KEY)
     if raw is None:
-        raise ExchangeFileError(f"{what} {path} carries no '{METADATA_KEY.decode()}' metadata; {fix}")
+        if not required:
+            return {}
+        raise error(f"{what} {path} carries no '{METADATA_KEY.decode()}' metadata; {fix}")
     try:
         facts = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise ExchangeFileError(f"{what} {path}: its '{METADATA_KEY.decode()}' metadata is not JSON ({exc}); {fix}")
+        raise error(f"{what} {path}: its '{METADATA_KEY.decode()}' metadata is not JSON ({exc}); {fix}")
     if not isinstance(facts, dict):
-        raise ExchangeFileError(f"{what} {path}: its metadata is {type(facts).__name__}, not an object; {fix}")
+        raise error(f"{what} {path}: its metadata is {type(facts).__name__}, not an object; {fix}")
     facts["rows"] = metadata.num_rows
     return facts
 

@@ -422,7 +422,7 @@ def run_seed_protocol(
         # previous: the round before's labeled set; the frames of labeled outside it were just bought.
         start = time.perf_counter()
         warm = init is not None and config.warm_start
-        new = 0 if previous is None else int(np.count_nonzero(~np.isin(labeled, previous)))
+        new = 0 if previous is None else len(labeled) - len(previous)  # labeled is previous plus the purchase
         checkpoint = train_detector(
             [data.pool[i] for i in labeled], detector_config, folder,
             **(fine_tune_budget(config, len(labeled), batch_size, new) if warm else {"epochs": config.epochs}),
